@@ -1,0 +1,55 @@
+// Backends program the data path for one network. Wiring, as flannel's pkg/backend/common.go:
+//   const backend = BACKENDS[config.backendType](deps)     (registry.ts, no side-effect registration)
+//   const network = await backend.registerNetwork(signal, config)   → acquires our lease
+//   await network.run(signal)   → consumes peer lease events until the signal aborts
+import type { IP } from '../../shared/net/ip.js';
+import type { Kernel } from '../../shared/kernel/kernel.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../lease.js';
+
+/** The host's underlay interface and addresses (pkg/ipmatch LookupExtIface). */
+export interface ExternalInterface {
+  iface: { name: string; index: number; mtu: number };
+  /** address of iface used as the VXLAN local/source address */
+  ifaceAddr?: IP;
+  ifaceV6Addr?: IP;
+  /** the address peers reach us at (--public-ip, else ifaceAddr) */
+  extAddr?: IP;
+  extV6Addr?: IP;
+}
+
+/** What a backend needs from the subnet manager (pkg/subnet.Manager). */
+export interface SubnetManager {
+  acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease>;
+  /** Peer lease batches: the first batch is the snapshot (added), then changes as they happen. */
+  watchLeases(signal: AbortSignal): AsyncIterable<LeaseEvent[]>;
+  name(): string;
+}
+
+export interface Network {
+  lease(): Lease;
+  mtu(): number;
+  /** Runs until the signal aborts; must never throw for one bad lease (log and skip it). */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+export interface Backend {
+  registerNetwork(signal: AbortSignal, config: BackendNetworkConfig): Promise<Network>;
+}
+
+export interface BackendNetworkConfig {
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  /** the raw `Backend` object of the network config, e.g. {"Type":"vxlan","VNI":100,"Port":8472} */
+  backend: Record<string, unknown>;
+}
+
+export interface BackendDeps {
+  subnetManager: SubnetManager;
+  extIface: ExternalInterface;
+  kernel: Kernel;
+  /** flannel's data dir for state kept across restarts (e.g. the VtepMAC) */
+  stateDir: string;
+  log: (msg: string) => void;
+}
+
+export type BackendFactory = (deps: BackendDeps) => Backend;

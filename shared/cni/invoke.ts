@@ -1,0 +1,140 @@
+// Delegation by exec, as libcni/invoke does it: the plugin `<type>` is the first regular file named so
+// in CNI_PATH; it inherits our environment with only CNI_COMMAND overridden, gets the bytes we choose
+// on stdin, and its stderr is copied to ours. A delegate's {code,msg,details} error passes through
+// unchanged (as a CniError); other failures are worded like libcni's pluginErr.
+import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CniError, errorMessage } from './errors.js';
+import { isObject, parseJson } from './go-json.js';
+import { parseResult } from './version.js';
+import type { Result } from './types.js';
+
+export interface InvokeOptions {
+  /** environment for the delegate (default: process.env); CNI_COMMAND is always overridden */
+  env?: Record<string, string | undefined>;
+  /** where stderr of a successful delegate goes (default: our stderr) */
+  writeStderr?: (text: string) => void;
+}
+
+export function findInPath(type: string, cniPath: string): string {
+  if (type === '') throw new Error('no plugin name provided');
+  if (type.includes('/')) throw new Error(`invalid plugin name: ${type}`);
+  const dirs = cniPath.split(':').filter((d) => d !== '');
+  if (dirs.length === 0) throw new Error('no paths provided');
+  for (const dir of dirs) {
+    const full = join(dir, type);
+    try {
+      if (statSync(full).isFile()) return full;
+    } catch {
+      // not here
+    }
+  }
+  return failNotFound(type, dirs);
+}
+
+function failNotFound(type: string, dirs: string[]): never {
+  throw new Error(`failed to find plugin "${type}" in path [${dirs.join(' ')}]`);
+}
+
+export interface ExecOutput {
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** Runs a plugin binary; resolves with its output on exit 0, rejects with a CniError otherwise. */
+export async function execPlugin(pluginPath: string, stdin: Buffer | string, env: Record<string, string | undefined>): Promise<ExecOutput> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await execOnce(pluginPath, stdin, env);
+    } catch (err) {
+      // "text file busy": the binary is being replaced; libcni retries 5 times, 1 s apart.
+      if ((err as NodeJS.ErrnoException).code === 'ETXTBSY' && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+function execOnce(pluginPath: string, stdin: Buffer | string, env: Record<string, string | undefined>): Promise<ExecOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(pluginPath, [], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const errOut: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => errOut.push(b));
+    child.on('error', reject);
+    child.stdin.on('error', () => {
+      // the plugin may exit without reading stdin; its exit status tells what happened
+    });
+    child.on('close', (code, signal) => {
+      const stdout = Buffer.concat(out);
+      const stderr = Buffer.concat(errOut);
+      if (code === 0) return resolve({ stdout, stderr });
+      reject(pluginError(stdout, stderr, signal ? `signal: ${signal}` : `exit status ${code ?? -1}`));
+    });
+    child.stdin.end(stdin);
+  });
+}
+
+/** libcni's pluginErr. */
+function pluginError(stdout: Buffer, stderr: Buffer, exitText: string): CniError {
+  const out = stdout.toString('utf8');
+  if (out.length === 0) {
+    const errText = stderr.toString('utf8');
+    if (errText.length === 0) return new CniError(0, `netplugin failed with no error message: ${exitText}`);
+    return new CniError(0, `netplugin failed: ${JSON.stringify(errText)}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseJson(out);
+  } catch (err) {
+    return new CniError(0, `netplugin failed but error parsing its diagnostic message ${JSON.stringify(out)}: ${errorMessage(err)}`);
+  }
+  if (!isObject(raw)) return new CniError(0, `netplugin failed but error parsing its diagnostic message ${JSON.stringify(out)}`);
+  const code = typeof raw.code === 'number' ? raw.code : 0;
+  return new CniError(code, typeof raw.msg === 'string' ? raw.msg : '', typeof raw.details === 'string' ? raw.details : '');
+}
+
+type Verb = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC';
+
+async function delegate(verb: Verb, type: string, netconf: Buffer | string, o: InvokeOptions): Promise<Buffer> {
+  const env: Record<string, string | undefined> = { ...(o.env ?? process.env), CNI_COMMAND: verb };
+  const pluginPath = findInPath(type, env.CNI_PATH ?? '');
+  const { stdout, stderr } = await execPlugin(pluginPath, netconf, env);
+  if (stderr.length > 0) (o.writeStderr ?? ((t: string) => process.stderr.write(t)))(stderr.toString('utf8'));
+  return stdout;
+}
+
+/** DelegateAdd: the delegate's result in the 1.0 shape (its cniVersion kept). */
+export async function delegateAdd(type: string, netconf: Buffer | string, confVersion: string, o: InvokeOptions = {}): Promise<Result> {
+  const stdout = await delegate('ADD', type, netconf, o);
+  try {
+    return parseResult(parseJson(stdout), confVersion);
+  } catch (err) {
+    throw new Error(`failed to parse the result of plugin "${type}": ${errorMessage(err)}`);
+  }
+}
+
+/** DelegateAdd returning the delegate's stdout untouched (for meta-plugins that pass it through). */
+export async function delegateAddRaw(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<Buffer> {
+  return delegate('ADD', type, netconf, o);
+}
+
+export async function delegateDel(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<void> {
+  await delegate('DEL', type, netconf, o);
+}
+
+export async function delegateCheck(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<void> {
+  await delegate('CHECK', type, netconf, o);
+}
+
+export async function delegateStatus(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<void> {
+  await delegate('STATUS', type, netconf, o);
+}
+
+export async function delegateGc(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<void> {
+  await delegate('GC', type, netconf, o);
+}

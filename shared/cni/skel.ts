@@ -1,0 +1,195 @@
+// runPlugin: the CNI skeleton (containernetworking/cni pkg/skel), the single place that turns the
+// environment and stdin into a call and a result or error into protocol output.
+//
+// Order as skel HEAD: env (all missing variables in one code-4 error) → VERSION (stdin ignored) → stdin
+// (code 5) → config validation (code 6/7) → container ID / ifname validation (3/4) → version check
+// (code 1) → handler. A CniError passes through unchanged; any other error becomes code 999. Errors are
+// printed as MarshalIndent'ed {code,msg,details} on stdout with exit status 1.
+import { readFileSync, writeSync } from 'node:fs';
+import { CniError, CniErrorCode, errorMessage } from './errors.js';
+import { GoJsonError, isObject, parseJson, marshal, marshalIndent } from './go-json.js';
+import { PreformattedResult, type CmdArgs, type PluginFuncs } from './types.js';
+import {
+  CURRENT_VERSION,
+  SUPPORTED_VERSIONS,
+  decodeConfVersion,
+  formatResult,
+  incompatibleVersionError,
+  isSupportedVersion,
+  versionAtLeast,
+} from './version.js';
+
+export interface PluginIo {
+  env: Record<string, string | undefined>;
+  readStdin(): Buffer;
+  writeStdout(text: string): void;
+  writeStderr(text: string): void;
+}
+
+/** The real process: synchronous fd writes (cheaper at start-up than building process.stdout). */
+export const processIo: PluginIo = {
+  env: process.env,
+  readStdin: () => {
+    try {
+      return readFileSync(0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EOF') return Buffer.alloc(0);
+      throw err;
+    }
+  },
+  writeStdout: (text) => writeFd(1, text),
+  writeStderr: (text) => writeFd(2, text),
+};
+
+function writeFd(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off);
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const MAX_IFNAME = 15;
+
+type Command = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'STATUS' | 'GC';
+const REQUIRED: ReadonlyArray<[string, readonly Command[]]> = [
+  ['CNI_COMMAND', ['ADD', 'CHECK', 'DEL', 'GC', 'STATUS', 'VERSION']],
+  ['CNI_CONTAINERID', ['ADD', 'CHECK', 'DEL']],
+  ['CNI_NETNS', ['ADD', 'CHECK']],
+  ['CNI_IFNAME', ['ADD', 'CHECK', 'DEL']],
+  ['CNI_ARGS', []],
+  ['CNI_PATH', ['ADD', 'CHECK', 'DEL', 'GC', 'STATUS']],
+  ['CNI_NETNS_OVERRIDE', []],
+];
+
+export function validateContainerId(id: string): void {
+  if (id === '') throw new CniError(CniErrorCode.UnknownContainer, 'missing containerID');
+  if (!NAME_RE.test(id)) throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'error: invalid characters in containerID', id);
+}
+
+export function validateInterfaceName(name: string): void {
+  if (name.length === 0) throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'interface name is empty');
+  if (Buffer.byteLength(name) > MAX_IFNAME) {
+    throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'interface name is too long', `interface name should be less than ${MAX_IFNAME + 1} characters`);
+  }
+  if (name === '.' || name === '..') throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'interface name is . or ..');
+  if (/[/:\s\0]/u.test(name)) {
+    throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'interface name contains / or : or whitespace characters');
+  }
+}
+
+export function validateNetworkName(name: string): void {
+  if (!NAME_RE.test(name)) throw new CniError(CniErrorCode.InvalidNetworkConfig, 'error: invalid characters found in network name', name);
+}
+
+/** skel's validateConfig: the config must be JSON with a valid `name`. Returns the parsed config. */
+export function validateConfig(stdin: Buffer): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = parseJson(stdin);
+  } catch (err) {
+    throw new CniError(CniErrorCode.DecodingFailure, `error unmarshall network config: ${errorMessage(err)}`);
+  }
+  if (!isObject(raw)) {
+    throw new CniError(CniErrorCode.DecodingFailure, `error unmarshall network config: json: cannot unmarshal ${Array.isArray(raw) ? 'array' : typeof raw} into Go value of type struct { Name string "json:\\"name\\"" }`);
+  }
+  let name: unknown;
+  for (const k of Object.keys(raw)) if (k.toLowerCase() === 'name') name = raw[k];
+  if (name !== undefined && name !== null && typeof name !== 'string') {
+    throw new CniError(CniErrorCode.DecodingFailure, 'error unmarshall network config: json: cannot unmarshal into Go struct field .name of type string');
+  }
+  if (!name) throw new CniError(CniErrorCode.InvalidNetworkConfig, 'missing network name');
+  validateNetworkName(name);
+  return raw;
+}
+
+/** Runs one plugin invocation; returns the process exit code (0 or 1). */
+export async function runPlugin(funcs: PluginFuncs, info: { about: string }, io: PluginIo = processIo): Promise<number> {
+  try {
+    await dispatch(funcs, info, io);
+    return 0;
+  } catch (err) {
+    const e =
+      err instanceof CniError
+        ? err
+        : err instanceof GoJsonError
+          ? new CniError(CniErrorCode.Internal, err.message)
+          : new CniError(CniErrorCode.Internal, errorMessage(err));
+    io.writeStdout(marshalIndent(e.toJSON()));
+    return 1;
+  }
+}
+
+async function dispatch(funcs: PluginFuncs, info: { about: string }, io: PluginIo): Promise<void> {
+  const env = (k: string): string => io.env[k] ?? '';
+  const cmd = env('CNI_COMMAND');
+  const missing = REQUIRED.filter(([name, cmds]) => env(name) === '' && (name === 'CNI_COMMAND' || (cmds as readonly string[]).includes(cmd))).map(([n]) => n);
+  if (missing.length > 0) {
+    if (cmd === '' && info.about) {
+      io.writeStderr(`${info.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+      return;
+    }
+    throw new CniError(CniErrorCode.InvalidEnvironmentVariables, `required env variables [${missing.join(',')}] missing`);
+  }
+  if (cmd === 'VERSION') {
+    io.writeStdout(marshal({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
+    return;
+  }
+  let stdinData: Buffer;
+  try {
+    stdinData = io.readStdin();
+  } catch (err) {
+    throw new CniError(CniErrorCode.IoFailure, `error reading from stdin: ${errorMessage(err)}`);
+  }
+  const args: CmdArgs = {
+    containerId: env('CNI_CONTAINERID'),
+    netns: env('CNI_NETNS'),
+    ifName: env('CNI_IFNAME'),
+    args: env('CNI_ARGS'),
+    path: env('CNI_PATH'),
+    netnsOverride: env('CNI_NETNS_OVERRIDE'),
+    stdinData,
+  };
+  const conf = validateConfig(stdinData);
+  if (cmd === 'ADD' || cmd === 'DEL' || cmd === 'CHECK') {
+    validateContainerId(args.containerId);
+    validateInterfaceName(args.ifName);
+  }
+  const version = decodeConfVersion(conf);
+  switch (cmd) {
+    case 'ADD': {
+      checkSupported(version);
+      const result = await funcs.add(args);
+      io.writeStdout(result instanceof PreformattedResult ? result.text : formatResult(result, version));
+      return;
+    }
+    case 'DEL':
+      checkSupported(version);
+      await funcs.del(args);
+      return;
+    case 'CHECK':
+      requireAtLeast(version, '0.4.0', 'CHECK');
+      checkSupported(version);
+      await funcs.check?.(args);
+      return;
+    case 'STATUS':
+      requireAtLeast(version, '1.1.0', 'STATUS');
+      checkSupported(version);
+      await funcs.status?.(args);
+      return;
+    case 'GC':
+      requireAtLeast(version, '1.1.0', 'GC');
+      checkSupported(version);
+      await funcs.gc?.(args);
+      return;
+    default:
+      throw new CniError(CniErrorCode.InvalidEnvironmentVariables, `unknown CNI_COMMAND: ${cmd}`);
+  }
+}
+
+function checkSupported(version: string): void {
+  if (!isSupportedVersion(version)) throw incompatibleVersionError(version);
+}
+
+function requireAtLeast(version: string, min: string, verb: string): void {
+  if (!versionAtLeast(version, min)) throw new CniError(CniErrorCode.IncompatibleCniVersion, `config version does not allow ${verb}`);
+}

@@ -1,0 +1,190 @@
+// The kernel behind one small interface.
+//
+// Plugins (bridge, loopback) and daemon backends (vxlan) never build `ip`/`bridge`/`iptables` argv
+// themselves: they call these verbs, which read like upstream's netlink calls (`dev.AddFDB(n)`).
+// Node cannot setns() in-process, so a network namespace is a property of the runner: `inNetns(path)`
+// returns the same verbs with every command run inside that namespace.
+//
+// Writes use replace/append semantics so that a retry is safe; reads use `-json`.
+// `batch()` sends many writes through one `ip -batch -` exec (one exec costs ~1.7 ms here), which is how
+// the daemon programs thousands of peers and how a plugin keeps its exec count low.
+// The only error that leaves this layer is KernelError (errors.ts); callers test `isNotFound(err)` /
+// `isExists(err)` instead of matching stderr.
+import type { Family } from '../net/ip.js';
+
+export interface Link {
+  name: string;
+  index: number;
+  /** `bridge`, `veth`, `vxlan`, `loopback`, ... (`link_info.info_kind`, or `loopback` for lo) */
+  kind?: string;
+  mtu: number;
+  mac: string;
+  up: boolean;
+  /** name of the master device (bridge), if enslaved */
+  master?: string;
+  promisc?: boolean;
+  /** vxlan attributes when kind === 'vxlan' */
+  vxlan?: { vni: number; port: number; local?: string; learning: boolean; gbp: boolean; dev?: string };
+  /** `operstate` as the kernel reports it: `UP`, `DOWN`, `UNKNOWN`, `LOWERLAYERDOWN`, ... */
+  operstate?: string;
+  /** ifindex of the peer (veth) or lower device (`link_index`) */
+  peerIndex?: number;
+  /** bridge attributes when kind === 'bridge' */
+  bridge?: { vlanFiltering: boolean };
+  /** bridge-port attributes when the link is enslaved to a bridge */
+  port?: { hairpin: boolean; isolated: boolean };
+}
+
+export interface BridgeVlan {
+  vid: number;
+  pvid: boolean;
+  untagged: boolean;
+}
+
+export interface Addr {
+  dev: string;
+  family: Family;
+  /** `ip/prefix` with host bits, e.g. `10.244.1.1/24` */
+  cidr: string;
+  scope: string;
+}
+
+export interface RouteSpec {
+  /** `default`, or a network `10.244.2.0/24` */
+  dst: string;
+  via?: string;
+  dev?: string;
+  onlink?: boolean;
+  src?: string;
+  table?: number;
+  scope?: 'global' | 'link' | 'host';
+  metric?: number;
+  mtu?: number;
+  advmss?: number;
+  proto?: string;
+}
+
+export interface Route extends RouteSpec {
+  family: Family;
+}
+
+export interface Neigh {
+  dev: string;
+  ip: string;
+  mac: string;
+  permanent: boolean;
+}
+
+export interface Fdb {
+  dev: string;
+  mac: string;
+  dst?: string;
+  self: boolean;
+  permanent: boolean;
+}
+
+/** One write in a batch; a batch runs in order in one namespace and stops at the first failure. */
+export type KernelOp =
+  | { op: 'replaceRoute'; route: RouteSpec }
+  | { op: 'deleteRoute'; route: RouteSpec }
+  | { op: 'replaceNeigh'; dev: string; ip: string; mac: string }
+  | { op: 'deleteNeigh'; dev: string; ip: string }
+  | { op: 'replaceFdb'; dev: string; mac: string; dst: string }
+  | { op: 'appendFdb'; dev: string; mac: string; dst: string }
+  | { op: 'deleteFdb'; dev: string; mac: string; dst?: string }
+  | { op: 'replaceAddr'; dev: string; cidr: string }
+  | { op: 'setLinkUp'; dev: string }
+  // Added for the bridge plugin (one host-side and one pod-side batch per ADD):
+  /** `ip link add <name> [mtu N] type bridge [vlan_filtering 1]`: fails with EEXIST if present */
+  | { op: 'addBridge'; name: string; mtu?: number; vlanFiltering?: boolean }
+  /** veth pair; the peer is created directly in `peerNetns` (a file path), never moved */
+  | { op: 'addVeth'; name: string; peer: string; peerNetns?: string; mtu?: number; mac?: string; peerMac?: string }
+  /** `ip link set`: any subset of the attributes, applied in one command */
+  | { op: 'setLink'; dev: string; up?: boolean; master?: string; promisc?: boolean; mtu?: number; mac?: string }
+  /** bridge-port flags (`type bridge_slave hairpin on isolated off`) */
+  | { op: 'setBridgePort'; dev: string; hairpin?: boolean; isolated?: boolean }
+  /** strict `ip addr add` (EEXIST fails) */
+  | { op: 'addAddr'; dev: string; cidr: string }
+  | { op: 'deleteAddr'; dev: string; cidr: string }
+  /** strict `ip route add` (EEXIST fails, like netlink RouteAdd) */
+  | { op: 'addRoute'; route: RouteSpec }
+  | { op: 'deleteLink'; dev: string }
+  /** write `/proc/sys/<key>` in the batch's namespace (key as in writeSysctl) */
+  | { op: 'sysctl'; key: string; value: string }
+  /** `bridge vlan add dev <dev> vid <vid>[-<vidEnd>] [pvid] [untagged] [self]` */
+  | { op: 'addVlan'; dev: string; vid: number; vidEnd?: number; pvid?: boolean; untagged?: boolean; self?: boolean }
+  | { op: 'deleteVlan'; dev: string; vid: number; vidEnd?: number; self?: boolean };
+
+export interface VxlanSpec {
+  vni: number;
+  port: number;
+  /** local (underlay) address */
+  local: string;
+  /** underlay device */
+  dev?: string;
+  learning: boolean;
+  gbp?: boolean;
+  mtu?: number;
+  mac?: string;
+}
+
+export interface Kernel {
+  /** The same verbs, every command run inside the network namespace at `path` (a file path). */
+  inNetns(path: string): Kernel;
+
+  getLink(name: string): Promise<Link | undefined>;
+  listLinks(): Promise<Link[]>;
+  setLinkUp(name: string): Promise<void>;
+  setLinkDown(name: string, o?: { missingOk?: boolean }): Promise<void>;
+  setLinkMtu(name: string, mtu: number): Promise<void>;
+  deleteLink(name: string, o?: { missingOk?: boolean }): Promise<void>;
+
+  listAddrs(o?: { dev?: string; family?: Family }): Promise<Addr[]>;
+  /** Adds an address; EEXIST counts as success. */
+  ensureAddr(dev: string, cidr: string): Promise<void>;
+  deleteAddr(dev: string, cidr: string, o?: { missingOk?: boolean }): Promise<void>;
+
+  listRoutes(o?: { family?: Family; dev?: string; table?: number }): Promise<Route[]>;
+  /** `ip route get <dst>`: the route the kernel would take (used for --iface-can-reach). */
+  routeGet(dst: string): Promise<Route & { prefsrc?: string }>;
+  replaceRoute(r: RouteSpec): Promise<void>;
+  addRoute(r: RouteSpec): Promise<void>;
+  deleteRoute(r: RouteSpec, o?: { missingOk?: boolean }): Promise<void>;
+
+  ensureVxlan(name: string, spec: VxlanSpec): Promise<Link>;
+  listNeighs(dev: string): Promise<Neigh[]>;
+  listFdb(dev: string): Promise<Fdb[]>;
+
+  /**
+   * Runs many writes in order in this namespace, stopping at the first failure (KernelError naming the
+   * failed line in `line`). A batch is ONE exec: `ip -batch -` or `bridge -batch -` when all ops use
+   * the same tool, else one `sh -s` script that runs each maximal run of same-tool ops as one
+   * `ip -batch`/`bridge -batch` here-doc and writes sysctls with printf (`set -e`). Sysctl-only batches
+   * in the process's own namespace need no exec at all. Keep ip ops together and bridge (fdb, vlan) ops
+   * together: each run forks one tool.
+   */
+  batch(ops: readonly KernelOp[]): Promise<void>;
+
+  /**
+   * Keys are `/proc/sys`-relative, slash-separated (`net/ipv6/conf/cni0.100/accept_ra`, as Go's
+   * sysctl package); a key without `/` is taken as dotted (`net.ipv4.ip_forward`).
+   */
+  readSysctl(key: string): Promise<string>;
+  writeSysctl(key: string, value: string): Promise<void>;
+
+  // ---- added for the bridge plugin ----
+  /**
+   * Creates the bridge if missing (mtu and vlan_filtering apply only at creation; EEXIST is fine), sets
+   * promisc on if asked, brings it up and returns the re-read link. It does not check that an existing
+   * `name` is a bridge: the caller looks at `link.kind` and words that error itself.
+   */
+  ensureBridge(name: string, o?: { mtu?: number; vlanFiltering?: boolean; promisc?: boolean }): Promise<Link>;
+  /** veth pair `host` here and `peer` created directly in the namespace at `peerNetns` (no move). */
+  createVethPair(host: string, peer: string, o: { peerNetns: string; mtu?: number; mac?: string; peerMac?: string }): Promise<void>;
+  setMaster(dev: string, bridge: string): Promise<void>;
+  setPromisc(dev: string, on: boolean): Promise<void>;
+  setHairpin(dev: string, on: boolean): Promise<void>;
+  setLinkAddress(dev: string, mac: string): Promise<void>;
+  /** VLANs configured on a bridge port (`bridge -j vlan show dev X`); [] when none */
+  listBridgeVlans(dev: string): Promise<BridgeVlan[]>;
+}

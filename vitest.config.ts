@@ -1,0 +1,32 @@
+import { defineConfig } from 'vitest/config';
+
+// Three tiers (see README "Tests"):
+// - unit: pure logic, no root, no kernel, no etcd; runs anywhere.
+// - integration: real kernel in network namespaces the test creates, real etcd on loopback,
+//   the built executables in dist/bin. Files run one at a time: the kernel is global state.
+// - e2e: the multi-host lab (netns hosts, etcd, flanneld, pods, podman).
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
