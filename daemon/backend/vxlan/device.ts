@@ -1,0 +1,175 @@
+// One VXLAN device and the verbs that program it (flannel's pkg/backend/vxlan/device.go).
+//
+// `ensure()` creates or reconciles the link; `configure()` puts the lease's /32 (/128) on it and brings it
+// up; the `*Ops` methods return the kernel writes for one peer so that the network can send the writes of a
+// whole lease batch through one `Kernel.batch()` exec. They read like upstream's AddARP/AddFDB/AddRoute.
+import type { Kernel, KernelOp, Link, RouteSpec } from '../../../shared/kernel/kernel.js';
+import { formatCIDR, formatIP, formatNet, netIP, type IP, type IPNet } from '../../../shared/net/ip.js';
+
+/** The kernel's VXLAN port when none is given (IANA's is 4789; Linux predates it). */
+export const KERNEL_DEFAULT_VXLAN_PORT = 8472;
+
+export interface VxlanDeviceAttrs {
+  name: string;
+  family: 4 | 6;
+  vni: number;
+  /** underlay device name */
+  vtepDev: string;
+  /** local underlay address */
+  vtepAddr: string;
+  /** 0 = kernel default */
+  vtepPort: number;
+  gbp: boolean;
+  learning: boolean;
+  /** device MTU (underlay MTU − encapsulation overhead) */
+  mtu: number;
+  /** the VtepMAC, lower-case colon form */
+  mac: string;
+}
+
+/** A 6-byte MAC as Go's net.HardwareAddr.String() prints it (lower-case, `:`), or undefined if invalid. */
+export function normalizeMac(text: unknown): string | undefined {
+  if (typeof text !== 'string') return undefined;
+  const m = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}$/.exec(text);
+  return m ? text.replaceAll('-', ':').toLowerCase() : undefined;
+}
+
+/** A remote VTEP: the peer's subnet, its device MAC and the underlay address to encapsulate to. */
+export interface Neighbor {
+  subnet: IPNet;
+  mac: string;
+  publicIP: IP;
+}
+
+/** Why an existing link cannot be reused as is (upstream's vxlanLinksIncompat, plus MAC and learning). */
+export function vxlanIncompat(link: Link, want: VxlanDeviceAttrs): string | undefined {
+  if (link.kind !== 'vxlan') return `type ${link.kind ?? 'unknown'} != vxlan`;
+  const v = link.vxlan;
+  if (!v) return 'no vxlan attributes';
+  if (v.vni !== want.vni) return `vni ${v.vni} != ${want.vni}`;
+  if (v.local !== undefined && v.local !== want.vtepAddr) return `local ${v.local} != ${want.vtepAddr}`;
+  if (v.dev !== undefined && v.dev !== want.vtepDev) return `dev ${v.dev} != ${want.vtepDev}`;
+  const port = want.vtepPort > 0 ? want.vtepPort : KERNEL_DEFAULT_VXLAN_PORT;
+  if (v.port > 0 && v.port !== port) return `port ${v.port} != ${port}`;
+  if (v.gbp !== want.gbp) return `gbp ${v.gbp} != ${want.gbp}`;
+  if (v.learning !== want.learning) return `learning ${v.learning} != ${want.learning}`;
+  if (link.mac.toLowerCase() !== want.mac) return `mac ${link.mac} != ${want.mac}`;
+  return undefined;
+}
+
+export class VxlanDevice {
+  private index = -1;
+
+  constructor(
+    private readonly kernel: Kernel,
+    readonly attrs: VxlanDeviceAttrs,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  /** ifindex seen at the last ensure(); a different one means somebody re-created the link. */
+  get ifIndex(): number {
+    return this.index;
+  }
+
+  /**
+   * Create-or-verify: a missing link is created with our MAC; an incompatible one is deleted and
+   * re-created; a compatible one is kept and its MTU reconciled. Returns true if the link was (re)created,
+   * i.e. it holds no address, neighbours, FDB entries or routes yet.
+   */
+  async ensure(): Promise<boolean> {
+    const a = this.attrs;
+    const existing = await this.kernel.getLink(a.name);
+    if (existing) {
+      const why = vxlanIncompat(existing, a);
+      if (!why) {
+        if (existing.mtu !== a.mtu) {
+          this.log(`${JSON.stringify(a.name)} MTU ${existing.mtu} != ${a.mtu}: reconciling`);
+          await this.kernel.setLinkMtu(a.name, a.mtu);
+        }
+        this.index = existing.index;
+        return false;
+      }
+      this.log(`${JSON.stringify(a.name)} already exists with incompatible configuration: ${why}; recreating device`);
+      await this.kernel.deleteLink(a.name, { missingOk: true });
+    }
+    const link = await this.kernel.ensureVxlan(a.name, {
+      vni: a.vni,
+      port: a.vtepPort,
+      local: a.vtepAddr,
+      dev: a.vtepDev,
+      learning: a.learning,
+      gbp: a.gbp,
+      mtu: a.mtu,
+      mac: a.mac,
+    });
+    this.index = link.index;
+    // No router advertisements on a /128 point-to-point style device (best effort: IPv6 may be off).
+    try {
+      await this.kernel.writeSysctl(`net/ipv6/conf/${a.name}/accept_ra`, '0');
+    } catch {
+      /* ignore: no IPv6 in this namespace */
+    }
+    return true;
+  }
+
+  /**
+   * Puts `<subnet base>/32` (/128) on the device, removes any other global address of that family (an
+   * old lease's), brings the device up and checks the MAC (upstream #1795).
+   */
+  async configure(subnet: IPNet): Promise<void> {
+    const a = this.attrs;
+    const want = formatCIDR(netIP(subnet), a.family === 4 ? 32 : 128);
+    const addrs = await this.kernel.listAddrs({ dev: a.name, family: a.family });
+    for (const addr of addrs) {
+      if (addr.cidr === want || addr.scope === 'link') continue;
+      this.log(`removing stale address ${addr.cidr} from ${a.name}`);
+      await this.kernel.deleteAddr(a.name, addr.cidr, { missingOk: true });
+    }
+    await this.kernel.ensureAddr(a.name, want);
+    await this.kernel.setLinkUp(a.name);
+    const link = await this.kernel.getLink(a.name);
+    if (!link) throw new Error(`link ${JSON.stringify(a.name)} disappeared while configuring it`);
+    if (link.mac.toLowerCase() !== a.mac) {
+      throw new Error(`${a.name}'s mac address wanted: ${a.mac}, but got: ${link.mac}`);
+    }
+    this.index = link.index;
+  }
+
+  /** The onlink route to a peer's subnet through this device. */
+  vxlanRoute(n: Neighbor): RouteSpec {
+    return { dst: formatNet(n.subnet), via: formatIP(netIP(n.subnet)), dev: this.attrs.name, onlink: true };
+  }
+
+  /** The plain route used for a peer on the same L2 segment. */
+  directRoute(n: Neighbor): RouteSpec {
+    return { dst: formatNet(n.subnet), via: formatIP(n.publicIP) };
+  }
+
+  /** AddARP, AddFDB, AddRoute: in this order, replace semantics. */
+  addPeerOps(n: Neighbor): KernelOp[] {
+    const dev = this.attrs.name;
+    return [
+      { op: 'replaceNeigh', dev, ip: formatIP(netIP(n.subnet)), mac: n.mac },
+      { op: 'replaceFdb', dev, mac: n.mac, dst: formatIP(n.publicIP) },
+      { op: 'replaceRoute', route: this.vxlanRoute(n) },
+    ];
+  }
+
+  /** DelRoute, DelARP, DelFDB: route first so nothing is sent to a half-removed peer. */
+  removePeerOps(n: Neighbor): KernelOp[] {
+    const dev = this.attrs.name;
+    return [
+      { op: 'deleteRoute', route: this.vxlanRoute(n) },
+      { op: 'deleteNeigh', dev, ip: formatIP(netIP(n.subnet)) },
+      { op: 'deleteFdb', dev, mac: n.mac, dst: formatIP(n.publicIP) },
+    ];
+  }
+
+  addDirectOps(n: Neighbor): KernelOp[] {
+    return [{ op: 'replaceRoute', route: this.directRoute(n) }];
+  }
+
+  removeDirectOps(n: Neighbor): KernelOp[] {
+    return [{ op: 'deleteRoute', route: this.directRoute(n) }];
+  }
+}
