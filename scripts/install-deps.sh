@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything the lab and the tests need on a fresh Debian machine (run as root), then the
+# npm dependencies. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  iproute2 iputils-ping util-linux procps psmisc openssl   # netns, veth, vxlan; ping; nsenter/flock; pgrep; certs
+  etcd-server etcd-client                                  # the flannel store (started by tests/lab on loopback or in a netns)
+  containernetworking-plugins                              # Go reference plugins in /usr/lib/cni (side-by-side tests, portmap)
+  iptables nftables tcpdump iperf3                         # ipMasq rules, captures, throughput bench
+  podman runc busybox                                      # a real container runtime for the e2e test
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "install-deps: Node.js >= 20 is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi

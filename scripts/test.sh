@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole suite: build the executables (integration and e2e tests exec dist/bin/*), then every vitest
+# project (unit, integration, e2e). Ends with one plain "N passed, N failed, N skipped" line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+node scripts/build.mjs || exit 1
+report=$(mktemp /tmp/flannel-ts-vitest.XXXXXX.json)
+trap 'rm -f "$report"' EXIT
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+rc=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+' "$report" 2>/dev/null || echo "tests: no report (vitest exit $rc)"
+exit $rc
