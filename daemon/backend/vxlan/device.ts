@@ -94,7 +94,7 @@ export class VxlanDevice {
     }
     const link = await this.kernel.ensureVxlan(a.name, {
       vni: a.vni,
-      port: a.vtepPort,
+      port: a.vtepPort > 0 ? a.vtepPort : KERNEL_DEFAULT_VXLAN_PORT,
       local: a.vtepAddr,
       dev: a.vtepDev,
       learning: a.learning,

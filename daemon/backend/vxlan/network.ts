@@ -122,11 +122,19 @@ export class VxlanNetwork implements Network {
 
   /** Applies one batch of lease events; never throws for a bad lease. */
   async handleBatch(events: readonly LeaseEvent[]): Promise<void> {
+    // Only the last event per subnet matters: entries are written with replace semantics and a
+    // removal uses what we programmed, so coalescing keeps one plan (and no conflicting ops) per peer.
+    const last = new Map<string, LeaseEvent>();
+    for (const ev of events) {
+      if (this.isOwn(ev.lease)) continue;
+      const key = leaseKey(ev.lease);
+      last.delete(key);
+      last.set(key, ev);
+    }
+    if (last.size === 0) return;
     const routes = await this.routesForDirect();
     const plans: Plan[] = [];
-    for (const ev of events) {
-      const key = leaseKey(ev.lease);
-      if (this.isOwn(ev.lease)) continue;
+    for (const [key, ev] of last) {
       this.retries.delete(key);
       const plan = ev.type === 'added' ? this.planAdd(key, ev.lease, routes) : this.planRemove(key, ev.lease);
       if (plan) plans.push(plan);
@@ -144,7 +152,7 @@ export class VxlanNetwork implements Network {
 
   private async apply(plans: Plan[]): Promise<void> {
     if (plans.length === 0) return;
-    const all = plans.flatMap((p) => p.ops);
+    const all = orderOps(plans.flatMap((p) => p.ops));
     try {
       if (all.length > 0) await this.o.kernel.batch(all);
       for (const p of plans) p.commit();
@@ -162,7 +170,7 @@ export class VxlanNetwork implements Network {
         continue;
       }
       try {
-        await this.o.kernel.batch(p.ops);
+        await this.o.kernel.batch(orderOps(p.ops));
         p.commit();
       } catch (err) {
         await this.failAdd(p, err);
@@ -402,6 +410,31 @@ export class VxlanNetwork implements Network {
     }
     await this.apply(plans);
   }
+}
+
+/**
+ * Orders a batch so that each tool gets one contiguous run (ip, bridge, ip: three execs at most with
+ * iproute2) while every peer still sees its writes in the safe order: neighbour before FDB before route
+ * when adding, route before neighbour and FDB when removing. Stable within a phase.
+ */
+export function orderOps(ops: readonly KernelOp[]): KernelOp[] {
+  const phase = (op: KernelOp): number => {
+    switch (op.op) {
+      case 'deleteRoute':
+      case 'deleteNeigh':
+      case 'replaceNeigh':
+        return 0;
+      case 'deleteFdb':
+      case 'replaceFdb':
+      case 'appendFdb':
+        return 1;
+      default:
+        return 2;
+    }
+  };
+  const buckets: KernelOp[][] = [[], [], []];
+  for (const op of ops) buckets[phase(op)]!.push(op);
+  return buckets.flat();
 }
 
 function isDirect(ip: IP, routes: Route[]): boolean {

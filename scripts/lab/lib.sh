@@ -1,0 +1,316 @@
+# shellcheck shell=bash
+# The multi-host lab as shell functions: sourced by scripts/lab.sh, the e2e test and the benchmarks.
+#
+# Topology (everything inside network namespaces this file creates; nothing in the root namespace):
+#   ${P}ul            the underlay: bridge br0 (192.168.100.254/24) and etcd listening on it
+#   ${P}h1..hN        hosts: eth0 = 192.168.100.i/24 on br0, our flanneld, flannel.<VNI>, cni0
+#   ${P}h1p1..        pods, added through our CNI plugins (dist/bin/cnitool + conf/10-flannel.conflist)
+# State lives in $LAB_DIR (default <repo>/.lab): pids/, netns list, per-host subnet.env, plugin data dirs,
+# logs. `lab_down` kills only the PIDs recorded there (after checking their command line still names
+# $LAB_DIR) and deletes only the namespaces recorded there.
+
+LAB_ROOT=${LAB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+LAB_DIR=${LAB_DIR:-$LAB_ROOT/.lab}
+LAB_PREFIX=${LAB_PREFIX:-fl-lab-}
+LAB_HOSTS=${LAB_HOSTS:-3}
+LAB_PODS=${LAB_PODS:-2}
+LAB_UNDERLAY=${LAB_UNDERLAY:-192.168.100}
+LAB_ETCD_IP=$LAB_UNDERLAY.254
+LAB_ETCD=http://$LAB_ETCD_IP:2379
+LAB_NETNAME=${LAB_NETNAME:-} # read from the conflist when empty
+LAB_CONFIG=${LAB_CONFIG:-'{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.99.0.0","Backend":{"Type":"vxlan","VNI":100,"Port":8472}}'}
+LAB_VNI=${LAB_VNI:-100}
+LAB_BIN=${LAB_BIN:-$LAB_ROOT/dist/bin}
+LAB_CONFLIST=${LAB_CONFLIST:-$LAB_ROOT/conf/10-flannel.conflist}
+LAB_FLANNELD_ARGS=${LAB_FLANNELD_ARGS:-}
+
+lab_log() { printf 'lab: %s\n' "$*" >&2; }
+lab_die() { lab_log "error: $*"; return 1; }
+
+lab_ns_ul() { echo "${LAB_PREFIX}ul"; }
+lab_ns_host() { echo "${LAB_PREFIX}h$1"; }
+lab_ns_pod() { echo "${LAB_PREFIX}h$1p$2"; }
+lab_host_ip() { echo "$LAB_UNDERLAY.$1"; }
+lab_host_dir() { echo "$LAB_DIR/h$1"; }
+
+# Runs a command in a lab namespace.
+lab_in() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+lab_etcdctl() {
+  ETCDCTL_API=3 ip netns exec "$(lab_ns_ul)" etcdctl --endpoints=http://127.0.0.1:2379 \
+    --dial-timeout=2s --command-timeout=5s "$@"
+}
+
+# Creates a namespace and records it for lab_down (before anything can fail).
+lab_netns_add() {
+  echo "$1" >>"$LAB_DIR/netns"
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+}
+
+# Starts a background process and records its PID under pids/<name>.pid.
+lab_spawn() {
+  local name=$1 log=$2; shift 2
+  "$@" >"$log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$LAB_DIR/pids/$name.pid"
+}
+
+# True if PID is alive and its command line still names our state dir (so a reused PID is never killed).
+lab_pid_is_ours() {
+  local pid=$1
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$LAB_DIR"
+}
+
+# lab_kill NAME [SIGNAL]: stops one recorded process and forgets it.
+lab_kill() {
+  local name=$1 sig=${2:-TERM} f="$LAB_DIR/pids/$1.pid" pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if lab_pid_is_ours "$pid"; then
+    kill "-$sig" "$pid" 2>/dev/null || true
+    local i
+    for i in $(seq 1 50); do lab_pid_is_ours "$pid" || break; sleep 0.1; done
+    if lab_pid_is_ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$f"
+}
+
+# Polls a command until it succeeds or the deadline (seconds) passes.
+lab_wait() {
+  local secs=$1; shift
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.1
+  done
+}
+
+lab_underlay_up() {
+  local ul; ul=$(lab_ns_ul)
+  lab_netns_add "$ul"
+  ip -n "$ul" link add br0 type bridge
+  ip -n "$ul" addr add "$LAB_ETCD_IP/24" dev br0
+  ip -n "$ul" link set br0 up
+}
+
+lab_etcd_up() {
+  local ul; ul=$(lab_ns_ul)
+  mkdir -p "$LAB_DIR/etcd"
+  lab_spawn etcd "$LAB_DIR/etcd.log" ip netns exec "$ul" etcd --name lab --data-dir "$LAB_DIR/etcd/data" \
+    --listen-client-urls "$LAB_ETCD,http://127.0.0.1:2379" --advertise-client-urls "$LAB_ETCD" \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster lab=http://127.0.0.1:2380 --heartbeat-interval=10 --election-timeout=100
+  lab_wait 20 lab_etcdctl put /lab/ready 1 || lab_die "etcd did not come up (see $LAB_DIR/etcd.log)"
+  lab_etcdctl put /coreos.com/network/config "$LAB_CONFIG" >/dev/null
+}
+
+# lab_host_up I: the host namespace, its underlay NIC and a private state dir.
+lab_host_up() {
+  local i=$1 h ul; h=$(lab_ns_host "$i"); ul=$(lab_ns_ul)
+  lab_netns_add "$h"
+  ip link add "ul$i" netns "$ul" type veth peer name eth0 netns "$h"
+  ip -n "$ul" link set "ul$i" master br0 up
+  ip -n "$h" addr add "$(lab_host_ip "$i")/24" dev eth0
+  ip -n "$h" link set eth0 up
+  ip netns exec "$h" sysctl -qw net.ipv4.ip_forward=1
+  mkdir -p "$(lab_host_dir "$i")"
+}
+
+# lab_flanneld_start I: runs our flanneld in host I (subnet file and state under the host's dir).
+lab_flanneld_start() {
+  local i=$1 d; d=$(lab_host_dir "$i")
+  mkdir -p "$d/state"
+  # shellcheck disable=SC2086
+  lab_spawn "flanneld-h$i" "$d/flanneld.log" ip netns exec "$(lab_ns_host "$i")" \
+    env FLANNELD_STATE_DIR="$d/state" "$LAB_BIN/flanneld" \
+    --etcd-endpoints="$LAB_ETCD" --iface=eth0 --subnet-file="$d/subnet.env" $LAB_FLANNELD_ARGS
+}
+
+lab_flanneld_pid() { cat "$LAB_DIR/pids/flanneld-h$1.pid" 2>/dev/null; }
+
+# lab_wait_subnet_env I: waits until flanneld has written the host's subnet.env.
+lab_wait_subnet_env() {
+  lab_wait "${2:-30}" grep -q '^FLANNEL_SUBNET=' "$(lab_host_dir "$1")/subnet.env" ||
+    lab_die "flanneld on h$1 wrote no subnet.env (see $(lab_host_dir "$1")/flanneld.log)"
+}
+
+# Subnet of host I as a network (10.10.16.0/20), from its subnet.env (FLANNEL_SUBNET=10.10.16.1/20).
+lab_host_subnet() {
+  local s a l o1 o2 o3 o4 n
+  s=$(sed -n 's/^FLANNEL_SUBNET=//p' "$(lab_host_dir "$1")/subnet.env" 2>/dev/null)
+  [ -n "$s" ] || return 1
+  a=${s%/*}; l=${s#*/}
+  IFS=. read -r o1 o2 o3 o4 <<<"$a"
+  n=$(( ((o1 << 24) | (o2 << 16) | (o3 << 8) | o4) & ((0xffffffff << (32 - l)) & 0xffffffff) ))
+  echo "$((n >> 24 & 255)).$((n >> 16 & 255)).$((n >> 8 & 255)).$((n & 255))/$l"
+}
+
+lab_vtep_mac() {
+  ip -n "$(lab_ns_host "$1")" -j link show "flannel.$LAB_VNI" 2>/dev/null |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s)[0].address)}catch{process.exit(1)}})'
+}
+
+# Number of routes via flannel.<VNI> in host I.
+lab_peer_routes() {
+  ip -n "$(lab_ns_host "$1")" route show dev "flannel.$LAB_VNI" 2>/dev/null | grep -c onlink || true
+}
+
+# lab_wait_peers I N: waits until host I has N peer routes.
+lab_wait_peers() {
+  local i=$1 n=$2 end=$((SECONDS + ${3:-30}))
+  while [ "$(lab_peer_routes "$i")" -ne "$n" ]; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.1
+  done
+}
+
+# The lab copy of conf/10-flannel.conflist for host I: subnetFile, dataDir and the IPAM data dir
+# point into the host's state dir (never /run/flannel or /var/lib/cni).
+lab_write_netconf() {
+  local i=$1 d; d=$(lab_host_dir "$i")
+  mkdir -p "$d/net.d" "$d/flannel-data" "$d/ipam"
+  node - "$LAB_CONFLIST" "$d" >"$d/net.d/10-flannel.conflist" <<'EOF'
+const fs = require('node:fs');
+const [src, dir] = process.argv.slice(2);
+const conf = JSON.parse(fs.readFileSync(src, 'utf8'));
+for (const p of conf.plugins ?? [conf]) {
+  if (p.type !== 'flannel') continue;
+  p.subnetFile = `${dir}/subnet.env`;
+  p.dataDir = `${dir}/flannel-data`;
+  p.ipam = { ...(p.ipam ?? {}), dataDir: `${dir}/ipam` };
+  if (p.ipam.type === undefined) p.ipam.type = 'host-local';
+}
+process.stdout.write(JSON.stringify(conf, null, 2) + '\n');
+EOF
+}
+
+lab_netname() {
+  if [ -n "$LAB_NETNAME" ]; then echo "$LAB_NETNAME"; return; fi
+  node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).name)' "$LAB_CONFLIST"
+}
+
+# lab_cnitool I add|del POD-NETNS: our cnitool inside host I with the host's lab conflist.
+lab_cnitool() {
+  local i=$1 verb=$2 pod=$3 d; d=$(lab_host_dir "$i")
+  ip netns exec "$(lab_ns_host "$i")" env NETCONFPATH="$d/net.d" CNI_PATH="$LAB_BIN" \
+    CNI_CACHE_DIR="$d/cni-cache" "$LAB_BIN/cnitool" "$verb" "$(lab_netname)" "/var/run/netns/$pod"
+}
+
+# lab_pod_up I J: pod J on host I through our plugins.
+lab_pod_up() {
+  local i=$1 j=$2 pod; pod=$(lab_ns_pod "$i" "$j")
+  lab_netns_add "$pod"
+  lab_cnitool "$i" add "$pod" >"$(lab_host_dir "$i")/p$j.result.json" ||
+    lab_die "cnitool add for $pod failed (see $(lab_host_dir "$i")/p$j.result.json)"
+}
+
+lab_pod_ip() {
+  ip -n "$(lab_ns_pod "$1" "$2")" -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1
+}
+
+# All pods as "I J IP" lines.
+lab_pods() {
+  local i j
+  for i in $(seq 1 "$LAB_HOSTS"); do
+    for j in $(seq 1 "$LAB_PODS"); do echo "$i $j $(lab_pod_ip "$i" "$j")"; done
+  done
+}
+
+# lab_ping FROM-HOST FROM-POD IP: one ping with a short deadline (-w), true if answered.
+lab_ping() {
+  ip netns exec "$(lab_ns_pod "$1" "$2")" ping -c 1 -W 1 -w 2 -q "$3" >/dev/null 2>&1
+}
+
+# Prints the cross-host ping matrix; returns 1 if any pair fails. Each row's pings run in parallel.
+lab_ping_matrix() {
+  local pods; mapfile -t pods < <(lab_pods)
+  local header="from \\ to" p failed=0
+  printf '%-16s' "$header"
+  for p in "${pods[@]}"; do set -- $p; printf ' %-12s' "h$1p$2"; done; echo
+  local src dst
+  for src in "${pods[@]}"; do
+    set -- $src; local si=$1 sj=$2
+    local tmp; tmp=$(mktemp -d)
+    local k=0
+    for dst in "${pods[@]}"; do
+      set -- $dst
+      ( if lab_ping "$si" "$sj" "$3"; then echo ok; else echo FAIL; fi >"$tmp/$k" ) &
+      k=$((k + 1))
+    done
+    wait
+    printf '%-16s' "h${si}p${sj}"
+    k=0
+    for dst in "${pods[@]}"; do
+      local r; r=$(cat "$tmp/$k")
+      [ "$r" = ok ] || failed=1
+      printf ' %-12s' "$r"
+      k=$((k + 1))
+    done
+    echo
+    rm -rf "$tmp"
+  done
+  return $failed
+}
+
+lab_table() {
+  printf '%-6s %-15s %-15s %-19s %s\n' host underlay subnet VtepMAC pods
+  local i j pods
+  for i in $(seq 1 "$LAB_HOSTS"); do
+    pods=""
+    for j in $(seq 1 "$LAB_PODS"); do pods+="h${i}p$j=$(lab_pod_ip "$i" "$j") "; done
+    printf '%-6s %-15s %-15s %-19s %s\n' "h$i" "$(lab_host_ip "$i")" "$(lab_host_subnet "$i" || echo -)" \
+      "$(lab_vtep_mac "$i" || echo -)" "$pods"
+  done
+}
+
+lab_up() {
+  [ "$(id -u)" -eq 0 ] || lab_die "the lab needs root (network namespaces)" || return 1
+  local t0=$SECONDS
+  if [ -e "$LAB_DIR/netns" ] || [ -d "$LAB_DIR/pids" ]; then
+    lab_log "a previous lab is still recorded in $LAB_DIR: tearing it down first"
+    lab_down
+  fi
+  mkdir -p "$LAB_DIR/pids"
+  : >"$LAB_DIR/netns"
+  [ -x "$LAB_BIN/flanneld" ] || lab_die "$LAB_BIN/flanneld is missing: run npm run build" || return 1
+  [ -x "$LAB_BIN/cnitool" ] || lab_die "$LAB_BIN/cnitool is missing: run npm run build" || return 1
+  lab_log "underlay $(lab_ns_ul) + etcd at $LAB_ETCD"
+  lab_underlay_up && lab_etcd_up || return 1
+  local i j
+  for i in $(seq 1 "$LAB_HOSTS"); do lab_host_up "$i" || return 1; done
+  lab_log "starting flanneld on $LAB_HOSTS hosts"
+  for i in $(seq 1 "$LAB_HOSTS"); do lab_flanneld_start "$i" || return 1; done
+  for i in $(seq 1 "$LAB_HOSTS"); do lab_wait_subnet_env "$i" || return 1; done
+  for i in $(seq 1 "$LAB_HOSTS"); do
+    lab_wait_peers "$i" $((LAB_HOSTS - 1)) || lab_die "h$i did not program its $((LAB_HOSTS - 1)) peers" || return 1
+  done
+  lab_log "adding $LAB_PODS pods per host through $(basename "$LAB_CONFLIST")"
+  for i in $(seq 1 "$LAB_HOSTS"); do
+    lab_write_netconf "$i" || return 1
+    for j in $(seq 1 "$LAB_PODS"); do lab_pod_up "$i" "$j" || return 1; done
+  done
+  lab_log "up in $((SECONDS - t0)) s (state in $LAB_DIR)"
+}
+
+lab_down() {
+  local f name
+  if [ -d "$LAB_DIR/pids" ]; then
+    for f in "$LAB_DIR"/pids/*.pid; do
+      [ -e "$f" ] || continue
+      name=$(basename "$f" .pid)
+      [ "$name" = etcd ] && continue
+      lab_kill "$name" TERM
+    done
+    lab_kill etcd TERM
+  fi
+  if [ -f "$LAB_DIR/netns" ]; then
+    # pods first, then hosts, then the underlay (reverse creation order)
+    tac "$LAB_DIR/netns" | while read -r name; do
+      [ -n "$name" ] || continue
+      ip netns del "$name" 2>/dev/null || true
+    done
+  fi
+  rm -rf "$LAB_DIR"
+}

@@ -1,0 +1,489 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
+import { parseIP, parseNet } from '../../../shared/net/ip.js';
+import type { BackendDeps, ExternalInterface, SubnetManager } from '../../../daemon/backend/backend.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../../../daemon/lease.js';
+import {
+  createVxlanBackend,
+  macFilePath,
+  parseVxlanConfig,
+  randomMac,
+} from '../../../daemon/backend/vxlan/vxlan.js';
+import { normalizeMac, vxlanIncompat } from '../../../daemon/backend/vxlan/device.js';
+import { orderOps, type VxlanNetwork } from '../../../daemon/backend/vxlan/network.js';
+import { planBatch } from '../../../shared/kernel/iproute.js';
+
+const OWN_SUBNET = '10.10.16.0/20';
+
+function lease(subnet: string, publicIP: string, mac: string | undefined, type = 'vxlan'): Lease {
+  const attrs: LeaseAttrs = { publicIP: parseIP(publicIP), backendType: type };
+  if (mac !== undefined) attrs.backendData = { VNI: 100, VtepMAC: mac };
+  return { enableIPv4: true, enableIPv6: false, subnet: parseNet(subnet), attrs, expiration: Date.now() + 86_400_000 };
+}
+
+/** A subnet manager whose lease batches the test pushes. */
+class FakeManager implements SubnetManager {
+  acquired: LeaseAttrs[] = [];
+  private queue: LeaseEvent[][] = [];
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly own = OWN_SUBNET) {}
+
+  async acquireLease(attrs: LeaseAttrs): Promise<Lease> {
+    this.acquired.push(attrs);
+    return { enableIPv4: true, enableIPv6: !!attrs.publicIPv6, subnet: parseNet(this.own), attrs, expiration: Date.now() + 86_400_000, ...(attrs.publicIPv6 ? { ipv6Subnet: parseNet('fd00:10:16::/64') } : {}) };
+  }
+
+  push(batch: LeaseEvent[]): void {
+    this.queue.push(batch);
+    this.wake?.();
+  }
+
+  async *watchLeases(signal: AbortSignal): AsyncIterable<LeaseEvent[]> {
+    while (!signal.aborted) {
+      const next = this.queue.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      await new Promise<void>((r) => {
+        this.wake = r;
+        signal.addEventListener('abort', () => r(), { once: true });
+      });
+    }
+  }
+
+  name(): string {
+    return 'fake';
+  }
+}
+
+const EXT: ExternalInterface = {
+  iface: { name: 'eth0', index: 2, mtu: 1500 },
+  ifaceAddr: parseIP('192.168.100.1'),
+  extAddr: parseIP('192.168.100.1'),
+};
+
+const BACKEND = { Type: 'vxlan', VNI: 100, Port: 8472 };
+
+let stateDir: string;
+let kernel: FakeKernel;
+let manager: FakeManager;
+let logs: string[];
+const controllers: AbortController[] = [];
+
+function deps(over: Partial<BackendDeps> = {}): BackendDeps {
+  return { subnetManager: manager, extIface: EXT, kernel, stateDir, log: (m) => logs.push(m), ...over };
+}
+
+async function register(backend: Record<string, unknown> = BACKEND, over: Partial<BackendDeps> = {}) {
+  const ac = new AbortController();
+  controllers.push(ac);
+  const nw = (await createVxlanBackend(deps(over)).registerNetwork(ac.signal, {
+    enableIPv4: true,
+    enableIPv6: false,
+    backend,
+  })) as VxlanNetwork;
+  return { nw, ac };
+}
+
+const ns = () => kernel.world.namespaces.get('/')!;
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met before the deadline');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** What the kernel holds for a peer on flannel.100. */
+function peerState(subnet: string) {
+  const gw = subnet.split('/')[0]!;
+  const s = ns();
+  const neigh = s.neighs.find((n) => n.dev === 'flannel.100' && n.ip === gw);
+  const route = s.routes.find((r) => r.dst === subnet);
+  const fdb = neigh ? s.fdb.filter((f) => f.dev === 'flannel.100' && f.mac === neigh.mac) : [];
+  return { neigh, route, fdb };
+}
+
+beforeEach(() => {
+  stateDir = mkdtempSync(join(tmpdir(), 'vxlan-unit-'));
+  kernel = new FakeKernel();
+  manager = new FakeManager();
+  logs = [];
+});
+
+afterEach(() => {
+  for (const ac of controllers.splice(0)) ac.abort();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('parseVxlanConfig', () => {
+  it('defaults as upstream: VNI 1, Port 0 (kernel 8472), nolearning, MTU of the interface', () => {
+    expect(parseVxlanConfig({ Type: 'vxlan' }, 1500)).toEqual({ vni: 1, port: 0, gbp: false, learning: false, directRouting: false, mtu: 1500 });
+  });
+
+  it('reads every key case-insensitively', () => {
+    expect(parseVxlanConfig({ type: 'vxlan', vni: 42, port: 4789, gbp: true, learning: true, directRouting: true, mtu: 9000 }, 1500)).toEqual({
+      vni: 42, port: 4789, gbp: true, learning: true, directRouting: true, mtu: 9000,
+    });
+  });
+
+  it.each([
+    [{ VNI: '100' }, /error decoding VXLAN backend config: json: cannot unmarshal string into Go struct field .*VNI of type int/],
+    [{ Port: 1.5 }, /error decoding VXLAN backend config: .*Port of type int/],
+    [{ Learning: 'yes' }, /error decoding VXLAN backend config: .*Learning of type bool/],
+    [{ VNI: 1 << 24 }, /error decoding VXLAN backend config: VNI 16777216 out of range/],
+  ])('rejects %j', (raw, msg) => {
+    expect(() => parseVxlanConfig(raw, 1500)).toThrow(msg);
+  });
+});
+
+describe('MACs', () => {
+  it('makes locally administered unicast MACs', () => {
+    for (let i = 0; i < 50; i++) {
+      const mac = randomMac();
+      expect(mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+      const b0 = parseInt(mac.slice(0, 2), 16);
+      expect(b0 & 1).toBe(0);
+      expect(b0 & 2).toBe(2);
+    }
+  });
+
+  it('normalizes like net.HardwareAddr.String()', () => {
+    expect(normalizeMac('AA-BB-CC-DD-EE-0F')).toBe('aa:bb:cc:dd:ee:0f');
+    expect(normalizeMac('aa:bb:cc:dd:ee')).toBeUndefined();
+    expect(normalizeMac('aa:bb-cc:dd:ee:ff')).toBeUndefined();
+    expect(normalizeMac(42)).toBeUndefined();
+  });
+});
+
+describe('registerNetwork', () => {
+  it('creates flannel.<VNI> as upstream and acquires the lease with the exact BackendData', async () => {
+    const { nw } = await register();
+    const link = ns().links.get('flannel.100')!;
+    expect(link.kind).toBe('vxlan');
+    expect(link.vxlan).toMatchObject({ vni: 100, port: 8472, local: '192.168.100.1', learning: false, gbp: false, dev: 'eth0' });
+    expect(link.mtu).toBe(1450);
+    expect(link.up).toBe(true);
+    expect(ns().addrs.filter((a) => a.dev === 'flannel.100').map((a) => a.cidr)).toEqual(['10.10.16.0/32']);
+    // no whole-network or subnet route on the device: only per-peer routes
+    expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toEqual([]);
+    expect(nw.mtu()).toBe(1450);
+    expect(nw.lease().subnet).toEqual(parseNet(OWN_SUBNET));
+
+    const attrs = manager.acquired[0]!;
+    expect(attrs.backendType).toBe('vxlan');
+    expect(JSON.stringify(attrs.backendData)).toBe(`{"VNI":100,"VtepMAC":"${link.mac}"}`);
+    expect(readFileSync(macFilePath(stateDir, 'flannel.100'), 'utf8').trim()).toBe(link.mac);
+  });
+
+  it('uses the configured underlay MTU minus 50 and learning/GBP when asked', async () => {
+    const { nw } = await register({ Type: 'vxlan', VNI: 7, MTU: 9000, Learning: true, GBP: true });
+    const link = ns().links.get('flannel.7')!;
+    expect(link.mtu).toBe(8950);
+    expect(link.vxlan).toMatchObject({ vni: 7, learning: true, gbp: true });
+    expect(nw.mtu()).toBe(8950);
+  });
+
+  it('keeps the VtepMAC and the device across a restart', async () => {
+    await register();
+    const first = { ...ns().links.get('flannel.100')! };
+    await register();
+    const second = ns().links.get('flannel.100')!;
+    expect(second.mac).toBe(first.mac);
+    expect(second.index).toBe(first.index);
+    expect(JSON.stringify(manager.acquired[1]!.backendData)).toBe(JSON.stringify(manager.acquired[0]!.backendData));
+  });
+
+  it('re-creates a lost device with the persisted MAC', async () => {
+    await register();
+    const mac = ns().links.get('flannel.100')!.mac;
+    await kernel.deleteLink('flannel.100');
+    await register();
+    expect(ns().links.get('flannel.100')!.mac).toBe(mac);
+  });
+
+  it('adopts the MAC of a device left by an earlier flanneld when no MAC was persisted', async () => {
+    await kernel.ensureVxlan('flannel.100', { vni: 100, port: 8472, local: '192.168.100.1', dev: 'eth0', learning: false, mac: '0a:11:22:33:44:55', mtu: 1450 });
+    await register();
+    expect(ns().links.get('flannel.100')!.mac).toBe('0a:11:22:33:44:55');
+    expect(readFileSync(macFilePath(stateDir, 'flannel.100'), 'utf8').trim()).toBe('0a:11:22:33:44:55');
+  });
+
+  it('reconciles the MTU of a compatible device without re-creating it', async () => {
+    await register();
+    const before = ns().links.get('flannel.100')!;
+    await kernel.setLinkMtu('flannel.100', 1300);
+    await register();
+    const after = ns().links.get('flannel.100')!;
+    expect(after.index).toBe(before.index);
+    expect(after.mtu).toBe(1450);
+  });
+
+  it.each([
+    ['another local address', { local: '192.168.100.9' }],
+    ['another VNI', { vni: 5 }],
+    ['learning on', { learning: true }],
+    ['another MAC', { mac: '0a:00:00:00:00:01' }],
+  ])('re-creates a device with %s', async (_what, change) => {
+    writeFileSync(macFilePath(stateDir, 'flannel.100'), '0a:bb:cc:dd:ee:ff\n');
+    await kernel.ensureVxlan('flannel.100', {
+      vni: 100, port: 8472, local: '192.168.100.1', dev: 'eth0', learning: false, mac: '0a:bb:cc:dd:ee:ff', mtu: 1450, ...change,
+    });
+    const before = ns().links.get('flannel.100')!.index;
+    await register();
+    const link = ns().links.get('flannel.100')!;
+    expect(link.index).not.toBe(before);
+    expect(link.mac).toBe('0a:bb:cc:dd:ee:ff');
+    expect(link.vxlan).toMatchObject({ vni: 100, local: '192.168.100.1', learning: false });
+    expect(logs.join('\n')).toMatch(/incompatible configuration/);
+  });
+
+  it('removes a stale address of an earlier lease', async () => {
+    await register();
+    await kernel.ensureAddr('flannel.100', '10.10.32.0/32');
+    await register();
+    expect(ns().addrs.filter((a) => a.dev === 'flannel.100').map((a) => a.cidr)).toEqual(['10.10.16.0/32']);
+  });
+
+  it('gives the IPv6 device MTU − 70', async () => {
+    const ext: ExternalInterface = { ...EXT, ifaceV6Addr: parseIP('fd00::1'), extV6Addr: parseIP('fd00::1') };
+    const ac = new AbortController();
+    controllers.push(ac);
+    const nw = await createVxlanBackend(deps({ extIface: ext })).registerNetwork(ac.signal, { enableIPv4: true, enableIPv6: true, backend: BACKEND });
+    expect(ns().links.get('flannel.100')!.mtu).toBe(1450);
+    expect(ns().links.get('flannel-v6.100')!.mtu).toBe(1430);
+    expect(ns().addrs.filter((a) => a.dev === 'flannel-v6.100').map((a) => a.cidr)).toEqual(['fd00:10:16::/128']);
+    expect(nw.mtu()).toBe(1430);
+    const attrs = manager.acquired[0]!;
+    expect((attrs.backendV6Data as { VtepMAC: string }).VtepMAC).toBe(ns().links.get('flannel-v6.100')!.mac);
+  });
+});
+
+describe('VxlanNetwork', () => {
+  const PEERS = [
+    lease('10.10.0.0/20', '192.168.100.2', '0a:00:00:00:00:02'),
+    lease('10.10.32.0/20', '192.168.100.3', '0a:00:00:00:00:03'),
+    lease('10.10.48.0/20', '192.168.100.4', '0a:00:00:00:00:04'),
+  ];
+
+  async function running(over: Record<string, unknown> = {}) {
+    const { nw, ac } = await register({ ...BACKEND, ...over });
+    const done = nw.run(ac.signal);
+    return { nw, ac, done };
+  }
+
+  it('programs neighbour, FDB and onlink route per peer, the whole snapshot in one batch', async () => {
+    const { nw } = await running();
+    const execs = kernel.world.execs;
+    manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
+    await until(() => nw.knownPeers().size === 3);
+    expect(kernel.world.execs - execs).toBe(1);
+    for (const [i, p] of PEERS.entries()) {
+      const s = peerState(p.subnet ? `10.10.${[0, 32, 48][i]}.0/20` : '');
+      expect(s.neigh).toMatchObject({ mac: `0a:00:00:00:00:0${i + 2}`, permanent: true });
+      expect(s.fdb).toEqual([{ dev: 'flannel.100', mac: `0a:00:00:00:00:0${i + 2}`, dst: `192.168.100.${i + 2}`, self: true, permanent: true }]);
+      expect(s.route).toMatchObject({ via: s.neigh!.ip, dev: 'flannel.100', onlink: true });
+    }
+  });
+
+  it('a second identical add changes nothing and does not fail (replace semantics)', async () => {
+    const { nw } = await running();
+    manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
+    await until(() => nw.knownPeers().size === 3);
+    const before = JSON.stringify(ns());
+    manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
+    await until(() => logs.length > 0 && JSON.stringify(ns()) === before);
+    expect(ns().neighs).toHaveLength(3);
+    expect(ns().fdb).toHaveLength(3);
+    expect(logs.join('\n')).not.toMatch(/failed/);
+  });
+
+  it('removes exactly the removed peer: route, neighbour and FDB entry', async () => {
+    const { nw } = await running();
+    manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
+    await until(() => nw.knownPeers().size === 3);
+    manager.push([{ type: 'removed', lease: PEERS[1]! }]);
+    await until(() => nw.knownPeers().size === 2);
+    expect(peerState('10.10.32.0/20')).toEqual({ neigh: undefined, route: undefined, fdb: [] });
+    expect(ns().fdb.map((f) => f.mac).sort()).toEqual(['0a:00:00:00:00:02', '0a:00:00:00:00:04']);
+    expect(peerState('10.10.0.0/20').route).toBeDefined();
+    expect(peerState('10.10.48.0/20').route).toBeDefined();
+  });
+
+  it('drops the old FDB entry when a peer comes back with a new VtepMAC', async () => {
+    const { nw } = await running();
+    manager.push([{ type: 'added', lease: PEERS[0]! }]);
+    await until(() => nw.knownPeers().size === 1);
+    manager.push([{ type: 'added', lease: lease('10.10.0.0/20', '192.168.100.2', '0a:00:00:00:00:99') }]);
+    await until(() => ns().neighs[0]?.mac === '0a:00:00:00:00:99');
+    expect(ns().fdb).toEqual([{ dev: 'flannel.100', mac: '0a:00:00:00:00:99', dst: '192.168.100.2', self: true, permanent: true }]);
+  });
+
+  it('ignores leases of other backend types and skips a bad lease without blocking the others', async () => {
+    const { nw } = await running();
+    manager.push([
+      { type: 'added', lease: lease('10.10.64.0/20', '192.168.100.5', undefined, 'host-gw') },
+      { type: 'added', lease: lease('10.10.80.0/20', '192.168.100.6', 'not-a-mac') },
+      { type: 'added', lease: lease('10.10.96.0/20', '0.0.0.0', '0a:00:00:00:00:07') },
+      { type: 'added', lease: PEERS[0]! },
+    ]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(ns().routes.filter((r) => r.dev === 'flannel.100').map((r) => r.dst)).toEqual(['10.10.0.0/20']);
+    expect(logs.join('\n')).toMatch(/ignoring non-vxlan v4Subnet\(10\.10\.64\.0\/20\).*type=host-gw/);
+    expect(logs.join('\n')).toMatch(/skipping lease 10\.10\.80\.0\/20: .*invalid VtepMAC/);
+    expect(logs.join('\n')).toMatch(/skipping lease 10\.10\.96\.0\/20: no public IPv4/);
+  });
+
+  it('never leaves a peer half-programmed when a write fails, and retries it', async () => {
+    const { nw } = await register({ ...BACKEND });
+    const ac = new AbortController();
+    controllers.push(ac);
+    // the combined batch fails, then the per-lease retry of PEERS[1] fails at its route
+    kernel.world.failOn('replaceRoute');
+    const net = nw as VxlanNetwork;
+    const o = (net as unknown as { o: { retryDelay?: number } }).o;
+    o.retryDelay = 20;
+    void net.run(ac.signal);
+    manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
+    // the combined batch is retried lease by lease: all three end up programmed
+    await until(() => net.knownPeers().size === 3);
+    for (const s of ['10.10.0.0/20', '10.10.32.0/20', '10.10.48.0/20']) {
+      const st = peerState(s);
+      expect(st.neigh && st.route && st.fdb.length === 1).toBeTruthy();
+    }
+    expect(logs.join('\n')).toMatch(/applying them one by one/);
+  });
+
+  it('rolls back a lease whose route cannot be written and programs it on retry', async () => {
+    const { nw, ac } = await register();
+    const net = nw as VxlanNetwork;
+    (net as unknown as { o: { retryDelay?: number } }).o.retryDelay = 30;
+    void net.run(ac.signal);
+    kernel.world.failOn('replaceRoute');
+    manager.push([{ type: 'added', lease: PEERS[0]! }]);
+    await until(() => logs.some((l) => l.includes('rolling it back')));
+    // rolled back: no neighbour or FDB entry without its route
+    expect(peerState('10.10.0.0/20')).toEqual({ neigh: undefined, route: undefined, fdb: [] });
+    await until(() => net.knownPeers().size === 1);
+    expect(peerState('10.10.0.0/20').route).toBeDefined();
+  });
+
+  it('removes a peer even when some of its entries are already gone', async () => {
+    const { nw } = await running();
+    manager.push([{ type: 'added', lease: PEERS[0]! }, { type: 'added', lease: PEERS[1]! }]);
+    await until(() => nw.knownPeers().size === 2);
+    await kernel.batch([{ op: 'deleteNeigh', dev: 'flannel.100', ip: '10.10.0.0' }]);
+    manager.push([{ type: 'removed', lease: PEERS[0]! }]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(peerState('10.10.0.0/20')).toEqual({ neigh: undefined, route: undefined, fdb: [] });
+    expect(peerState('10.10.32.0/20').route).toBeDefined();
+  });
+
+  it('ignores our own lease', async () => {
+    const { nw } = await running();
+    manager.push([{ type: 'added', lease: lease(OWN_SUBNET, '192.168.100.1', '0a:00:00:00:00:01') }, { type: 'added', lease: PEERS[0]! }]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(ns().routes.some((r) => r.dst === OWN_SUBNET)).toBe(false);
+  });
+
+  it('re-creates a deleted device with the same MAC and re-programs every peer', async () => {
+    const { nw } = await running();
+    manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
+    await until(() => nw.knownPeers().size === 3);
+    const mac = ns().links.get('flannel.100')!.mac;
+    await kernel.deleteLink('flannel.100');
+    expect(ns().neighs).toHaveLength(0);
+    await nw.checkDevices();
+    const link = ns().links.get('flannel.100')!;
+    expect(link.mac).toBe(mac);
+    expect(link.up).toBe(true);
+    expect(ns().addrs.filter((a) => a.dev === 'flannel.100').map((a) => a.cidr)).toEqual(['10.10.16.0/32']);
+    expect(ns().neighs).toHaveLength(3);
+    expect(ns().fdb).toHaveLength(3);
+    expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toHaveLength(3);
+  });
+
+  it('the watchdog heals a device set down or given a wrong MTU', async () => {
+    const { nw } = await running();
+    manager.push([{ type: 'added', lease: PEERS[0]! }]);
+    await until(() => nw.knownPeers().size === 1);
+    await kernel.setLinkDown('flannel.100');
+    await kernel.setLinkMtu('flannel.100', 1000);
+    await nw.checkDevices();
+    const link = ns().links.get('flannel.100')!;
+    expect(link.up).toBe(true);
+    expect(link.mtu).toBe(1450);
+    expect(peerState('10.10.0.0/20').route).toBeDefined();
+  });
+
+  it('DirectRouting: a peer on the same L2 gets a plain route via its PublicIP, no neighbour or FDB', async () => {
+    ns().routes.push({ family: 4, dst: '192.168.100.0/24', dev: 'eth0', scope: 'link', proto: 'kernel' });
+    ns().routes.push({ family: 4, dst: 'default', via: '192.168.100.254', dev: 'eth0' });
+    const { nw } = await running({ DirectRouting: true });
+    manager.push([
+      { type: 'added', lease: PEERS[0]! },
+      { type: 'added', lease: lease('10.10.128.0/20', '172.16.0.9', '0a:00:00:00:00:09') },
+    ]);
+    await until(() => nw.knownPeers().size === 2);
+    expect(ns().routes.find((r) => r.dst === '10.10.0.0/20')).toMatchObject({ via: '192.168.100.2' });
+    expect(ns().routes.find((r) => r.dst === '10.10.0.0/20')!.dev).toBeUndefined();
+    expect(ns().neighs.map((n) => n.ip)).toEqual(['10.10.128.0']);
+    expect(ns().routes.find((r) => r.dst === '10.10.128.0/20')).toMatchObject({ via: '10.10.128.0', dev: 'flannel.100', onlink: true });
+    manager.push([{ type: 'removed', lease: PEERS[0]! }]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(ns().routes.find((r) => r.dst === '10.10.0.0/20')).toBeUndefined();
+  });
+
+  it('converges 5000 peers in one batch', async () => {
+    const { nw } = await running();
+    const many: LeaseEvent[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const sub = `10.${20 + Math.floor(i / 256)}.${i % 256}.0/24`;
+      const mac = `0a:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+      many.push({ type: 'added', lease: lease(sub, `192.168.${1 + (i >> 8)}.${i & 0xff}`, mac) });
+    }
+    const execs = kernel.world.execs;
+    manager.push(many);
+    await until(() => nw.knownPeers().size === 5000, 10_000);
+    expect(kernel.world.execs - execs).toBe(1);
+    expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toHaveLength(5000);
+  });
+});
+
+describe('orderOps', () => {
+  it('groups by tool while keeping each peer neighbour → FDB → route, and removals route-first', () => {
+    const ops = orderOps([
+      { op: 'replaceNeigh', dev: 'f', ip: '10.0.0.0', mac: 'a' },
+      { op: 'replaceFdb', dev: 'f', mac: 'a', dst: '1.1.1.1' },
+      { op: 'replaceRoute', route: { dst: '10.0.0.0/20' } },
+      { op: 'deleteRoute', route: { dst: '10.1.0.0/20' } },
+      { op: 'deleteNeigh', dev: 'f', ip: '10.1.0.0' },
+      { op: 'deleteFdb', dev: 'f', mac: 'b' },
+      { op: 'replaceNeigh', dev: 'f', ip: '10.2.0.0', mac: 'c' },
+    ]);
+    expect(ops.map((o) => o.op)).toEqual(['replaceNeigh', 'deleteRoute', 'deleteNeigh', 'replaceNeigh', 'replaceFdb', 'deleteFdb', 'replaceRoute']);
+    // with iproute2 that is three execs: ip -batch, bridge -batch, ip -batch
+    expect(planBatch(ops).map((r) => r.tool)).toEqual(['ip', 'bridge', 'ip']);
+  });
+});
+
+describe('vxlanIncompat', () => {
+  const base = { name: 'flannel.1', family: 4 as const, vni: 1, vtepDev: 'eth0', vtepAddr: '10.0.0.1', vtepPort: 0, gbp: false, learning: false, mtu: 1450, mac: '0a:00:00:00:00:01' };
+  const link = { name: 'flannel.1', index: 5, kind: 'vxlan', mtu: 1450, mac: '0a:00:00:00:00:01', up: true, vxlan: { vni: 1, port: 8472, local: '10.0.0.1', learning: false, gbp: false, dev: 'eth0' } };
+  it('treats Port 0 as the kernel default 8472 and ignores the MTU', () => {
+    expect(vxlanIncompat({ ...link, mtu: 9000 }, base)).toBeUndefined();
+    expect(vxlanIncompat({ ...link, vxlan: { ...link.vxlan, port: 4789 } }, base)).toMatch(/port 4789 != 8472/);
+  });
+  it('names the first difference', () => {
+    expect(vxlanIncompat({ ...link, kind: 'bridge' }, base)).toMatch(/type bridge/);
+    expect(vxlanIncompat({ ...link, vxlan: { ...link.vxlan, gbp: true } }, base)).toMatch(/gbp/);
+  });
+});
+
+
