@@ -1,0 +1,192 @@
+// iptables behind a tiny interface (upstream: go-iptables as used by pkg/ip/ipmasq and flannel's
+// TrafficManager). `ensureRule` checks with -C before appending (go-iptables AppendUnique);
+// deletes take `missingOk` and treat "does not exist" / "Bad rule" / "No chain" as success (cni.md §3.4:
+// iptables-nft 1.8.9 words a missing chain differently from legacy).
+//
+// Rules are argv arrays after the chain name, e.g. ['-s', '10.0.0.2', '-j', 'CNI-x', '-m', 'comment',
+// '--comment', 'name: "cbr0" id: "c1"']. The table is per call. `--wait` is always passed, as go-iptables does.
+import type { Family } from '../net/ip.js';
+import { isExists, isNotFound, KernelError } from './errors.js';
+import { resolveBin, spawnExec } from './iproute.js';
+import type { Exec } from './iproute.js';
+
+export interface Iptables {
+  readonly family: Family;
+  /** Creates the chain if missing (`-N`, EEXIST is fine). */
+  ensureChain(table: string, chain: string): Promise<void>;
+  /** `-C` then `-A` if the rule is not there. */
+  ensureRule(table: string, chain: string, rule: readonly string[]): Promise<void>;
+  /** `-I chain 1` if the rule is not there. */
+  ensureRuleFirst(table: string, chain: string, rule: readonly string[]): Promise<void>;
+  hasRule(table: string, chain: string, rule: readonly string[]): Promise<boolean>;
+  deleteRule(table: string, chain: string, rule: readonly string[], o?: { missingOk?: boolean }): Promise<void>;
+  /** `-F` then `-X`. */
+  deleteChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void>;
+  flushChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void>;
+  /** `-S chain` lines (or the whole table without a chain). */
+  listRules(table: string, chain?: string): Promise<string[]>;
+}
+
+/** iptables (family 4) or ip6tables (family 6), optionally inside the network namespace at `netns`. */
+export function createIptables(family: Family, o?: { netns?: string; exec?: Exec }): Iptables {
+  return new ExecIptables(family, o?.netns, o?.exec ?? spawnExec);
+}
+
+class ExecIptables implements Iptables {
+  constructor(
+    readonly family: Family,
+    private readonly netns: string | undefined,
+    private readonly exec: Exec,
+  ) {}
+
+  private run(args: readonly string[]): Promise<string> {
+    const bin = resolveBin(this.family === 6 ? 'ip6tables' : 'iptables');
+    const argv = [bin, ...args, '--wait'];
+    return this.exec(this.netns === undefined ? argv : [resolveBin('nsenter'), `--net=${this.netns}`, ...argv]);
+  }
+
+  async ensureChain(table: string, chain: string): Promise<void> {
+    try {
+      await this.run(['-t', table, '-N', chain]);
+    } catch (err) {
+      if (!isExists(err)) throw err;
+    }
+  }
+
+  async hasRule(table: string, chain: string, rule: readonly string[]): Promise<boolean> {
+    try {
+      await this.run(['-t', table, '-C', chain, ...rule]);
+      return true;
+    } catch (err) {
+      // -C exits 1 with "Bad rule (does a matching rule exist in that chain?)" when absent
+      if (err instanceof KernelError && err.exitCode === 1) return false;
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async ensureRule(table: string, chain: string, rule: readonly string[]): Promise<void> {
+    if (await this.hasRule(table, chain, rule)) return;
+    await this.run(['-t', table, '-A', chain, ...rule]);
+  }
+
+  async ensureRuleFirst(table: string, chain: string, rule: readonly string[]): Promise<void> {
+    if (await this.hasRule(table, chain, rule)) return;
+    await this.run(['-t', table, '-I', chain, '1', ...rule]);
+  }
+
+  async deleteRule(table: string, chain: string, rule: readonly string[], o?: { missingOk?: boolean }): Promise<void> {
+    try {
+      await this.run(['-t', table, '-D', chain, ...rule]);
+    } catch (err) {
+      if (o?.missingOk && isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  async flushChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void> {
+    try {
+      await this.run(['-t', table, '-F', chain]);
+    } catch (err) {
+      if (o?.missingOk && isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  async deleteChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void> {
+    await this.flushChain(table, chain, o);
+    try {
+      await this.run(['-t', table, '-X', chain]);
+    } catch (err) {
+      if (o?.missingOk && isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  async listRules(table: string, chain?: string): Promise<string[]> {
+    const out = await this.run(['-t', table, '-S', ...(chain !== undefined ? [chain] : [])]);
+    return out.split('\n').filter((l) => l !== '');
+  }
+}
+
+/** In-memory Iptables for unit tests: state per table → chain → rules (argv joined by NUL). */
+export class FakeIptables implements Iptables {
+  readonly tables = new Map<string, Map<string, string[][]>>();
+  constructor(readonly family: Family = 4) {}
+
+  private chains(table: string): Map<string, string[][]> {
+    let t = this.tables.get(table);
+    if (t === undefined) {
+      t = new Map([['PREROUTING', []], ['INPUT', []], ['FORWARD', []], ['OUTPUT', []], ['POSTROUTING', []]]);
+      this.tables.set(table, t);
+    }
+    return t;
+  }
+
+  private chain(table: string, chain: string): string[][] {
+    const c = this.chains(table).get(chain);
+    if (c === undefined) {
+      const stderr = `iptables v1.8.9 (nf_tables): chain \`${chain}' in table \`${table}' is incompatible, use 'nft' tool.\nChain '${chain}' does not exist`;
+      throw new KernelError(`iptables: Chain '${chain}' does not exist`, { argv: ['iptables'], exitCode: 1, stderr });
+    }
+    return c;
+  }
+
+  async ensureChain(table: string, chain: string): Promise<void> {
+    const t = this.chains(table);
+    if (!t.has(chain)) t.set(chain, []);
+  }
+
+  async hasRule(table: string, chain: string, rule: readonly string[]): Promise<boolean> {
+    const c = this.chains(table).get(chain);
+    return c !== undefined && c.some((r) => r.join('\0') === rule.join('\0'));
+  }
+
+  async ensureRule(table: string, chain: string, rule: readonly string[]): Promise<void> {
+    const c = this.chain(table, chain);
+    if (!c.some((r) => r.join('\0') === rule.join('\0'))) c.push([...rule]);
+  }
+
+  async ensureRuleFirst(table: string, chain: string, rule: readonly string[]): Promise<void> {
+    const c = this.chain(table, chain);
+    if (!c.some((r) => r.join('\0') === rule.join('\0'))) c.unshift([...rule]);
+  }
+
+  async deleteRule(table: string, chain: string, rule: readonly string[], o?: { missingOk?: boolean }): Promise<void> {
+    const c = this.chains(table).get(chain);
+    const i = c?.findIndex((r) => r.join('\0') === rule.join('\0')) ?? -1;
+    if (c === undefined || i < 0) {
+      if (o?.missingOk) return;
+      throw new KernelError('iptables: Bad rule (does a matching rule exist in that chain?).', { argv: ['iptables'], exitCode: 1, stderr: 'iptables: Bad rule (does a matching rule exist in that chain?).' });
+    }
+    c.splice(i, 1);
+  }
+
+  async flushChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void> {
+    const t = this.chains(table);
+    if (!t.has(chain)) {
+      if (o?.missingOk) return;
+      this.chain(table, chain);
+    }
+    t.set(chain, []);
+  }
+
+  async deleteChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void> {
+    const t = this.chains(table);
+    if (!t.has(chain)) {
+      if (o?.missingOk) return;
+      this.chain(table, chain);
+    }
+    t.delete(chain);
+  }
+
+  async listRules(table: string, chain?: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const [name, rules] of this.chains(table)) {
+      if (chain !== undefined && name !== chain) continue;
+      out.push(`-N ${name}`);
+      for (const r of rules) out.push(`-A ${name} ${r.join(' ')}`);
+    }
+    return out;
+  }
+}
