@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
 import { parseIP, parseNet } from '../../../shared/net/ip.js';
-import type { BackendDeps, ExternalInterface, SubnetManager } from '../../../daemon/backend/backend.js';
-import type { Lease, LeaseAttrs, LeaseEvent } from '../../../daemon/lease.js';
+import type { BackendDeps, ExternalInterface } from '../../../daemon/backend/backend.js';
+import type { LeaseEvent } from '../../../daemon/lease.js';
+import { FakeSubnetManager, vxlanLease } from '../../helpers/fake-subnet-manager.js';
 import {
   createVxlanBackend,
   macFilePath,
@@ -18,46 +19,11 @@ import { planBatch } from '../../../shared/kernel/iproute.js';
 
 const OWN_SUBNET = '10.10.16.0/20';
 
-function lease(subnet: string, publicIP: string, mac: string | undefined, type = 'vxlan'): Lease {
-  const attrs: LeaseAttrs = { publicIP: parseIP(publicIP), backendType: type };
-  if (mac !== undefined) attrs.backendData = { VNI: 100, VtepMAC: mac };
-  return { enableIPv4: true, enableIPv6: false, subnet: parseNet(subnet), attrs, expiration: Date.now() + 86_400_000 };
-}
+const lease = vxlanLease;
 
-/** A subnet manager whose lease batches the test pushes. */
-class FakeManager implements SubnetManager {
-  acquired: LeaseAttrs[] = [];
-  private queue: LeaseEvent[][] = [];
-  private wake: (() => void) | undefined;
-
-  constructor(private readonly own = OWN_SUBNET) {}
-
-  async acquireLease(attrs: LeaseAttrs): Promise<Lease> {
-    this.acquired.push(attrs);
-    return { enableIPv4: true, enableIPv6: !!attrs.publicIPv6, subnet: parseNet(this.own), attrs, expiration: Date.now() + 86_400_000, ...(attrs.publicIPv6 ? { ipv6Subnet: parseNet('fd00:10:16::/64') } : {}) };
-  }
-
-  push(batch: LeaseEvent[]): void {
-    this.queue.push(batch);
-    this.wake?.();
-  }
-
-  async *watchLeases(signal: AbortSignal): AsyncIterable<LeaseEvent[]> {
-    while (!signal.aborted) {
-      const next = this.queue.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      await new Promise<void>((r) => {
-        this.wake = r;
-        signal.addEventListener('abort', () => r(), { once: true });
-      });
-    }
-  }
-
-  name(): string {
-    return 'fake';
+class FakeManager extends FakeSubnetManager {
+  constructor() {
+    super(OWN_SUBNET);
   }
 }
 

@@ -1,0 +1,58 @@
+// A SubnetManager whose peer lease batches the test pushes, for driving a backend without etcd.
+import { parseIP, parseNet } from '../../shared/net/ip.js';
+import type { SubnetManager } from '../../daemon/backend/backend.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../../daemon/lease.js';
+
+export class FakeSubnetManager implements SubnetManager {
+  readonly acquired: LeaseAttrs[] = [];
+  private readonly queue: LeaseEvent[][] = [];
+  private wake: (() => void) | undefined;
+
+  /** `subnet` (and `ipv6Subnet` for a lease with a PublicIPv6) is what acquireLease hands out. */
+  constructor(
+    private readonly subnet: string,
+    private readonly ipv6Subnet = 'fd00:10:16::/64',
+  ) {}
+
+  async acquireLease(attrs: LeaseAttrs): Promise<Lease> {
+    this.acquired.push(attrs);
+    return {
+      enableIPv4: true,
+      enableIPv6: !!attrs.publicIPv6,
+      subnet: parseNet(this.subnet),
+      ...(attrs.publicIPv6 ? { ipv6Subnet: parseNet(this.ipv6Subnet) } : {}),
+      attrs,
+      expiration: Date.now() + 86_400_000,
+    };
+  }
+
+  push(batch: LeaseEvent[]): void {
+    this.queue.push(batch);
+    this.wake?.();
+  }
+
+  async *watchLeases(signal: AbortSignal): AsyncIterable<LeaseEvent[]> {
+    while (!signal.aborted) {
+      const next = this.queue.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+  }
+
+  name(): string {
+    return 'fake';
+  }
+}
+
+/** A vxlan peer lease as another host's flanneld would write it. */
+export function vxlanLease(subnet: string, publicIP: string, mac: string | undefined, type = 'vxlan', vni = 100): Lease {
+  const attrs: LeaseAttrs = { publicIP: parseIP(publicIP), backendType: type };
+  if (mac !== undefined) attrs.backendData = { VNI: vni, VtepMAC: mac };
+  return { enableIPv4: true, enableIPv6: false, subnet: parseNet(subnet), attrs, expiration: Date.now() + 86_400_000 };
+}
