@@ -18,7 +18,8 @@ LAB_UNDERLAY=${LAB_UNDERLAY:-192.168.100}
 LAB_ETCD_IP=$LAB_UNDERLAY.254
 LAB_ETCD=http://$LAB_ETCD_IP:2379
 LAB_NETNAME=${LAB_NETNAME:-} # read from the conflist when empty
-LAB_CONFIG=${LAB_CONFIG:-'{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.99.0.0","Backend":{"Type":"vxlan","VNI":100,"Port":8472}}'}
+# the network config put under /coreos.com/network/config (default: conf/net-conf.json, the seed's)
+LAB_CONFIG=${LAB_CONFIG:-$(cat "$LAB_ROOT/conf/net-conf.json")}
 LAB_VNI=${LAB_VNI:-100}
 LAB_BIN=${LAB_BIN:-$LAB_ROOT/dist/bin}
 LAB_CONFLIST=${LAB_CONFLIST:-$LAB_ROOT/conf/10-flannel.conflist}
