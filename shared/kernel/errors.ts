@@ -13,16 +13,19 @@ export class KernelError extends Error {
   readonly stderr: string;
   /** for a batch: the line that failed (1-based in the stdin sent), when the tool named it */
   readonly line?: string;
+  /** what the command printed before failing (reads with `-force`) */
+  readonly stdout?: string;
 
   constructor(
     message: string,
-    o: { argv: readonly string[]; exitCode: number | null; stderr: string; line?: string; cause?: unknown },
+    o: { argv: readonly string[]; exitCode: number | null; stderr: string; line?: string; cause?: unknown; stdout?: string },
   ) {
     super(message, o.cause === undefined ? undefined : { cause: o.cause });
     this.argv = o.argv;
     this.exitCode = o.exitCode;
     this.stderr = o.stderr;
     if (o.line !== undefined) this.line = o.line;
+    if (o.stdout !== undefined) this.stdout = o.stdout;
   }
 }
 
@@ -31,7 +34,7 @@ export function kernelErrorFrom(
   argv: readonly string[],
   exitCode: number | null,
   stderr: string,
-  o?: { input?: string; cause?: unknown },
+  o?: { input?: string; cause?: unknown; stdout?: string },
 ): KernelError {
   const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
   // `ip -batch` / `bridge -batch` end with "Command failed -:N": name the line.
@@ -48,7 +51,14 @@ export function kernelErrorFrom(
     meaningful.map((l) => l.replace(/^RTNETLINK answers: /, '').replace(/^Error: /, '')).join('; ') ||
     (o?.cause instanceof Error ? o.cause.message : `exit status ${exitCode ?? 'signal'}`);
   const what = line !== undefined ? `"${line}"` : argv.join(' ');
-  return new KernelError(`${what}: ${reason}`, { argv, exitCode, stderr, ...(line !== undefined ? { line } : {}), cause: o?.cause });
+  return new KernelError(`${what}: ${reason}`, {
+    argv,
+    exitCode,
+    stderr,
+    ...(line !== undefined ? { line } : {}),
+    ...(o?.stdout ? { stdout: o.stdout } : {}),
+    cause: o?.cause,
+  });
 }
 
 /**

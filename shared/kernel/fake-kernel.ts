@@ -9,7 +9,7 @@
 import { formatIP, parseCIDR, netContains } from '../net/ip.js';
 import type { Family } from '../net/ip.js';
 import { KernelError } from './errors.js';
-import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, Neigh, Route, RouteSpec, VxlanSpec } from './kernel.js';
+import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from './kernel.js';
 
 export interface FakeNs {
   links: Map<string, Link>;
@@ -192,6 +192,24 @@ export class FakeKernel implements Kernel {
 
   async createVethPair(host: string, peer: string, o: { peerNetns: string; mtu?: number; mac?: string; peerMac?: string }): Promise<void> {
     this.applyOp(this.enter('createVethPair'), { op: 'addVeth', name: host, peer, ...o });
+  }
+
+  async inspect(names: readonly string[], ops: readonly KernelOp[] = []): Promise<Map<string, LinkAddrs>> {
+    const ns = this.enter('inspect');
+    for (const op of ops) {
+      this.world.takeFailure(op.op);
+      this.applyOp(ns, op);
+    }
+    const out = new Map<string, LinkAddrs>();
+    for (const name of names) {
+      const l = ns.links.get(name);
+      if (l === undefined) {
+        if (ops.length > 0) throw notFound(name);
+        continue;
+      }
+      out.set(name, { ...l, addrs: ns.addrs.filter((a) => a.dev === name).map((a) => ({ ...a })) });
+    }
+    return out;
   }
 
   async listBridgeVlans(dev: string): Promise<BridgeVlan[]> {

@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Family } from '../net/ip.js';
 import { KernelError, failedBatchLine, isExists, isNotFound, kernelErrorFrom } from './errors.js';
-import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, Neigh, Route, RouteSpec, VxlanSpec } from './kernel.js';
+import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from './kernel.js';
 
 /** Runs argv with optional stdin; resolves stdout, rejects KernelError. Injectable for tests. */
 export type Exec = (argv: readonly string[], input?: string) => Promise<string>;
@@ -56,7 +56,7 @@ export const spawnExec: Exec = (argv, input) =>
     child.on('close', (code) => {
       const stderr = Buffer.concat(err).toString();
       if (spawnError !== undefined || code !== 0) {
-        reject(kernelErrorFrom(argv, code, stderr || (spawnError?.message ?? ''), { input, cause: spawnError }));
+        reject(kernelErrorFrom(argv, code, stderr || (spawnError?.message ?? ''), { input, cause: spawnError, stdout: Buffer.concat(out).toString() }));
       } else {
         resolve(Buffer.concat(out).toString());
       }
@@ -101,6 +101,12 @@ export function routeArgs(r: RouteSpec): string[] {
   return a;
 }
 
+/** IPv4 below /31 gets the computed broadcast, as vishvananda/netlink's AddrAdd does (`brd +`). */
+function brd(cidr: string): string[] {
+  const m = /^\d+\.\d+\.\d+\.\d+\/(\d+)$/.exec(cidr);
+  return m && Number(m[1]) < 31 ? ['brd', '+'] : [];
+}
+
 const onOff = (b: boolean) => (b ? 'on' : 'off');
 
 export type Tool = 'ip' | 'bridge' | 'sysctl';
@@ -128,9 +134,9 @@ export function opLine(op: KernelOp): { tool: Tool; args: string[] } {
         args: ['fdb', 'del', op.mac, 'dev', op.dev, ...(op.dst !== undefined ? ['dst', op.dst] : []), 'self'],
       };
     case 'replaceAddr':
-      return { tool: 'ip', args: ['addr', 'replace', op.cidr, 'dev', op.dev] };
+      return { tool: 'ip', args: ['addr', 'replace', op.cidr, ...brd(op.cidr), 'dev', op.dev] };
     case 'addAddr':
-      return { tool: 'ip', args: ['addr', 'add', op.cidr, 'dev', op.dev] };
+      return { tool: 'ip', args: ['addr', 'add', op.cidr, ...brd(op.cidr), 'dev', op.dev] };
     case 'deleteAddr':
       return { tool: 'ip', args: ['addr', 'del', op.cidr, 'dev', op.dev] };
     case 'setLinkUp':
@@ -268,6 +274,25 @@ export function parseLink(j: J): Link {
   return link;
 }
 
+function addrsOf(l: J): Addr[] {
+  const dev = str(l.ifname) ?? '';
+  const out: Addr[] = [];
+  if (!Array.isArray(l.addr_info)) return out;
+  for (const a of l.addr_info) {
+    if (!isObj(a) || str(a.local) === undefined) continue;
+    const addr: Addr = {
+      dev,
+      family: a.family === 'inet6' ? 6 : 4,
+      cidr: `${str(a.local)}/${num(a.prefixlen) ?? (a.family === 'inet6' ? 128 : 32)}`,
+      scope: str(a.scope) ?? 'global',
+    };
+    if (a.tentative === true) addr.tentative = true;
+    if (a.dadfailed === true) addr.dadfailed = true;
+    out.push(addr);
+  }
+  return out;
+}
+
 function parseRoute(j: J, family: Family): Route {
   const r: Route = { family, dst: str(j.dst) ?? 'default' };
   const via = str(j.gateway) ?? (isObj(j.via) ? str(j.via.host) : undefined);
@@ -402,6 +427,34 @@ class IprouteKernel implements Kernel {
     await this.batch([{ op: 'addVeth', name: host, peer, ...o }]);
   }
 
+  async inspect(names: readonly string[], ops: readonly KernelOp[] = []): Promise<Map<string, LinkAddrs>> {
+    const runs = planBatch(ops);
+    const ipRun = runs.length > 0 && runs[runs.length - 1]!.tool === 'ip' ? runs.pop()! : undefined;
+    if (runs.length > 0) await this.batch(ops.slice(0, ops.length - (ipRun?.lines.length ?? 0)));
+    names.forEach(checkLineArg);
+    const lines = [...(ipRun?.lines ?? []), ...names.map((n) => ['addr', 'show', 'dev', n])];
+    const out = new Map<string, LinkAddrs>();
+    if (lines.length === 0) return out;
+    const input = lines.map((l) => l.join(' ')).join('\n') + '\n';
+    const flags = ipRun === undefined ? ['-json', '-details', '-force', '-batch', '-'] : ['-json', '-details', '-batch', '-'];
+    const argv = this.cmd('ip', flags);
+    let stdout: string;
+    try {
+      stdout = await this.exec(argv, input);
+    } catch (err) {
+      // -force: a missing link makes the exit status 1 but the other reads still print
+      if (ipRun !== undefined || !(err instanceof KernelError) || !isNotFound(err)) throw err;
+      stdout = err.stdout ?? '';
+    }
+    for (const line of stdout.split('\n')) {
+      for (const j of parseJsonArray(line, argv)) {
+        const link = parseLink(j);
+        out.set(link.name, { ...link, addrs: addrsOf(j) });
+      }
+    }
+    return out;
+  }
+
   async listBridgeVlans(dev: string): Promise<BridgeVlan[]> {
     const argv = this.cmd('bridge', ['-json', 'vlan', 'show', 'dev', dev]);
     const rows = parseJsonArray(await this.exec(argv), argv);
@@ -425,25 +478,11 @@ class IprouteKernel implements Kernel {
 
   async listAddrs(o?: { dev?: string; family?: Family }): Promise<Addr[]> {
     const args = [...(o?.family ? [`-${o.family}`] : []), 'addr', 'show', ...(o?.dev !== undefined ? ['dev', o.dev] : [])];
-    const out: Addr[] = [];
-    for (const l of await this.ipJson(args)) {
-      const dev = str(l.ifname) ?? '';
-      if (!Array.isArray(l.addr_info)) continue;
-      for (const a of l.addr_info) {
-        if (!isObj(a) || str(a.local) === undefined) continue;
-        out.push({
-          dev,
-          family: a.family === 'inet6' ? 6 : 4,
-          cidr: `${str(a.local)}/${num(a.prefixlen) ?? (a.family === 'inet6' ? 128 : 32)}`,
-          scope: str(a.scope) ?? 'global',
-        });
-      }
-    }
-    return out;
+    return (await this.ipJson(args)).flatMap(addrsOf);
   }
 
   async ensureAddr(dev: string, cidr: string): Promise<void> {
-    await this.tolerateExists(this.ip(['addr', 'add', cidr, 'dev', dev]));
+    await this.tolerateExists(this.ip(opLine({ op: 'addAddr', dev, cidr }).args));
   }
 
   async deleteAddr(dev: string, cidr: string, o?: { missingOk?: boolean }): Promise<void> {

@@ -47,6 +47,14 @@ export interface Addr {
   /** `ip/prefix` with host bits, e.g. `10.244.1.1/24` */
   cidr: string;
   scope: string;
+  /** IPv6 DAD still running / failed (only set when true) */
+  tentative?: boolean;
+  dadfailed?: boolean;
+}
+
+/** A link together with its addresses (Kernel.inspect). */
+export interface LinkAddrs extends Link {
+  addrs: Addr[];
 }
 
 export interface RouteSpec {
@@ -185,6 +193,13 @@ export interface Kernel {
   setPromisc(dev: string, on: boolean): Promise<void>;
   setHairpin(dev: string, on: boolean): Promise<void>;
   setLinkAddress(dev: string, mac: string): Promise<void>;
+  /**
+   * Runs the `ip` ops in `ops` (if any), then reads the named links with their addresses, in ONE
+   * `ip -json -batch -` exec: writes and reads together. Without ops, missing links are just absent from
+   * the map; with ops, a missing link fails like a failed op. Ops that need another tool run first, in
+   * their own exec.
+   */
+  inspect(names: readonly string[], ops?: readonly KernelOp[]): Promise<Map<string, LinkAddrs>>;
   /** VLANs configured on a bridge port (`bridge -j vlan show dev X`); [] when none */
   listBridgeVlans(dev: string): Promise<BridgeVlan[]>;
 }

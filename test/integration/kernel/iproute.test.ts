@@ -88,7 +88,7 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     const addrs = await k.listAddrs({ dev: 'br0' });
     expect(addrs.filter((a) => a.scope === 'global')).toEqual([
       { dev: 'br0', family: 4, cidr: '10.244.1.1/24', scope: 'global' },
-      { dev: 'br0', family: 6, cidr: 'fd00:10:244:1::1/64', scope: 'global' },
+      { dev: 'br0', family: 6, cidr: 'fd00:10:244:1::1/64', scope: 'global', tentative: true }, // DAD still running
     ]);
     expect((await k.listAddrs({ family: 4 })).map((a) => a.cidr)).toEqual(['127.0.0.1/8', '10.244.1.1/24']);
     await k.deleteAddr('br0', '10.244.1.1/24');
@@ -190,6 +190,25 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     await k.batch(dels);
     expect(await k.listNeighs('vx0')).toHaveLength(1);
     expect(isNotFound(await k.batch(dels.slice(2)).catch((e: unknown) => e))).toBe(true);
+  });
+
+  it('inspect: writes and reads in one exec; missing links are absent', async () => {
+    await k.ensureBridge('br0');
+    await k.createVethPair('vethaa', 'eth0', { peerNetns: pod.path });
+    const m = await k.inspect(['br0', 'vethaa'], [
+      { op: 'setLink', dev: 'vethaa', master: 'br0', up: true },
+      { op: 'setBridgePort', dev: 'vethaa', hairpin: true },
+      { op: 'addAddr', dev: 'br0', cidr: '10.1.2.1/24' },
+    ]);
+    expect(m.get('vethaa')).toMatchObject({ kind: 'veth', master: 'br0', up: true, port: { hairpin: true } });
+    expect(m.get('br0')?.addrs.filter((a) => a.family === 4)).toEqual([{ dev: 'br0', family: 4, cidr: '10.1.2.1/24', scope: 'global' }]);
+    const r = await k.inspect(['nope0', 'br0']);
+    expect([...r.keys()]).toEqual(['br0']);
+    expect((await k.inspect(['nope0'])).size).toBe(0);
+    await expect(k.inspect(['nope0'], [{ op: 'setLinkUp', dev: 'br0' }])).rejects.toBeInstanceOf(KernelError);
+    const brd = k.inNetns(host.path);
+    expect((await brd.listAddrs({ dev: 'br0', family: 4 }))[0]?.cidr).toBe('10.1.2.1/24');
+    expect(host.exec(['ip', 'addr', 'show', 'dev', 'br0']).stdout).toContain('brd 10.1.2.255');
   });
 
   it('sysctls inside the netns do not touch the root namespace', async () => {

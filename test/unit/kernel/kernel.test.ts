@@ -78,7 +78,7 @@ describe('argv building', () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]!.argv.slice(0, 2)).toEqual([expect.stringMatching(/nsenter$/), '--net=/proc/42/ns/net']);
     expect(calls[0]!.argv.slice(3)).toEqual(['-batch', '-']);
-    expect(calls[0]!.input).toBe('addr add 10.0.0.2/24 dev eth0\nlink set dev eth0 up\n');
+    expect(calls[0]!.input).toBe('addr add 10.0.0.2/24 brd + dev eth0\nlink set dev eth0 up\n');
     await k.batch([{ op: 'sysctl', key: 'net/ipv6/conf/eth0/accept_dad', value: '0' }, { op: 'addAddr', dev: 'eth0', cidr: 'fd00::2/64' }, { op: 'appendFdb', dev: 'vx', mac: '00:00:00:00:00:00', dst: '1.2.3.4' }]);
     expect(calls).toHaveLength(2);
     expect(calls[1]!.argv.at(-2)).toMatch(/sh$/);
