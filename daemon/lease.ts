@@ -21,6 +21,11 @@ export interface Lease {
   attrs: LeaseAttrs;
   /** ms since epoch; for a key without an etcd lease (a reservation) this is `now - 1 s`, as Go */
   expiration: number;
+  /**
+   * Our extension: true for a key stored without an etcd lease (an operator's reservation,
+   * Documentation/reservations.md). Such a lease is never renewed and never given a TTL.
+   */
+  reservation?: boolean;
 }
 
 export type LeaseEventType = 'added' | 'removed';

@@ -1,0 +1,15 @@
+// Backends by the name in the network config's Backend.Type (lower-cased), as flannel's
+// backend.Register, without side-effect registration (style.md).
+import type { BackendFactory } from './backend.js';
+import { createAllocBackend } from './alloc.js';
+import { createVxlanBackend } from './vxlan/vxlan.js';
+
+export const BACKENDS = {
+  alloc: createAllocBackend,
+  vxlan: createVxlanBackend,
+  // host-gw, ipip, wireguard, udp: not implemented; the daemon exits with `unknown backend type: <t>`
+} satisfies Record<string, BackendFactory>;
+
+export function getBackendFactory(type: string): BackendFactory | undefined {
+  return Object.hasOwn(BACKENDS, type) ? BACKENDS[type as keyof typeof BACKENDS] : undefined;
+}

@@ -1,0 +1,185 @@
+// flanneld: one linear wiring script, as flannel's main.go. Only this file touches the world
+// (argv, env, files, signals, the real kernel and etcd):
+//   options → previous subnet → etcd registry → local manager → network config → external
+//   interface → backend → registerNetwork (acquires the lease) → subnet.env → run + keep the lease.
+// SIGTERM/SIGINT abort everything and the process exits 0, leaving the lease, the devices and the
+// routes in place (zero-downtime restart). Exit 1 on start-up errors, as Go.
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createKernel } from '../shared/kernel/iproute.js';
+import { getBackendFactory } from './backend/registry.js';
+import { lookupExtIface } from './ext-iface.js';
+import { type HealthServer, startHealthServer } from './health.js';
+import { createLogger, errorMessage } from './log.js';
+import { checkRenewMargin, parseOptions, splitEndpoints, type Options } from './options.js';
+import { sleep } from './sleep.js';
+import type { Config } from './subnet/config.js';
+import { EtcdClient, type EtcdClientOptions } from './subnet/etcd/etcd-client.js';
+import { LocalManager } from './subnet/etcd/local-manager.js';
+import { EtcdRegistry } from './subnet/etcd/registry.js';
+import { readPreviousSubnets, writeSubnetFile } from './subnet/subnet-file.js';
+
+const VERSION = 'v0.1.0-ts';
+
+const log = createLogger((line) => process.stderr.write(line));
+
+function die(msg: string): never {
+  log.error(msg);
+  process.exit(1);
+}
+
+async function etcdClientOptions(o: Options): Promise<EtcdClientOptions> {
+  const c: EtcdClientOptions = { endpoints: splitEndpoints(o.etcdEndpoints) };
+  if (o.etcdKeyfile && o.etcdCertfile) {
+    c.tls = { key: await readFile(o.etcdKeyfile), cert: await readFile(o.etcdCertfile) };
+    if (o.etcdCafile) c.tls.ca = await readFile(o.etcdCafile);
+  } else {
+    log.info('no certificate provided: connecting to etcd with http. This is insecure');
+    if (o.etcdCafile) c.ca = await readFile(o.etcdCafile);
+  }
+  if (o.etcdUsername) {
+    c.username = o.etcdUsername;
+    c.password = o.etcdPassword;
+  }
+  return c;
+}
+
+async function getConfig(sm: LocalManager, signal: AbortSignal): Promise<Config | undefined> {
+  for (;;) {
+    try {
+      return await sm.getNetworkConfig(signal);
+    } catch (err) {
+      if (signal.aborted) return undefined;
+      log.error(`Couldn't fetch network config: ${errorMessage(err)}`);
+      if (!(await sleep(1000, signal))) return undefined;
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  const parsed = parseOptions(process.argv.slice(2), process.env, VERSION);
+  if (parsed.kind === 'exit') {
+    process.stderr.write(parsed.stderr);
+    return parsed.code;
+  }
+  const o = parsed.options;
+  const { etcdPassword: _pw, ...shown } = o;
+  log.info(`CLI flags config: ${JSON.stringify({ ...shown, etcdPassword: o.etcdPassword ? '<redacted>' : '' })}`);
+  const marginErr = checkRenewMargin(o.subnetLeaseRenewMargin);
+  if (marginErr) die(marginErr);
+  if (o.kubeSubnetMgr) die('the Kubernetes subnet manager (--kube-subnet-mgr) is not supported by this build: use etcd');
+
+  const ac = new AbortController();
+  const onSignal = (sig: string) => {
+    log.info(`shutdownHandler sent cancel signal... (${sig})`);
+    process.removeAllListeners('SIGINT');
+    process.removeAllListeners('SIGTERM');
+    ac.abort();
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+
+  let health: HealthServer | undefined;
+  if (o.healthzPort > 0) {
+    try {
+      health = await startHealthServer(o.healthzIP, o.healthzPort);
+      log.info(`Start healthz server on ${o.healthzIP}:${o.healthzPort}`);
+    } catch (err) {
+      die(`Start healthz server error: ${errorMessage(err)}`);
+    }
+  }
+
+  const previous = await readPreviousSubnets(o.subnetFile);
+  const registry = new EtcdRegistry(new EtcdClient(await etcdClientOptions(o)), o.etcdPrefix, log);
+  const sm = new LocalManager({ registry, previous, renewMarginMs: o.subnetLeaseRenewMargin * 60_000, log });
+  log.info(`Created subnet manager: ${sm.name()}`);
+
+  const config = await getConfig(sm, ac.signal);
+  if (!config) return shutdown(0);
+  if (!config.enableIPv4 && !config.enableIPv6) die('none defined stack');
+  if (!config.enableNFTables) {
+    // Go exits 1 here; a missing br_netfilter only matters to bridged pod traffic, so we warn.
+    if (config.enableIPv4 && !existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) {
+      log.warn('Failed to check br_netfilter: /proc/sys/net/bridge/bridge-nf-call-iptables is missing (run `modprobe br_netfilter`)');
+    }
+  }
+
+  const kernel = createKernel();
+  let extIface;
+  try {
+    extIface = await lookupExtIface(
+      kernel,
+      {
+        ifaces: o.iface,
+        ifaceRegex: o.ifaceRegex,
+        ifaceCanReach: o.ifaceCanReach || undefined,
+        publicIP: o.publicIP || undefined,
+        publicIPv6: o.publicIPv6 || undefined,
+        enableIPv4: config.enableIPv4,
+        enableIPv6: config.enableIPv6,
+      },
+      log,
+    );
+  } catch (err) {
+    die(errorMessage(err));
+  }
+  log.info(`Using interface with name ${extIface.iface.name}`);
+
+  const factory = getBackendFactory(config.backendType);
+  if (!factory) die(`Error fetching backend: unknown backend type: ${config.backendType}`);
+  const backend = factory({ subnetManager: sm, extIface, kernel, stateDir: o.dataDir, log: (m) => log.info(m) });
+  let network;
+  try {
+    network = await backend.registerNetwork(ac.signal, {
+      enableIPv4: config.enableIPv4,
+      enableIPv6: config.enableIPv6,
+      backend: config.backend,
+    });
+  } catch (err) {
+    if (ac.signal.aborted) return shutdown(0);
+    die(`Error registering network: ${errorMessage(err)}`);
+  }
+
+  const lease = network.lease();
+  try {
+    await writeSubnetFile(o.subnetFile, {
+      network: config.enableIPv4 ? config.network : undefined,
+      subnet: config.enableIPv4 ? lease.subnet : undefined,
+      ipv6Network: config.enableIPv6 ? config.ipv6Network : undefined,
+      ipv6Subnet: config.enableIPv6 ? lease.ipv6Subnet : undefined,
+      mtu: network.mtu(),
+      ipMasq: o.ipMasq,
+    });
+    health?.setReady(true);
+  } catch (err) {
+    log.error(`Failed to write subnet file: ${errorMessage(err)}`);
+  }
+
+  log.info('Running backend.');
+  let code = 0;
+  const run = network.run(ac.signal).catch((err) => {
+    log.error(`backend stopped: ${errorMessage(err)}`);
+  });
+  const keep = sm.completeLease(lease, ac.signal).catch((err) => {
+    log.error(errorMessage(err));
+    code = 1;
+    ac.abort();
+  });
+  await Promise.all([run, keep]);
+  return shutdown(code);
+
+  async function shutdown(c: number): Promise<number> {
+    await health?.close();
+    registry.close();
+    log.info('Exiting cleanly...');
+    return c;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    log.error(`flanneld: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,384 @@
+// LocalManager (pkg/subnet/etcd/local_manager.go): the lease policy on top of a Registry.
+//
+// acquireLease: reuse the lease holding our PublicIP, else the previous subnet from subnet.env, else
+// a random pick among the first 100 free subnets; create with a Version==0 txn and a 24 h lease.
+// Fixes over Go:
+//   - a lost creation race (LeaseConflictError) is retried with a fresh listing (Go exits 1);
+//   - a reservation (key without an etcd lease) is reused as one: it is re-put without a lease and
+//     never renewed, where Go attaches a 24 h lease to it (flannel-io/flannel#1329);
+//   - etcd outages (recoverable errors) are retried with back-off instead of failing the start.
+// completeLease: renew at expiration - margin (a new Grant(24h) + Put, as Go), retrying every
+// minute through outages, while watching our own key.
+// Own lease removed (expired or deleted): Go logs "Lease has been revoked. Shutting down daemon."
+// and exits 0; a supervisor then restarts it and it re-takes the same subnet from subnet.env if it
+// is still free. We do that re-take in place: re-create the same key with the Version==0 txn. The
+// txn can only succeed if nobody holds the subnet, so it never steals one, and the node keeps its
+// pods' addresses and its data path with no restart gap (and without a supervisor, as in the lab,
+// the node keeps working instead of dying). If another node has taken the subnet meanwhile, our
+// pods' addresses now belong to it: completeLease rejects and the daemon exits non-zero, so that a
+// supervisor restarts it onto a new subnet.
+// watchLeases: peer batches from a snapshot, then the watch from the snapshot revision + 1;
+// compaction → re-list (LeaseWatcher.reset), broken stream → reconnect with back-off 100 ms → 5 s.
+// A bad key or value is logged and skipped by the registry; it never causes a reset, so it can
+// never remove healthy peers (Go's mass-removal hazard).
+import { type IP, type IPNet, formatIP, formatNet, ipEqual, netEqual } from '../../../shared/net/ip.js';
+import type { SubnetManager } from '../../backend/backend.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
+import { LeaseWatcher } from '../../lease-watcher.js';
+import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';
+import { Backoff, sleep } from '../../sleep.js';
+import { pickSubnet } from '../allocate.js';
+import { type Config, parseAndCheckConfig, subnetFits } from '../config.js';
+import type { PreviousSubnets } from '../subnet-file.js';
+import { isRecoverableError } from './etcd-client.js';
+import { LeaseConflictError, type Registry, SUBNET_TTL_SEC, describeSubnet } from './registry.js';
+
+export interface LocalManagerOptions {
+  registry: Registry;
+  previous?: PreviousSubnets;
+  /** renew this long before expiry (--subnet-lease-renew-margin), default 60 min */
+  renewMarginMs?: number;
+  log?: Logger;
+  random?: () => number;
+  now?: () => number;
+  /** lease TTL in seconds, default 24 h (tests shorten it) */
+  ttlSec?: number;
+  /** wait after a failed renewal, default 1 min */
+  renewRetryMs?: number;
+  /** attempts on a lost creation race, default 100 */
+  raceRetries?: number;
+}
+
+function sameNet(a: IPNet | undefined, b: IPNet | undefined): boolean {
+  if (!a || !b) return a === b;
+  return netEqual(a, b);
+}
+
+function leaseLabel(l: Lease): string {
+  return `ip: ${formatNet(l.subnet)} ipv6: ${l.ipv6Subnet ? formatNet(l.ipv6Subnet) : '<nil>'}`;
+}
+
+export class LocalManager implements SubnetManager {
+  private readonly registry: Registry;
+  private readonly previous: PreviousSubnets;
+  private readonly renewMarginMs: number;
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private readonly now: () => number;
+  private readonly ttlSec: number;
+  private readonly renewRetryMs: number;
+  private readonly raceRetries: number;
+  private ownLease: Lease | undefined;
+  private ownAttrs: LeaseAttrs | undefined;
+  private config: Config | undefined;
+  private readonly ownLeaseListeners = new Set<(l: Lease) => void>();
+
+  constructor(o: LocalManagerOptions) {
+    this.registry = o.registry;
+    this.previous = o.previous ?? {};
+    this.renewMarginMs = o.renewMarginMs ?? 60 * 60 * 1000;
+    this.log = o.log ?? NOOP_LOGGER;
+    this.random = o.random ?? Math.random;
+    this.now = o.now ?? Date.now;
+    this.ttlSec = o.ttlSec ?? SUBNET_TTL_SEC;
+    this.renewRetryMs = o.renewRetryMs ?? 60_000;
+    this.raceRetries = o.raceRetries ?? 100;
+  }
+
+  name(): string {
+    return `Etcd Local Manager with Previous Subnet: ${this.previous.subnet ? formatNet(this.previous.subnet) : 'None'}`;
+  }
+
+  /** The current own lease (after acquireLease), kept up to date by completeLease. */
+  lease(): Lease | undefined {
+    return this.ownLease;
+  }
+
+  async getNetworkConfig(signal?: AbortSignal): Promise<Config> {
+    const text = await this.registry.getNetworkConfig(signal);
+    this.config = parseAndCheckConfig(text);
+    return this.config;
+  }
+
+  async acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
+    const backoff = new Backoff(100, 5000);
+    let conflicts = 0;
+    for (;;) {
+      signal.throwIfAborted();
+      try {
+        const cfg = await this.getNetworkConfig(signal);
+        const lease = await this.tryAcquireLease(cfg, attrs, signal);
+        this.ownLease = lease;
+        this.ownAttrs = attrs;
+        return lease;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (err instanceof LeaseConflictError) {
+          if (++conflicts >= this.raceRetries) throw new Error(`failed to acquire lease: ${err.message}`, { cause: err });
+          this.log.info(`subnet ${JSON.stringify(err.key)} was taken by another node meanwhile, trying again`);
+          await sleep(10 + Math.floor(this.random() * 90), signal);
+          continue;
+        }
+        if (isRecoverableError(err)) {
+          const d = backoff.step();
+          this.log.warn(`failed to acquire lease (trying again in ${d} ms): ${errorMessage(err)}`);
+          await sleep(d, signal);
+          continue;
+        }
+        throw new Error(`failed to acquire lease: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+  }
+
+  private makeLease(cfg: Config, sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, expiration: number | undefined): Lease {
+    const l: Lease = {
+      enableIPv4: true,
+      enableIPv6: sn6 !== undefined,
+      subnet: sn,
+      attrs,
+      expiration: expiration ?? this.now() - 1000,
+    };
+    if (sn6) l.ipv6Subnet = sn6;
+    if (expiration === undefined) l.reservation = true;
+    void cfg;
+    return l;
+  }
+
+  private async tryAcquireLease(cfg: Config, attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
+    const { leases } = await this.registry.getSubnets(signal);
+
+    // 1. reuse the lease that holds our public IP
+    const mine = cfg.enableIPv4 ? leases.find((l) => ipEqual(l.attrs.publicIP, attrs.publicIP)) : undefined;
+    if (mine) {
+      if (subnetFits(cfg, mine.subnet, mine.ipv6Subnet)) {
+        this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}), reusing`);
+        const ttl = mine.reservation ? 0 : this.ttlSec;
+        if (mine.reservation) this.log.info(`${describeSubnet(mine.subnet, mine.ipv6Subnet)} is a reservation: keeping it without a TTL`);
+        const exp = await this.registry.updateSubnet(mine.subnet, mine.ipv6Subnet, attrs, ttl, signal);
+        return this.makeLease(cfg, mine.subnet, mine.ipv6Subnet, attrs, exp);
+      }
+      this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}) but not compatible with current config, deleting`);
+      await this.registry.deleteSubnet(mine.subnet, mine.ipv6Subnet, signal);
+    }
+
+    // 2. the previous subnet from subnet.env, if nobody holds it and it fits the config
+    const prev = this.previous.subnet;
+    const prev6 = cfg.enableIPv6 ? this.previous.ipv6Subnet : undefined;
+    if (prev && (!cfg.enableIPv6 || prev6)) {
+      const taken = leases.some((l) => sameNet(l.subnet, prev) || (prev6 && l.ipv6Subnet && netEqual(l.ipv6Subnet, prev6)));
+      if (!subnetFits(cfg, prev, prev6)) {
+        this.log.info(`Found previously leased subnet (${describeSubnet(prev, prev6)}) but not compatible with the Etcd network config, ignoring`);
+      } else if (!taken) {
+        this.log.info(`Found previously leased subnet (${describeSubnet(prev, prev6)}), reusing`);
+        const exp = await this.registry.createSubnet(prev, prev6, attrs, this.ttlSec, signal);
+        return this.makeLease(cfg, prev, prev6, attrs, exp);
+      }
+    }
+
+    // 3. a random free subnet among the first 100
+    const pick = pickSubnet(cfg, leases, this.random);
+    this.log.info(`Picking subnet in range ${pick.range}`);
+    const exp = await this.registry.createSubnet(pick.sn, pick.sn6, attrs, this.ttlSec, signal);
+    this.log.info(`Allocated lease (${describeSubnet(pick.sn, pick.sn6)}) to current node (${formatIP(attrs.publicIP)})`);
+    return this.makeLease(cfg, pick.sn, pick.sn6, attrs, exp);
+  }
+
+  /** RenewLease: a new Grant(24 h) and an unconditional Put of our attrs. */
+  async renewLease(lease: Lease, signal?: AbortSignal): Promise<Lease> {
+    const exp = await this.registry.updateSubnet(lease.subnet, lease.ipv6Subnet, lease.attrs, this.ttlSec, signal);
+    const renewed: Lease = { ...lease, expiration: exp ?? this.now() - 1000 };
+    delete renewed.reservation;
+    this.setOwn(renewed);
+    return renewed;
+  }
+
+  private setOwn(l: Lease): void {
+    this.ownLease = l;
+    for (const f of this.ownLeaseListeners) f(l);
+  }
+
+  /**
+   * Keeps our lease alive until `signal` aborts (resolves). Rejects only when the subnet has been
+   * taken by another node after our lease vanished.
+   */
+  async completeLease(lease: Lease, signal: AbortSignal): Promise<void> {
+    let current = lease;
+    this.ownLease = lease;
+    const local = new AbortController();
+    const onAbort = () => local.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    // Own-key events from a background watch, delivered through a one-slot mailbox.
+    let pending: LeaseEvent | undefined;
+    let wake: (() => void) | undefined;
+    const watcher = this.watchOwnLease(current, local.signal, (ev) => {
+      pending = ev;
+      wake?.();
+    });
+    try {
+      for (;;) {
+        if (signal.aborted) return;
+        const waitMs = current.reservation ? 2 ** 31 - 1 : current.expiration - this.now() - this.renewMarginMs;
+        if (!current.reservation) this.log.info(`Waiting for ${Math.max(0, Math.round(waitMs / 1000))}s to renew lease`);
+        const timer = new AbortController();
+        const abortTimer = () => timer.abort();
+        local.signal.addEventListener('abort', abortTimer, { once: true });
+        wake = () => timer.abort();
+        if (pending === undefined) await sleep(waitMs, timer.signal);
+        wake = undefined;
+        local.signal.removeEventListener('abort', abortTimer);
+        if (signal.aborted) return;
+
+        const ev = pending;
+        pending = undefined;
+        if (ev?.type === 'added') {
+          // our own renewals, or an operator's edit (e.g. turning the lease into a reservation)
+          current = { ...current, expiration: ev.lease.expiration };
+          if (ev.lease.reservation) current.reservation = true;
+          else delete current.reservation;
+          this.setOwn(current);
+          continue;
+        }
+        if (ev?.type === 'removed') {
+          current = await this.reclaim(current, signal);
+          this.setOwn(current);
+          continue;
+        }
+        if (current.reservation) continue;
+        try {
+          current = await this.renewLease(current, signal);
+          this.log.info('Lease renewed, new expiration: ' + new Date(current.expiration).toISOString());
+        } catch (err) {
+          if (signal.aborted) return;
+          this.log.error(`Error renewing lease (trying again in ${Math.round(this.renewRetryMs / 1000)}s): ${errorMessage(err)}`);
+          await sleep(this.renewRetryMs, signal);
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      local.abort();
+      await watcher;
+    }
+  }
+
+  /** Our key vanished: re-create it (Version==0 txn) or give up if another node holds it now. */
+  private async reclaim(current: Lease, signal: AbortSignal): Promise<Lease> {
+    this.log.warn(`Lease has been revoked: re-acquiring ${describeSubnet(current.subnet, current.ipv6Subnet)}`);
+    const backoff = new Backoff(100, 5000);
+    for (;;) {
+      signal.throwIfAborted();
+      try {
+        const exp = await this.registry.createSubnet(current.subnet, current.ipv6Subnet, current.attrs, this.ttlSec, signal);
+        this.log.info(`Re-acquired lease ${describeSubnet(current.subnet, current.ipv6Subnet)}`);
+        const l: Lease = { ...current, expiration: exp };
+        delete l.reservation;
+        return l;
+      } catch (err) {
+        if (err instanceof LeaseConflictError) {
+          const { lease: holder } = await this.registry.getSubnet(current.subnet, current.ipv6Subnet, signal);
+          if (holder && ipEqual(holder.attrs.publicIP, current.attrs.publicIP)) return { ...current, expiration: holder.expiration };
+          if (!holder) continue;
+          throw new Error(
+            `lease ${describeSubnet(current.subnet, current.ipv6Subnet)} was revoked and is now held by ${formatIP(holder.attrs.publicIP)}: shutting down`,
+          );
+        }
+        if (!isRecoverableError(err) || signal.aborted) throw err;
+        const d = backoff.step();
+        this.log.warn(`failed to re-acquire lease (trying again in ${d} ms): ${errorMessage(err)}`);
+        await sleep(d, signal);
+      }
+    }
+  }
+
+  /** Go's WatchLease on our own key: snapshot, then changes; compaction → re-read the key. */
+  private async watchOwnLease(lease: Lease, signal: AbortSignal, emit: (ev: LeaseEvent) => void): Promise<void> {
+    const backoff = new Backoff(100, 5000);
+    let since = 0;
+    while (!signal.aborted) {
+      try {
+        if (since === 0) {
+          const r = await this.registry.getSubnet(lease.subnet, lease.ipv6Subnet, signal);
+          since = r.revision + 1;
+          if (!r.lease) emit({ type: 'removed', lease });
+          else if (r.lease.reservation !== lease.reservation) emit({ type: 'added', lease: r.lease });
+        }
+        for await (const b of this.registry.watchSubnets(since, signal, { sn: lease.subnet, sn6: lease.ipv6Subnet })) {
+          backoff.reset();
+          if (b.kind === 'compacted') {
+            since = 0; // re-read the key: a deletion below the horizon becomes `removed`
+            break;
+          }
+          since = b.revision + 1;
+          for (const ev of b.events) emit(ev);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        const d = backoff.step();
+        this.log.warn(`watch of own lease failed (retrying in ${d} ms): ${errorMessage(err)}`);
+        await sleep(d, signal);
+      }
+    }
+  }
+
+  onOwnLeaseChange(f: (l: Lease) => void): () => void {
+    this.ownLeaseListeners.add(f);
+    return () => this.ownLeaseListeners.delete(f);
+  }
+
+  /**
+   * Peer lease batches: the first batch is the snapshot (every peer `added`, possibly empty), then
+   * changes. Never throws for etcd trouble: it retries until `signal` aborts, then ends.
+   */
+  async *watchLeases(signal: AbortSignal): AsyncGenerator<LeaseEvent[]> {
+    const flags = { enableIPv4: true, enableIPv6: this.config?.enableIPv6 ?? this.ownLease?.enableIPv6 ?? false };
+    const lw = new LeaseWatcher(flags, this.ownLease, this.log);
+    const unsubscribe = this.onOwnLeaseChange((l) => lw.setOwnLease(l));
+    const backoff = new Backoff(100, 5000);
+    let first = true;
+    try {
+      while (!signal.aborted) {
+        // snapshot (initial, or a resync after compaction)
+        let since: number;
+        try {
+          const snap = await this.registry.getSubnets(signal);
+          since = snap.revision + 1;
+          const batch = lw.reset(snap.leases);
+          if (first || batch.length > 0) yield batch;
+          first = false;
+          backoff.reset();
+        } catch (err) {
+          if (signal.aborted) return;
+          const d = backoff.step();
+          this.log.warn(`failed to list leases (retrying in ${d} ms): ${errorMessage(err)}`);
+          await sleep(d, signal);
+          continue;
+        }
+        // watch from the snapshot on; reconnect from the last seen revision
+        let resync = false;
+        while (!signal.aborted && !resync) {
+          try {
+            for await (const b of this.registry.watchSubnets(since, signal)) {
+              if (b.kind === 'compacted') {
+                this.log.info(`watch revision ${since} was compacted (at ${b.revision}): re-listing leases`);
+                resync = true;
+                break;
+              }
+              backoff.reset();
+              since = Math.max(since, b.revision + 1);
+              const batch = lw.update(b.events);
+              if (batch.length > 0) yield batch;
+            }
+          } catch (err) {
+            if (signal.aborted) return;
+            const d = backoff.step();
+            this.log.warn(`watch of leases failed (reconnecting in ${d} ms): ${errorMessage(err)}`);
+            await sleep(d, signal);
+          }
+        }
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+}
+
+export type { IP };

@@ -1,0 +1,201 @@
+// An in-memory Registry (Go's MockSubnetRegistry), shipped as product code like undici's MockAgent:
+// LocalManager unit tests run on it. It keeps etcd's shapes: a global revision, keys with or
+// without a lease, Version==0 create semantics, watches from a revision, compaction, and outages.
+import type { IPNet } from '../../../shared/net/ip.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
+import { marshalLeaseAttrs, parseLeaseAttrs } from '../lease-json.js';
+import { makeSubnetKey, parseSubnetKey } from '../subnet-key.js';
+import { EtcdError } from './etcd-client.js';
+import { CONFIG_NOT_FOUND, LeaseConflictError, type Registry, type WatchBatch } from './registry.js';
+
+interface Entry {
+  value: string;
+  /** expiry time in ms, or undefined for a key without a lease */
+  expiresAt?: number;
+  modRevision: number;
+}
+
+interface HistoryItem {
+  revision: number;
+  key: string;
+  type: 'put' | 'delete';
+  value: string;
+  expiresAt?: number;
+}
+
+export class MemoryRegistry implements Registry {
+  config: string | undefined;
+  private readonly kvs = new Map<string, Entry>();
+  private history: HistoryItem[] = [];
+  revision = 1;
+  compactRevision = 0;
+  /** the next `n` calls fail with a recoverable error (an etcd outage) */
+  failNext = 0;
+  private wakers = new Set<() => void>();
+  calls: string[] = [];
+
+  constructor(
+    config?: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.config = config;
+  }
+
+  private maybeFail(op: string): void {
+    this.calls.push(op);
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new EtcdError('etcd cluster is unavailable or misconfigured: connect ECONNREFUSED', 14, true);
+    }
+  }
+
+  private wake(): void {
+    for (const w of this.wakers) w();
+    this.wakers.clear();
+  }
+
+  private record(key: string, type: 'put' | 'delete', value: string, expiresAt?: number): void {
+    this.revision++;
+    if (type === 'put') this.kvs.set(key, { value, expiresAt, modRevision: this.revision });
+    else this.kvs.delete(key);
+    this.history.push({ revision: this.revision, key, type, value, expiresAt });
+    this.wake();
+  }
+
+  /** Test helpers: raw writes, as an operator with etcdctl would do. */
+  putRaw(key: string, value: string, ttlSec?: number): void {
+    this.record(key, 'put', value, ttlSec === undefined ? undefined : this.now() + ttlSec * 1000);
+  }
+  deleteRaw(key: string): void {
+    if (this.kvs.has(key)) this.record(key, 'delete', '');
+  }
+  getRaw(key: string): { value: string; ttlSec?: number } | undefined {
+    const e = this.kvs.get(key);
+    if (!e) return undefined;
+    return e.expiresAt === undefined ? { value: e.value } : { value: e.value, ttlSec: (e.expiresAt - this.now()) / 1000 };
+  }
+  keys(): string[] {
+    return [...this.kvs.keys()].sort();
+  }
+  /** Deletes every key whose lease has expired (etcd's lease expiry). */
+  expireLeases(): void {
+    for (const [k, e] of [...this.kvs]) if (e.expiresAt !== undefined && e.expiresAt <= this.now()) this.deleteRaw(k);
+  }
+  compact(rev = this.revision): void {
+    this.compactRevision = rev;
+    this.history = this.history.filter((h) => h.revision > rev);
+    this.wake();
+  }
+
+  private toLease(key: string, e: { value: string; expiresAt?: number }): Lease | undefined {
+    const k = parseSubnetKey(key);
+    if (!k) return undefined;
+    let attrs: LeaseAttrs;
+    try {
+      attrs = parseLeaseAttrs(e.value);
+    } catch {
+      return undefined;
+    }
+    const l: Lease = {
+      enableIPv4: true,
+      enableIPv6: k.sn6 !== undefined,
+      subnet: k.sn,
+      attrs,
+      expiration: e.expiresAt ?? this.now() - 1000,
+    };
+    if (k.sn6) l.ipv6Subnet = k.sn6;
+    if (e.expiresAt === undefined) l.reservation = true;
+    return l;
+  }
+
+  private key(sn: IPNet, sn6?: IPNet): string {
+    return `/coreos.com/network/subnets/${makeSubnetKey(sn, sn6)}`;
+  }
+
+  async getNetworkConfig(): Promise<string> {
+    this.maybeFail('getNetworkConfig');
+    if (this.config === undefined) throw new Error(CONFIG_NOT_FOUND);
+    return this.config;
+  }
+
+  async getSubnets() {
+    this.maybeFail('getSubnets');
+    const leases: Lease[] = [];
+    for (const [k, e] of this.kvs) {
+      const l = this.toLease(k, e);
+      if (l) leases.push(l);
+    }
+    return { leases, revision: this.revision };
+  }
+
+  async getSubnet(sn: IPNet, sn6?: IPNet) {
+    this.maybeFail('getSubnet');
+    const e = this.kvs.get(this.key(sn, sn6));
+    const lease = e ? this.toLease(this.key(sn, sn6), e) : undefined;
+    return lease ? { lease, revision: this.revision } : { revision: this.revision };
+  }
+
+  async createSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number) {
+    this.maybeFail('createSubnet');
+    const key = this.key(sn, sn6);
+    if (this.kvs.has(key)) throw new LeaseConflictError(key);
+    const exp = this.now() + ttlSec * 1000;
+    this.record(key, 'put', marshalLeaseAttrs(attrs), exp);
+    return exp;
+  }
+
+  async updateSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number) {
+    this.maybeFail('updateSubnet');
+    const exp = ttlSec > 0 ? this.now() + ttlSec * 1000 : undefined;
+    this.record(this.key(sn, sn6), 'put', marshalLeaseAttrs(attrs), exp);
+    return exp;
+  }
+
+  async deleteSubnet(sn: IPNet, sn6?: IPNet) {
+    this.maybeFail('deleteSubnet');
+    this.deleteRaw(this.key(sn, sn6));
+  }
+
+  async *watchSubnets(since: number, signal: AbortSignal, only?: { sn: IPNet; sn6?: IPNet }): AsyncGenerator<WatchBatch> {
+    this.maybeFail('watchSubnets');
+    const want = only ? this.key(only.sn, only.sn6) : undefined;
+    let next = since;
+    while (!signal.aborted) {
+      if (next <= this.compactRevision) {
+        yield { kind: 'compacted', revision: this.compactRevision };
+        return;
+      }
+      const items = this.history.filter(
+        (h) => h.revision >= next && h.key.startsWith('/coreos.com/network/subnets/') && (!want || h.key === want),
+      );
+      const top = this.revision;
+      if (items.length > 0) {
+        const events: LeaseEvent[] = [];
+        for (const h of items) {
+          if (h.type === 'delete') {
+            const k = parseSubnetKey(h.key);
+            if (!k) continue;
+            const lease: Lease = { enableIPv4: true, enableIPv6: !!k.sn6, subnet: k.sn, attrs: { publicIP: { family: 4, value: 0n } }, expiration: 0 };
+            if (k.sn6) lease.ipv6Subnet = k.sn6;
+            events.push({ type: 'removed', lease });
+          } else {
+            const l = this.toLease(h.key, h);
+            if (l) events.push({ type: 'added', lease: l });
+          }
+        }
+        yield { kind: 'events', events, revision: top };
+      }
+      next = top + 1;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.wakers.add(done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  close(): void {}
+}

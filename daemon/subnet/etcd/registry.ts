@@ -1,0 +1,250 @@
+// The thin storage layer under LocalManager (pkg/subnet/etcd Registry): the network config and the
+// lease keys under <prefix>/subnets/, in Go's byte format (subnet-key.ts, lease-json.ts).
+//
+// Lease TTLs: Go calls TimeToLive once per key, one after the other, on every listing. Here:
+//   - a key without an etcd lease (lease id 0, a reservation) needs no call: expiration = now - 1 s
+//     exactly as Go computes it from etcd's TTL -1, and the lease is flagged `reservation`;
+//   - leased keys are looked up with up to TTL_CONCURRENCY calls in flight on kept-alive
+//     connections, so 5000 keys cost a few hundred ms instead of 5000 round trips in a row;
+//   - as in Go, a key whose lookup fails is skipped with a warning, and an expired lease (TTL -1)
+//     gives now - 1 s.
+import { type IPNet, formatNet } from '../../../shared/net/ip.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
+import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';
+import { marshalLeaseAttrs, parseLeaseAttrs } from '../lease-json.js';
+import { makeSubnetKey, parseSubnetKey } from '../subnet-key.js';
+import { EtcdClient, EtcdError, type KeyValue } from './etcd-client.js';
+
+export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
+/** subnetTTL: every create and renew grants a fresh 24 h etcd lease */
+export const SUBNET_TTL_SEC = 24 * 60 * 60;
+export const TTL_CONCURRENCY = 32;
+
+/** The lost creation race (Go's errSubnetAlreadyexists), which LocalManager retries. */
+export class LeaseConflictError extends Error {
+  constructor(readonly key: string) {
+    super('subnet already exists');
+    this.name = 'LeaseConflictError';
+  }
+}
+
+export const CONFIG_NOT_FOUND = 'flannel config not found in etcd store. Did you create your config using etcdv3 API?';
+
+export type WatchBatch =
+  | { kind: 'events'; events: LeaseEvent[]; revision: number }
+  /** the watch start revision was compacted: re-list and resume from the listing's revision */
+  | { kind: 'compacted'; revision: number };
+
+export interface Registry {
+  /** The raw config text; throws CONFIG_NOT_FOUND when the key is missing. */
+  getNetworkConfig(signal?: AbortSignal): Promise<string>;
+  getSubnets(signal?: AbortSignal): Promise<{ leases: Lease[]; revision: number }>;
+  getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<{ lease?: Lease; revision: number }>;
+  /** Grant(ttl) + txn If(Version(key)==0) Put; the expiration (ms); LeaseConflictError on a lost race. */
+  createSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number, signal?: AbortSignal): Promise<number>;
+  /**
+   * Unconditional put. ttlSec > 0: a new Grant(ttl) and the returned expiration; ttlSec 0: the key
+   * is put without a lease (a reservation stays one) and undefined is returned.
+   */
+  updateSubnet(
+    sn: IPNet,
+    sn6: IPNet | undefined,
+    attrs: LeaseAttrs,
+    ttlSec: number,
+    signal?: AbortSignal,
+  ): Promise<number | undefined>;
+  deleteSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<void>;
+  /**
+   * Changes from `since` on, for every lease, or for one key when `only` is given. Ends (returns or
+   * throws) when the stream breaks; the caller re-watches from its last revision + 1.
+   * Junk keys and values are logged and skipped, never turned into removals.
+   */
+  watchSubnets(
+    since: number,
+    signal: AbortSignal,
+    only?: { sn: IPNet; sn6?: IPNet },
+  ): AsyncIterable<WatchBatch>;
+  close(): void;
+}
+
+/** Maps `fn` over `items` with at most `limit` promises in flight, keeping order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export class EtcdRegistry implements Registry {
+  readonly prefix: string;
+  private readonly subnetsDir: string;
+
+  constructor(
+    private readonly client: EtcdClient,
+    prefix = DEFAULT_ETCD_PREFIX,
+    private readonly log: Logger = NOOP_LOGGER,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.prefix = prefix.replace(/\/+$/, '') || '/';
+    // Go lists with WithPrefix on path.Join(prefix, "subnets"); we add the slash so that a sibling
+    // such as "subnets-old/..." is not read as leases.
+    this.subnetsDir = `${this.prefix === '/' ? '' : this.prefix}/subnets/`;
+  }
+
+  private keyFor(sn: IPNet, sn6?: IPNet): string {
+    return this.subnetsDir + makeSubnetKey(sn, sn6);
+  }
+
+  async getNetworkConfig(signal?: AbortSignal): Promise<string> {
+    const key = `${this.prefix === '/' ? '' : this.prefix}/config`;
+    const r = await this.client.range(key, {}, signal);
+    const kv = r.kvs[0];
+    if (!kv) throw new Error(CONFIG_NOT_FOUND);
+    return kv.value;
+  }
+
+  /** kv → Lease without the TTL; undefined (logged) for junk. */
+  private decode(kv: KeyValue): Lease | undefined {
+    const k = parseSubnetKey(kv.key);
+    if (!k) {
+      this.log.warn(`ignoring ${JSON.stringify(kv.key)}: not a subnet key`);
+      return undefined;
+    }
+    let attrs: LeaseAttrs;
+    try {
+      attrs = parseLeaseAttrs(kv.value);
+    } catch (e) {
+      this.log.warn(`ignoring lease ${JSON.stringify(kv.key)}: bad value: ${errorMessage(e)}`);
+      return undefined;
+    }
+    const lease: Lease = {
+      enableIPv4: true, // etcd mode always sets it, as Go does
+      enableIPv6: k.sn6 !== undefined,
+      subnet: k.sn,
+      attrs,
+      expiration: this.now() - 1000,
+    };
+    if (k.sn6) lease.ipv6Subnet = k.sn6;
+    if (kv.lease === '0') lease.reservation = true;
+    return lease;
+  }
+
+  /**
+   * Fills in the expiration from etcd's TimeToLive. When the lookup fails: in a listing the key is
+   * skipped (logged), as Go does; for a watch event (`keepOnError`) the lease is kept with
+   * expiration now - 1 s, so that a peer's new attrs are not lost to a transient error.
+   */
+  private async withTTL(kv: KeyValue, lease: Lease, signal?: AbortSignal, keepOnError = false): Promise<Lease | undefined> {
+    if (kv.lease === '0') return lease;
+    try {
+      const ttl = await this.client.leaseTimeToLive(kv.lease, signal);
+      lease.expiration = this.now() + ttl * 1000;
+      return lease;
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      this.log.warn(`failed to get the TTL of ${JSON.stringify(kv.key)}${keepOnError ? '' : ', skipping'}: ${errorMessage(e)}`);
+      return keepOnError ? lease : undefined;
+    }
+  }
+
+  async getSubnets(signal?: AbortSignal): Promise<{ leases: Lease[]; revision: number }> {
+    const r = await this.client.range(this.subnetsDir, { prefix: true }, signal);
+    const decoded = r.kvs.flatMap((kv) => {
+      const l = this.decode(kv);
+      return l ? [{ kv, l }] : [];
+    });
+    const leases = await mapLimit(decoded, TTL_CONCURRENCY, ({ kv, l }) => this.withTTL(kv, l, signal));
+    return { leases: leases.filter((l): l is Lease => l !== undefined), revision: r.revision };
+  }
+
+  async getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal) {
+    const r = await this.client.range(this.keyFor(sn, sn6), {}, signal);
+    const kv = r.kvs[0];
+    const l = kv ? this.decode(kv) : undefined;
+    const lease = kv && l ? await this.withTTL(kv, l, signal) : undefined;
+    return lease ? { lease, revision: r.revision } : { revision: r.revision };
+  }
+
+  async createSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number, signal?: AbortSignal) {
+    const key = this.keyFor(sn, sn6);
+    const value = marshalLeaseAttrs(attrs);
+    const grant = await this.client.leaseGrant(ttlSec, signal);
+    let ok = false;
+    try {
+      ok = await this.client.putIfAbsent(key, value, grant.id, signal);
+    } finally {
+      if (!ok) await this.client.leaseRevoke(grant.id).catch(() => {});
+    }
+    if (!ok) throw new LeaseConflictError(key);
+    return this.now() + grant.ttl * 1000;
+  }
+
+  async updateSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number, signal?: AbortSignal) {
+    const key = this.keyFor(sn, sn6);
+    const value = marshalLeaseAttrs(attrs);
+    if (ttlSec <= 0) {
+      await this.client.put(key, value, '0', signal);
+      return undefined;
+    }
+    const grant = await this.client.leaseGrant(ttlSec, signal);
+    await this.client.put(key, value, grant.id, signal);
+    return this.now() + grant.ttl * 1000;
+  }
+
+  async deleteSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal) {
+    await this.client.deleteRange(this.keyFor(sn, sn6), {}, signal);
+  }
+
+  async *watchSubnets(since: number, signal: AbortSignal, only?: { sn: IPNet; sn6?: IPNet }): AsyncGenerator<WatchBatch> {
+    const key = only ? this.keyFor(only.sn, only.sn6) : this.subnetsDir;
+    for await (const res of this.client.watch(key, { prefix: true, startRevision: since }, signal)) {
+      if (res.compactRevision !== undefined) {
+        yield { kind: 'compacted', revision: res.compactRevision };
+        return;
+      }
+      if (res.canceled) throw new EtcdError(`watch canceled: ${res.cancelReason ?? 'unknown reason'}`, -1, true);
+      if (res.created || res.events.length === 0) continue;
+      const events: LeaseEvent[] = [];
+      let revision = 0;
+      for (const ev of res.events) {
+        revision = Math.max(revision, ev.kv.modRevision);
+        if (only && ev.kv.key !== key) continue; // a WithPrefix watch also sees longer keys
+        if (ev.type === 'delete') {
+          const k = parseSubnetKey(ev.kv.key);
+          if (!k) {
+            this.log.warn(`ignoring deletion of ${JSON.stringify(ev.kv.key)}: not a subnet key`);
+            continue;
+          }
+          const lease: Lease = {
+            enableIPv4: true,
+            enableIPv6: k.sn6 !== undefined,
+            subnet: k.sn,
+            attrs: { publicIP: { family: 4, value: 0n } },
+            expiration: 0,
+          };
+          if (k.sn6) lease.ipv6Subnet = k.sn6;
+          events.push({ type: 'removed', lease });
+          continue;
+        }
+        const l = this.decode(ev.kv);
+        const lease = l ? await this.withTTL(ev.kv, l, signal, true) : undefined;
+        if (lease) events.push({ type: 'added', lease });
+      }
+      yield { kind: 'events', events, revision: Math.max(revision, since - 1) };
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export function describeSubnet(sn: IPNet, sn6?: IPNet): string {
+  return sn6 ? `${formatNet(sn)}, ${formatNet(sn6)}` : formatNet(sn);
+}

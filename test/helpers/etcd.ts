@@ -1,0 +1,212 @@
+// A real etcd (Debian etcd-server's `etcd` binary) for integration tests: random loopback ports, a
+// private temp data dir, stopped by PID. Optional TLS with client certificates (a CA, a server and a
+// client certificate made with openssl here) and optional user/password auth (root enabled).
+//
+//   const etcd = await startEtcd({ tls: true, auth: { user: 'root', password: 'pw' } });
+//   etcd.endpoint            // https://127.0.0.1:<port>
+//   etcd.ctl(['put', k, v])  // etcdctl with the right endpoint, certs and user
+//   await etcd.stop();
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface EtcdTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+  /** a client certificate signed by the same CA */
+  clientCert: string;
+  clientKey: string;
+}
+
+export interface StartEtcdOptions {
+  tls?: boolean;
+  auth?: { user: string; password: string };
+}
+
+export interface TestEtcd {
+  endpoint: string;
+  clientPort: number;
+  pid: number;
+  dir: string;
+  tls?: EtcdTlsFiles;
+  auth?: { user: string; password: string };
+  /** runs etcdctl (API v3) against this etcd; throws on failure; returns stdout */
+  ctl(args: readonly string[], input?: string): string;
+  /** sends SIGSTOP / SIGCONT (an outage without losing data) */
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+export const hasEtcd: boolean = spawnSync('etcd', ['--version']).status === 0;
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of running) {
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: 'pipe' });
+}
+
+/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate (CN = clientCN). */
+export function makeCerts(dir: string, clientCN = 'root'): EtcdTlsFiles {
+  const ext = join(dir, 'ext.cnf');
+  writeFileSync(
+    ext,
+    [
+      '[server]',
+      'subjectAltName = IP:127.0.0.1, DNS:localhost',
+      'extendedKeyUsage = serverAuth, clientAuth',
+      'keyUsage = digitalSignature, keyEncipherment',
+      '[client]',
+      'extendedKeyUsage = clientAuth',
+      'keyUsage = digitalSignature, keyEncipherment',
+      '',
+    ].join('\n'),
+  );
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=test-ca'], dir);
+  for (const [name, cn, section] of [
+    ['server', 'localhost', 'server'],
+    ['client', clientCN, 'client'],
+  ] as const) {
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`], dir);
+    openssl(
+      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', ext, '-extensions', section],
+      dir,
+    );
+  }
+  return {
+    ca: join(dir, 'ca.crt'),
+    cert: join(dir, 'server.crt'),
+    key: join(dir, 'server.key'),
+    clientCert: join(dir, 'client.crt'),
+    clientKey: join(dir, 'client.key'),
+  };
+}
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
+  const dir = mkdtempSync(join(tmpdir(), `etcd-test-${process.pid}-`));
+  const tls = o.tls ? makeCerts(dir) : undefined;
+  for (let attempt = 0; ; attempt++) {
+    const clientPort = await freePort();
+    const peerPort = await freePort();
+    const scheme = tls ? 'https' : 'http';
+    const endpoint = `${scheme}://127.0.0.1:${clientPort}`;
+    const args = [
+      '--name', 'test',
+      '--data-dir', join(dir, `data-${attempt}`),
+      '--listen-client-urls', endpoint,
+      '--advertise-client-urls', endpoint,
+      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster', `test=http://127.0.0.1:${peerPort}`,
+      '--log-outputs', 'stderr',
+    ];
+    if (tls) args.push('--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth');
+    const logFd = openSync(join(dir, `etcd-${attempt}.log`), 'w');
+    const child = spawn('etcd', args, { stdio: ['ignore', logFd, logFd], env: { ...process.env, ETCDCTL_API: undefined } });
+    closeSync(logFd);
+    running.add(child);
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    let dead = false;
+    child.once('exit', () => {
+      dead = true;
+      running.delete(child);
+    });
+
+    const baseArgs = ['--endpoints', endpoint, '--dial-timeout', '2s', '--command-timeout', '5s'];
+    if (tls) baseArgs.push('--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey);
+    let authArgs: string[] = [];
+    const ctl = (a: readonly string[], input?: string): string => {
+      const r = spawnSync('etcdctl', [...baseArgs, ...authArgs, ...a], {
+        encoding: 'utf8',
+        input,
+        env: { ...process.env, ETCDCTL_API: '3' },
+      });
+      if (r.status !== 0) throw new Error(`etcdctl ${a.join(' ')}: ${r.stderr.trim()}`);
+      return r.stdout;
+    };
+    const healthy = () => {
+      if (dead) return true;
+      return spawnSync('etcdctl', [...baseArgs, 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' } }).status === 0;
+    };
+    await waitFor(healthy, 'etcd to start');
+    if (dead) {
+      if (attempt < 3) continue; // port taken between freePort() and etcd's bind
+      throw new Error(`etcd did not start; see ${dir}`);
+    }
+    if (o.auth) {
+      ctl(['user', 'add', `${o.auth.user}:${o.auth.password}`]);
+      if (o.auth.user !== 'root') {
+        ctl(['user', 'add', `root:${o.auth.password}-root`]);
+        ctl(['role', 'add', 'flannel']);
+        ctl(['role', 'grant-permission', '--prefix=true', 'flannel', 'readwrite', '/']);
+        ctl(['user', 'grant-role', o.auth.user, 'flannel']);
+      }
+      ctl(['auth', 'enable']);
+      authArgs = ['--user', `${o.auth.user}:${o.auth.password}`];
+    }
+    const pid = child.pid!;
+    return {
+      endpoint,
+      clientPort,
+      pid,
+      dir,
+      tls,
+      auth: o.auth,
+      ctl,
+      pause: () => process.kill(pid, 'SIGSTOP'),
+      resume: () => process.kill(pid, 'SIGCONT'),
+      async stop() {
+        if (!dead) {
+          try {
+            process.kill(pid, 'SIGCONT');
+            process.kill(pid, 'SIGTERM');
+          } catch {
+            /* gone */
+          }
+          const t = setTimeout(() => {
+            try {
+              process.kill(pid, 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }, 5000);
+          await exited;
+          clearTimeout(t);
+        }
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+}
