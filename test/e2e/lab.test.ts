@@ -1,0 +1,193 @@
+// End to end on the lab (scripts/lab/lib.sh): etcd in an underlay namespace, our flanneld in 3 host
+// namespaces, 2 pods per host added through our CNI plugins by our cnitool. Everything is in
+// namespaces named fl-e2e-<pid>-*, state in a temp dir; afterAll tears it all down.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const HOSTS = [1, 2, 3] as const;
+const canRun =
+  process.getuid?.() === 0 &&
+  spawnSync('which', ['etcd', 'etcdctl', 'tcpdump', 'ping']).status === 0 &&
+  spawnSync('test', ['-x', join(ROOT, 'dist/bin/flanneld'), '-a', '-x', join(ROOT, 'dist/bin/cnitool')]).status === 0;
+
+const LAB_DIR = mkdtempSync(join(tmpdir(), 'flannel-e2e-'));
+const ENV = { ...process.env, LAB_DIR, LAB_PREFIX: `fl-e2e-${process.pid}-`, LAB_HOSTS: '3', LAB_PODS: '2' };
+
+/** Runs lab shell functions; throws with the output on failure unless allowFail. */
+function lab(script: string, allowFail = false): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync('bash', ['-c', `. scripts/lab/lib.sh; ${script}`], { cwd: ROOT, env: ENV, encoding: 'utf8', timeout: 120_000 });
+  const res = { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  if (res.status !== 0 && !allowFail) throw new Error(`lab: ${script} → ${res.status}\n${res.stdout}\n${res.stderr}`);
+  return res;
+}
+
+const ns = (name: string) => `${ENV.LAB_PREFIX}${name}`;
+const sh = (argv: string[]) => spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+const inHost = (i: number, argv: string[]) => sh(['ip', 'netns', 'exec', ns(`h${i}`), ...argv]);
+
+async function until<T>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface HostView {
+  subnet: string; // 10.10.16.0/20
+  gw: string; // 10.10.16.0
+  mac: string;
+  ip: string;
+}
+
+function hostView(i: number): HostView {
+  const subnet = lab(`lab_host_subnet ${i}`).stdout.trim();
+  return { subnet, gw: subnet.split('/')[0]!, mac: lab(`lab_vtep_mac ${i}`).stdout.trim(), ip: `192.168.100.${i}` };
+}
+
+/** The peer entries host i holds for peer p: route, neighbour, FDB. */
+function entries(i: number, p: HostView) {
+  const route = inHost(i, ['ip', 'route', 'show', p.subnet]).stdout.trim();
+  const neigh = inHost(i, ['ip', 'neigh', 'show', p.gw, 'dev', 'flannel.100']).stdout.trim();
+  const fdb = inHost(i, ['bridge', 'fdb', 'show', 'dev', 'flannel.100']).stdout.split('\n').filter((l) => l.startsWith(p.mac)).join('\n');
+  return { route, neigh, fdb };
+}
+
+function etcdGet(key: string): string {
+  return lab(`lab_etcdctl get --print-value-only ${key}`).stdout.trim();
+}
+
+describe.skipIf(!canRun)('the lab end to end', () => {
+  const views = new Map<number, HostView>();
+
+  beforeAll(() => {
+    lab('lab_up');
+    for (const i of HOSTS) views.set(i, hostView(i));
+  }, 180_000);
+
+  afterAll(() => {
+    lab('lab_down', true);
+    rmSync(LAB_DIR, { recursive: true, force: true });
+  });
+
+  it('every pod pings every pod across hosts', () => {
+    const r = lab('lab_ping_matrix', true);
+    expect(r.stdout).not.toContain('FAIL');
+    expect(r.stdout.match(/\bok\b/g)).toHaveLength(36);
+    expect(r.status).toBe(0);
+  });
+
+  it('the underlay carries UDP 8472 with VNI 100', async () => {
+    const cap = spawn('ip', ['netns', 'exec', ns('ul'), 'tcpdump', '-i', 'br0', '-nn', '-l', '-c', '2', '-T', 'vxlan', 'udp port 8472'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    cap.stdout.on('data', (d) => (out += d));
+    cap.stderr.on('data', (d) => (err += d));
+    const exited = new Promise((r) => cap.once('exit', r));
+    try {
+      await until('tcpdump to listen', () => err.includes('listening on'));
+      const dst = lab('lab_pod_ip 2 1').stdout.trim();
+      await until('captured VXLAN packets', () => {
+        lab(`lab_ping 1 1 ${dst}`, true);
+        return out.split('\n').filter((l) => l.includes('VXLAN')).length >= 2;
+      });
+      await exited;
+    } finally {
+      cap.kill();
+    }
+    const [h1, h2] = [views.get(1)!, views.get(2)!];
+    expect(out).toMatch(new RegExp(`${h1.ip.replace(/\./g, '\\.')}\\.\\d+ > ${h2.ip.replace(/\./g, '\\.')}\\.8472: VXLAN, flags \\[I\\] \\(0x08\\), vni 100`));
+  });
+
+  it('subnet.env on each host has the exact lines', () => {
+    const subnets = new Set<string>();
+    for (const i of HOSTS) {
+      const v = views.get(i)!;
+      const text = readFileSync(join(LAB_DIR, `h${i}`, 'subnet.env'), 'utf8');
+      const first = v.subnet.replace(/\.0\/20$/, '.1/20');
+      expect(text).toBe(`FLANNEL_NETWORK=10.0.0.0/8\nFLANNEL_SUBNET=${first}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`);
+      const [a, b] = v.subnet.split('.').map(Number) as [number, number];
+      expect(a).toBe(10);
+      expect(b >= 10 && b <= 99).toBe(true);
+      subnets.add(v.subnet);
+      // the lease in etcd is ours, byte for byte as Go writes it
+      const key = `/coreos.com/network/subnets/${v.subnet.replace('/', '-')}`;
+      expect(etcdGet(key)).toBe(
+        `{"PublicIP":"${v.ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":100,"VtepMAC":"${v.mac}"}}`,
+      );
+    }
+    expect(subnets.size).toBe(3);
+  });
+
+  it('SIGKILL + restart of a flanneld keeps its subnet and VtepMAC and never removes its routes elsewhere', async () => {
+    const h2 = views.get(2)!;
+    // watch h1's and h3's routing tables for any deletion of h2's route while h2 restarts
+    const monitors = [1, 3].map((i) => {
+      const m = spawn('ip', ['-n', ns(`h${i}`), 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let text = '';
+      m.stdout.on('data', (d) => (text += d));
+      return { m, text: () => text };
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 200)); // monitors subscribed before the kill (not a measurement)
+      const subnetEnv = join(LAB_DIR, 'h2', 'subnet.env');
+      const before = statSync(subnetEnv).mtimeMs;
+      lab('lab_kill flanneld-h2 KILL');
+      lab('lab_flanneld_start 2');
+      await until('the restarted flanneld to rewrite subnet.env', () => statSync(subnetEnv, { throwIfNoEntry: false })?.mtimeMs !== before);
+      const after = hostView(2);
+      expect(after.subnet).toBe(h2.subnet);
+      expect(after.mac).toBe(h2.mac);
+      expect(etcdGet(`/coreos.com/network/subnets/${h2.subnet.replace('/', '-')}`)).toContain(`"VtepMAC":"${h2.mac}"`);
+      await until('h2 to hold its 2 peers', () => lab('lab_peer_routes 2').stdout.trim() === '2');
+      const dst = lab('lab_pod_ip 2 1').stdout.trim();
+      expect(lab(`lab_ping 1 1 ${dst}`, true).status).toBe(0);
+      for (const { text } of monitors) expect(text()).not.toMatch(new RegExp(`Deleted ${h2.subnet.replace(/\./g, '\\.')}`));
+      for (const i of [1, 3]) expect(entries(i, h2).route).toContain(`via ${h2.gw} dev flannel.100 onlink`);
+    } finally {
+      for (const { m } of monitors) m.kill();
+    }
+  });
+
+  it('deleting flannel.100 on a host is healed with the same MAC and all peers back', async () => {
+    const h1 = views.get(1)!;
+    inHost(1, ['ip', 'link', 'del', 'flannel.100']);
+    await until('flannel.100 back on h1 with its 2 peer routes', () => lab('lab_peer_routes 1', true).stdout.trim() === '2');
+    expect(lab('lab_vtep_mac 1').stdout.trim()).toBe(h1.mac);
+    for (const p of [2, 3]) {
+      const e = entries(1, views.get(p)!);
+      expect(e.neigh).toMatch(/PERMANENT/);
+      expect(e.fdb).toContain(`dst ${views.get(p)!.ip}`);
+    }
+    const dst = lab('lab_pod_ip 3 2').stdout.trim();
+    await until('h1p1 → h3p2 to answer', () => lab(`lab_ping 1 1 ${dst}`, true).status === 0);
+  });
+
+  it("deleting a lease in etcd removes exactly that peer's route, neighbour and FDB entry everywhere", async () => {
+    const [h1, h2, h3] = [views.get(1)!, views.get(2)!, views.get(3)!];
+    for (const i of [1, 2]) {
+      const e = entries(i, h3);
+      expect(e.route && e.neigh && e.fdb).toBeTruthy();
+    }
+    lab(`lab_etcdctl del /coreos.com/network/subnets/${h3.subnet.replace('/', '-')}`);
+    for (const i of [1, 2]) {
+      await until(`h${i} to drop h3`, () => {
+        const e = entries(i, h3);
+        return e.route === '' && e.neigh === '' && e.fdb === '';
+      });
+    }
+    // the other peer is untouched
+    expect(entries(1, h2).route).toContain(`via ${h2.gw}`);
+    expect(entries(1, h2).fdb).toContain(h2.mac);
+    expect(entries(2, h1).route).toContain(`via ${h1.gw}`);
+    expect(entries(2, h1).neigh).toMatch(/PERMANENT/);
+  });
+});
