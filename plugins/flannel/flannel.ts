@@ -1,0 +1,101 @@
+// The flannel CNI meta-plugin (flannel-io/cni-plugin): reads flanneld's subnet.env, turns it into a
+// bridge + host-local config (delegate.ts), saves that to <dataDir>/<containerID> and execs the delegate
+// by type from CNI_PATH. DEL replays the saved config; CHECK/STATUS/GC do what the reference does.
+import { CniError, errorMessage } from '../../shared/cni/errors.js';
+import { GoStruct, parseJson } from '../../shared/cni/go-json.js';
+import { delegateAdd, delegateDel, type InvokeOptions } from '../../shared/cni/invoke.js';
+import { PreformattedResult, type CmdArgs, type Result } from '../../shared/cni/types.js';
+import { formatResult } from '../../shared/cni/version.js';
+import { buildDelegateConf, consumeScratch, goSyntax, saveScratch, type Scratch } from './delegate.js';
+import { parseFlannelNetConf } from './netconf.js';
+import { readSubnetEnv, subnetEnvError, type SubnetEnv } from './subnet-env.js';
+
+/** What the handlers touch; tests swap parts of it. */
+export interface FlannelDeps {
+  readSubnetEnv(path: string): SubnetEnv;
+  saveScratch(dataDir: string, containerId: string, bytes: string): void;
+  consumeScratch(dataDir: string, containerId: string): Scratch;
+  delegateAdd(type: string, conf: string, confVersion: string, o: InvokeOptions): Promise<Result>;
+  delegateDel(type: string, conf: Buffer, o: InvokeOptions): Promise<void>;
+  writeStderr(text: string): void;
+}
+
+export const DEFAULT_DEPS: FlannelDeps = {
+  readSubnetEnv: (path) => readSubnetEnv(path),
+  saveScratch,
+  consumeScratch,
+  delegateAdd,
+  delegateDel,
+  writeStderr: (text) => process.stderr.write(text),
+};
+
+export async function cmdAdd(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): Promise<PreformattedResult> {
+  const n = parseFlannelNetConf(args.stdinData);
+  let fenv: SubnetEnv;
+  try {
+    fenv = deps.readSubnetEnv(n.subnetFile);
+  } catch (err) {
+    throw subnetEnvError(errorMessage(err));
+  }
+  const d = buildDelegateConf(n, fenv);
+  deps.writeStderr(`\n${goSyntax(d.conf)}\n`);
+  deps.writeStderr(`delegateAdd: netconf sent to delegate plugin:\n${d.bytes}`);
+  // written before the delegate runs: a failed ADD leaves it for the runtime's DEL to replay
+  deps.saveScratch(n.dataDir, args.containerId, d.bytes);
+  let result: Result;
+  try {
+    result = await deps.delegateAdd(d.type, d.bytes, n.cniVersion || '0.1.0', { writeStderr: deps.writeStderr });
+  } catch (err) {
+    // skel HEAD unwraps a wrapped types.Error: the delegate's own {code,msg} reaches the runtime
+    if (err instanceof CniError) throw err;
+    throw new Error(`failed to delegate add: ${errorMessage(err)}`);
+  }
+  // result.Print(): the delegate's result at the delegate's own cniVersion
+  return new PreformattedResult(formatResult(result, result.cniVersion));
+}
+
+export async function cmdDel(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): Promise<void> {
+  const n = parseFlannelNetConf(args.stdinData);
+  let scratch: Scratch;
+  try {
+    scratch = deps.consumeScratch(n.dataDir, args.containerId);
+  } catch (err) {
+    // nothing saved (never added, or already deleted): nothing to do
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  let type: string;
+  try {
+    type = GoStruct.from(parseJson(scratch.bytes), 'types.NetConf').string('type') ?? '';
+  } catch (err) {
+    // flannel-io/cni-plugin#33: a corrupt file must not wedge the pod in Terminating. The file is kept
+    // and whatever the delegate created stays until reboot, as in the reference.
+    deps.writeStderr(`failed to parse netconf: ${errorMessage(err)}`);
+    return;
+  }
+  try {
+    await deps.delegateDel(type, scratch.bytes, { writeStderr: deps.writeStderr });
+  } finally {
+    // the reference removes the file even when the delegate's DEL failed; a retried DEL is a no-op
+    scratch.remove();
+  }
+}
+
+/** The reference's cmdCheck is a stub that returns nil; it does not CHECK the delegate either. */
+export async function cmdCheck(_args: CmdArgs): Promise<void> {}
+
+/** The reference registers no STATUS handler: success with no output (for configs ≥ 1.1.0). */
+export async function cmdStatus(_args: CmdArgs): Promise<void> {}
+
+/** The reference registers no GC handler: success with no output (for configs ≥ 1.1.0). */
+export async function cmdGc(_args: CmdArgs): Promise<void> {}
+
+const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+export const FLANNEL_VERSION = 'v1.9.1-flannel1-ts';
+
+export const INFO = {
+  about: `CNI Plugin flannel version ${FLANNEL_VERSION} (linux/${GOARCH[process.arch] ?? process.arch}) commit unknown`,
+};
+
+export const FLANNEL_FUNCS = { add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: cmdGc };

@@ -1,0 +1,122 @@
+// The handlers through runPlugin with injected deps: result re-printing, error passthrough, DEL rules.
+import { describe, expect, it } from 'vitest';
+import { runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
+import { CniError } from '../../../shared/cni/errors.js';
+import { FLANNEL_FUNCS, cmdAdd, cmdDel, type FlannelDeps } from '../../../plugins/flannel/flannel.js';
+import { parseSubnetEnv } from '../../../plugins/flannel/subnet-env.js';
+import type { PluginFuncs, Result } from '../../../shared/cni/types.js';
+
+const V4 = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
+
+function fakeDeps(over: Partial<FlannelDeps> = {}) {
+  const files = new Map<string, string>();
+  const calls: Array<{ verb: string; type: string; conf: string }> = [];
+  const deps: FlannelDeps = {
+    readSubnetEnv: (p) => parseSubnetEnv(V4, p),
+    saveScratch: (dir, id, bytes) => void files.set(`${dir}/${id}`, bytes),
+    consumeScratch: (dir, id) => {
+      const bytes = files.get(`${dir}/${id}`);
+      if (bytes === undefined) throw Object.assign(new Error(`open ${dir}/${id}: no such file or directory`), { code: 'ENOENT' });
+      return { bytes: Buffer.from(bytes), remove: () => void files.delete(`${dir}/${id}`) };
+    },
+    delegateAdd: async (type, conf) => {
+      calls.push({ verb: 'ADD', type, conf });
+      const r: Result = { cniVersion: JSON.parse(conf).cniVersion, ips: [{ address: '10.244.1.2/24', gateway: '10.244.1.1' }] };
+      return r;
+    },
+    delegateDel: async (type, conf) => void calls.push({ verb: 'DEL', type, conf: conf.toString() }),
+    writeStderr: () => {},
+    ...over,
+  };
+  return { deps, files, calls };
+}
+
+function io(cmd: string, stdin: string): PluginIo & { out: string } {
+  const s = {
+    env: { CNI_COMMAND: cmd, CNI_CONTAINERID: 'c1', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/bin' },
+    out: '',
+    readStdin: () => Buffer.from(stdin),
+    writeStdout: (t: string) => void (s.out += t),
+    writeStderr: () => {},
+  };
+  return s;
+}
+
+const funcs = (deps: FlannelDeps): PluginFuncs => ({ ...FLANNEL_FUNCS, add: (a) => cmdAdd(a, deps), del: (a) => cmdDel(a, deps) });
+const CONF = (v = '0.3.1') => JSON.stringify({ cniVersion: v, name: 'cbr0', type: 'flannel', dataDir: '/d' });
+
+describe('flannel handlers', () => {
+  it('ADD saves the conf before delegating and prints the delegate result at its version', async () => {
+    const f = fakeDeps();
+    const s = io('ADD', CONF());
+    expect(await runPlugin(funcs(f.deps), { about: '' }, s)).toBe(0);
+    expect(f.files.get('/d/c1')).toBe(f.calls[0]!.conf);
+    expect(JSON.parse(s.out)).toEqual({ cniVersion: '0.3.1', ips: [{ version: '4', address: '10.244.1.2/24', gateway: '10.244.1.1' }], dns: {} });
+  });
+
+  it('a delegate CniError passes through unchanged; other failures are wrapped with "failed to delegate add"', async () => {
+    const cni = fakeDeps({ delegateAdd: async () => Promise.reject(new CniError(11, 'busy', 'd')) });
+    const s1 = io('ADD', CONF());
+    expect(await runPlugin(funcs(cni.deps), { about: '' }, s1)).toBe(1);
+    expect(JSON.parse(s1.out)).toEqual({ code: 11, msg: 'busy', details: 'd' });
+    expect(cni.files.has('/d/c1')).toBe(true); // kept for the runtime's DEL
+    const plain = fakeDeps({ delegateAdd: async () => Promise.reject(new Error('failed to find plugin "bridge" in path [/bin]')) });
+    const s2 = io('ADD', CONF());
+    await runPlugin(funcs(plain.deps), { about: '' }, s2);
+    expect(JSON.parse(s2.out)).toEqual({ code: 999, msg: 'failed to delegate add: failed to find plugin "bridge" in path [/bin]' });
+  });
+
+  it('subnet.env errors get the operator hint', async () => {
+    const f = fakeDeps({
+      readSubnetEnv: () => {
+        throw new Error('open /run/flannel/subnet.env: no such file or directory');
+      },
+    });
+    const s = io('ADD', CONF());
+    await runPlugin(funcs(f.deps), { about: '' }, s);
+    expect(JSON.parse(s.out)).toEqual({
+      code: 999,
+      msg: "failed to load flannel 'subnet.env' file: open /run/flannel/subnet.env: no such file or directory. Check the flannel pod log for this node.",
+    });
+    expect(f.files.size).toBe(0);
+  });
+
+  it('DEL replays the saved bytes verbatim and removes the file; a second DEL is a no-op', async () => {
+    const f = fakeDeps();
+    await runPlugin(funcs(f.deps), { about: '' }, io('ADD', CONF()));
+    const saved = f.files.get('/d/c1');
+    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF('1.0.0')))).toBe(0);
+    expect(f.calls[1]).toEqual({ verb: 'DEL', type: 'bridge', conf: saved });
+    expect(f.files.size).toBe(0);
+    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()))).toBe(0);
+    expect(f.calls).toHaveLength(2);
+  });
+
+  it('DEL of a corrupt file succeeds without calling the delegate and keeps the file', async () => {
+    const f = fakeDeps();
+    f.files.set('/d/c1', '');
+    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()))).toBe(0);
+    expect(f.calls).toHaveLength(0);
+    expect(f.files.has('/d/c1')).toBe(true);
+  });
+
+  it('DEL removes the file even when the delegate fails, and reports the failure', async () => {
+    const f = fakeDeps({ delegateDel: async () => Promise.reject(new CniError(999, 'iptables failed')) });
+    f.files.set('/d/c1', '{"type":"bridge"}');
+    const s = io('DEL', CONF());
+    expect(await runPlugin(funcs(f.deps), { about: '' }, s)).toBe(1);
+    expect(JSON.parse(s.out).msg).toBe('iptables failed');
+    expect(f.files.size).toBe(0);
+  });
+
+  it('CHECK, STATUS and GC succeed with no output, as the reference', async () => {
+    const f = fakeDeps();
+    for (const cmd of ['CHECK', 'STATUS', 'GC']) {
+      const s = io(cmd, CONF('1.1.0'));
+      expect(await runPlugin(funcs(f.deps), { about: '' }, s)).toBe(0);
+      expect(s.out).toBe('');
+    }
+    expect(f.calls).toHaveLength(0);
+  });
+});
+
