@@ -36,6 +36,16 @@ function mismatch(v: unknown, path: string, goType: string): GoJsonError {
   return new GoJsonError(`json: cannot unmarshal ${jsonTypeName(v)} into Go struct field ${path} of type ${goType}`);
 }
 
+/**
+ * A string field. (GoStruct.string words a number as `number 5`, which Go does only for numbers that
+ * overflow an int field; for a string field Go says just `number`.)
+ */
+function str(s: GoStruct, key: string): string | undefined {
+  const v = s.raw(key);
+  if (v === undefined || typeof v === 'string') return v;
+  throw mismatch(v, `${s.structName}.${key}`, 'string');
+}
+
 /** Go's net.IP.UnmarshalText: empty string = absent. */
 function parseNetIP(s: GoStruct, key: string): IP | undefined {
   const v = s.raw(key);
@@ -148,8 +158,8 @@ const ARGS_TYPE = 'struct { A *allocator.IPAMArgs "json:\\"cni\\"" }';
 /** LoadIPAMConfig: parses and validates; throws Error/GoJsonError with Go's text. */
 export function loadIPAMConfig(stdin: Buffer | string, envArgs: string): LoadedConfig {
   const net = GoStruct.from(parseJson(stdin), 'allocator.Net');
-  const name = net.string('name') ?? '';
-  const cniVersion = net.string('cniVersion') ?? '';
+  const name = str(net, 'name') ?? '';
+  const cniVersion = str(net, 'cniVersion') ?? '';
   const ipamRaw = net.raw('ipam');
   if (ipamRaw !== undefined && !isObject(ipamRaw)) throw mismatch(ipamRaw, 'Net.ipam', 'allocator.IPAMConfig');
   const ipam = ipamRaw === undefined ? undefined : new GoStruct(ipamRaw, 'IPAMConfig.ipam');
@@ -175,11 +185,11 @@ export function loadIPAMConfig(stdin: Buffer | string, envArgs: string): LoadedC
     const rangeEnd = parseNetIP(ipam, 'rangeEnd');
     const subnet = parseIPNet(ipam, 'subnet');
     const gateway = parseNetIP(ipam, 'gateway');
-    ipam.string('Name');
-    type = ipam.string('type') ?? '';
+    str(ipam, 'Name');
+    type = str(ipam, 'type') ?? '';
     routes = parseRoutes(ipam, 'routes');
-    dataDir = ipam.string('dataDir') ?? '';
-    resolvConf = ipam.string('resolvConf') ?? '';
+    dataDir = str(ipam, 'dataDir') ?? '';
+    resolvConf = str(ipam, 'resolvConf') ?? '';
     ipamRanges = parseRangeSets(ipam, 'ranges');
     if (subnet) {
       legacy = { subnet };

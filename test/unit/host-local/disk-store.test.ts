@@ -1,0 +1,105 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import tmp from 'tmp';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { formatIP, parseIP } from '../../../shared/net/ip.js';
+import { DiskStore } from '../../../plugins/host-local/disk-store.js';
+import { utilFlock } from '../../../plugins/host-local/file-lock.js';
+
+let dir: tmp.DirResult;
+let store: DiskStore;
+const net = () => join(dir.name, 'mynet');
+/** flock(1) -n from another process: 0 when the lock is free, 1 when someone holds it */
+const tryLockElsewhere = () => spawnSync('flock', ['-n', join(net(), 'lock'), 'true']).status;
+
+beforeEach(() => {
+  dir = tmp.dirSync({ unsafeCleanup: true });
+  store = DiskStore.open('mynet', dir.name, utilFlock());
+});
+afterEach(() => {
+  store.close();
+  dir.removeCallback();
+});
+
+describe('DiskStore: the Go on-disk format', () => {
+  it('creates the store dir (0755) and an empty lock file on open', () => {
+    expect(statSync(net()).mode & 0o777).toBe(0o755);
+    expect(readFileSync(join(net(), 'lock'), 'utf8')).toBe('');
+  });
+
+  it('writes `<id>\\r\\n<ifname>` named by the IP and last_reserved_ip.<n> without newline', () => {
+    expect(store.reserve('  dummy\n ', 'eth0', parseIP('10.1.2.2'), '0')).toBe(true);
+    expect(store.reserve('dummy', 'eth0', parseIP('2001:db8:1::2'), '1')).toBe(true);
+    expect(readFileSync(join(net(), '10.1.2.2'))).toEqual(Buffer.from('dummy\r\neth0'));
+    expect(readFileSync(join(net(), '2001:db8:1::2'), 'utf8')).toBe('dummy\r\neth0');
+    expect(readFileSync(join(net(), 'last_reserved_ip.0'), 'utf8')).toBe('10.1.2.2');
+    expect(readFileSync(join(net(), 'last_reserved_ip.1'), 'utf8')).toBe('2001:db8:1::2');
+    expect(statSync(join(net(), '10.1.2.2')).mode & 0o777).toBe(0o600);
+  });
+
+  it('treats an existing file as taken', () => {
+    writeFileSync(join(net(), '10.1.2.2'), 'someone-else');
+    expect(store.reserve('dummy', 'eth0', parseIP('10.1.2.2'), '0')).toBe(false);
+    expect(readFileSync(join(net(), '10.1.2.2'), 'utf8')).toBe('someone-else');
+  });
+
+  it('reads the last reserved IP, ignoring junk', () => {
+    expect(store.lastReservedIP('0')).toBeUndefined();
+    writeFileSync(join(net(), 'last_reserved_ip.0'), '10.1.2.9');
+    expect(formatIP(store.lastReservedIP('0')!)).toBe('10.1.2.9');
+    writeFileSync(join(net(), 'last_reserved_ip.0'), '10.1.2.9\n');
+    expect(store.lastReservedIP('0')).toBeUndefined();
+  });
+
+  it('releases by (id, ifname), else legacy id; keeps lock and last_reserved_ip', () => {
+    store.reserve('a', 'eth0', parseIP('10.0.0.2'), '0');
+    store.reserve('a', 'eth1', parseIP('10.0.0.3'), '0');
+    writeFileSync(join(net(), '10.0.0.4'), 'b');
+    mkdirSync(join(net(), 'sub'));
+    writeFileSync(join(net(), 'sub', '10.0.0.5'), 'a\r\neth0\n');
+    expect(store.getByID('a', 'eth0').map(formatIP)).toEqual(['10.0.0.2', '10.0.0.5']);
+    expect(store.findByID('b', 'eth9')).toBe(true);
+    store.releaseByID('a', 'eth0');
+    expect(readdirSync(net()).sort()).toEqual(['10.0.0.3', '10.0.0.4', 'last_reserved_ip.0', 'lock', 'sub']);
+    expect(readdirSync(join(net(), 'sub'))).toEqual([]); // filepath.Walk recurses, as Go
+    store.releaseByID('b', 'eth0');
+    store.releaseByID('nobody', 'eth0');
+    expect(readdirSync(net()).sort()).toEqual(['10.0.0.3', 'last_reserved_ip.0', 'lock', 'sub']);
+    expect(store.findByID('b', 'eth0')).toBe(false);
+  });
+
+  it('GC removes reservations not in the valid list and nothing else', () => {
+    store.reserve('keep', 'eth0', parseIP('10.0.0.2'), '0');
+    store.reserve('keep', 'eth1', parseIP('10.0.0.3'), '0');
+    store.reserve('gone', 'eth0', parseIP('10.0.0.4'), '0');
+    writeFileSync(join(net(), '10.0.0.9'), 'legacy');
+    store.gc([
+      { containerId: 'keep', ifname: 'eth0' },
+      { containerId: 'legacy', ifname: 'eth0' },
+    ]);
+    expect(readdirSync(net()).sort()).toEqual(['10.0.0.2', '10.0.0.9', 'last_reserved_ip.0', 'lock']);
+    store.gc([]);
+    expect(readdirSync(net()).sort()).toEqual(['last_reserved_ip.0', 'lock']);
+  });
+});
+
+describe('DiskStore lock: a real flock(2) on <dir>/lock', () => {
+  it('excludes another process while held and frees on unlock', () => {
+    expect(tryLockElsewhere()).toBe(0);
+    store.lock();
+    expect(tryLockElsewhere()).toBe(1);
+    store.unlock();
+    expect(tryLockElsewhere()).toBe(0);
+    store.lock();
+    expect(tryLockElsewhere()).toBe(1);
+    store.close();
+    expect(tryLockElsewhere()).toBe(0);
+  });
+
+  it('findByID and gc take the lock themselves and release it', () => {
+    store.findByID('x', 'eth0');
+    store.gc([]);
+    expect(tryLockElsewhere()).toBe(0);
+  });
+});
