@@ -5,6 +5,8 @@
 // iproute2 words the same errno differently per object, so the patterns below are collected from
 // iproute2 6.1 and iptables 1.8.9 (nft and legacy) as observed on this machine.
 
+import type { KernelOp } from './kernel.js';
+
 export class KernelError extends Error {
   override readonly name = 'KernelError';
   /** argv of the exec that failed (for a batch: the whole command, e.g. `nsenter --net=/p ip -batch -`) */
@@ -15,10 +17,20 @@ export class KernelError extends Error {
   readonly line?: string;
   /** what the command printed before failing (reads with `-force`) */
   readonly stdout?: string;
+  /** for a batch: the op that failed, when it can be told */
+  readonly op?: KernelOp;
 
   constructor(
     message: string,
-    o: { argv: readonly string[]; exitCode: number | null; stderr: string; line?: string; cause?: unknown; stdout?: string },
+    o: {
+      argv: readonly string[];
+      exitCode: number | null;
+      stderr: string;
+      line?: string;
+      cause?: unknown;
+      stdout?: string;
+      op?: KernelOp;
+    },
   ) {
     super(message, o.cause === undefined ? undefined : { cause: o.cause });
     this.argv = o.argv;
@@ -26,7 +38,42 @@ export class KernelError extends Error {
     this.stderr = o.stderr;
     if (o.line !== undefined) this.line = o.line;
     if (o.stdout !== undefined) this.stdout = o.stdout;
+    if (o.op !== undefined) this.op = o.op;
   }
+
+  /** The same error, naming the batch op (and line) that failed. */
+  withOp(op: KernelOp, line?: string): KernelError {
+    const l = line ?? this.line;
+    const reason = this.message.replace(/^(".*?"|\S.*?): /, '');
+    return new KernelError(l !== undefined ? `"${l}": ${reason}` : this.message, {
+      argv: this.argv,
+      exitCode: this.exitCode,
+      stderr: this.stderr,
+      ...(l !== undefined ? { line: l } : {}),
+      ...(this.stdout !== undefined ? { stdout: this.stdout } : {}),
+      cause: this.cause,
+      op,
+    });
+  }
+}
+
+/**
+ * Where a batch failed: `run` from the `@@kernel-run i` markers of a mixed (sh) batch, `line` (1-based,
+ * within the run) from iproute2's "Command failed -:N".
+ */
+export function batchFailure(stderr: string): { run?: number; line?: number } {
+  const out: { run?: number; line?: number } = {};
+  for (const l of stderr.split('\n')) {
+    const m = /^@@kernel-run (\d+)$/.exec(l.trim());
+    if (m) {
+      out.run = Number(m[1]);
+      delete out.line;
+      continue;
+    }
+    const f = /^Command failed -:(\d+)$/.exec(l.trim());
+    if (f) out.line = Number(f[1]);
+  }
+  return out;
 }
 
 /** Builds the KernelError for a failed exec; the message is the tool's last stderr line, as Go's netlink errors read. */
@@ -61,27 +108,13 @@ export function kernelErrorFrom(
   });
 }
 
-/**
- * For a mixed batch run as one `sh -s` script: `runs[i]` are the lines of run i, which the script
- * announces with `@@kernel-run i` on stderr. Returns the line that failed, if it can be told.
- */
+/** For a mixed batch: the line that failed, given each run's lines (see batchFailure). */
 export function failedBatchLine(stderr: string, runs: readonly (readonly string[])[]): string | undefined {
-  let run: number | undefined;
-  let n: number | undefined;
-  for (const l of stderr.split('\n')) {
-    const m = /^@@kernel-run (\d+)$/.exec(l.trim());
-    if (m) {
-      run = Number(m[1]);
-      n = undefined;
-      continue;
-    }
-    const f = /^Command failed -:(\d+)$/.exec(l.trim());
-    if (f) n = Number(f[1]);
-  }
+  const { run, line } = batchFailure(stderr);
   if (run === undefined) return undefined;
   const lines = runs[run];
   if (lines === undefined) return undefined;
-  if (n !== undefined) return lines[n - 1];
+  if (line !== undefined) return lines[line - 1];
   return lines.length === 1 ? lines[0] : undefined;
 }
 

@@ -197,8 +197,13 @@ export class FakeKernel implements Kernel {
   async inspect(names: readonly string[], ops: readonly KernelOp[] = []): Promise<Map<string, LinkAddrs>> {
     const ns = this.enter('inspect');
     for (const op of ops) {
-      this.world.takeFailure(op.op);
-      this.applyOp(ns, op);
+      try {
+        this.world.takeFailure(op.op);
+        this.applyOp(ns, op);
+      } catch (err) {
+        if (op.op === 'sysctl' && op.optional) continue;
+        throw err instanceof KernelError ? err.withOp(op) : err;
+      }
     }
     const out = new Map<string, LinkAddrs>();
     for (const name of names) {
@@ -327,8 +332,13 @@ export class FakeKernel implements Kernel {
     this.world.execs++;
     const ns = this.ns;
     for (const op of ops) {
-      this.world.takeFailure(op.op);
-      this.applyOp(ns, op);
+      try {
+        this.world.takeFailure(op.op);
+        this.applyOp(ns, op);
+      } catch (err) {
+        if (op.op === 'sysctl' && op.optional) continue;
+        throw err instanceof KernelError ? err.withOp(op) : err;
+      }
     }
   }
 

@@ -19,7 +19,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Family } from '../net/ip.js';
-import { KernelError, failedBatchLine, isExists, isNotFound, kernelErrorFrom } from './errors.js';
+import { KernelError, batchFailure, isExists, isNotFound, kernelErrorFrom } from './errors.js';
 import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from './kernel.js';
 
 /** Runs argv with optional stdin; resolves stdout, rejects KernelError. Injectable for tests. */
@@ -202,16 +202,36 @@ function checkLineArg(s: string): void {
 const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Groups ops into maximal runs of one tool, keeping order. */
-export function planBatch(ops: readonly KernelOp[]): Array<{ tool: Tool; lines: string[][] }> {
-  const runs: Array<{ tool: Tool; lines: string[][] }> = [];
+export interface BatchRun {
+  tool: Tool;
+  lines: string[][];
+  ops: KernelOp[];
+}
+
+export function planBatch(ops: readonly KernelOp[]): BatchRun[] {
+  const runs: BatchRun[] = [];
   for (const op of ops) {
     const { tool, args } = opLine(op);
     if (tool !== 'sysctl') args.forEach(checkLineArg);
     const last = runs[runs.length - 1];
-    if (last !== undefined && last.tool === tool) last.lines.push(args);
-    else runs.push({ tool, lines: [args] });
+    if (last !== undefined && last.tool === tool) {
+      last.lines.push(args);
+      last.ops.push(op);
+    } else runs.push({ tool, lines: [args], ops: [op] });
   }
   return runs;
+}
+
+/** The error of a failed batch, naming the op that failed when the tool said which line. */
+function attachOp(err: unknown, runs: readonly BatchRun[], single: boolean): unknown {
+  if (!(err instanceof KernelError)) return err;
+  const f = batchFailure(err.stderr);
+  const run = single ? runs[0] : f.run !== undefined ? runs[f.run] : undefined;
+  if (run === undefined) return err;
+  const i = f.line !== undefined ? f.line - 1 : run.ops.length === 1 ? 0 : -1;
+  const op = run.ops[i];
+  if (op === undefined) return err;
+  return err.withOp(op, run.tool === 'sysctl' ? `sysctl ${run.lines[i]!.join(' ')}` : run.lines[i]!.join(' '));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -442,8 +462,9 @@ class IprouteKernel implements Kernel {
     try {
       stdout = await this.exec(argv, input);
     } catch (err) {
+      if (ipRun !== undefined) throw attachOp(err, [ipRun], true);
       // -force: a missing link makes the exit status 1 but the other reads still print
-      if (ipRun !== undefined || !(err instanceof KernelError) || !isNotFound(err)) throw err;
+      if (!(err instanceof KernelError) || !isNotFound(err)) throw err;
       stdout = err.stdout ?? '';
     }
     for (const line of stdout.split('\n')) {
@@ -590,11 +611,22 @@ class IprouteKernel implements Kernel {
     const only = runs.length === 1 ? runs[0]! : undefined;
     if (only !== undefined && only.tool !== 'sysctl') {
       const input = only.lines.map((l) => l.join(' ')).join('\n') + '\n';
-      await this.exec(this.cmd(only.tool, ['-batch', '-']), input);
+      try {
+        await this.exec(this.cmd(only.tool, ['-batch', '-']), input);
+      } catch (err) {
+        throw attachOp(err, runs, true);
+      }
       return;
     }
     if (this.netns === undefined && runs.every((r) => r.tool === 'sysctl')) {
-      for (const r of runs) for (const [k, v] of r.lines) await this.writeSysctl(k!, v!);
+      for (const op of ops) {
+        if (op.op !== 'sysctl') continue;
+        try {
+          await this.writeSysctl(op.key, op.value);
+        } catch (err) {
+          if (!op.optional) throw err instanceof KernelError ? err.withOp(op, `sysctl ${op.key} ${op.value}`) : err;
+        }
+      }
       return;
     }
     // Mixed: one shell script, each run a here-doc batch, markers on stderr to name the failed run.
@@ -602,7 +634,11 @@ class IprouteKernel implements Kernel {
     runs.forEach((r, i) => {
       script.push(`echo '@@kernel-run ${i}' >&2`);
       if (r.tool === 'sysctl') {
-        for (const [k, v] of r.lines) script.push(`printf '%s' ${shQuote(v!)} > ${shQuote(sysctlPath(k!))}`);
+        r.ops.forEach((op, j) => {
+          const [k, v] = r.lines[j]!;
+          const w = `printf '%s' ${shQuote(v!)} > ${shQuote(sysctlPath(k!))}`;
+          script.push(op.op === 'sysctl' && op.optional ? `{ ${w}; } 2>/dev/null || true` : w);
+        });
       } else {
         script.push(`${shQuote(resolveBin(r.tool))} -batch - <<'__KERNEL_BATCH__'`);
         for (const l of r.lines) script.push(l.join(' '));
@@ -613,15 +649,7 @@ class IprouteKernel implements Kernel {
     try {
       await this.exec(argv, script.join('\n') + '\n');
     } catch (err) {
-      if (!(err instanceof KernelError)) throw err;
-      const line = failedBatchLine(err.stderr, runs.map((r) => r.lines.map((l) => l.join(' '))));
-      throw new KernelError(line !== undefined ? `"${line}": ${err.message.replace(/^.*?: /, '')}` : err.message, {
-        argv: err.argv,
-        exitCode: err.exitCode,
-        stderr: err.stderr,
-        ...(line !== undefined ? { line } : {}),
-        cause: err.cause,
-      });
+      throw attachOp(err, runs, false);
     }
   }
 

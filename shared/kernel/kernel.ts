@@ -117,8 +117,8 @@ export type KernelOp =
   /** strict `ip route add` (EEXIST fails, like netlink RouteAdd) */
   | { op: 'addRoute'; route: RouteSpec }
   | { op: 'deleteLink'; dev: string }
-  /** write `/proc/sys/<key>` in the batch's namespace (key as in writeSysctl) */
-  | { op: 'sysctl'; key: string; value: string }
+  /** write `/proc/sys/<key>` in the batch's namespace (key as in writeSysctl); `optional`: ignore failure (Go's `_, _ = sysctl.Sysctl`) */
+  | { op: 'sysctl'; key: string; value: string; optional?: boolean }
   /** `bridge vlan add dev <dev> vid <vid>[-<vidEnd>] [pvid] [untagged] [self]` */
   | { op: 'addVlan'; dev: string; vid: number; vidEnd?: number; pvid?: boolean; untagged?: boolean; self?: boolean }
   | { op: 'deleteVlan'; dev: string; vid: number; vidEnd?: number; self?: boolean };

@@ -179,6 +179,7 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     expect(err).toBeInstanceOf(KernelError);
     expect((err as KernelError).line).toBe('neigh replace 10.1.1.1 lladdr 02:00:00:00:00:01 dev nope0 nud permanent');
     expect(isNotFound(err)).toBe(true);
+    expect((err as KernelError).op).toMatchObject({ op: 'replaceNeigh', dev: 'nope0' });
     expect(await k.readSysctl('net/ipv4/conf/vx0/arp_notify')).toBe('1'); // ran before the failure
     expect((await k.listNeighs('vx0')).length).toBe(2); // not after it
 
@@ -217,7 +218,7 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     await k.writeSysctl('net.ipv4.ip_forward', '1');
     expect(await k.readSysctl('net/ipv4/ip_forward')).toBe('1');
     expect(await root.readSysctl('net.ipv4.ip_forward')).toBe(rootForward);
-    await k.batch([{ op: 'sysctl', key: 'net/ipv4/ip_forward', value: '0' }]);
+    await k.batch([{ op: 'sysctl', key: 'net/ipv4/ip_forward', value: '0' }, { op: 'sysctl', key: 'net/ipv6/conf/nope0/accept_ra', value: '0', optional: true }]);
     expect(await k.readSysctl('net/ipv4/ip_forward')).toBe('0');
     expect(isNotFound(await k.writeSysctl('net/ipv6/conf/nope0/accept_ra', '0').catch((e: unknown) => e))).toBe(true);
     expect(isNotFound(await k.readSysctl('net/ipv6/conf/nope0/accept_ra').catch((e: unknown) => e))).toBe(true);
