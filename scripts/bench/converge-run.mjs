@@ -2,7 +2,7 @@
 // For each N: put N synthetic vxlan peer leases, start flanneld in the host namespace, time until the
 // N-th peer route shows up in `ip monitor route`; then time EVENTS single lease puts to their route.
 import { spawn } from 'node:child_process';
-import { rmSync, mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 
@@ -98,13 +98,14 @@ function startFlanneld(dir) {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(`${dir}/state`, { recursive: true });
   const args = [
-    'netns', 'exec', HOST, 'env', `FLANNELD_STATE_DIR=${dir}/state`, o.flanneld,
+    'netns', 'exec', HOST, 'env', `FLANNELD_DATA_DIR=${dir}/state`, o.flanneld,
     `--etcd-endpoints=${o['etcd-host']}`, '--iface=eth0', `--subnet-file=${dir}/subnet.env`,
     ...o['flanneld-args'].split(' ').filter(Boolean),
   ];
   const child = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => (log += d.toString()));
+  child.once('exit', () => writeFileSync(`${dir}/flanneld.log`, log));
   return { child, log: () => log };
 }
 
@@ -150,6 +151,8 @@ for (const n of o.ns.split(/[ ,]+/).map(Number)) {
       converge.push(tAll - t0);
       // single events, only on the first run of each N
       if (r === 0) {
+        // steady state: let the daemon finish start-up work (watch stream creation) first
+        await new Promise((res) => setTimeout(res, 1000));
         for (let k = 0; k < events; k++) {
           const p = peer(n + k);
           const t1 = performance.now();
@@ -168,6 +171,7 @@ for (const n of o.ns.split(/[ ,]+/).map(Number)) {
     }
   }
   rows.push({ n, converge, lat });
+  if (process.env.CONVERGE_DEBUG) console.error(`N=${n} event latencies: ${lat.map((x) => x.toFixed(1)).join(' ')}`);
 }
 etcd.close();
 

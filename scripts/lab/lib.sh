@@ -125,7 +125,7 @@ lab_flanneld_start() {
   mkdir -p "$d/state"
   # shellcheck disable=SC2086
   lab_spawn "flanneld-h$i" "$d/flanneld.log" ip netns exec "$(lab_ns_host "$i")" \
-    env FLANNELD_STATE_DIR="$d/state" "$LAB_BIN/flanneld" \
+    env FLANNELD_DATA_DIR="$d/state" "$LAB_BIN/flanneld" \
     --etcd-endpoints="$LAB_ETCD" --iface=eth0 --subnet-file="$d/subnet.env" $LAB_FLANNELD_ARGS
 }
 
@@ -276,7 +276,7 @@ lab_up() {
   mkdir -p "$LAB_DIR/pids"
   : >"$LAB_DIR/netns"
   [ -x "$LAB_BIN/flanneld" ] || lab_die "$LAB_BIN/flanneld is missing: run npm run build" || return 1
-  [ -x "$LAB_BIN/cnitool" ] || lab_die "$LAB_BIN/cnitool is missing: run npm run build" || return 1
+  [ "$LAB_PODS" -eq 0 ] || [ -x "$LAB_BIN/cnitool" ] || lab_die "$LAB_BIN/cnitool is missing: run npm run build" || return 1
   lab_log "underlay $(lab_ns_ul) + etcd at $LAB_ETCD"
   lab_underlay_up && lab_etcd_up || return 1
   local i j
@@ -287,6 +287,7 @@ lab_up() {
   for i in $(seq 1 "$LAB_HOSTS"); do
     lab_wait_peers "$i" $((LAB_HOSTS - 1)) || lab_die "h$i did not program its $((LAB_HOSTS - 1)) peers" || return 1
   done
+  [ "$LAB_PODS" -gt 0 ] || { lab_log "up in $((SECONDS - t0)) s (no pods; state in $LAB_DIR)"; return 0; }
   lab_log "adding $LAB_PODS pods per host through $(basename "$LAB_CONFLIST")"
   for i in $(seq 1 "$LAB_HOSTS"); do
     lab_write_netconf "$i" || return 1

@@ -132,6 +132,7 @@ export class VxlanNetwork implements Network {
       last.set(key, ev);
     }
     if (last.size === 0) return;
+    const t0 = performance.now();
     const routes = await this.routesForDirect();
     const plans: Plan[] = [];
     for (const [key, ev] of last) {
@@ -140,6 +141,9 @@ export class VxlanNetwork implements Network {
       if (plan) plans.push(plan);
     }
     await this.apply(plans);
+    if (last.size > 1) {
+      this.o.log(`applied a batch of ${last.size} lease events in ${(performance.now() - t0).toFixed(0)} ms (${this.peers.size} peers)`);
+    }
   }
 
   private isOwn(lease: Lease): boolean {
