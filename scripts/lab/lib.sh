@@ -199,12 +199,31 @@ lab_cnitool() {
     CNI_CACHE_DIR="$d/cni-cache" "$LAB_BIN/cnitool" "$verb" "$(lab_netname)" "/var/run/netns/$pod"
 }
 
-# lab_pod_up I J: pod J on host I through our plugins.
+# lab_pod_up I J: pod J on host I through our plugins (LAB_MANUAL_PODS=1: by hand, lab.md §1 recipe,
+# only to exercise the fabric without the plugins).
 lab_pod_up() {
   local i=$1 j=$2 pod; pod=$(lab_ns_pod "$i" "$j")
   lab_netns_add "$pod"
+  if [ "${LAB_MANUAL_PODS:-}" = 1 ]; then lab_pod_up_by_hand "$i" "$j" "$pod"; return; fi
   lab_cnitool "$i" add "$pod" >"$(lab_host_dir "$i")/p$j.result.json" ||
     lab_die "cnitool add for $pod failed (see $(lab_host_dir "$i")/p$j.result.json)"
+}
+
+lab_pod_up_by_hand() {
+  local i=$1 j=$2 pod=$3 h s gw len mtu
+  h=$(lab_ns_host "$i")
+  s=$(sed -n 's/^FLANNEL_SUBNET=//p' "$(lab_host_dir "$i")/subnet.env"); gw=${s%/*}; len=${s#*/}
+  mtu=$(sed -n 's/^FLANNEL_MTU=//p' "$(lab_host_dir "$i")/subnet.env")
+  if ! ip -n "$h" link show cni0 >/dev/null 2>&1; then
+    ip -n "$h" link add cni0 mtu "$mtu" type bridge
+    ip -n "$h" addr add "$gw/$len" dev cni0
+    ip -n "$h" link set cni0 up
+  fi
+  ip link add "veth$j" netns "$h" mtu "$mtu" type veth peer name eth0 netns "$pod" mtu "$mtu"
+  ip -n "$h" link set "veth$j" master cni0 up
+  ip -n "$pod" addr add "${gw%.*}.$((${gw##*.} + j))/$len" dev eth0
+  ip -n "$pod" link set eth0 up
+  ip -n "$pod" route add default via "$gw"
 }
 
 lab_pod_ip() {
@@ -276,7 +295,7 @@ lab_up() {
   mkdir -p "$LAB_DIR/pids"
   : >"$LAB_DIR/netns"
   [ -x "$LAB_BIN/flanneld" ] || lab_die "$LAB_BIN/flanneld is missing: run npm run build" || return 1
-  [ "$LAB_PODS" -eq 0 ] || [ -x "$LAB_BIN/cnitool" ] || lab_die "$LAB_BIN/cnitool is missing: run npm run build" || return 1
+  [ "$LAB_PODS" -eq 0 ] || [ "${LAB_MANUAL_PODS:-}" = 1 ] || [ -x "$LAB_BIN/cnitool" ] || lab_die "$LAB_BIN/cnitool is missing: run npm run build" || return 1
   lab_log "underlay $(lab_ns_ul) + etcd at $LAB_ETCD"
   lab_underlay_up && lab_etcd_up || return 1
   local i j
@@ -290,7 +309,7 @@ lab_up() {
   [ "$LAB_PODS" -gt 0 ] || { lab_log "up in $((SECONDS - t0)) s (no pods; state in $LAB_DIR)"; return 0; }
   lab_log "adding $LAB_PODS pods per host through $(basename "$LAB_CONFLIST")"
   for i in $(seq 1 "$LAB_HOSTS"); do
-    lab_write_netconf "$i" || return 1
+    [ "${LAB_MANUAL_PODS:-}" = 1 ] || lab_write_netconf "$i" || return 1
     for j in $(seq 1 "$LAB_PODS"); do lab_pod_up "$i" "$j" || return 1; done
   done
   lab_log "up in $((SECONDS - t0)) s (state in $LAB_DIR)"
