@@ -7,11 +7,12 @@
 //     lock                          empty; flock(LOCK_EX) around every Get/Release (file-lock.ts)
 // Lookups walk every file under the directory (recursively, in lexical order, as filepath.Walk) and
 // compare trimmed contents, exactly as Go does; a legacy file holding only the container id matches too.
-import { closeSync, constants, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { type IP, formatIP, tryParseIP } from '../../shared/net/ip.js';
 import { DEFAULT_DATA_DIR } from './config.js';
 import { FileLock, type FlockFn } from './file-lock.js';
+import { mkdirAll } from './go-fs.js';
 import { type Attachment, LAST_IP_FILE_PREFIX, type Store, goTrimSpace, isValidReservation, reservationKey } from './store.js';
 
 const FILE_MODE = 0o600;
@@ -25,7 +26,7 @@ export class DiskStore implements Store {
   /** disk.New: creates `<dataDir>/<network>` and the lock file. */
   static open(network: string, dataDir: string, flock: FlockFn): DiskStore {
     const dir = join(dataDir === '' ? DEFAULT_DATA_DIR : dataDir, network);
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    mkdirAll(dir, 0o755);
     return new DiskStore(dir, new FileLock(join(dir, 'lock'), flock));
   }
 

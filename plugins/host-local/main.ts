@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { runPlugin } from '../../shared/cni/skel.js';
 import { DiskStore } from './disk-store.js';
 import { type FlockFn, nativeFlock, utilFlock } from './file-lock.js';
+import { pathError } from './go-fs.js';
 import { ABOUT, hostLocal } from './host-local.js';
 
 let flock: FlockFn | undefined;
@@ -12,14 +13,12 @@ const lazyFlock: FlockFn = (fd) => {
   flock(fd);
 };
 
-/** os.ReadFile's error text: `open <path>: no such file or directory`. */
+/** os.ReadFile, with Go's error text (`open <path>: no such file or directory`). */
 function readFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const what = /^[A-Z]+: ([^,]+)/.exec(e.message)?.[1] ?? e.message;
-    throw new Error(`${e.syscall === 'read' ? 'read' : 'open'} ${path}: ${what}`, { cause: err });
+    throw pathError((err as NodeJS.ErrnoException).code === 'EISDIR' ? 'read' : 'open', path, err);
   }
 }
 
