@@ -207,30 +207,36 @@ export class LocalManager implements SubnetManager {
     const local = new AbortController();
     const onAbort = () => local.abort();
     signal.addEventListener('abort', onAbort, { once: true });
-    // Own-key events from a background watch, delivered through a one-slot mailbox.
-    let pending: LeaseEvent | undefined;
+    // Own-key events from a background watch, queued for this loop.
+    const queue: LeaseEvent[] = [];
     let wake: (() => void) | undefined;
     const watcher = this.watchOwnLease(current, local.signal, (ev) => {
-      pending = ev;
+      queue.push(ev);
       wake?.();
     });
     try {
       for (;;) {
         if (signal.aborted) return;
         const waitMs = current.reservation ? 2 ** 31 - 1 : current.expiration - this.now() - this.renewMarginMs;
-        if (!current.reservation) this.log.info(`Waiting for ${Math.max(0, Math.round(waitMs / 1000))}s to renew lease`);
-        const timer = new AbortController();
-        const abortTimer = () => timer.abort();
-        local.signal.addEventListener('abort', abortTimer, { once: true });
-        wake = () => timer.abort();
-        if (pending === undefined) await sleep(waitMs, timer.signal);
-        wake = undefined;
-        local.signal.removeEventListener('abort', abortTimer);
+        if (queue.length === 0) {
+          if (!current.reservation) this.log.info(`Waiting for ${Math.max(0, Math.round(waitMs / 1000))}s to renew lease`);
+          const timer = new AbortController();
+          const abortTimer = () => timer.abort();
+          local.signal.addEventListener('abort', abortTimer, { once: true });
+          wake = () => timer.abort();
+          await sleep(waitMs, timer.signal);
+          wake = undefined;
+          local.signal.removeEventListener('abort', abortTimer);
+        }
         if (signal.aborted) return;
 
-        const ev = pending;
-        pending = undefined;
+        const ev = queue.shift();
         if (ev?.type === 'added') {
+          if (!ipEqual(ev.lease.attrs.publicIP, current.attrs.publicIP)) {
+            throw new Error(
+              `lease ${describeSubnet(current.subnet, current.ipv6Subnet)} was revoked and is now held by ${formatIP(ev.lease.attrs.publicIP)}: shutting down`,
+            );
+          }
           // our own renewals, or an operator's edit (e.g. turning the lease into a reservation)
           current = { ...current, expiration: ev.lease.expiration };
           if (ev.lease.reservation) current.reservation = true;
@@ -239,10 +245,13 @@ export class LocalManager implements SubnetManager {
           continue;
         }
         if (ev?.type === 'removed') {
+          // a later event in the queue may already show a new holder: let it decide
+          if (queue.some((q) => q.type === 'added')) continue;
           current = await this.reclaim(current, signal);
           this.setOwn(current);
           continue;
         }
+        if (ev) continue;
         if (current.reservation) continue;
         try {
           current = await this.renewLease(current, signal);
