@@ -1,0 +1,769 @@
+// The bridge plugin (containernetworking/plugins plugins/main/bridge, HEAD behaviour; cni.md §3).
+//
+// Design notes: the ADD sequence is upstream's, but every kernel step is batched so that an ADD costs
+// few execs (~1.7 ms each):
+//   1. host read   `ip -json -batch`: the bridge and its addresses (exists? a bridge? MAC to pin?)
+//   2. host write  `ip -batch`: create/up the bridge, the veth pair with the container end created
+//                  directly in the pod netns (no move), host end up, master, hairpin/isolated
+//                  (+ `bridge vlan` lines when vlan/vlanTrunk is set: then it is one `sh` exec)
+//   3. IPAM        delegate exec through CNI_PATH (whole stdin, as upstream)
+//   4. pod write   `nsenter --net=<netns> sh`: sysctls, addresses, link up, routes
+//   5. host        `ip -json -batch`: gateway address(es) + MAC pin on the bridge AND the read of the
+//                  host veth (port state, MAC) and bridge (MAC) for the result, in one exec
+// Host sysctls (accept_ra, ip_forward) are file writes in our own namespace: no exec.
+// The container MAC is chosen here (random, locally administered, as the kernel would) unless
+// configured, so the result needs no read in the pod.
+//
+// As upstream: a failure after IPAM releases the IP (undo stack); the veth is left for the runtime's
+// DEL. DEL succeeds when the netns, the link or the masquerade chain are already gone, and always
+// releases IPAM.
+import { createHash, randomBytes } from 'node:crypto';
+import { statfsSync } from 'node:fs';
+import { CniError, errorMessage } from '../../shared/cni/errors.js';
+import { delegateAdd, delegateCheck, delegateDel, delegateStatus } from '../../shared/cni/invoke.js';
+import type { CmdArgs, Interface, Result, Route as CniRoute } from '../../shared/cni/types.js';
+import { parseResult } from '../../shared/cni/version.js';
+import { isExists, isNotFound, KernelError } from '../../shared/kernel/errors.js';
+import { createIptables } from '../../shared/kernel/iptables.js';
+import type { Iptables } from '../../shared/kernel/iptables.js';
+import { createKernel } from '../../shared/kernel/iproute.js';
+import type { Kernel, KernelOp, LinkAddrs, RouteSpec } from '../../shared/kernel/kernel.js';
+import { formatIP, netContains, nextIP, parseCIDR, tryParseIP } from '../../shared/net/ip.js';
+import type { Family, IP } from '../../shared/net/ip.js';
+import { parseBridgeConf, type BridgeConf } from './netconf.js';
+
+export const ABOUT = 'CNI bridge plugin version unknown';
+
+/** Everything the bridge touches, injectable for unit tests (FakeKernel, FakeIptables, fake IPAM). */
+export interface BridgeDeps {
+  /** the host: the namespace this process runs in */
+  kernel: Kernel;
+  iptables(family: Family): Iptables;
+  ipam: {
+    add(type: string, stdin: Buffer, confVersion: string): Promise<Result>;
+    del(type: string, stdin: Buffer): Promise<void>;
+    check(type: string, stdin: Buffer): Promise<void>;
+    status(type: string, stdin: Buffer): Promise<void>;
+  };
+  /** ns.GetNS's check: throws Go's words when `path` is missing or not a namespace */
+  openNetns(path: string): void;
+  sleep(ms: number): Promise<void>;
+  random(n: number): Buffer;
+  log(msg: string): void;
+}
+
+const NSFS_MAGIC = 0x6e736673;
+const PROCFS_MAGIC = 0x9fa0;
+
+/** Thrown by openNetns for a path that does not exist (Go's ns.NSPathNotExistErr). */
+export class NetnsNotExistError extends Error {
+  override readonly name = 'NetnsNotExistError';
+}
+
+/** ns.GetNS: statfs the path; ENOENT and a non-nsfs/procfs file system are errors worded like Go's. */
+export function openNetnsPath(path: string): void {
+  let type: number;
+  try {
+    type = statfsSync(path).type;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') throw new NetnsNotExistError(`failed to Statfs "${path}": no such file or directory`);
+    throw new Error(`failed to Statfs "${path}": ${errnoText(e)}`);
+  }
+  if (type !== NSFS_MAGIC && type !== PROCFS_MAGIC) throw new Error(`unknown FS magic on "${path}": ${type.toString(16)}`);
+}
+
+function errnoText(e: NodeJS.ErrnoException): string {
+  return /^[A-Z]+: ([^,]+)/.exec(e.message)?.[1] ?? e.message;
+}
+
+let realDeps: BridgeDeps | undefined;
+
+/** The real world: our own namespace's kernel, iptables, IPAM by exec through CNI_PATH. */
+export function defaultDeps(): BridgeDeps {
+  realDeps ??= {
+    kernel: createKernel(),
+    iptables: (family) => createIptables(family),
+    ipam: {
+      add: (type, stdin, v) => delegateAdd(type, stdin, v),
+      del: (type, stdin) => delegateDel(type, stdin),
+      check: (type, stdin) => delegateCheck(type, stdin),
+      status: (type, stdin) => delegateStatus(type, stdin),
+    },
+    openNetns: openNetnsPath,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    random: (n) => randomBytes(n),
+    log: (msg) => process.stderr.write(`${msg}\n`),
+  };
+  return realDeps;
+}
+
+export const cmdAdd = (a: CmdArgs): Promise<Result> => add(a, defaultDeps());
+export const cmdDel = (a: CmdArgs): Promise<void> => del(a, defaultDeps());
+export const cmdCheck = (a: CmdArgs): Promise<void> => check(a, defaultDeps());
+export const cmdStatus = (a: CmdArgs): Promise<void> => status(a, defaultDeps());
+
+// ---------------------------------------------------------------------------------------------------
+// helpers
+
+/** `veth` + 4 random bytes in hex, as ip.RandomVethName. */
+export function randomVethName(random: (n: number) => Buffer): string {
+  return `veth${random(4).toString('hex')}`;
+}
+
+/** A random locally administered unicast MAC, as the kernel's eth_random_addr. */
+export function randomMac(random: (n: number) => Buffer): string {
+  const b = random(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Go's net.ParseMAC for the 6-byte forms, normalized to lower-case colon form. */
+function parseMac(s: string): string {
+  const m = /^([0-9a-fA-F]{2})([:-])([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$/.exec(s);
+  const dotted = /^([0-9a-fA-F]{4})\.([0-9a-fA-F]{4})\.([0-9a-fA-F]{4})$/.exec(s);
+  if (m) return [m[1], m[3], m[4], m[5], m[6], m[7]].join(':').toLowerCase();
+  if (dotted) return [dotted[1], dotted[2], dotted[3]].join('').replace(/(..)(?!$)/g, '$1:').toLowerCase();
+  throw new Error(`address ${s}: invalid MAC address`);
+}
+
+/** netlink.OperState.String() of iproute2's operstate word. */
+function operStateText(s: string | undefined): string {
+  switch (s) {
+    case 'UP':
+      return 'up';
+    case 'DOWN':
+      return 'down';
+    case 'LOWERLAYERDOWN':
+      return 'lower-layer-down';
+    case 'DORMANT':
+      return 'dormant';
+    case 'TESTING':
+      return 'testing';
+    case 'NOTPRESENT':
+      return 'not-present';
+    default:
+      return 'unknown';
+  }
+}
+
+function ipFamily(ip: IP): Family {
+  return ip.family;
+}
+
+/** `chain = "CNI-" + hex(sha512(name + id))[:24]` (utils.FormatChainName) */
+export function formatChainName(name: string, id: string): string {
+  return `CNI-${createHash('sha512').update(name + id).digest('hex').slice(0, 24)}`;
+}
+
+/** utils.FormatComment: `name: "<name>" id: "<id>"` with Go's %q */
+export function formatComment(name: string, id: string): string {
+  return `name: ${goQ(name)} id: ${goQ(id)}`;
+}
+
+function goQ(s: string): string {
+  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Go's types.Route %v, approximately: `{Dst:10.1.0.0/16 GW:10.1.0.1}` */
+function routeText(r: CniRoute): string {
+  return `{Dst:${r.dst} GW:${r.gw ?? '<nil>'}}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// calcGateways
+
+export interface GwInfo {
+  /** gateway `ip/prefix` (gateway IP + the container address's mask) to put on the bridge */
+  gws: string[];
+  family: Family;
+  defaultRouteFound: boolean;
+}
+
+/**
+ * calcGateways: sets `interface: 2` on every IP, fills a missing gateway with network+1 when isGateway,
+ * appends a default route per family when isDefaultGateway (unless one with a gateway exists), and
+ * collects the bridge addresses per family.
+ */
+export function calcGateways(result: Result, n: Pick<BridgeConf, 'isGateway' | 'isDefaultGateway'>): { v4: GwInfo; v6: GwInfo } {
+  const v4: GwInfo = { gws: [], family: 4, defaultRouteFound: false };
+  const v6: GwInfo = { gws: [], family: 6, defaultRouteFound: false };
+  for (const ipc of result.ips ?? []) {
+    const { ip, net } = parseCIDR(ipc.address);
+    const gws = ip.family === 4 ? v4 : v6;
+    const defaultDst = ip.family === 4 ? '0.0.0.0/0' : '::/0';
+    ipc.interface = 2;
+    if (ipc.gateway === undefined && n.isGateway) ipc.gateway = formatIP(nextIP({ family: net.family, value: net.base }));
+    if (n.isDefaultGateway) {
+      for (const r of result.routes ?? []) {
+        if (r.gw !== undefined && normDst(r.dst) === defaultDst) {
+          gws.defaultRouteFound = true;
+          break;
+        }
+      }
+      if (!gws.defaultRouteFound) {
+        const route: CniRoute = { dst: defaultDst };
+        if (ipc.gateway !== undefined) route.gw = ipc.gateway;
+        (result.routes ??= []).push(route);
+        gws.defaultRouteFound = true;
+      }
+    }
+    if (n.isGateway && ipc.gateway !== undefined) gws.gws.push(`${ipc.gateway}/${net.prefix}`);
+  }
+  return { v4, v6 };
+}
+
+/** net.IPNet.String() of a route destination */
+function normDst(dst: string): string {
+  try {
+    const { net } = parseCIDR(dst);
+    return `${formatIP({ family: net.family, value: net.base })}/${net.prefix}`;
+  } catch {
+    return dst;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ensureAddr (planned against the addresses read in step 1)
+
+/**
+ * The ops that put `gw` (ip/prefix) on `dev` as upstream's ensureAddr does, given its current addresses:
+ * same string → nothing to add; IPv4: any other v4 address conflicts; IPv6: overlapping subnets conflict.
+ * A conflict is deleted with forceAddress, else it is an error.
+ */
+export function planEnsureAddr(dev: string, family: Family, gw: string, current: readonly string[], forceAddress: boolean): KernelOp[] {
+  const want = parseCIDR(gw);
+  const ops: KernelOp[] = [];
+  for (const cidr of current) {
+    if (cidr === gw) return ops;
+    const have = parseCIDR(cidr);
+    if (have.ip.family !== family) continue;
+    if (family === 4 || netContains(have.net, want.ip) || netContains(want.net, have.ip)) {
+      if (!forceAddress) throw new Error(`${goQ(dev)} already has an IP address different from ${gw}`);
+      ops.push({ op: 'deleteAddr', dev, cidr });
+    }
+  }
+  ops.push({ op: 'replaceAddr', dev, cidr: gw });
+  return ops;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ADD
+
+export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
+  const n = parseBridgeConf(args.stdinData, args.args);
+  if (n.isDefaultGateway) n.isGateway = true;
+  const isLayer3 = n.ipamType !== '';
+  if (n.hairpinMode && n.promiscMode) throw new Error('cannot set hairpin mode and promiscuous mode at the same time');
+  if (n.disableContainerInterface && isLayer3) throw new Error('cannot use IPAM when DisableContainerInterface flag is set');
+  if (n.ipMasq && n.ipMasqBackend !== undefined && n.ipMasqBackend !== 'iptables' && n.ipMasqBackend !== 'nftables') {
+    throw new Error(`unknown ipmasq backend ${goQ(n.ipMasqBackend)}`);
+  }
+  if (n.ipMasq && n.ipMasqBackend === 'nftables') throw new Error('the nftables ipmasq backend is not supported by this bridge plugin: use "iptables"');
+  if (n.macspoofchk) throw new Error('macspoofchk is not supported by this bridge plugin');
+  const contMac = n.mac !== undefined ? parseMac(n.mac) : randomMac(deps.random);
+
+  // Upstream opens the netns after creating the bridge; checking first leaves the host untouched.
+  try {
+    deps.openNetns(args.netns);
+  } catch (err) {
+    throw new Error(`failed to open netns ${goQ(args.netns)}: ${errorMessage(err)}`, { cause: err });
+  }
+
+  const host = deps.kernel;
+  const pod = host.inNetns(args.netns);
+  const brName = n.bridge;
+  const vlanFiltering = n.vlan !== 0 || n.vlans !== undefined;
+
+  // 1. the bridge as it is
+  const before = (await host.inspect([brName])).get(brName);
+  if (before !== undefined && before.kind !== 'bridge') {
+    throw new Error(`failed to create bridge ${goQ(brName)}: ${goQ(brName)} already exists but is not a bridge`);
+  }
+  // The MAC ensureAddr pins (upstream: the bridge's MAC when ensureBridge read it, before the port joined).
+  const brPinMac = before?.mac ?? (n.isGateway ? randomMac(deps.random) : undefined);
+
+  // 2. bridge + veth, one exec
+  const bridgeOps: KernelOp[] = [];
+  if (before === undefined) {
+    bridgeOps.push({ op: 'addBridge', name: brName, ...(n.mtu ? { mtu: n.mtu } : {}), vlanFiltering });
+    if (n.isGateway && brPinMac !== undefined) bridgeOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
+  }
+  if (n.promiscMode) bridgeOps.push({ op: 'setLink', dev: brName, promisc: true });
+  if (before === undefined || !before.up) bridgeOps.push({ op: 'setLink', dev: brName, up: true });
+
+  let hostVeth = '';
+  for (let attempt = 0; ; attempt++) {
+    hostVeth = randomVethName(deps.random);
+    const vethOps = portOps(n, brName, hostVeth, { name: args.ifName, netns: args.netns, mac: contMac });
+    try {
+      await host.batch([...bridgeOps, ...vethOps]);
+      break;
+    } catch (err) {
+      const op = err instanceof KernelError ? err.op : undefined;
+      const done = op === undefined ? -1 : [...bridgeOps, ...vethOps].indexOf(op);
+      if (op?.op === 'addBridge' && isExists(err)) {
+        // a concurrent ADD created it: carry on without creating it
+        bridgeOps.splice(0, bridgeOps.indexOf(op) + 1);
+        attempt--;
+        continue;
+      }
+      if (op?.op === 'addVeth' && isExists(err) && attempt < 10) {
+        bridgeOps.splice(0, done); // those ran
+        if ((await pod.getLink(args.ifName)) !== undefined) {
+          throw new Error(`container veth name (${goQ(args.ifName)}) peer provided (${goQ(hostVeth)}) already exists`);
+        }
+        continue; // host name collision: a new random name
+      }
+      throw bridgeStepError(err, n, brName, hostVeth, args.ifName);
+    }
+  }
+  // we want to own the routes for these interfaces
+  await host.writeSysctl(`net/ipv6/conf/${brName}/accept_ra`, '0').catch(() => {});
+  await host.writeSysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, '0').catch(() => {});
+
+  const result: Result = {
+    cniVersion: n.cniVersion,
+    interfaces: [{ name: brName }, { name: hostVeth }, { name: args.ifName, mac: contMac, sandbox: args.netns }],
+  };
+
+  const undo: Array<() => Promise<void>> = [];
+  try {
+    const finalOps: KernelOp[] = [];
+    let vlanIface: string | undefined;
+    if (isLayer3) {
+      // 3. IPAM
+      const ipamResult = await deps.ipam.add(n.ipamType, args.stdinData, n.cniVersion);
+      undo.push(() => deps.ipam.del(n.ipamType, args.stdinData));
+      result.ips = (ipamResult.ips ?? []).map((ip) => ({ ...ip }));
+      if (ipamResult.routes !== undefined) result.routes = ipamResult.routes.map((r) => ({ ...r }));
+      if (ipamResult.dns !== undefined) result.dns = ipamResult.dns;
+      if (result.ips.length === 0) throw new Error('IPAM plugin returned missing IP config');
+
+      const { v4, v6 } = calcGateways(result, n);
+
+      // 4. the pod side, one exec
+      await pod.batch(podOps(n, args.ifName, result)).catch((err: unknown) => {
+        throw podStepError(err, args.ifName);
+      });
+      if (n.enabledad && result.ips.some((ip) => !isV4Cidr(ip.address)) && v6.gws.length + (result.ips.some((i) => i.gateway && !isV4Cidr(i.gateway)) ? 1 : 0) > 0) {
+        await waitForDad(pod, args.ifName, deps);
+      }
+
+      // 5a. gateway address(es) on the bridge (or on <br>.<vlan>), then forwarding
+      if (n.isGateway) {
+        let target = brName;
+        let targetAddrs = (before?.addrs ?? []).map((a) => a.cidr);
+        if (n.vlan !== 0) {
+          target = `${brName}.${n.vlan}`;
+          vlanIface = target;
+          const existing = (await host.inspect([target])).get(target);
+          if (existing === undefined) await host.batch(vlanGatewayOps(n, brName, target, randomVethName(deps.random)));
+          targetAddrs = existing?.addrs.map((a) => a.cidr) ?? [];
+        }
+        for (const gws of [v4, v6]) {
+          for (const gw of gws.gws) {
+            try {
+              finalOps.push(...planEnsureAddr(target, gws.family, gw, targetAddrs, n.forceAddress));
+            } catch (err) {
+              throw new Error(`${vlanIface ? 'failed to set vlan interface for bridge with addr' : 'failed to set bridge addr'}: ${errorMessage(err)}`);
+            }
+            targetAddrs = [...targetAddrs, gw];
+          }
+        }
+        if (brPinMac !== undefined && finalOps.length > 0 && vlanIface === undefined) finalOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
+      }
+    } else if (!n.disableContainerInterface) {
+      await pod.batch([{ op: 'setLinkUp', dev: args.ifName }]).catch((err: unknown) => {
+        throw new Error(`failed to set ${goQ(args.ifName)} up: ${errorMessage(err)}`, { cause: err });
+      });
+    }
+
+    // 5b. gateway writes + the read for the result, one exec; then poll the port state if needed
+    const names = vlanIface !== undefined ? [hostVeth, brName, vlanIface] : [hostVeth, brName];
+    let links: Map<string, LinkAddrs>;
+    try {
+      links = await host.inspect(names, finalOps);
+    } catch (err) {
+      const op = err instanceof KernelError ? err.op : undefined;
+      if (op?.op === 'replaceAddr' || op?.op === 'deleteAddr') {
+        const what = op.op === 'replaceAddr' ? `could not add IP address ${op.cidr} to ${goQ(op.dev)}` : `could not remove IP address from ${goQ(op.dev)}`;
+        throw new Error(`failed to set bridge addr: ${what}: ${errorMessage(err)}`, { cause: err });
+      }
+      if (op?.op === 'setLink') throw new Error(`failed to set bridge addr: could not set bridge's mac: ${errorMessage(err)}`, { cause: err });
+      throw err;
+    }
+    if (n.isGateway && isLayer3) {
+      const fams = new Set((result.ips ?? []).filter((i) => i.gateway !== undefined).map((i) => (isV4Cidr(i.address) ? 4 : 6)));
+      for (const f of [4, 6] as const) {
+        if (!fams.has(f)) continue;
+        try {
+          await enableIPForward(host, f);
+        } catch (err) {
+          throw new Error(`failed to enable forwarding: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+    }
+    if (isLayer3 && n.ipMasq) {
+      const chain = formatChainName(n.name, args.containerId);
+      const comment = formatComment(n.name, args.containerId);
+      for (const ipc of result.ips ?? []) await setupIPMasq(deps, ipc.address, chain, comment);
+    }
+
+    if (!n.disableContainerInterface) {
+      const sleeps = [0, 50, 500, 1000, 1000];
+      for (let i = 0; ; i++) {
+        const veth = links.get(hostVeth);
+        if (veth === undefined) throw new Error(`failed to lookup ${goQ(hostVeth)}: Link not found`);
+        if (veth.operstate === 'UP') break;
+        if (i === sleeps.length - 1) throw new Error(`bridge port in error state: ${operStateText(veth.operstate)}`);
+        await deps.sleep(sleeps[i + 1]!);
+        links = await host.inspect(names);
+      }
+    }
+    const ifaces = result.interfaces!;
+    ifaces[0]!.mac = links.get(brName)?.mac ?? '';
+    ifaces[1]!.mac = links.get(hostVeth)?.mac ?? '';
+    if (vlanIface !== undefined) ifaces.push({ name: vlanIface, mac: links.get(vlanIface)?.mac ?? '' });
+    if (dnsConfSet(n)) result.dns = n.dns;
+    return result;
+  } catch (err) {
+    for (const step of undo.reverse()) {
+      await step().catch((e: unknown) => deps.log(`bridge: rollback failed: ${errorMessage(e)}`));
+    }
+    throw err;
+  }
+}
+
+function isV4Cidr(s: string): boolean {
+  return !s.includes(':');
+}
+
+function dnsConfSet(n: BridgeConf): boolean {
+  return n.dns.nameservers !== undefined || n.dns.search !== undefined || n.dns.options !== undefined || (n.dns.domain ?? '') !== '';
+}
+
+/** The host-side veth ops: pair (container end straight into the pod netns), up, master, port flags, VLANs. */
+function portOps(n: BridgeConf, brName: string, hostVeth: string, cont: { name: string; netns: string; mac: string }): KernelOp[] {
+  const ops: KernelOp[] = [
+    { op: 'addVeth', name: hostVeth, peer: cont.name, peerNetns: cont.netns, peerMac: cont.mac, ...(n.mtu ? { mtu: n.mtu } : {}) },
+    { op: 'setLink', dev: hostVeth, master: brName, up: true },
+    { op: 'setBridgePort', dev: hostVeth, hairpin: n.hairpinMode, ...(n.portIsolation ? { isolated: true } : {}) },
+  ];
+  ops.push(...vlanOps(n, hostVeth, n.vlan));
+  return ops;
+}
+
+function vlanOps(n: BridgeConf, dev: string, vlan: number): KernelOp[] {
+  const ops: KernelOp[] = [];
+  if ((vlan !== 0 || n.vlans !== undefined) && !n.preserveDefaultVlan) ops.push({ op: 'deleteVlan', dev, vid: 1 });
+  if (vlan !== 0) ops.push({ op: 'addVlan', dev, vid: vlan, pvid: true, untagged: true });
+  for (const v of n.vlans ?? []) ops.push({ op: 'addVlan', dev, vid: v });
+  if (vlan === 0 && n.vlans !== undefined && !n.preserveDefaultVlan) ops.push({ op: 'addVlan', dev, vid: 1, pvid: true, untagged: true });
+  return ops;
+}
+
+/** ensureVlanInterface: a veth `<br>.<vlan>` in the host, its peer a tagged port of the bridge. */
+function vlanGatewayOps(n: BridgeConf, brName: string, name: string, peer: string): KernelOp[] {
+  return [
+    { op: 'addVeth', name, peer, ...(n.mtu ? { mtu: n.mtu } : {}) },
+    { op: 'setLink', dev: peer, master: brName, up: true },
+    ...vlanOps({ ...n, vlans: undefined }, peer, n.vlan),
+    { op: 'setLink', dev: name, up: true },
+  ];
+}
+
+/** The container side of an L3 ADD: sysctls, addresses, up, routes (ipam.ConfigureIface). */
+function podOps(n: BridgeConf, ifName: string, result: Result): KernelOp[] {
+  const ops: KernelOp[] = [];
+  if (n.enabledad) {
+    ops.push({ op: 'sysctl', key: `net/ipv6/conf/${ifName}/enhanced_dad`, value: '1', optional: true });
+    ops.push({ op: 'sysctl', key: `net/ipv6/conf/${ifName}/accept_dad`, value: '1', optional: true });
+  } else {
+    ops.push({ op: 'sysctl', key: `net/ipv6/conf/${ifName}/accept_dad`, value: '0', optional: true });
+  }
+  ops.push({ op: 'sysctl', key: `net/ipv4/conf/${ifName}/arp_notify`, value: '1', optional: true });
+  const ips = result.ips ?? [];
+  if (ips.some((ip) => !isV4Cidr(ip.address))) {
+    for (const dev of ['lo', ifName]) ops.push({ op: 'sysctl', key: `net/ipv6/conf/${dev}/disable_ipv6`, value: '0' });
+    ops.push({ op: 'sysctl', key: `net/ipv6/conf/${ifName}/keep_addr_on_down`, value: '1' });
+  }
+  for (const ipc of ips) ops.push({ op: 'addAddr', dev: ifName, cidr: normCidr(ipc.address) });
+  ops.push({ op: 'setLinkUp', dev: ifName });
+  const gw = (f: Family) => ips.find((i) => i.gateway !== undefined && (isV4Cidr(i.address) ? 4 : 6) === f)?.gateway;
+  for (const r of result.routes ?? []) {
+    const f: Family = isV4Cidr(r.dst) ? 4 : 6;
+    const via = r.gw ?? gw(f);
+    const spec: RouteSpec = { dst: normDst(r.dst), dev: ifName };
+    if (via !== undefined) spec.via = via;
+    if (r.priority) spec.metric = r.priority;
+    if (r.table) spec.table = r.table;
+    if (r.scope !== undefined) {
+      const scope = r.scope === 253 ? 'link' : r.scope === 254 ? 'host' : r.scope === 0 ? 'global' : undefined;
+      if (scope !== undefined) spec.scope = scope;
+    }
+    if (r.mtu) spec.mtu = r.mtu;
+    if (r.advmss) spec.advmss = r.advmss;
+    ops.push({ op: 'addRoute', route: spec });
+  }
+  return ops;
+}
+
+function normCidr(cidr: string): string {
+  const { ip, net } = parseCIDR(cidr);
+  return `${formatIP(ip)}/${net.prefix}`;
+}
+
+function bridgeStepError(err: unknown, n: BridgeConf, brName: string, hostVeth: string, ifName: string): Error {
+  const op = err instanceof KernelError ? err.op : undefined;
+  const msg = errorMessage(err);
+  switch (op?.op) {
+    case 'addBridge':
+      return new Error(`failed to create bridge ${goQ(brName)}: could not add ${goQ(brName)}: ${msg}`, { cause: err });
+    case 'setLink':
+      if (op.dev === brName) {
+        if (op.promisc) return new Error(`failed to create bridge ${goQ(brName)}: could not set promiscuous mode on ${goQ(brName)}: ${msg}`, { cause: err });
+        return new Error(`failed to create bridge ${goQ(brName)}: ${msg}`, { cause: err });
+      }
+      return new Error(`failed to connect ${goQ(hostVeth)} to bridge ${brName}: ${msg}`, { cause: err });
+    case 'addVeth':
+      return new Error(`failed to make veth pair: ${msg}`, { cause: err });
+    case 'setBridgePort':
+      return new Error(`failed to setup hairpin mode for ${hostVeth}: ${msg}`, { cause: err });
+    case 'addVlan':
+    case 'deleteVlan':
+      return new Error(`failed to setup vlan tag on interface ${goQ(hostVeth)}: ${msg}`, { cause: err });
+    default:
+      void n;
+      void ifName;
+      return err instanceof Error ? err : new Error(msg);
+  }
+}
+
+function podStepError(err: unknown, ifName: string): Error {
+  const op = err instanceof KernelError ? err.op : undefined;
+  const msg = errorMessage(err).replace(/^".*?": /, '');
+  switch (op?.op) {
+    case 'addAddr':
+      return new Error(`failed to add IP addr ${op.cidr} to ${goQ(ifName)}: ${msg}`, { cause: err });
+    case 'setLinkUp':
+      return new Error(`failed to set ${goQ(ifName)} UP: ${msg}`, { cause: err });
+    case 'addRoute': {
+      const r = op.route;
+      return new Error(`failed to add route '${r.dst}${r.via ? ` via ${r.via}` : ''} dev ${ifName}': ${msg}`, { cause: err });
+    }
+    case 'sysctl':
+      return new Error(`failed to set sysctl ${op.key}=${op.value}: ${msg}`, { cause: err });
+    default:
+      return err instanceof Error ? err : new Error(msg);
+  }
+}
+
+async function waitForDad(pod: Kernel, ifName: string, deps: BridgeDeps): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const link = (await pod.inspect([ifName])).get(ifName);
+    const addrs = (link?.addrs ?? []).filter((a) => a.family === 6);
+    const failed = addrs.find((a) => a.dadfailed);
+    if (failed !== undefined) throw new Error(`link ${ifName} has address ${failed.cidr} in DADFAILED state`);
+    if (!addrs.some((a) => a.tentative)) return;
+    if (Date.now() > deadline) throw new Error(`link ${ifName} still has tentative addresses after 5 seconds`);
+    await deps.sleep(50);
+  }
+}
+
+async function enableIPForward(host: Kernel, family: Family): Promise<void> {
+  const key = family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding';
+  const cur = await host.readSysctl(key).catch(() => '');
+  if (cur === '1') return;
+  await host.writeSysctl(key, '1');
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ipMasq (iptables backend, pkg/ip/ipmasq_iptables_linux.go)
+
+async function setupIPMasq(deps: BridgeDeps, address: string, chain: string, comment: string): Promise<void> {
+  const { ip, net } = parseCIDR(address);
+  const ipt = deps.iptables(ipFamily(ip));
+  const c = ['-m', 'comment', '--comment', comment];
+  const subnet = `${formatIP({ family: net.family, value: net.base })}/${net.prefix}`;
+  const multicast = ip.family === 4 ? '224.0.0.0/4' : 'ff00::/8';
+  await ipt.ensureChain('nat', chain);
+  await ipt.ensureRule('nat', chain, ['-d', subnet, '-j', 'ACCEPT', ...c]);
+  await ipt.ensureRule('nat', chain, ['!', '-d', multicast, '-j', 'MASQUERADE', ...c]);
+  await ipt.ensureRule('nat', 'POSTROUTING', ['-s', formatIP(ip), '-j', chain, ...c]);
+}
+
+/**
+ * TeardownIPMasq; missing rules and chains count as success. When the container's addresses are
+ * unknown (link already gone), the chain is still removed and POSTROUTING rules jumping to it are
+ * found by listing (upstream leaks them in that case).
+ */
+async function teardownIPMasq(deps: BridgeDeps, addresses: readonly string[], chain: string, comment: string): Promise<void> {
+  const c = ['-m', 'comment', '--comment', comment];
+  const families = new Set<Family>(addresses.map((a) => parseCIDR(a).ip.family));
+  for (const a of addresses) {
+    const { ip, net } = parseCIDR(a);
+    const ipt = deps.iptables(ip.family);
+    await ipt.deleteRule('nat', 'POSTROUTING', ['-s', formatIP(ip), '-j', chain, ...c], { missingOk: true });
+    await ipt.deleteRule('nat', 'POSTROUTING', ['-s', `${formatIP(ip)}/${net.prefix}`, '-j', chain, ...c], { missingOk: true });
+  }
+  const all: Family[] = addresses.length > 0 ? [...families] : [4, 6];
+  for (const f of all) {
+    const ipt = deps.iptables(f);
+    if (addresses.length === 0) {
+      const rules = await ipt.listRules('nat', 'POSTROUTING').catch(() => [] as string[]);
+      for (const line of rules) {
+        const m = /^-A POSTROUTING -s (\S+) .*-j (\S+)$/.exec(line);
+        if (m && m[2] === chain) await ipt.deleteRule('nat', 'POSTROUTING', ['-s', m[1]!, '-j', chain, ...c], { missingOk: true });
+      }
+    }
+    await ipt.deleteChain('nat', chain, { missingOk: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// DEL
+
+export async function del(args: CmdArgs, deps: BridgeDeps): Promise<void> {
+  const n = parseBridgeConf(args.stdinData, args.args);
+  const isLayer3 = n.ipamType !== '';
+  const ipamDel = async () => {
+    if (isLayer3) await deps.ipam.del(n.ipamType, args.stdinData);
+  };
+  if (args.netns === '') return ipamDel();
+
+  let addresses: string[] = [];
+  try {
+    deps.openNetns(args.netns);
+    const pod = deps.kernel.inNetns(args.netns);
+    if (isLayer3 && n.ipMasq) {
+      const link = (await pod.inspect([args.ifName])).get(args.ifName);
+      addresses = (link?.addrs ?? []).filter((a) => a.scope === 'global').map((a) => a.cidr);
+    }
+    await pod.deleteLink(args.ifName, { missingOk: true });
+  } catch (err) {
+    if (err instanceof NetnsNotExistError) return ipamDel();
+    if (!(err instanceof KernelError) || !isNotFound(err)) throw err;
+    // the netns vanished between the check and the delete: as if it never existed
+    if (!(await netnsGone(deps, args.netns))) throw err;
+    return ipamDel();
+  }
+  await ipamDel();
+  if (isLayer3 && n.ipMasq) {
+    const chain = formatChainName(n.name, args.containerId);
+    await teardownIPMasq(deps, addresses, chain, formatComment(n.name, args.containerId));
+  }
+}
+
+async function netnsGone(deps: BridgeDeps, path: string): Promise<boolean> {
+  try {
+    deps.openNetns(path);
+    return false;
+  } catch (err) {
+    return err instanceof NetnsNotExistError;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// CHECK
+
+export async function check(args: CmdArgs, deps: BridgeDeps): Promise<void> {
+  const n = parseBridgeConf(args.stdinData, args.args);
+  try {
+    deps.openNetns(args.netns);
+  } catch (err) {
+    throw new Error(`failed to open netns ${goQ(args.netns)}: ${errorMessage(err)}`, { cause: err });
+  }
+  await deps.ipam.check(n.ipamType, args.stdinData).catch((err: unknown) => {
+    // invoke's lookup errors are plain; the delegate's own errors are CniErrors and pass through
+    if (err instanceof CniError) throw err;
+    throw err instanceof Error ? err : new Error(String(err));
+  });
+  if (n.prevResult === undefined) throw new Error('Required prevResult missing');
+  const result = parseResult(n.prevResult, n.cniVersion);
+
+  let brMap: Interface = { name: '' };
+  let contMap: Interface = { name: '' };
+  for (const intf of result.interfaces ?? []) {
+    if (intf.name === n.bridge) brMap = intf;
+    else if (intf.name === args.ifName && intf.sandbox === args.netns) contMap = intf;
+  }
+
+  const host = deps.kernel;
+  const pod = host.inNetns(args.netns);
+  const hostLinks = await host.inspect((result.interfaces ?? []).filter((i) => !i.sandbox && i.name !== '').map((i) => i.name));
+
+  // the bridge
+  if (brMap.name === '') throw new Error('Interface name missing ');
+  const br = hostLinks.get(brMap.name);
+  if (br === undefined) throw new Error(`Interface name ${brMap.name} not found`);
+  if (brMap.sandbox) throw new Error(`Interface ${brMap.name} should not be in sandbox`);
+  if (br.kind !== 'bridge') throw new Error(`Interface ${brMap.name} does not have link type of bridge`);
+  if (brMap.mac && brMap.mac !== br.mac) throw new Error(`Bridge interface ${brMap.name} Mac doesn't match: ${brMap.mac}`);
+  if ((br.promisc ?? false) !== n.promiscMode) {
+    throw new Error(`Bridge interface ${brMap.name} configured Promisc Mode ${n.promiscMode} doesn't match current state: ${br.promisc ?? false} `);
+  }
+
+  if (args.netns !== contMap.sandbox) throw new Error(`Sandbox in prevResult ${contMap.sandbox ?? ''} doesn't match configured netns: ${args.netns}`);
+
+  // the container interface
+  if (contMap.name === '') throw new Error('Interface name missing ');
+  const podLinks = await pod.inspect([contMap.name]);
+  const cont = podLinks.get(contMap.name);
+  if (cont === undefined) throw new Error(`Interface name ${contMap.name} not found`);
+  if (cont.kind !== 'veth') throw new Error(`Error: Container interface ${contMap.name} not of type veth`);
+  if (cont.peerIndex === undefined) throw new Error(`Unable to obtain veth peer index for veth ${contMap.name}`);
+  if (contMap.mac && contMap.mac !== cont.mac) throw new Error(`Interface ${contMap.name} Mac ${contMap.mac} doesn't match container Mac: ${cont.mac}`);
+
+  // the host veth: peer of the container interface, enslaved to the bridge
+  let vethFound = false;
+  for (const intf of result.interfaces ?? []) {
+    if (intf.name === brMap.name || intf.name === contMap.name) continue;
+    if (intf.name === '') throw new Error('Interface name missing ');
+    const link = hostLinks.get(intf.name);
+    if (link === undefined) throw new Error(`Interface name ${intf.name} not found`);
+    if (intf.sandbox) throw new Error(`Interface ${intf.name} should not be in sandbox`);
+    if (link.kind !== 'veth') continue;
+    if (link.peerIndex === undefined) throw new Error(`Unable to obtain veth peer index for veth ${intf.name}`);
+    if (link.index !== cont.peerIndex || cont.index !== link.peerIndex || link.master !== br.name) continue;
+    if (intf.mac && intf.mac !== link.mac) throw new Error(`Interface ${intf.name} Mac doesn't match: ${intf.mac} not found`);
+    vethFound = true;
+    break;
+  }
+  if (!vethFound) throw new Error(`CNI veth created for bridge ${n.bridge} was not found`);
+
+  // addresses and routes in the container
+  for (const ipc of result.ips ?? []) {
+    const want = normCidr(ipc.address);
+    if (!cont.addrs.some((a) => a.cidr === want)) throw new Error(`Failed to match addr ${want} on interface ${args.ifName}`);
+  }
+  const routes = await pod.listRoutes();
+  for (const r of result.routes ?? []) {
+    const dst = normDst(r.dst);
+    const isDefault = dst === '0.0.0.0/0' || dst === '::/0';
+    const f: Family = isV4Cidr(dst) ? 4 : 6;
+    const found = routes.some((x) => {
+      if (x.family !== f) return false;
+      const xdst = x.dst === 'default' ? (f === 4 ? '0.0.0.0/0' : '::/0') : normDst(x.dst.includes('/') ? x.dst : `${x.dst}/${f === 4 ? 32 : 128}`);
+      if (isDefault) return xdst === dst && (r.gw === undefined || sameIP(x.via, r.gw));
+      return xdst === dst && (r.gw === undefined || sameIP(x.via, r.gw));
+    });
+    if (!found) throw new Error(`Expected Route ${routeText(r)} not found in routing table`);
+  }
+}
+
+function sameIP(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  const x = tryParseIP(a);
+  const y = tryParseIP(b);
+  return x !== undefined && y !== undefined && x.family === y.family && x.value === y.value;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// STATUS
+
+export async function status(args: CmdArgs, deps: BridgeDeps): Promise<void> {
+  const n = parseBridgeConf(args.stdinData, args.args);
+  if (n.ipamType !== '') await deps.ipam.status(n.ipamType, args.stdinData);
+}
