@@ -24,6 +24,8 @@ export interface EtcdTlsFiles {
 export interface StartEtcdOptions {
   tls?: boolean;
   auth?: { user: string; password: string };
+  /** run etcd (and etcdctl) inside this network namespace (a name from test/helpers/netns.ts) */
+  netns?: string;
 }
 
 export interface TestEtcd {
@@ -118,8 +120,9 @@ export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
   const dir = mkdtempSync(join(tmpdir(), `etcd-test-${process.pid}-`));
   const tls = o.tls ? makeCerts(dir) : undefined;
   for (let attempt = 0; ; attempt++) {
-    const clientPort = await freePort();
-    const peerPort = await freePort();
+    // in a fresh netns nothing else listens: any port will do
+    const clientPort = o.netns ? 20000 + Math.floor(Math.random() * 20000) : await freePort();
+    const peerPort = o.netns ? clientPort + 1 : await freePort();
     const scheme = tls ? 'https' : 'http';
     const endpoint = `${scheme}://127.0.0.1:${clientPort}`;
     const args = [
@@ -134,7 +137,9 @@ export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
     ];
     if (tls) args.push('--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth');
     const logFd = openSync(join(dir, `etcd-${attempt}.log`), 'w');
-    const child = spawn('etcd', args, { stdio: ['ignore', logFd, logFd], env: { ...process.env, ETCDCTL_API: undefined } });
+    // `ip netns exec` execs etcd in place, so the PID is etcd's own.
+    const [cmd, argv] = o.netns ? ['ip', ['netns', 'exec', o.netns, 'etcd', ...args]] : ['etcd', args];
+    const child = spawn(cmd, argv, { stdio: ['ignore', logFd, logFd], env: { ...process.env, ETCDCTL_API: undefined } });
     closeSync(logFd);
     running.add(child);
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -147,8 +152,11 @@ export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
     const baseArgs = ['--endpoints', endpoint, '--dial-timeout', '2s', '--command-timeout', '5s'];
     if (tls) baseArgs.push('--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey);
     let authArgs: string[] = [];
+    const ctlCmd = (a: readonly string[]): [string, string[]] =>
+      o.netns ? ['ip', ['netns', 'exec', o.netns, 'etcdctl', ...a]] : ['etcdctl', [...a]];
     const ctl = (a: readonly string[], input?: string): string => {
-      const r = spawnSync('etcdctl', [...baseArgs, ...authArgs, ...a], {
+      const [c, cargs] = ctlCmd([...baseArgs, ...authArgs, ...a]);
+      const r = spawnSync(c, cargs, {
         encoding: 'utf8',
         input,
         env: { ...process.env, ETCDCTL_API: '3' },
@@ -158,7 +166,8 @@ export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
     };
     const healthy = () => {
       if (dead) return true;
-      return spawnSync('etcdctl', [...baseArgs, 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' } }).status === 0;
+      const [c, cargs] = ctlCmd([...baseArgs, 'endpoint', 'health']);
+      return spawnSync(c, cargs, { env: { ...process.env, ETCDCTL_API: '3' } }).status === 0;
     };
     await waitFor(healthy, 'etcd to start');
     if (dead) {
