@@ -346,7 +346,8 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
       await pod.batch(podOps(n, args.ifName, result)).catch((err: unknown) => {
         throw podStepError(err, args.ifName);
       });
-      if (n.enabledad && result.ips.some((ip) => !isV4Cidr(ip.address)) && v6.gws.length + (result.ips.some((i) => i.gateway && !isV4Cidr(i.gateway)) ? 1 : 0) > 0) {
+      // ConfigureIface waits for DAD when there is a v6 gateway; with accept_dad=0 there is nothing to wait for
+      if (n.enabledad && result.ips.some((i) => i.gateway !== undefined && !isV4Cidr(i.gateway))) {
         await waitForDad(pod, args.ifName, deps);
       }
 

@@ -52,7 +52,8 @@ export function parseBridgeConf(stdin: Buffer | string, envArgs: string): Bridge
   if (n.vlan > 0 && n.vlans !== undefined) throw new Error('cannot set vlan and vlanTrunk at the same time');
   if (envArgs !== '') {
     const mac = parseCniArgs(envArgs, ['MAC']).get('MAC');
-    if (mac !== undefined && mac !== '') n.mac = mac;
+    // precedence: runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC (decode already applied the first two)
+    if (mac !== undefined && mac !== '' && n.mac === undefined) n.mac = mac;
   }
   return n;
 }
@@ -76,6 +77,7 @@ function decode(raw: unknown): BridgeConf {
     cniVersion: s.string('cniVersion') ?? '',
     name: s.string('name') ?? '',
     type: s.string('type') ?? '',
+    // absent or null keeps the default; "" overrides it, as in Go
     bridge: s.string('bridge') ?? DEFAULT_BRIDGE,
     isGateway: s.bool('isGateway') ?? false,
     isDefaultGateway: s.bool('isDefaultGateway') ?? false,
@@ -93,7 +95,6 @@ function decode(raw: unknown): BridgeConf {
     ipamType: ipam?.string('type') ?? '',
     dns,
   };
-  // Go leaves BrName at its default when the key is absent or null, but "" overrides it.
   const backend = s.string('ipMasqBackend');
   if (backend !== undefined) n.ipMasqBackend = backend;
   const trunk = s.array('vlanTrunk', '[]*main.VlanTrunk');
