@@ -1,0 +1,62 @@
+// Shared by the flannel integration tests: exec a built plugin with CNI_* env, optionally inside a
+// netns the test created; temp dirs; subnet.env fixtures.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Netns } from '../../helpers/netns.js';
+
+export const ROOT = resolve(import.meta.dirname, '../../..');
+export const DIST = join(ROOT, 'dist/bin');
+export const GO_CNI = '/usr/lib/cni';
+export const hasGoPlugins = existsSync(join(GO_CNI, 'bridge')) && existsSync(join(GO_CNI, 'host-local'));
+
+export function ensureBuilt(...names: string[]): void {
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts/build.mjs'), ...names], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
+}
+
+export interface PluginRun {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Execs `bin` with the CNI_* variables (undefined = unset), inside `ns` when given. */
+export function runPlugin(bin: string, env: Record<string, string | undefined>, stdin: string, ns?: Netns): PluginRun {
+  const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) base[k] = v;
+  if (ns) {
+    const r = ns.exec([bin], { input: stdin, env: base, allowFail: true });
+    return r;
+  }
+  const r = spawnSync(bin, [], { input: stdin, env: base, encoding: 'utf8' });
+  return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `${prefix}-${process.pid}-`));
+}
+
+export const SUBNET_ENV = {
+  v4: (sn = '10.244.1.1/24') => `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${sn}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`,
+  dual: () =>
+    'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n',
+};
+
+export function writeSubnetEnv(dir: string, text: string): string {
+  const p = join(dir, 'subnet.env');
+  writeFileSync(p, text);
+  return p;
+}
+
+/** A CNI result with the random parts (MACs, veth name, sandbox path) blanked, for Go-vs-ours equality. */
+export function normalizeResult(text: string): unknown {
+  const r = JSON.parse(text) as { interfaces?: Array<Record<string, unknown>> };
+  for (const i of r.interfaces ?? []) {
+    if (i.mac) i.mac = '<mac>';
+    if (typeof i.name === 'string' && /^veth[0-9a-f]{8}$/.test(i.name)) i.name = '<veth>';
+    if (i.sandbox) i.sandbox = '<sandbox>';
+  }
+  return r;
+}
