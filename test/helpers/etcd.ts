@@ -71,7 +71,11 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: 'pipe' });
 }
 
-/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate (CN = clientCN). */
+/**
+ * A CA, a server certificate for 127.0.0.1/localhost and a client certificate (CN = clientCN, or no
+ * CN when clientCN is ''; etcd refuses JSON-gateway requests from a certificate with a CN once auth
+ * is enabled).
+ */
 export function makeCerts(dir: string, clientCN = 'root'): EtcdTlsFiles {
   const ext = join(dir, 'ext.cnf');
   writeFileSync(
@@ -88,11 +92,14 @@ export function makeCerts(dir: string, clientCN = 'root'): EtcdTlsFiles {
     ].join('\n'),
   );
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=test-ca'], dir);
-  for (const [name, cn, section] of [
-    ['server', 'localhost', 'server'],
-    ['client', clientCN, 'client'],
+  // The server certificate has no CommonName (SANs only): etcd's JSON gateway dials etcd with the
+  // server certificate, and with auth enabled etcd refuses gateway requests whose certificate has a
+  // CN ("CommonName of client sending a request against gateway will be ignored ...").
+  for (const [name, subj, section] of [
+    ['server', '/O=etcd-test-server', 'server'],
+    ['client', clientCN ? `/CN=${clientCN}` : '/O=etcd-test-client', 'client'],
   ] as const) {
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`], dir);
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
     openssl(
       ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', ext, '-extensions', section],
       dir,
@@ -118,7 +125,7 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 20_000): P
 
 export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
   const dir = mkdtempSync(join(tmpdir(), `etcd-test-${process.pid}-`));
-  const tls = o.tls ? makeCerts(dir) : undefined;
+  const tls = o.tls ? makeCerts(dir, o.auth ? '' : 'root') : undefined;
   for (let attempt = 0; ; attempt++) {
     // in a fresh netns nothing else listens: any port will do
     const clientPort = o.netns ? 20000 + Math.floor(Math.random() * 20000) : await freePort();

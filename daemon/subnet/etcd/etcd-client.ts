@@ -115,6 +115,11 @@ function gatewayError(status: number, body: string): EtcdError {
   } catch {
     /* not JSON */
   }
+  if (/^CommonName of client sending a request against gateway/.test(msg)) {
+    // etcd ≥ 3.4.2x with auth enabled refuses JSON-gateway requests whose client certificate has a
+    // CommonName; Go flanneld talks gRPC and is not affected.
+    msg += ': with etcd auth enabled, use a client certificate without a CommonName (SANs only)';
+  }
   const recoverable =
     RECOVERABLE_CODES.has(code) || status === 503 || /leader changed|timed out|no leader|too many requests/.test(msg);
   return new EtcdError(msg || `etcd answered HTTP ${status}`, code, recoverable);
