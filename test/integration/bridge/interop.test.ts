@@ -1,0 +1,183 @@
+// Our bridge against the Go reference (/usr/lib/cni/bridge, containernetworking-plugins 1.1.1):
+// same input → same result bytes modulo MACs and the random veth name, same kernel state; DEL of one
+// cleans what the other created; garbage input → same error code, exit 1, host untouched (ours).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { canUseNetns, cleanupNetns } from '../../helpers/netns.js';
+import {
+  GO_BRIDGE,
+  OUR_BRIDGE,
+  addrShow,
+  conf,
+  globalAddrs,
+  haveGo,
+  haveOurs,
+  ipamFiles,
+  ipamPath,
+  makeWorld,
+  routes,
+  runIn,
+  sysctl,
+  type Env,
+  type PluginRun,
+  type World,
+} from './harness.js';
+
+const normalize = (s: string) => s.replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, 'MAC').replace(/veth[0-9a-f]{8}/g, 'vethXXXXXXXX');
+
+describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go reference', () => {
+  const worlds: World[] = [];
+  let seq = 0;
+  beforeAll(() => {
+    execFileSync('node', ['scripts/build.mjs', 'bridge'], { cwd: new URL('../../..', import.meta.url).pathname, stdio: 'pipe' });
+  });
+  afterEach(() => {
+    for (const w of worlds.splice(0)) w.dispose();
+  });
+  afterAll(cleanupNetns);
+
+  const world = (pods = 1) => {
+    const w = makeWorld(`i${++seq}`, pods);
+    worlds.push(w);
+    return w;
+  };
+  const env = (w: World, cmd: string, o: { id?: string; pod?: number; netns?: string } = {}): Env => ({
+    CNI_COMMAND: cmd,
+    CNI_CONTAINERID: o.id ?? 'ctr-1',
+    CNI_NETNS: o.netns ?? w.pod(o.pod ?? 0).path,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: ipamPath('go'),
+  });
+
+  /** host + pod state that both implementations must leave identically */
+  const state = (w: World, bridge = 'br-t') => ({
+    hostLinks: w.hostLinks().map((l) => l.replace(/^veth[0-9a-f]{8}$/, 'vethXXXXXXXX')),
+    bridgeAddrs: w.hostLinks().includes(bridge) ? globalAddrs(w.host, bridge) : [],
+    bridgeMtu: w.hostLinks().includes(bridge) ? addrShow(w.host, bridge)[0]!.mtu : 0,
+    podLinks: addrShow(w.pod()).map((l) => `${l.ifname} ${l.mtu} ${l.operstate}`),
+    podAddrs: addrShow(w.pod()).some((l) => l.ifname === 'eth0') ? globalAddrs(w.pod(), 'eth0') : [],
+    podRoutes4: routes(w.pod(), 4),
+    podRoutes6: routes(w.pod(), 6),
+    forward: sysctl(w.host, 'net/ipv4/ip_forward'),
+    arpNotify: addrShow(w.pod()).some((l) => l.ifname === 'eth0') ? sysctl(w.pod(), 'net/ipv4/conf/eth0/arp_notify') : '',
+    ipam: ipamFiles(w),
+    nat: w.host.exec(['iptables', '-t', 'nat', '-S']).stdout.split('\n').filter((l) => l.includes('CNI-')).sort(),
+  });
+
+  const dual = { ranges: [[{ subnet: '10.7.0.0/24' }], [{ subnet: 'fd00:7::/64' }]] };
+  const CASES: Array<[string, Record<string, unknown>, Record<string, unknown> | null]> = [
+    ['v4 isDefaultGateway + routes + mtu', { isDefaultGateway: true, mtu: 1400 }, { subnet: '10.1.2.0/24', routes: [{ dst: '10.9.0.0/16' }, { dst: '10.10.0.0/16', gw: '10.1.2.9' }] }],
+    ['v4 isGateway, hairpin, ipMasq', { isGateway: true, hairpinMode: true, ipMasq: true }, { subnet: '10.1.2.0/24' }],
+    ['v6 isDefaultGateway', { isDefaultGateway: true }, { subnet: '2001:db8::/64' }],
+    ['dual stack isDefaultGateway', { isDefaultGateway: true }, dual],
+    ['no gateway', {}, { subnet: '10.1.2.0/24', gateway: '10.1.2.254' }],
+    ['L2', { ipam: {} }, null],
+    ['0.3.1 dual', { cniVersion: '0.3.1', isDefaultGateway: true }, dual],
+    ['0.4.0', { cniVersion: '0.4.0', isGateway: true }, { subnet: '10.1.2.0/24' }],
+    ['0.2.0', { cniVersion: '0.2.0', isDefaultGateway: true }, { subnet: '10.1.2.0/24' }],
+    ['0.1.0 (no cniVersion)', { cniVersion: undefined, isGateway: true }, { subnet: '10.1.2.0/24' }],
+    ['case-insensitive keys', { Bridge: 'br-t', ISGATEWAY: true, MTU: 1300 }, { subnet: '10.1.2.0/24' }],
+  ];
+
+  it.each(CASES)('%s: same result bytes and state, ADD then DEL', (_name, o, ipam) => {
+    const go = world();
+    const ours = world();
+    const cGo = conf(go, o, ipam);
+    const cOurs = conf(ours, o, ipam);
+    const rGo = runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(cGo));
+    const rOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(cOurs));
+    expect(rGo.status).toBe(0);
+    expect(rOurs.status).toBe(0);
+    const sub = (s: string, w: World) => normalize(s).replaceAll(w.pod().path, 'PODNS');
+    expect(sub(rOurs.stdout, ours)).toBe(sub(rGo.stdout, go));
+    expect(state(ours)).toEqual(state(go));
+
+    const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL'), JSON.stringify(cGo));
+    const dOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL'), JSON.stringify(cOurs));
+    expect([dOurs.status, dOurs.stdout]).toEqual([dGo.status, dGo.stdout]);
+    expect(state(ours)).toEqual(state(go));
+  });
+
+  it.each([
+    ['Go ADD, our DEL', GO_BRIDGE, OUR_BRIDGE],
+    ['our ADD, Go DEL', OUR_BRIDGE, GO_BRIDGE],
+  ])('%s cleans veth, IP reservation and masquerade chain', (_name, adder, deleter) => {
+    const w = world();
+    const c = conf(w, { isGateway: true, ipMasq: true }, { subnet: '10.1.2.0/24' });
+    const before = state(w);
+    const a = runIn(w.host, adder, env(w, 'ADD'), JSON.stringify(c));
+    expect(a.status).toBe(0);
+    expect(state(w).nat.length).toBeGreaterThan(0);
+    expect(ipamFiles(w)).toEqual(['10.1.2.2']);
+    const d = runIn(w.host, deleter, env(w, 'DEL'), JSON.stringify(c));
+    expect(d).toMatchObject({ status: 0, stdout: '' });
+    const after = state(w);
+    expect(after.nat).toEqual([]);
+    expect(after.ipam).toEqual([]);
+    expect(after.podLinks).toEqual(before.podLinks);
+    expect(after.hostLinks).toEqual(['br-t', 'lo']);
+    // and the other one's CHECK-free re-ADD works on the same bridge
+    expect(runIn(w.host, deleter, env(w, 'ADD', { id: 'ctr-2' }), JSON.stringify(c)).status).toBe(0);
+  });
+
+  it('both on one bridge: each CHECKs and DELs only its own container', () => {
+    const w = world(2);
+    const c = conf(w, { isDefaultGateway: true }, { subnet: '10.1.2.0/24' });
+    const g = runIn(w.host, GO_BRIDGE, env(w, 'ADD', { id: 'go', pod: 0 }), JSON.stringify(c));
+    const o = runIn(w.host, OUR_BRIDGE, env(w, 'ADD', { id: 'ts', pod: 1 }), JSON.stringify(c));
+    expect([g.status, o.status]).toEqual([0, 0]);
+    expect(ipamFiles(w)).toEqual(['10.1.2.2', '10.1.2.3']);
+    // CHECK each other's result
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'CHECK', { id: 'go', pod: 0 }), JSON.stringify({ ...c, prevResult: g.json })).status).toBe(0);
+    expect(runIn(w.host, GO_BRIDGE, env(w, 'CHECK', { id: 'ts', pod: 1 }), JSON.stringify({ ...c, prevResult: o.json })).stdout).toBe('');
+    // pods reach each other through the shared bridge
+    expect(w.pod(1).exec(['ping', '-c', '1', '-W', '2', '10.1.2.2'], { allowFail: true }).status).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { id: 'go', pod: 0 }), JSON.stringify(c)).status).toBe(0);
+    expect(ipamFiles(w)).toEqual(['10.1.2.3']);
+    expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { id: 'ts', pod: 1 }), JSON.stringify(c)).status).toBe(0);
+    expect(ipamFiles(w)).toEqual([]);
+    expect(w.hostLinks()).toEqual(['br-t', 'lo']);
+  });
+
+  // Garbage input: both exit 1 with the same code; ours prints valid error JSON and leaves the host as it was.
+  const GARBAGE: Array<[string, (w: World) => { env: Env; stdin: string }]> = [
+    ['empty stdin', (w) => ({ env: env(w, 'ADD'), stdin: '' })],
+    ['broken JSON', (w) => ({ env: env(w, 'ADD'), stdin: '{"cniVersion":"1.0.0","name":' })],
+    ['not an object', (w) => ({ env: env(w, 'ADD'), stdin: '[1,2]' })],
+    ['unknown cniVersion', (w) => ({ env: env(w, 'ADD'), stdin: JSON.stringify(conf(w, { cniVersion: '9.9.9' })) })],
+    ['missing name', (w) => ({ env: env(w, 'ADD'), stdin: JSON.stringify({ ...conf(w), name: undefined }) })],
+    ['bad network name', (w) => ({ env: env(w, 'ADD'), stdin: JSON.stringify(conf(w, { name: 'a b/c' })) })],
+    ['missing CNI_NETNS', (w) => ({ env: { ...env(w, 'ADD'), CNI_NETNS: undefined }, stdin: JSON.stringify(conf(w)) })],
+    ['missing CNI_PATH and CNI_IFNAME', (w) => ({ env: { ...env(w, 'ADD'), CNI_PATH: undefined, CNI_IFNAME: undefined }, stdin: JSON.stringify(conf(w)) })],
+    ['missing CNI_CONTAINERID on DEL', (w) => ({ env: { ...env(w, 'DEL'), CNI_CONTAINERID: undefined }, stdin: JSON.stringify(conf(w)) })],
+    ['unknown CNI_COMMAND', (w) => ({ env: env(w, 'FROB'), stdin: JSON.stringify(conf(w)) })],
+    ['hostile container ID', (w) => ({ env: env(w, 'ADD', { id: '../../etc/passwd;rm -rf /' }), stdin: JSON.stringify(conf(w)) })],
+    ['hostile ifname', (w) => ({ env: { ...env(w, 'ADD'), CNI_IFNAME: 'eth0/../x' }, stdin: JSON.stringify(conf(w)) })],
+    ['netns path that does not exist', (w) => ({ env: env(w, 'ADD', { netns: '/var/run/netns/ftest-none-here' }), stdin: JSON.stringify(conf(w)) })],
+    ['netns path that is not a netns', (w) => ({ env: env(w, 'ADD', { netns: '/etc/hostname' }), stdin: JSON.stringify(conf(w)) })],
+    ['wrong type for a bool', (w) => ({ env: env(w, 'ADD'), stdin: JSON.stringify(conf(w, { isGateway: 'true' })) })],
+    ['vlan out of range', (w) => ({ env: env(w, 'ADD'), stdin: JSON.stringify(conf(w, { vlan: 5000 })) })],
+    ['bad CNI_ARGS', (w) => ({ env: { ...env(w, 'ADD'), CNI_ARGS: 'FOO' }, stdin: JSON.stringify(conf(w)) })],
+    ['hairpin + promisc', (w) => ({ env: env(w, 'ADD'), stdin: JSON.stringify(conf(w, { hairpinMode: true, promiscMode: true })) })],
+    ['IPAM plugin missing', (w) => ({ env: env(w, 'ADD'), stdin: JSON.stringify(conf(w, { ipam: { type: 'no-such-ipam' } })) })],
+  ];
+
+  it.each(GARBAGE)('garbage: %s', (_name, make) => {
+    const go = world();
+    const ours = world();
+    const before = ours.hostLinks();
+    const i1 = make(go);
+    const i2 = make(ours);
+    const rGo = runIn(go.host, GO_BRIDGE, i1.env, i1.stdin);
+    const rOurs: PluginRun = runIn(ours.host, OUR_BRIDGE, i2.env, i2.stdin);
+    expect(rGo.status).toBe(1);
+    expect(rOurs.status).toBe(1);
+    expect(rOurs.json).toBeDefined();
+    expect(Object.keys(rOurs.json!).filter((k) => !['code', 'msg', 'details'].includes(k))).toEqual([]);
+    expect(typeof rOurs.json!.msg).toBe('string');
+    expect(rOurs.json!.code).toBe(rGo.json?.code);
+    if (_name !== 'IPAM plugin missing') expect(ours.hostLinks()).toEqual(before);
+    if (_name !== 'IPAM plugin missing') expect(ours.pod().exec(['ip', '-br', 'link']).stdout.trim().split('\n')).toHaveLength(1);
+    expect(ipamFiles(ours)).toEqual([]);
+  });
+});
