@@ -12,9 +12,9 @@
 //   (Essential in Debian) and no build step;
 // - a 20-line N-API addon calling flock(2) (`nativeFlock`): ~0.3 ms to dlopen, ~0.2 µs per call, but
 //   it must be compiled with the Node headers and a C compiler at build time.
-// main.ts uses the addon when the build produced it next to the executable, flock(1) otherwise.
+// main.ts uses the addon when the build produced it next to the executable (plugins/host-local/native/
+// build.mjs writes dist/bin/flock.node), flock(1) otherwise.
 // Unlock closes the fd (which drops the lock with no syscall beyond close) and reopens it on the next lock.
-import { spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync } from 'node:fs';
 
 /** Blocks until `fd` holds an exclusive flock; throws on failure. */
@@ -57,6 +57,8 @@ const FLOCK_PATHS = ['/usr/bin/flock', '/bin/flock'];
 export function utilFlock(): FlockFn {
   const bin = FLOCK_PATHS.find((p) => existsSync(p)) ?? 'flock';
   return (fd) => {
+    // Loaded on first use: node:child_process costs ~1.8 ms to load, which the addon path never pays.
+    const { spawnSync } = process.getBuiltinModule('node:child_process');
     const r = spawnSync(bin, ['-x', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd], env: {} });
     if (r.error) throw new Error(`failed to lock: ${bin}: ${r.error.message}`, { cause: r.error });
     if (r.status !== 0) throw new Error(`failed to lock: ${bin} exited ${r.status}: ${r.stderr.toString().trim()}`);

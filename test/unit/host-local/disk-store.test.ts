@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tmp from 'tmp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatIP, parseIP } from '../../../shared/net/ip.js';
 import { DiskStore } from '../../../plugins/host-local/disk-store.js';
-import { utilFlock } from '../../../plugins/host-local/file-lock.js';
+import { nativeFlock, utilFlock } from '../../../plugins/host-local/file-lock.js';
 
 let dir: tmp.DirResult;
 let store: DiskStore;
@@ -101,5 +101,36 @@ describe('DiskStore lock: a real flock(2) on <dir>/lock', () => {
     store.findByID('x', 'eth0');
     store.gc([]);
     expect(tryLockElsewhere()).toBe(0);
+  });
+});
+
+const ADDON = join(import.meta.dirname, '../../../dist/bin/flock.node');
+
+describe.skipIf(!existsSync(ADDON))('the flock(2) addon (dist/bin/flock.node)', () => {
+  it('loads and excludes another process like flock(1) does', () => {
+    const flock = nativeFlock(ADDON);
+    expect(flock).toBeTypeOf('function');
+    const s = DiskStore.open('native', dir.name, flock!);
+    const lock = join(dir.name, 'native', 'lock');
+    try {
+      s.lock();
+      expect(spawnSync('flock', ['-n', lock, 'true']).status).toBe(1);
+      s.unlock();
+      expect(spawnSync('flock', ['-n', lock, 'true']).status).toBe(0);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('reports a bad fd as an error', () => {
+    expect(() => nativeFlock(ADDON)!(987654)).toThrow('failed to lock: flock: errno 9');
+  });
+});
+
+describe('nativeFlock without the addon', () => {
+  it('is undefined for a missing or broken file, so main.ts falls back to flock(1)', () => {
+    expect(nativeFlock(join(dir.name, 'nope.node'))).toBeUndefined();
+    writeFileSync(join(dir.name, 'bad.node'), 'not an ELF');
+    expect(nativeFlock(join(dir.name, 'bad.node'))).toBeUndefined();
   });
 });
