@@ -1,0 +1,259 @@
+import { describe, expect, it } from 'vitest';
+import { add, calcGateways, check, del, formatChainName, formatComment, NetnsNotExistError, planEnsureAddr, status, type BridgeDeps } from '../../../plugins/bridge/bridge.js';
+import { collectVlanTrunk, parseBridgeConf } from '../../../plugins/bridge/netconf.js';
+import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake-kernel.js';
+import { FakeIptables } from '../../../shared/kernel/iptables.js';
+import type { CmdArgs, Result } from '../../../shared/cni/types.js';
+import { CniError } from '../../../shared/cni/errors.js';
+
+describe('parseBridgeConf', () => {
+  it('defaults', () => {
+    const n = parseBridgeConf('{"cniVersion":"1.0.0","name":"n","type":"bridge"}', '');
+    expect(n).toMatchObject({ bridge: 'cni0', isGateway: false, mtu: 0, vlan: 0, ipamType: '', preserveDefaultVlan: false, dns: {} });
+    expect(n.vlans).toBeUndefined();
+    expect(n.mac).toBeUndefined();
+  });
+  it('keys are case-insensitive, unknown keys ignored', () => {
+    const n = parseBridgeConf('{"name":"n","Bridge":"br-ci","ISGATEWAY":true,"MTU":1400,"whatever":[1],"IPAM":{"Type":"host-local"}}', '');
+    expect(n).toMatchObject({ bridge: 'br-ci', isGateway: true, mtu: 1400, ipamType: 'host-local' });
+  });
+  it.each([
+    ['{"name":"n","portIsolation":"true"}', 'failed to load netconf: json: cannot unmarshal string into Go struct field main.NetConf.portIsolation of type bool'],
+    ['{"name":"n","mtu":"1500"}', 'failed to load netconf: json: cannot unmarshal string into Go struct field main.NetConf.mtu of type int'],
+    ['{"name":"n","vlan":4095}', 'invalid VLAN ID 4095 (must be between 0 and 4094)'],
+    ['{"name":"n","vlan":-1}', 'invalid VLAN ID -1 (must be between 0 and 4094)'],
+    ['{"name":"n","vlan":10,"vlanTrunk":[{"id":11}]}', 'cannot set vlan and vlanTrunk at the same time'],
+    ['{"name":"n","vlanTrunk":[{"minID":0,"maxID":5}]}', 'incorrect trunk minID parameter'],
+    ['{"name":"n","vlanTrunk":[{"minID":1,"maxID":5000}]}', 'incorrect trunk maxID parameter'],
+    ['{"name":"n","vlanTrunk":[{"id":0}]}', 'incorrect trunk id parameter'],
+    ['{"name":"n","vlanTrunk":[{"minID":1}]}', 'minID and maxID should be configured simultaneously, maxID is missing'],
+    ['{"name":"n","vlanTrunk":[{"maxID":1}]}', 'minID and maxID should be configured simultaneously, minID is missing'],
+    ['{"name":"n","vlanTrunk":[{"minID":9,"maxID":5}]}', 'minID is greater than maxID in trunk parameter'],
+  ])('%s → %s', (json, msg) => {
+    expect(() => parseBridgeConf(json, '')).toThrow(msg);
+  });
+  it('vlanTrunk collects sorted unique ids; empty → none', () => {
+    expect(collectVlanTrunk([{ id: 101 }, { minID: 200, maxID: 203 }, { id: 201 }])).toEqual([101, 200, 201, 202, 203]);
+    expect(collectVlanTrunk([])).toBeUndefined();
+  });
+  it('MAC precedence: runtimeConfig > args.cni > CNI_ARGS', () => {
+    const base = { name: 'n' };
+    expect(parseBridgeConf(JSON.stringify(base), 'MAC=02:00:00:00:00:01').mac).toBe('02:00:00:00:00:01');
+    expect(parseBridgeConf(JSON.stringify({ ...base, args: { cni: { mac: '02:00:00:00:00:02' } } }), 'MAC=02:00:00:00:00:01').mac).toBe('02:00:00:00:00:02');
+    expect(parseBridgeConf(JSON.stringify({ ...base, args: { cni: { mac: '02:00:00:00:00:02' } }, runtimeConfig: { mac: '02:00:00:00:00:03' } }), 'MAC=02:00:00:00:00:01').mac).toBe('02:00:00:00:00:03');
+    expect(() => parseBridgeConf(JSON.stringify(base), 'K8S_POD_NAME=x')).toThrow('ARGS: unknown args ["K8S_POD_NAME=x"]');
+    expect(parseBridgeConf(JSON.stringify(base), 'IgnoreUnknown=1;K8S_POD_NAME=x').mac).toBeUndefined();
+  });
+});
+
+describe('helpers', () => {
+  it('chain name and comment as captured from the Go plugin', () => {
+    expect(formatChainName('cbr0', 'cnitool-77ee49a1b71f9963fd31')).toBe('CNI-dde01ccd4b7f286ae7ed43ff');
+    expect(formatComment('cbr0', 'cnitool-77ee49a1b71f9963fd31')).toBe('name: "cbr0" id: "cnitool-77ee49a1b71f9963fd31"');
+  });
+
+  it('calcGateways fills gateways, appends defaults per family, collects bridge addresses', () => {
+    const r: Result = {
+      cniVersion: '1.0.0',
+      ips: [{ address: '10.1.2.5/24' }, { address: 'fd00::5/64', gateway: 'fd00::fe' }],
+      routes: [{ dst: '::/0', gw: 'fd00::1' }],
+    };
+    const { v4, v6 } = calcGateways(r, { isGateway: true, isDefaultGateway: true });
+    expect(r.ips).toEqual([
+      { address: '10.1.2.5/24', gateway: '10.1.2.1', interface: 2 },
+      { address: 'fd00::5/64', gateway: 'fd00::fe', interface: 2 },
+    ]);
+    expect(r.routes).toEqual([{ dst: '::/0', gw: 'fd00::1' }, { dst: '0.0.0.0/0', gw: '10.1.2.1' }]);
+    expect(v4.gws).toEqual(['10.1.2.1/24']);
+    expect(v6.gws).toEqual(['fd00::fe/64']);
+    const plain: Result = { cniVersion: '1.0.0', ips: [{ address: '10.1.2.5/24' }] };
+    calcGateways(plain, { isGateway: false, isDefaultGateway: false });
+    expect(plain.ips).toEqual([{ address: '10.1.2.5/24', interface: 2 }]);
+    expect(plain.routes).toBeUndefined();
+  });
+
+  it('planEnsureAddr: v4 conflicts, v6 only when overlapping, force deletes', () => {
+    expect(planEnsureAddr('cni0', 4, '10.1.2.1/24', ['10.1.2.1/24'], false)).toEqual([]);
+    expect(() => planEnsureAddr('cni0', 4, '10.1.2.3/16', ['10.0.0.1/8'], false)).toThrow('"cni0" already has an IP address different from 10.1.2.3/16');
+    expect(planEnsureAddr('cni0', 4, '10.1.2.3/16', ['10.0.0.1/8'], true)).toEqual([
+      { op: 'deleteAddr', dev: 'cni0', cidr: '10.0.0.1/8' },
+      { op: 'replaceAddr', dev: 'cni0', cidr: '10.1.2.3/16' },
+    ]);
+    expect(() => planEnsureAddr('cni0', 6, '2001:db8:1:2::1/64', ['2001:db8:1::1/48'], false)).toThrow('already has an IP address');
+    expect(planEnsureAddr('cni0', 6, 'fd00:1234::1/64', ['2001:db8:1:2::1/64', 'fe80::1/64'], false)).toEqual([{ op: 'replaceAddr', dev: 'cni0', cidr: 'fd00:1234::1/64' }]);
+  });
+});
+
+describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
+  const POD = '/var/run/netns/pod1';
+  function setup(ipamResult: Partial<Result> = { ips: [{ address: '10.1.2.2/24', gateway: '10.1.2.1' }] }) {
+    const world = new FakeWorld();
+    world.addNetns(POD);
+    const kernel = new FakeKernel(world);
+    const ipt4 = new FakeIptables(4);
+    const ipt6 = new FakeIptables(6);
+    const calls: string[] = [];
+    let seq = 0;
+    const deps: BridgeDeps = {
+      kernel,
+      iptables: (f) => (f === 4 ? ipt4 : ipt6),
+      ipam: {
+        add: async (type) => {
+          calls.push(`add ${type}`);
+          return { cniVersion: '1.0.0', ...structuredClone(ipamResult) };
+        },
+        del: async (type) => void calls.push(`del ${type}`),
+        check: async (type) => {
+          calls.push(`check ${type}`);
+          if (type === '') throw new Error('no plugin name provided');
+        },
+        status: async (type) => void calls.push(`status ${type}`),
+      },
+      openNetns: (p) => {
+        if (!world.namespaces.has(p)) throw new NetnsNotExistError(`failed to Statfs "${p}": no such file or directory`);
+      },
+      sleep: async () => {},
+      random: (n) => Buffer.alloc(n, ++seq),
+      log: () => {},
+    };
+    const args = (conf: Record<string, unknown>, o: Partial<CmdArgs> = {}): CmdArgs => ({
+      containerId: 'c1',
+      netns: POD,
+      ifName: 'eth0',
+      args: '',
+      path: '/opt/cni/bin',
+      netnsOverride: '',
+      stdinData: Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net', type: 'bridge', ...conf })),
+      ...o,
+    });
+    return { world, kernel, deps, calls, args, ipt4, ipt6 };
+  }
+
+  it('L3 ADD: state, result, exec count; DEL cleans and releases', async () => {
+    const { world, kernel, deps, calls, args } = setup();
+    const conf = { isDefaultGateway: true, mtu: 1450, ipam: { type: 'host-local' } };
+    const execs0 = world.execs;
+    const r = await add(args(conf), deps);
+    expect(world.execs - execs0).toBe(4); // read, host batch, pod batch, gateway+read (IPAM is separate)
+    // random bytes: 1 = container MAC, 2 = bridge MAC to pin, 3 = veth name
+    expect(r.interfaces).toEqual([
+      { name: 'cni0', mac: '02:02:02:02:02:02' },
+      { name: 'veth03030303', mac: expect.any(String) },
+      { name: 'eth0', mac: '02:01:01:01:01:01', sandbox: POD },
+    ]);
+    expect(r.ips).toEqual([{ address: '10.1.2.2/24', gateway: '10.1.2.1', interface: 2 }]);
+    expect(r.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.1.2.1' }]);
+    expect(await kernel.listAddrs({ dev: 'cni0' })).toEqual([{ dev: 'cni0', family: 4, cidr: '10.1.2.1/24', scope: 'global' }]);
+    expect(await kernel.getLink('veth03030303')).toMatchObject({ master: 'cni0', up: true, mtu: 1450, port: { hairpin: false }, operstate: 'UP' });
+    const pod = kernel.inNetns(POD);
+    expect(await pod.listAddrs({ dev: 'eth0' })).toEqual([{ dev: 'eth0', family: 4, cidr: '10.1.2.2/24', scope: 'global' }]);
+    expect((await pod.listRoutes()).find((x) => x.dst === 'default')).toMatchObject({ via: '10.1.2.1', dev: 'eth0' });
+    expect(await kernel.readSysctl('net/ipv4/ip_forward')).toBe('1');
+    expect(await pod.readSysctl('net/ipv4/conf/eth0/arp_notify')).toBe('1');
+    expect(calls).toEqual(['add host-local']);
+
+    await check(args({ ...conf, prevResult: r }), deps);
+    expect(calls).toEqual(['add host-local', 'check host-local']);
+
+    await del(args(conf), deps);
+    expect(await kernel.getLink('veth03030303')).toBeUndefined();
+    expect(await kernel.getLink('cni0')).toBeDefined();
+    await del(args(conf), deps);
+    world.deleteNetns(POD);
+    await del(args(conf), deps);
+    await del(args(conf, { netns: '' }), deps);
+    expect(calls.filter((c) => c === 'del host-local')).toHaveLength(4);
+  });
+
+  it('a failure after IPAM releases the IP and leaves the veth', async () => {
+    const { world, kernel, deps, calls, args } = setup();
+    world.failOn('addRoute');
+    await expect(add(args({ isDefaultGateway: true, ipam: { type: 'host-local' } }), deps)).rejects.toThrow(/^failed to add route '0.0.0.0\/0 via 10.1.2.1 dev eth0'/);
+    expect(calls).toEqual(['add host-local', 'del host-local']);
+    expect(await kernel.getLink('veth03030303')).toBeDefined();
+  });
+
+  it('IPAM without IPs is an error', async () => {
+    const { deps, args, calls } = setup({ ips: [] });
+    await expect(add(args({ ipam: { type: 'x' } }), deps)).rejects.toThrow('IPAM plugin returned missing IP config');
+    expect(calls).toEqual(['add x', 'del x']);
+  });
+
+  it('ipMasq rules and teardown', async () => {
+    const { deps, args, ipt4 } = setup();
+    const conf = { isGateway: true, ipMasq: true, ipam: { type: 'host-local' } };
+    await add(args(conf), deps);
+    const chain = formatChainName('net', 'c1');
+    const c = ['-m', 'comment', '--comment', 'name: "net" id: "c1"'];
+    expect(await ipt4.listRules('nat', chain)).toEqual([`-N ${chain}`, `-A ${chain} ${['-d', '10.1.2.0/24', '-j', 'ACCEPT', ...c].join(' ')}`, `-A ${chain} ${['!', '-d', '224.0.0.0/4', '-j', 'MASQUERADE', ...c].join(' ')}`]);
+    expect(await ipt4.hasRule('nat', 'POSTROUTING', ['-s', '10.1.2.2', '-j', chain, ...c])).toBe(true);
+    await del(args(conf), deps);
+    expect(ipt4.tables.get('nat')?.has(chain)).toBe(false);
+    expect(await ipt4.listRules('nat', 'POSTROUTING')).toEqual(['-N POSTROUTING']);
+    await del(args(conf), deps);
+  });
+
+  it('a veth name collision retries with a new name; an existing container iface is an error', async () => {
+    const { kernel, deps, args } = setup();
+    await kernel.batch([{ op: 'addVeth', name: 'veth02020202', peer: 'x0' }]);
+    const r = await add(args({ ipam: {} }), deps);
+    expect(r.interfaces?.[1]?.name).toBe('veth03030303');
+    await expect(add(args({ ipam: {} }, { containerId: 'c2' }), deps)).rejects.toThrow(/^container veth name \("eth0"\) peer provided \("veth[0-9a-f]{8}"\) already exists$/);
+  });
+
+  it('L2 with disableContainerInterface leaves the iface down; port state is not polled', async () => {
+    const { kernel, deps, args } = setup();
+    const r = await add(args({ ipam: {}, disableContainerInterface: true }), deps);
+    expect(r.ips).toBeUndefined();
+    expect((await kernel.inNetns(POD).getLink('eth0'))?.up).toBe(false);
+  });
+
+  it('L2: the container side failing to come up is an error', async () => {
+    const { world, deps, args } = setup();
+    world.failOn('setLinkUp');
+    await expect(add(args({ ipam: {} }), deps)).rejects.toThrow(/^failed to set "eth0" up/);
+  });
+
+  it('the port never comes up: polled with sleeps 50, 500, 1000, 1000, then bridge port in error state', async () => {
+    const { kernel, deps, args } = setup();
+    const slept: number[] = [];
+    deps.sleep = async (ms) => void slept.push(ms);
+    deps.kernel = Object.assign(Object.create(kernel) as FakeKernel, {
+      inspect: async (names: readonly string[], ops?: never[]) => {
+        const m = await kernel.inspect(names, ops);
+        for (const [k, v] of m) if (k.startsWith('veth')) m.set(k, { ...v, operstate: 'LOWERLAYERDOWN' });
+        return m;
+      },
+    });
+    await expect(add(args({ ipam: {} }), deps)).rejects.toThrow('bridge port in error state: lower-layer-down');
+    expect(slept).toEqual([50, 500, 1000, 1000]);
+  });
+
+  it('CHECK: prevResult required; L2 has no IPAM type', async () => {
+    const { deps, args } = setup();
+    await expect(check(args({ ipam: { type: 'host-local' } }), deps)).rejects.toThrow('Required prevResult missing');
+    await expect(check(args({}), deps)).rejects.toThrow('no plugin name provided');
+  });
+
+  it('STATUS forwards to IPAM only when there is one', async () => {
+    const { deps, args, calls } = setup();
+    await status(args({}), deps);
+    await status(args({ ipam: { type: 'host-local' } }), deps);
+    expect(calls).toEqual(['status host-local']);
+  });
+
+  it('a missing netns on ADD is an error worded like Go', async () => {
+    const { deps, args } = setup();
+    await expect(add(args({}, { netns: '/nope' }), deps)).rejects.toThrow('failed to open netns "/nope": failed to Statfs "/nope": no such file or directory');
+  });
+
+  it('CniErrors from IPAM pass through unchanged', async () => {
+    const { deps, args } = setup();
+    deps.ipam.add = async () => {
+      throw new CniError(11, 'try later');
+    };
+    const err = await add(args({ ipam: { type: 'x' } }), deps).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CniError);
+    expect((err as CniError).code).toBe(11);
+  });
+});
