@@ -23,10 +23,10 @@ export interface HostLocalDeps {
 
 export function hostLocal(deps: HostLocalDeps): Required<Pick<PluginFuncs, 'add' | 'del' | 'check' | 'gc'>> {
   return {
-    add: (a) => Promise.resolve(cmdAdd(a, deps)),
-    del: (a) => Promise.resolve(cmdDel(a, deps)),
-    check: (a) => Promise.resolve(cmdCheck(a, deps)),
-    gc: (a) => Promise.resolve(cmdGc(a, deps)),
+    add: async (a) => cmdAdd(a, deps),
+    del: async (a) => cmdDel(a, deps),
+    check: async (a) => cmdCheck(a, deps),
+    gc: async (a) => cmdGc(a, deps),
   };
 }
 

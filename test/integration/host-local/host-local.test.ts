@@ -152,6 +152,24 @@ describe.skipIf(!haveGo)('host-local: one store shared with the Go plugin', () =
   });
 });
 
+describe('host-local: GC (spec 1.1) through the executable', () => {
+  it('releases every reservation the runtime no longer lists, keeps lock and last_reserved_ip', () => {
+    const conf = (valid?: unknown) => ({
+      cniVersion: '1.1.0',
+      name: 'gcnet',
+      ipam: { type: 'host-local', dataDir: dirA, subnet: '10.6.0.0/24' },
+      ...(valid === undefined ? {} : { 'cni.dev/valid-attachments': valid }),
+    });
+    for (const id of ['keep', 'stale1', 'stale2']) expect(runPluginSync(OURS.hostLocal, ipamEnv('ADD', id), conf()).code).toBe(0);
+    const gc = runPluginSync(OURS.hostLocal, { command: 'GC', path: '/opt/cni/bin' }, conf([{ containerID: 'keep', ifname: 'eth0' }]));
+    expect(gc).toMatchObject({ code: 0, stdout: '' });
+    expect(snapshot(join(dirA, 'gcnet'))).toEqual({ '10.6.0.2': 'keep\r\neth0', 'last_reserved_ip.0': '10.6.0.4', lock: '' });
+    const old = runPluginSync(OURS.hostLocal, { command: 'GC', path: '/opt/cni/bin' }, { ...conf([]), cniVersion: '1.0.0' });
+    expect(old.json).toEqual({ code: 1, msg: 'config version does not allow GC' });
+    expect(Object.keys(snapshot(join(dirA, 'gcnet')))).toContain('10.6.0.2');
+  });
+});
+
 describe('host-local: concurrency', () => {
   const conf = { cniVersion: '1.0.0', name: 'busy', ipam: { type: 'host-local', subnet: '10.7.0.0/24' } };
   const withDir = () => ({ ...conf, ipam: { ...conf.ipam, dataDir: dirA } });
