@@ -2,30 +2,21 @@
 // (bridge + host-local + portmap) and our flannel; prevResult injection (seen through the Go bridge's
 // CHECK), the libcni cache, reverse DEL, GC and STATUS. cnitool itself runs inside the host netns
 // (ip netns exec), so the bridge and the iptables rules land there.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { DIST, GO_CNI, ROOT, ensureBuilt, hasGoPlugins, SUBNET_ENV, tempDir, writeSubnetEnv } from '../flannel/helpers.js';
+import { canUseNetns, createNetns, type Netns } from '../../helpers/netns.js';
+import { DIST, GO_CNI, ROOT, ensureBuilt, guardRootNetns, hasGoPlugins, SUBNET_ENV, tempDir, writeSubnetEnv } from '../flannel/helpers.js';
 
 const CNITOOL = join(DIST, 'cnitool');
 let work: string;
-let rootLinks: string;
-const rootLinkList = () => spawnSync('ip', ['-br', 'link'], { encoding: 'utf8' }).stdout;
 
 beforeAll(() => {
   ensureBuilt('cnitool', 'flannel');
   work = tempDir('cnitool-int');
-  rootLinks = rootLinkList();
 });
-afterEach(() => cleanupNetns());
-afterAll(() => {
-  cleanupNetns();
-  rmSync(work, { recursive: true, force: true });
-  expect(rootLinkList()).toBe(rootLinks);
-});
+guardRootNetns(() => work);
 
 let seq = 0;
 function setup(conflists: (dir: string) => Record<string, object>, cniPath = GO_CNI) {

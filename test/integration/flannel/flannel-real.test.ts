@@ -2,21 +2,18 @@
 // the Go reference plugins (/usr/lib/cni) and ours (dist/bin), mixed both ways. Each case has its own
 // host netns (where cni0 and the veth host ends live) and pod netns; the root namespace is checked
 // unchanged at the end.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { DIST, GO_CNI, ensureBuilt, hasGoPlugins, normalizeResult, runPlugin, SUBNET_ENV, tempDir, writeSubnetEnv } from './helpers.js';
+import { canUseNetns, createNetns, type Netns } from '../../helpers/netns.js';
+import { DIST, GO_CNI, ensureBuilt, guardRootNetns, hasGoPlugins, normalizeResult, runPlugin, SUBNET_ENV, tempDir, writeSubnetEnv } from './helpers.js';
 
 let work: string;
-let rootLinks: string;
 /** CNI_PATH with our flannel first, then the Go bridge/host-local */
 let GO_PATH: string;
 /** CNI_PATH of ours only */
 const OURS_PATH = DIST;
 const FLANNEL = join(DIST, 'flannel');
-const rootLinkList = () => spawnSync('ip', ['-br', 'link'], { encoding: 'utf8' }).stdout;
 
 beforeAll(() => {
   ensureBuilt('flannel', 'bridge', 'host-local');
@@ -25,14 +22,8 @@ beforeAll(() => {
   mkdirSync(flOnly);
   symlinkSync(FLANNEL, join(flOnly, 'flannel'));
   GO_PATH = `${flOnly}:${GO_CNI}`;
-  rootLinks = rootLinkList();
 });
-afterEach(() => cleanupNetns());
-afterAll(() => {
-  cleanupNetns();
-  rmSync(work, { recursive: true, force: true });
-  expect(rootLinkList()).toBe(rootLinks);
-});
+guardRootNetns(() => work);
 
 let seq = 0;
 interface Node {

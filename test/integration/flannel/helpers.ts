@@ -1,10 +1,11 @@
 // Shared by the flannel integration tests: exec a built plugin with CNI_* env, optionally inside a
 // netns the test created; temp dirs; subnet.env fixtures.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Netns } from '../../helpers/netns.js';
+import { cleanupNetns, type Netns } from '../../helpers/netns.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const DIST = join(ROOT, 'dist/bin');
@@ -59,4 +60,23 @@ export function normalizeResult(text: string): unknown {
     if (i.sandbox) i.sandbox = '<sandbox>';
   }
   return r;
+}
+
+const rootLinkList = (): string => spawnSync('ip', ['-br', 'link'], { encoding: 'utf8' }).stdout;
+
+/**
+ * Hooks for a test file that makes netns: namespaces go after each test; after all, the work dir goes
+ * and the root netns must still have exactly the links it had before.
+ */
+export function guardRootNetns(workDir: () => string): void {
+  let before = '';
+  beforeAll(() => {
+    before = rootLinkList();
+  });
+  afterEach(() => cleanupNetns());
+  afterAll(() => {
+    cleanupNetns();
+    rmSync(workDir(), { recursive: true, force: true });
+    expect(rootLinkList()).toBe(before);
+  });
 }
