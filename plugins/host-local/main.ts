@@ -1,5 +1,5 @@
 // host-local entry: wires the disk store (with the fastest flock available) and the real process to runPlugin.
-import { readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { runPlugin } from '../../shared/cni/skel.js';
 import { DiskStore } from './disk-store.js';
@@ -7,9 +7,16 @@ import { type FlockFn, nativeFlock, utilFlock } from './file-lock.js';
 import { pathError } from './go-fs.js';
 import { ABOUT, hostLocal } from './host-local.js';
 
+/** The addon sits next to the real executable; resolve symlinks (/opt/cni/bin/host-local → dist/bin) only if needed. */
+function addonPath(): string {
+  const self = process.argv[1] ?? '.';
+  const beside = join(dirname(self), 'flock.node');
+  return existsSync(beside) ? beside : join(dirname(realpathSync(self)), 'flock.node');
+}
+
 let flock: FlockFn | undefined;
 const lazyFlock: FlockFn = (fd) => {
-  flock ??= nativeFlock(join(dirname(realpathSync(process.argv[1] ?? '.')), 'flock.node')) ?? utilFlock();
+  flock ??= nativeFlock(addonPath()) ?? utilFlock();
   flock(fd);
 };
 
