@@ -17,8 +17,7 @@
 // As upstream: a failure after IPAM releases the IP (undo stack); the veth is left for the runtime's
 // DEL. DEL succeeds when the netns, the link or the masquerade chain are already gone, and always
 // releases IPAM.
-import { createHash, randomBytes } from 'node:crypto';
-import { statfsSync } from 'node:fs';
+import { closeSync, openSync, readSync, statfsSync } from 'node:fs';
 import { CniError, errorMessage } from '../../shared/cni/errors.js';
 import { delegateAdd, delegateCheck, delegateDel, delegateStatus } from '../../shared/cni/invoke.js';
 import type { CmdArgs, Interface, Result, Route as CniRoute } from '../../shared/cni/types.js';
@@ -77,6 +76,18 @@ function errnoText(e: NodeJS.ErrnoException): string {
   return /^[A-Z]+: ([^,]+)/.exec(e.message)?.[1] ?? e.message;
 }
 
+/** Random bytes from /dev/urandom: loading node:crypto would cost ~2.5 ms of start-up per ADD. */
+function urandom(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, b, 0, n, null);
+  } finally {
+    closeSync(fd);
+  }
+  return b;
+}
+
 let realDeps: BridgeDeps | undefined;
 
 /** The real world: our own namespace's kernel, iptables, IPAM by exec through CNI_PATH. */
@@ -92,7 +103,7 @@ export function defaultDeps(): BridgeDeps {
     },
     openNetns: openNetnsPath,
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    random: (n) => randomBytes(n),
+    random: urandom,
     log: (msg) => process.stderr.write(`${msg}\n`),
   };
   return realDeps;
@@ -151,8 +162,12 @@ function ipFamily(ip: IP): Family {
   return ip.family;
 }
 
-/** `chain = "CNI-" + hex(sha512(name + id))[:24]` (utils.FormatChainName) */
-export function formatChainName(name: string, id: string): string {
+/**
+ * `chain = "CNI-" + hex(sha512(name + id))[:24]` (utils.FormatChainName). node:crypto is imported only
+ * here, on the ipMasq path, to keep it off the start-up of every other ADD.
+ */
+export async function formatChainName(name: string, id: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
   return `CNI-${createHash('sha512').update(name + id).digest('hex').slice(0, 24)}`;
 }
 
@@ -372,7 +387,7 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
             targetAddrs = [...targetAddrs, gw];
           }
         }
-        if (brPinMac !== undefined && finalOps.length > 0 && vlanIface === undefined) finalOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
+        if (brPinMac !== undefined && vlanIface === undefined && (v4.gws.length > 0 || v6.gws.length > 0)) finalOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
       }
     } else if (!n.disableContainerInterface) {
       await pod.batch([{ op: 'setLinkUp', dev: args.ifName }]).catch((err: unknown) => {
@@ -406,7 +421,7 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
       }
     }
     if (isLayer3 && n.ipMasq) {
-      const chain = formatChainName(n.name, args.containerId);
+      const chain = await formatChainName(n.name, args.containerId);
       const comment = formatComment(n.name, args.containerId);
       for (const ipc of result.ips ?? []) await setupIPMasq(deps, ipc.address, chain, comment);
     }
@@ -652,7 +667,7 @@ export async function del(args: CmdArgs, deps: BridgeDeps): Promise<void> {
   }
   await ipamDel();
   if (isLayer3 && n.ipMasq) {
-    const chain = formatChainName(n.name, args.containerId);
+    const chain = await formatChainName(n.name, args.containerId);
     await teardownIPMasq(deps, addresses, chain, formatComment(n.name, args.containerId));
   }
 }

@@ -47,8 +47,8 @@ describe('parseBridgeConf', () => {
 });
 
 describe('helpers', () => {
-  it('chain name and comment as captured from the Go plugin', () => {
-    expect(formatChainName('cbr0', 'cnitool-77ee49a1b71f9963fd31')).toBe('CNI-dde01ccd4b7f286ae7ed43ff');
+  it('chain name and comment as captured from the Go plugin', async () => {
+    expect(await formatChainName('cbr0', 'cnitool-77ee49a1b71f9963fd31')).toBe('CNI-dde01ccd4b7f286ae7ed43ff');
     expect(formatComment('cbr0', 'cnitool-77ee49a1b71f9963fd31')).toBe('name: "cbr0" id: "cnitool-77ee49a1b71f9963fd31"');
   });
 
@@ -183,7 +183,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const { deps, args, ipt4 } = setup();
     const conf = { isGateway: true, ipMasq: true, ipam: { type: 'host-local' } };
     await add(args(conf), deps);
-    const chain = formatChainName('net', 'c1');
+    const chain = await formatChainName('net', 'c1');
     const c = ['-m', 'comment', '--comment', 'name: "net" id: "c1"'];
     expect(await ipt4.listRules('nat', chain)).toEqual([`-N ${chain}`, `-A ${chain} ${['-d', '10.1.2.0/24', '-j', 'ACCEPT', ...c].join(' ')}`, `-A ${chain} ${['!', '-d', '224.0.0.0/4', '-j', 'MASQUERADE', ...c].join(' ')}`]);
     expect(await ipt4.hasRule('nat', 'POSTROUTING', ['-s', '10.1.2.2', '-j', chain, ...c])).toBe(true);
