@@ -9,6 +9,7 @@
 import { build } from 'esbuild';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,5 +61,9 @@ for (const [name, [entry, format]] of Object.entries(PARTS)) {
     failed++;
     console.error(`build ${name}: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+// host-local's optional flock(2) addon (dist/bin/flock.node); without a compiler it falls back to flock(1).
+if (only.length === 0 || only.includes('host-local')) {
+  spawnSync(process.execPath, [join(root, 'plugins/host-local/native/build.mjs'), join(outDir, 'flock.node')], { stdio: 'inherit' });
 }
 if (failed > 0) process.exitCode = 1;

@@ -73,8 +73,9 @@ export class GoStruct {
     return new GoStruct(raw, structName);
   }
 
+  /** Go names the literal (`number 1.5`) only when a number does not fit a numeric field. */
   private mismatch(name: string, v: unknown, goType: string): GoJsonError {
-    const value = typeof v === 'number' ? `number ${v}` : jsonTypeName(v);
+    const value = typeof v === 'number' && goType === 'int' ? `number ${v}` : jsonTypeName(v);
     return new GoJsonError(`json: cannot unmarshal ${value} into Go struct field ${this.structName}.${name} of type ${goType}`);
   }
 

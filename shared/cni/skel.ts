@@ -7,7 +7,7 @@
 // printed as MarshalIndent'ed {code,msg,details} on stdout with exit status 1.
 import { readFileSync, writeSync } from 'node:fs';
 import { CniError, CniErrorCode, errorMessage } from './errors.js';
-import { GoJsonError, isObject, parseJson, marshal, marshalIndent } from './go-json.js';
+import { GoJsonError, isObject, jsonTypeName, parseJson, marshal, marshalIndent } from './go-json.js';
 import { PreformattedResult, type CmdArgs, type PluginFuncs } from './types.js';
 import {
   CURRENT_VERSION,
@@ -63,7 +63,7 @@ const REQUIRED: ReadonlyArray<[string, readonly Command[]]> = [
 
 export function validateContainerId(id: string): void {
   if (id === '') throw new CniError(CniErrorCode.UnknownContainer, 'missing containerID');
-  if (!NAME_RE.test(id)) throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'error: invalid characters in containerID', id);
+  if (!NAME_RE.test(id)) throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'invalid characters in containerID', id);
 }
 
 export function validateInterfaceName(name: string): void {
@@ -78,7 +78,7 @@ export function validateInterfaceName(name: string): void {
 }
 
 export function validateNetworkName(name: string): void {
-  if (!NAME_RE.test(name)) throw new CniError(CniErrorCode.InvalidNetworkConfig, 'error: invalid characters found in network name', name);
+  if (!NAME_RE.test(name)) throw new CniError(CniErrorCode.InvalidNetworkConfig, 'invalid characters found in network name', name);
 }
 
 /** skel's validateConfig: the config must be JSON with a valid `name`. Returns the parsed config. */
@@ -90,12 +90,12 @@ export function validateConfig(stdin: Buffer): Record<string, unknown> {
     throw new CniError(CniErrorCode.DecodingFailure, `error unmarshall network config: ${errorMessage(err)}`);
   }
   if (!isObject(raw)) {
-    throw new CniError(CniErrorCode.DecodingFailure, `error unmarshall network config: json: cannot unmarshal ${Array.isArray(raw) ? 'array' : typeof raw} into Go value of type struct { Name string "json:\\"name\\"" }`);
+    throw new CniError(CniErrorCode.DecodingFailure, `error unmarshall network config: json: cannot unmarshal ${jsonTypeName(raw)} into Go value of type struct { Name string "json:\\"name\\"" }`);
   }
   let name: unknown;
   for (const k of Object.keys(raw)) if (k.toLowerCase() === 'name') name = raw[k];
   if (name !== undefined && name !== null && typeof name !== 'string') {
-    throw new CniError(CniErrorCode.DecodingFailure, 'error unmarshall network config: json: cannot unmarshal into Go struct field .name of type string');
+    throw new CniError(CniErrorCode.DecodingFailure, `error unmarshall network config: json: cannot unmarshal ${jsonTypeName(name)} into Go struct field .name of type string`);
   }
   if (!name) throw new CniError(CniErrorCode.InvalidNetworkConfig, 'missing network name');
   validateNetworkName(name);

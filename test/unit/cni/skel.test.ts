@@ -75,9 +75,9 @@ describe('runPlugin environment', () => {
   });
 
   it.each([
-    ['../../etc', 4, 'error: invalid characters in containerID'],
-    ['a/b', 4, 'error: invalid characters in containerID'],
-    ['-abc', 4, 'error: invalid characters in containerID'],
+    ['../../etc', 4, 'invalid characters in containerID'],
+    ['a/b', 4, 'invalid characters in containerID'],
+    ['-abc', 4, 'invalid characters in containerID'],
   ])('rejects hostile container id %j', async (id, code, msg) => {
     const f = funcs();
     const s = io({ ...ENV, CNI_CONTAINERID: id }, conf('1.0.0'));
