@@ -23,6 +23,8 @@ LAB_CONFIG=${LAB_CONFIG:-$(cat "$LAB_ROOT/conf/net-conf.json")}
 LAB_VNI=${LAB_VNI:-100}
 LAB_BIN=${LAB_BIN:-$LAB_ROOT/dist/bin}
 LAB_CONFLIST=${LAB_CONFLIST:-$LAB_ROOT/conf/10-flannel.conflist}
+# our plugins first; the reference portmap (kube-flannel's conflist chains it) from Debian's package
+LAB_CNI_PATH=${LAB_CNI_PATH:-$LAB_BIN:/usr/lib/cni}
 LAB_FLANNELD_ARGS=${LAB_FLANNELD_ARGS:-}
 
 lab_log() { printf 'lab: %s\n' "$*" >&2; }
@@ -195,7 +197,7 @@ lab_netname() {
 # lab_cnitool I add|del POD-NETNS: our cnitool inside host I with the host's lab conflist.
 lab_cnitool() {
   local i=$1 verb=$2 pod=$3 d; d=$(lab_host_dir "$i")
-  ip netns exec "$(lab_ns_host "$i")" env NETCONFPATH="$d/net.d" CNI_PATH="$LAB_BIN" \
+  ip netns exec "$(lab_ns_host "$i")" env NETCONFPATH="$d/net.d" CNI_PATH="$LAB_CNI_PATH" \
     CNI_CACHE_DIR="$d/cni-cache" "$LAB_BIN/cnitool" "$verb" "$(lab_netname)" "/var/run/netns/$pod"
 }
 
