@@ -422,7 +422,7 @@ export class CNIConfig {
     const pluginPath = this.find(net.network.type);
     validateContainerId(rt.containerId);
     if (list.name === '') throw new CniError(7, 'missing network name:');
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(list.name)) throw new CniError(7, 'error: invalid characters found in network name', list.name);
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(list.name)) throw new CniError(7, 'invalid characters found in network name', list.name);
     validateInterfaceName(rt.ifName);
     const conf = this.buildOneConfig(list, net, prevResult, rt);
     const stdout = await this.exec('ADD', pluginPath, conf.bytes, rt);
