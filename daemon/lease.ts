@@ -19,7 +19,11 @@ export interface Lease {
   subnet: IPNet;
   ipv6Subnet?: IPNet;
   attrs: LeaseAttrs;
-  /** ms since epoch; for a key without an etcd lease (a reservation) this is `now - 1 s`, as Go */
+  /**
+   * ms since epoch; for a key without an etcd lease (a reservation) this is `now - 1 s`, as Go.
+   * 0 when it was not looked up: the etcd manager asks etcd for TTLs only where flanneld uses them
+   * (our own lease), not for peers (see daemon/subnet/etcd/registry.ts).
+   */
   expiration: number;
   /**
    * Our extension: true for a key stored without an etcd lease (an operator's reservation,

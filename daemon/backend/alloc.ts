@@ -34,9 +34,11 @@ class AllocNetwork implements Network {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    let peers = 0;
+    let first = true;
     for await (const batch of this.deps.subnetManager.watchLeases(signal)) {
-      for (const e of batch) peers += e.type === 'added' ? 1 : -1;
+      // the first batch is the snapshot of every lease at start (scripts/bench/leases.mjs times it)
+      if (first) this.deps.log(`Lease snapshot: ${batch.length} peers`);
+      first = false;
       if (batch.length <= LOG_EACH_UP_TO) {
         for (const e of batch) {
           this.deps.log(`Subnet ${e.type === 'added' ? 'added' : 'removed'}: ${formatNet(e.lease.subnet)}`);
@@ -45,7 +47,6 @@ class AllocNetwork implements Network {
         const added = batch.filter((e) => e.type === 'added').length;
         this.deps.log(`Lease batch: ${added} added, ${batch.length - added} removed`);
       }
-      void peers;
     }
   }
 }

@@ -87,7 +87,7 @@ export class MemoryRegistry implements Registry {
     this.wake();
   }
 
-  private toLease(key: string, e: { value: string; expiresAt?: number }): Lease | undefined {
+  private toLease(key: string, e: { value: string; expiresAt?: number }, withTTL = true): Lease | undefined {
     const k = parseSubnetKey(key);
     if (!k) return undefined;
     let attrs: LeaseAttrs;
@@ -101,7 +101,7 @@ export class MemoryRegistry implements Registry {
       enableIPv6: k.sn6 !== undefined,
       subnet: k.sn,
       attrs,
-      expiration: e.expiresAt ?? this.now() - 1000,
+      expiration: e.expiresAt === undefined ? this.now() - 1000 : withTTL ? e.expiresAt : 0,
     };
     if (k.sn6) l.ipv6Subnet = k.sn6;
     if (e.expiresAt === undefined) l.reservation = true;
@@ -118,11 +118,11 @@ export class MemoryRegistry implements Registry {
     return this.config;
   }
 
-  async getSubnets() {
+  async getSubnets(_signal?: AbortSignal, o: { withTTL?: boolean } = {}) {
     this.maybeFail('getSubnets');
     const leases: Lease[] = [];
     for (const [k, e] of this.kvs) {
-      const l = this.toLease(k, e);
+      const l = this.toLease(k, e, o.withTTL === true);
       if (l) leases.push(l);
     }
     return { leases, revision: this.revision };
@@ -179,7 +179,7 @@ export class MemoryRegistry implements Registry {
             if (k.sn6) lease.ipv6Subnet = k.sn6;
             events.push({ type: 'removed', lease });
           } else {
-            const l = this.toLease(h.key, h);
+            const l = this.toLease(h.key, h, want !== undefined);
             if (l) events.push({ type: 'added', lease: l });
           }
         }

@@ -1,13 +1,19 @@
 // The thin storage layer under LocalManager (pkg/subnet/etcd Registry): the network config and the
 // lease keys under <prefix>/subnets/, in Go's byte format (subnet-key.ts, lease-json.ts).
 //
-// Lease TTLs: Go calls TimeToLive once per key, one after the other, on every listing. Here:
-//   - a key without an etcd lease (lease id 0, a reservation) needs no call: expiration = now - 1 s
-//     exactly as Go computes it from etcd's TTL -1, and the lease is flagged `reservation`;
-//   - leased keys are looked up with up to TTL_CONCURRENCY calls in flight on kept-alive
-//     connections, so 5000 keys cost a few hundred ms instead of 5000 round trips in a row;
-//   - as in Go, a key whose lookup fails is skipped with a warning, and an expired lease (TTL -1)
-//     gives now - 1 s.
+// Lease TTLs: Go calls TimeToLive once per key, one after the other, on every listing and on every
+// watch event, and then uses the expiration of exactly one lease: its own (the renew timer). With
+// 5000 leases that is 5000 round trips per listing (~1.3 s and +60 MiB of RSS here, measured by
+// scripts/bench/leases.mjs), twice at start (acquire, then the watch snapshot). So here:
+//   - the kv's lease id already says what the daemon needs to know: 0 means a reservation
+//     (expiration now - 1 s, exactly what Go computes from etcd's TTL -1, plus `reservation`);
+//   - TimeToLive is called only when asked for (`withTTL`: the own-key reads and watch that drive the
+//     renew timer, and tests), then with up to TTL_CONCURRENCY calls in flight; as in Go a listing
+//     skips a key whose lookup fails, and an expired lease gives now - 1 s;
+//   - peers' leases otherwise carry expiration 0 ("not looked up"); nothing reads it (backends
+//     program routes from subnets and attrs only), and the acquire decision needs only `reservation`.
+// Our own lease's expiration always comes from etcd: the Grant response on create/renew, or
+// TimeToLive on the own-key watch.
 import { type IPNet, formatNet } from '../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
 import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';
@@ -38,7 +44,9 @@ export type WatchBatch =
 export interface Registry {
   /** The raw config text; throws CONFIG_NOT_FOUND when the key is missing. */
   getNetworkConfig(signal?: AbortSignal): Promise<string>;
-  getSubnets(signal?: AbortSignal): Promise<{ leases: Lease[]; revision: number }>;
+  /** Every lease; expirations only with `withTTL` (else 0, or now - 1 s for a reservation). */
+  getSubnets(signal?: AbortSignal, o?: { withTTL?: boolean }): Promise<{ leases: Lease[]; revision: number }>;
+  /** One lease, with its expiration looked up. */
   getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<{ lease?: Lease; revision: number }>;
   /** Grant(ttl) + txn If(Version(key)==0) Put; the expiration (ms); LeaseConflictError on a lost race. */
   createSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number, signal?: AbortSignal): Promise<number>;
@@ -55,7 +63,8 @@ export interface Registry {
   ): Promise<number | undefined>;
   deleteSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<void>;
   /**
-   * Changes from `since` on, for every lease, or for one key when `only` is given. Ends (returns or
+   * Changes from `since` on, for every lease, or for one key when `only` is given (then with the
+   * expiration looked up, as for getSubnet). Ends (returns or
    * throws) when the stream breaks; the caller re-watches from its last revision + 1.
    * Junk keys and values are logged and skipped, never turned into removals.
    */
@@ -128,7 +137,7 @@ export class EtcdRegistry implements Registry {
       enableIPv6: k.sn6 !== undefined,
       subnet: k.sn,
       attrs,
-      expiration: this.now() - 1000,
+      expiration: kv.lease === '0' ? this.now() - 1000 : 0,
     };
     if (k.sn6) lease.ipv6Subnet = k.sn6;
     if (kv.lease === '0') lease.reservation = true;
@@ -153,12 +162,13 @@ export class EtcdRegistry implements Registry {
     }
   }
 
-  async getSubnets(signal?: AbortSignal): Promise<{ leases: Lease[]; revision: number }> {
+  async getSubnets(signal?: AbortSignal, o: { withTTL?: boolean } = {}): Promise<{ leases: Lease[]; revision: number }> {
     const r = await this.client.range(this.subnetsDir, { prefix: true }, signal);
     const decoded = r.kvs.flatMap((kv) => {
       const l = this.decode(kv);
       return l ? [{ kv, l }] : [];
     });
+    if (!o.withTTL) return { leases: decoded.map((d) => d.l), revision: r.revision };
     const leases = await mapLimit(decoded, TTL_CONCURRENCY, ({ kv, l }) => this.withTTL(kv, l, signal));
     return { leases: leases.filter((l): l is Lease => l !== undefined), revision: r.revision };
   }
@@ -233,7 +243,7 @@ export class EtcdRegistry implements Registry {
           continue;
         }
         const l = this.decode(ev.kv);
-        const lease = l ? await this.withTTL(ev.kv, l, signal, true) : undefined;
+        const lease = l && only ? await this.withTTL(ev.kv, l, signal, true) : l;
         if (lease) events.push({ type: 'added', lease });
       }
       yield { kind: 'events', events, revision: Math.max(revision, since - 1) };

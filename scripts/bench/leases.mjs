@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+// Benchmark: flanneld start-up with many existing leases in etcd, its memory, and the delay from a
+// lease put to the daemon's event. Prints a table.
+//
+//   node scripts/bench/leases.mjs [counts...]      (default: 1000 5000; needs `etcd` and a built dist/bin/flanneld)
+//
+// A private etcd runs on random loopback ports with a temp data dir and is stopped by PID. flanneld
+// runs with the alloc backend (no data plane: it only reads interface addresses, --iface lo), so it
+// is safe in the root namespace. Each existing lease gets its own 24 h etcd lease, as real ones do.
+// Targets at 5000 leases: RSS ≤ 50 MiB (kube-flannel's memory limit), snapshot ≤ 1 s.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FLANNELD = join(ROOT, 'dist', 'bin', 'flanneld');
+const counts = process.argv.slice(2).map(Number).filter((n) => n > 0);
+if (counts.length === 0) counts.push(1000, 5000);
+const PUT_SAMPLES = 20;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const b64 = (s) => Buffer.from(s).toString('base64');
+
+function post(port, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent }, (res) => {
+      let t = '';
+      res.on('data', (c) => (t += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(t)) : reject(new Error(t))));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+async function startEtcd(dir) {
+  const port = await freePort();
+  const peer = await freePort();
+  const p = spawn(
+    'etcd',
+    [
+      '--name', 'bench', '--data-dir', join(dir, 'etcd'),
+      '--listen-client-urls', `http://127.0.0.1:${port}`, '--advertise-client-urls', `http://127.0.0.1:${port}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `bench=http://127.0.0.1:${peer}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await post(port, '/v3/kv/range', { key: b64('x') });
+      return { port, pid: p.pid, proc: p };
+    } catch {
+      if (Date.now() > deadline) throw new Error('etcd did not start');
+      await sleep(100);
+    }
+  }
+}
+
+async function mapLimit(n, limit, fn) {
+  let i = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (i < n) await fn(i++);
+  }));
+}
+
+function subnetKey(i) {
+  // 10.0.0.0/8 with /24 subnets, starting at 10.1.0.0; the daemon's own pick lands above them
+  const v = (10 << 24) + (1 << 16) + i * 256;
+  return `${v >>> 24}.${(v >> 16) & 255}.${(v >> 8) & 255}.0-24`;
+}
+
+async function populate(port, prefix, n) {
+  await post(port, '/v3/kv/put', { key: b64(`${prefix}/config`), value: b64('{"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":"alloc"}}') });
+  await mapLimit(n, 64, async (i) => {
+    const g = await post(port, '/v3/lease/grant', { TTL: '86400' });
+    const mac = `c6:d2:32:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    const value = `{"PublicIP":"192.168.${(i >> 8) & 255}.${i & 255}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
+    await post(port, '/v3/kv/put', { key: b64(`${prefix}/subnets/${subnetKey(i)}`), value: b64(value), lease: g.ID });
+  });
+}
+
+function rssMiB(pid) {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+async function runOne(etcd, dir, n) {
+  const prefix = `/bench${n}`;
+  const t0 = Date.now();
+  await populate(etcd.port, prefix, n);
+  const populateMs = Date.now() - t0;
+
+  let err = '';
+  const marks = {};
+  const start = performance.now();
+  // BENCH_NODE_FLAGS="--max-semi-space-size=1" runs the bundle under node with those flags instead
+  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const [cmd, pre] = nodeFlags.length ? [process.execPath, [...nodeFlags, `${FLANNELD}.mjs`]] : [FLANNELD, []];
+  const p = spawn(
+    cmd,
+    [
+      ...pre,'--etcd-endpoints', `http://127.0.0.1:${etcd.port}`, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', '10.255.255.1', '--subnet-file', join(dir, `subnet-${n}.env`), '--data-dir', join(dir, 'data')],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  p.stderr.on('data', (c) => {
+    const now = performance.now();
+    err += c.toString();
+    if (marks.ready === undefined && err.includes('Running backend.')) marks.ready = now;
+    if (marks.snapshot === undefined && err.includes('Lease snapshot:')) marks.snapshot = now;
+  });
+  const deadline = Date.now() + 60_000;
+  while (marks.snapshot === undefined) {
+    if (p.exitCode !== null || Date.now() > deadline) throw new Error(`flanneld did not process the snapshot:\n${err}`);
+    await sleep(5);
+  }
+  await sleep(1000); // settle
+  const mem = rssMiB(p.pid);
+
+  const delays = [];
+  for (let i = 0; i < PUT_SAMPLES; i++) {
+    const key = subnetKey(n + 1000 + i); // above the daemon's own pick range is fine: any free key
+    const sn = key.replace('-24', '/24');
+    const t = performance.now();
+    await post(etcd.port, '/v3/kv/put', { key: b64(`${prefix}/subnets/${key}`), value: b64('{"PublicIP":"192.0.2.1","PublicIPv6":null}') });
+    const d2 = Date.now() + 10_000;
+    while (!err.includes(`Subnet added: ${sn}`)) {
+      if (Date.now() > d2) throw new Error(`no event for ${sn}`);
+      await new Promise((r) => setImmediate(r));
+    }
+    delays.push(performance.now() - t);
+  }
+  const memAfter = rssMiB(p.pid);
+  p.kill('SIGTERM');
+  const code = await new Promise((r) => p.once('exit', (c) => r(c)));
+  delays.sort((a, b) => a - b);
+  return {
+    n,
+    populateMs,
+    readyMs: marks.ready - start,
+    startToSnapshotMs: marks.snapshot - start,
+    snapshotMs: marks.snapshot - marks.ready,
+    rss: Math.max(mem.rss, memAfter.rss),
+    hwm: memAfter.hwm,
+    p50: delays[Math.floor(delays.length / 2)],
+    p95: delays[Math.min(delays.length - 1, Math.ceil(delays.length * 0.95) - 1)],
+    exit: code,
+  };
+}
+
+if (spawnSync('etcd', ['--version']).status !== 0) {
+  console.error('etcd not found (apt-get install etcd-server)');
+  process.exit(1);
+}
+const dir = mkdtempSync(join(tmpdir(), 'bench-leases-'));
+const etcd = await startEtcd(dir);
+const rows = [];
+try {
+  for (const n of counts) rows.push(await runOne(etcd, dir, n));
+} finally {
+  process.kill(etcd.pid, 'SIGTERM');
+  await new Promise((r) => etcd.proc.once('exit', r));
+  agent.destroy();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const f = (x, d = 0) => x.toFixed(d);
+console.log('flanneld (alloc backend) with existing leases in etcd');
+console.log('| leases | start→lease+subnet.env (ms) | snapshot processed (ms) | start→snapshot (ms) | RSS (MiB) | peak RSS (MiB) | put→event p50 / p95 (ms) | exit on SIGTERM |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of rows) {
+  console.log(`| ${r.n} | ${f(r.readyMs)} | ${f(r.snapshotMs)} | ${f(r.startToSnapshotMs)} | ${f(r.rss, 1)} | ${f(r.hwm, 1)} | ${f(r.p50, 1)} / ${f(r.p95, 1)} | ${r.exit} |`);
+}
+const at5000 = rows.find((r) => r.n === 5000);
+if (at5000) {
+  console.log(`\ntargets at 5000: RSS ≤ 50 MiB → ${f(at5000.rss, 1)} MiB ${at5000.rss <= 50 ? 'ok' : 'MISSED'}; snapshot ≤ 1000 ms → ${f(at5000.snapshotMs)} ms ${at5000.snapshotMs <= 1000 ? 'ok' : 'MISSED'}`);
+}
