@@ -289,105 +289,126 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
   const pod = host.inNetns(args.netns);
   const brName = n.bridge;
   const vlanFiltering = n.vlan !== 0 || n.vlans !== undefined;
-
-  // 1. the bridge as it is
-  const before = (await host.inspect([brName])).get(brName);
-  if (before !== undefined && before.kind !== 'bridge') {
-    throw new Error(`failed to create bridge ${goQ(brName)}: ${goQ(brName)} already exists but is not a bridge`);
-  }
-  // The MAC ensureAddr pins (upstream: the bridge's MAC when ensureBridge read it, before the port joined).
-  const brPinMac = before?.mac ?? (n.isGateway ? randomMac(deps.random) : undefined);
-
-  // 2. bridge + veth, one exec
-  const bridgeOps: KernelOp[] = [];
-  if (before === undefined) {
-    bridgeOps.push({ op: 'addBridge', name: brName, ...(n.mtu ? { mtu: n.mtu } : {}), vlanFiltering });
-    if (n.isGateway && brPinMac !== undefined) bridgeOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
-  }
-  if (n.promiscMode) bridgeOps.push({ op: 'setLink', dev: brName, promisc: true });
-  if (before === undefined || !before.up) bridgeOps.push({ op: 'setLink', dev: brName, up: true });
-
-  let hostVeth = '';
-  for (let attempt = 0; ; attempt++) {
-    hostVeth = randomVethName(deps.random);
-    const vethOps = portOps(n, brName, hostVeth, { name: args.ifName, netns: args.netns, mac: contMac });
-    try {
-      await host.batch([...bridgeOps, ...vethOps]);
-      break;
-    } catch (err) {
-      const op = err instanceof KernelError ? err.op : undefined;
-      const done = op === undefined ? -1 : [...bridgeOps, ...vethOps].indexOf(op);
-      if (op?.op === 'addBridge' && isExists(err)) {
-        // a concurrent ADD created it: carry on without creating it
-        bridgeOps.splice(0, bridgeOps.indexOf(op) + 1);
-        attempt--;
-        continue;
-      }
-      if (op?.op === 'addVeth' && isExists(err) && attempt < 10) {
-        bridgeOps.splice(0, done); // those ran
-        if ((await pod.getLink(args.ifName)) !== undefined) {
-          throw new Error(`container veth name (${goQ(args.ifName)}) peer provided (${goQ(hostVeth)}) already exists`);
-        }
-        continue; // host name collision: a new random name
-      }
-      throw bridgeStepError(err, n, brName, hostVeth, args.ifName);
-    }
-  }
-  // we want to own the routes for these interfaces
-  await host.writeSysctl(`net/ipv6/conf/${brName}/accept_ra`, '0').catch(() => {});
-  await host.writeSysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, '0').catch(() => {});
-
-  const result: Result = {
-    cniVersion: n.cniVersion,
-    interfaces: [{ name: brName }, { name: hostVeth }, { name: args.ifName, mac: contMac, sandbox: args.netns }],
-  };
-
+  const result: Result = { cniVersion: n.cniVersion, interfaces: [] };
   const undo: Array<() => Promise<void>> = [];
   try {
-    const finalOps: KernelOp[] = [];
-    let vlanIface: string | undefined;
-    if (isLayer3) {
-      // 3. IPAM
-      const ipamResult = await deps.ipam.add(n.ipamType, args.stdinData, n.cniVersion);
-      undo.push(() => deps.ipam.del(n.ipamType, args.stdinData));
+    // 1. IPAM and the read of the bridge, in parallel (upstream runs IPAM after the veth; the end state
+    //    is the same: on any failure after IPAM the IP is released)
+    const [ipamResult, before] = await Promise.all([
+      isLayer3
+        ? deps.ipam.add(n.ipamType, args.stdinData, n.cniVersion).then((r) => {
+            undo.push(() => deps.ipam.del(n.ipamType, args.stdinData));
+            return r;
+          })
+        : undefined,
+      host.inspect([brName]).then((m) => m.get(brName)),
+    ]);
+    if (before !== undefined && before.kind !== 'bridge') {
+      throw new Error(`failed to create bridge ${goQ(brName)}: ${goQ(brName)} already exists but is not a bridge`);
+    }
+    // The MAC ensureAddr pins (upstream: the bridge's MAC when ensureBridge read it, before the port joined).
+    const brPinMac = before?.mac ?? (n.isGateway ? randomMac(deps.random) : undefined);
+
+    let gw: { v4: GwInfo; v6: GwInfo } | undefined;
+    if (ipamResult !== undefined) {
       result.ips = (ipamResult.ips ?? []).map((ip) => ({ ...ip }));
       if (ipamResult.routes !== undefined) result.routes = ipamResult.routes.map((r) => ({ ...r }));
       if (ipamResult.dns !== undefined) result.dns = ipamResult.dns;
       if (result.ips.length === 0) throw new Error('IPAM plugin returned missing IP config');
+      gw = calcGateways(result, n);
+    }
 
-      const { v4, v6 } = calcGateways(result, n);
+    // 2. the host side in one exec: bridge, veth (container end created in the pod netns), port flags,
+    //    gateway address(es) and the MAC pin
+    const bridgeOps: KernelOp[] = [];
+    if (before === undefined) {
+      bridgeOps.push({ op: 'addBridge', name: brName, ...(n.mtu ? { mtu: n.mtu } : {}), vlanFiltering });
+      if (n.isGateway && brPinMac !== undefined) bridgeOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
+    }
+    if (n.promiscMode) bridgeOps.push({ op: 'setLink', dev: brName, promisc: true });
+    if (before === undefined || !before.up) bridgeOps.push({ op: 'setLink', dev: brName, up: true });
 
-      // 4. the pod side, one exec
+    const gwOps: KernelOp[] = [];
+    let vlanIface: string | undefined;
+    if (n.isGateway && gw !== undefined) {
+      let target = brName;
+      let targetAddrs = (before?.addrs ?? []).map((a) => a.cidr);
+      if (n.vlan !== 0) {
+        target = `${brName}.${n.vlan}`;
+        vlanIface = target;
+        const existing = (await host.inspect([target])).get(target);
+        if (existing === undefined) gwOps.push(...vlanGatewayOps(n, brName, target, randomVethName(deps.random)));
+        targetAddrs = existing?.addrs.map((a) => a.cidr) ?? [];
+      }
+      for (const gws of [gw.v4, gw.v6]) {
+        for (const cidr of gws.gws) {
+          try {
+            gwOps.push(...planEnsureAddr(target, gws.family, cidr, targetAddrs, n.forceAddress));
+          } catch (err) {
+            throw new Error(`${vlanIface ? 'failed to set vlan interface for bridge with addr' : 'failed to set bridge addr'}: ${errorMessage(err)}`);
+          }
+          targetAddrs = [...targetAddrs, cidr];
+        }
+      }
+      if (brPinMac !== undefined && vlanIface === undefined && gw.v4.gws.length + gw.v6.gws.length > 0) {
+        gwOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
+      }
+    }
+
+    let hostVeth = '';
+    for (let attempt = 0; ; attempt++) {
+      hostVeth = randomVethName(deps.random);
+      const vethOps = portOps(n, brName, hostVeth, { name: args.ifName, netns: args.netns, mac: contMac });
+      const ops = [...bridgeOps, ...vethOps, ...gwOps];
+      try {
+        await host.batch(ops);
+        break;
+      } catch (err) {
+        const op = err instanceof KernelError ? err.op : undefined;
+        const done = op === undefined ? -1 : ops.indexOf(op);
+        if (op?.op === 'addBridge' && isExists(err)) {
+          // a concurrent ADD created it: carry on without creating it
+          bridgeOps.splice(0, done + 1);
+          attempt--;
+          continue;
+        }
+        if (op?.op === 'addVeth' && isExists(err) && attempt < 10) {
+          bridgeOps.splice(0, done); // those ran
+          if ((await pod.getLink(args.ifName)) !== undefined) {
+            throw new Error(`container veth name (${goQ(args.ifName)}) peer provided (${goQ(hostVeth)}) already exists`);
+          }
+          continue; // host name collision: a new random name
+        }
+        if (gwOps.includes(op!)) throw gatewayStepError(err);
+        throw bridgeStepError(err, brName, hostVeth);
+      }
+    }
+    // we want to own the routes for these interfaces (file writes in our own namespace: no exec)
+    await host.writeSysctl(`net/ipv6/conf/${brName}/accept_ra`, '0').catch(() => {});
+    await host.writeSysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, '0').catch(() => {});
+    result.interfaces = [{ name: brName }, { name: hostVeth }, { name: args.ifName, mac: contMac, sandbox: args.netns }];
+
+    // 3. the pod side in one exec
+    if (isLayer3) {
       await pod.batch(podOps(n, args.ifName, result)).catch((err: unknown) => {
         throw podStepError(err, args.ifName);
       });
       // ConfigureIface waits for DAD when there is a v6 gateway; with accept_dad=0 there is nothing to wait for
-      if (n.enabledad && result.ips.some((i) => i.gateway !== undefined && !isV4Cidr(i.gateway))) {
+      if (n.enabledad && (result.ips ?? []).some((i) => i.gateway !== undefined && !isV4Cidr(i.gateway))) {
         await waitForDad(pod, args.ifName, deps);
       }
-
-      // 5a. gateway address(es) on the bridge (or on <br>.<vlan>), then forwarding
-      if (n.isGateway) {
-        let target = brName;
-        let targetAddrs = (before?.addrs ?? []).map((a) => a.cidr);
-        if (n.vlan !== 0) {
-          target = `${brName}.${n.vlan}`;
-          vlanIface = target;
-          const existing = (await host.inspect([target])).get(target);
-          if (existing === undefined) await host.batch(vlanGatewayOps(n, brName, target, randomVethName(deps.random)));
-          targetAddrs = existing?.addrs.map((a) => a.cidr) ?? [];
+      if (gw !== undefined && n.isGateway) {
+        for (const g of [gw.v4, gw.v6]) {
+          if (g.gws.length === 0) continue;
+          await enableIPForward(host, g.family).catch((err: unknown) => {
+            throw new Error(`failed to enable forwarding: ${errorMessage(err)}`, { cause: err });
+          });
         }
-        for (const gws of [v4, v6]) {
-          for (const gw of gws.gws) {
-            try {
-              finalOps.push(...planEnsureAddr(target, gws.family, gw, targetAddrs, n.forceAddress));
-            } catch (err) {
-              throw new Error(`${vlanIface ? 'failed to set vlan interface for bridge with addr' : 'failed to set bridge addr'}: ${errorMessage(err)}`);
-            }
-            targetAddrs = [...targetAddrs, gw];
-          }
-        }
-        if (brPinMac !== undefined && vlanIface === undefined && (v4.gws.length > 0 || v6.gws.length > 0)) finalOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
+      }
+      if (n.ipMasq) {
+        const chain = await formatChainName(n.name, args.containerId);
+        const comment = formatComment(n.name, args.containerId);
+        for (const ipc of result.ips ?? []) await setupIPMasq(deps, ipc.address, chain, comment);
       }
     } else if (!n.disableContainerInterface) {
       await pod.batch([{ op: 'setLinkUp', dev: args.ifName }]).catch((err: unknown) => {
@@ -395,37 +416,9 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
       });
     }
 
-    // 5b. gateway writes + the read for the result, one exec; then poll the port state if needed
+    // 4. one read for the port state and the MACs of the result; poll while the port is not up
     const names = vlanIface !== undefined ? [hostVeth, brName, vlanIface] : [hostVeth, brName];
-    let links: Map<string, LinkAddrs>;
-    try {
-      links = await host.inspect(names, finalOps);
-    } catch (err) {
-      const op = err instanceof KernelError ? err.op : undefined;
-      if (op?.op === 'replaceAddr' || op?.op === 'deleteAddr') {
-        const what = op.op === 'replaceAddr' ? `could not add IP address ${op.cidr} to ${goQ(op.dev)}` : `could not remove IP address from ${goQ(op.dev)}`;
-        throw new Error(`failed to set bridge addr: ${what}: ${errorMessage(err)}`, { cause: err });
-      }
-      if (op?.op === 'setLink') throw new Error(`failed to set bridge addr: could not set bridge's mac: ${errorMessage(err)}`, { cause: err });
-      throw err;
-    }
-    if (n.isGateway && isLayer3) {
-      const fams = new Set((result.ips ?? []).filter((i) => i.gateway !== undefined).map((i) => (isV4Cidr(i.address) ? 4 : 6)));
-      for (const f of [4, 6] as const) {
-        if (!fams.has(f)) continue;
-        try {
-          await enableIPForward(host, f);
-        } catch (err) {
-          throw new Error(`failed to enable forwarding: ${errorMessage(err)}`, { cause: err });
-        }
-      }
-    }
-    if (isLayer3 && n.ipMasq) {
-      const chain = await formatChainName(n.name, args.containerId);
-      const comment = formatComment(n.name, args.containerId);
-      for (const ipc of result.ips ?? []) await setupIPMasq(deps, ipc.address, chain, comment);
-    }
-
+    let links = await host.inspect(names);
     if (!n.disableContainerInterface) {
       const sleeps = [0, 50, 500, 1000, 1000];
       for (let i = 0; ; i++) {
@@ -437,7 +430,7 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
         links = await host.inspect(names);
       }
     }
-    const ifaces = result.interfaces!;
+    const ifaces = result.interfaces;
     ifaces[0]!.mac = links.get(brName)?.mac ?? '';
     ifaces[1]!.mac = links.get(hostVeth)?.mac ?? '';
     if (vlanIface !== undefined) ifaces.push({ name: vlanIface, mac: links.get(vlanIface)?.mac ?? '' });
@@ -449,6 +442,15 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
     }
     throw err;
   }
+}
+
+function gatewayStepError(err: unknown): Error {
+  const op = err instanceof KernelError ? err.op : undefined;
+  const msg = errorMessage(err).replace(/^".*?": /, '');
+  if (op?.op === 'replaceAddr') return new Error(`failed to set bridge addr: could not add IP address ${op.cidr} to ${goQ(op.dev)}: ${msg}`, { cause: err });
+  if (op?.op === 'deleteAddr') return new Error(`failed to set bridge addr: could not remove IP address from ${goQ(op.dev)}: ${msg}`, { cause: err });
+  if (op?.op === 'setLink' && op.mac !== undefined) return new Error(`failed to set bridge addr: could not set bridge's mac: ${msg}`, { cause: err });
+  return new Error(`failed to create vlan interface: ${msg}`, { cause: err });
 }
 
 function isV4Cidr(s: string): boolean {
@@ -530,7 +532,7 @@ function normCidr(cidr: string): string {
   return `${formatIP(ip)}/${net.prefix}`;
 }
 
-function bridgeStepError(err: unknown, n: BridgeConf, brName: string, hostVeth: string, ifName: string): Error {
+function bridgeStepError(err: unknown, brName: string, hostVeth: string): Error {
   const op = err instanceof KernelError ? err.op : undefined;
   const msg = errorMessage(err);
   switch (op?.op) {
@@ -550,8 +552,6 @@ function bridgeStepError(err: unknown, n: BridgeConf, brName: string, hostVeth: 
     case 'deleteVlan':
       return new Error(`failed to setup vlan tag on interface ${goQ(hostVeth)}: ${msg}`, { cause: err });
     default:
-      void n;
-      void ifName;
       return err instanceof Error ? err : new Error(msg);
   }
 }
