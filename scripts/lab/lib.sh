@@ -207,8 +207,9 @@ lab_pod_up() {
   local i=$1 j=$2 pod; pod=$(lab_ns_pod "$i" "$j")
   lab_netns_add "$pod"
   if [ "${LAB_MANUAL_PODS:-}" = 1 ]; then lab_pod_up_by_hand "$i" "$j" "$pod"; return; fi
-  lab_cnitool "$i" add "$pod" >"$(lab_host_dir "$i")/p$j.result.json" ||
-    lab_die "cnitool add for $pod failed (see $(lab_host_dir "$i")/p$j.result.json)"
+  # the flannel plugin logs its delegate config on stderr, as the Go one: keep it beside the result
+  lab_cnitool "$i" add "$pod" >"$(lab_host_dir "$i")/p$j.result.json" 2>"$(lab_host_dir "$i")/p$j.stderr" ||
+    lab_die "cnitool add for $pod failed (see $(lab_host_dir "$i")/p$j.result.json and p$j.stderr)"
 }
 
 lab_pod_up_by_hand() {
@@ -255,13 +256,15 @@ lab_ping_matrix() {
   for src in "${pods[@]}"; do
     set -- $src; local si=$1 sj=$2
     local tmp; tmp=$(mktemp -d)
-    local k=0
+    local k=0 pings=()
     for dst in "${pods[@]}"; do
       set -- $dst
       ( if lab_ping "$si" "$sj" "$3"; then echo ok; else echo FAIL; fi >"$tmp/$k" ) &
+      pings+=($!)
       k=$((k + 1))
     done
-    wait
+    # only the pings: a bare `wait` would also wait for the etcd and flanneld this shell started
+    wait "${pings[@]}"
     printf '%-16s' "h${si}p${sj}"
     k=0
     for dst in "${pods[@]}"; do
