@@ -70,17 +70,16 @@ hand_pod() { # host podns gw podip
 }
 
 # iperf_run CLIENT-NS SERVER-NS SERVER-IP: one TCP run, prints Gbit/s received.
+# The server is bounded by timeout(1) and the client starts once the server listens: a client that
+# raced the server's bind could leave a one-off server waiting forever.
 iperf_run() {
   local out
-  ip netns exec "$2" iperf3 -s -1 -B "$3" >/dev/null 2>&1 &
+  timeout $((SECS + 15)) ip netns exec "$2" iperf3 -s -1 -B "$3" >/dev/null 2>&1 &
   local spid=$!
-  local end=$((SECONDS + 5))
-  while :; do
-    out=$(ip netns exec "$1" iperf3 -c "$3" -t "$SECS" -J 2>/dev/null) && break
-    [ $SECONDS -lt $end ] || { kill "$spid" 2>/dev/null; echo 0; return; }
-    sleep 0.05
-  done
+  lab_wait 5 sh -c "ip netns exec '$2' ss -Hltn 'sport = :5201' | grep -q ." || { kill "$spid" 2>/dev/null; echo 0; return; }
+  out=$(timeout $((SECS + 10)) ip netns exec "$1" iperf3 -c "$3" -t "$SECS" -J 2>/dev/null) || out=''
   wait "$spid" 2>/dev/null
+  [ -n "$out" ] || { echo 0; return; }
   node -e 'const j=JSON.parse(process.argv[1]);console.log((j.end.sum_received.bits_per_second/1e9).toFixed(2))' "$out"
 }
 
