@@ -4,8 +4,11 @@
 // into a single CommonJS file (one file to read, no module resolution, CJS loads 3-5 ms faster than
 // ESM on Node 20; see README "Performance"). The shebang names the absolute node binary that built
 // it, because a runtime execs plugins with a bare environment whose PATH may not contain node.
-// flanneld is long-lived: it is bundled as ESM with its npm dependencies left external (etcd3 loads
-// its .proto files from its own package directory at run time) and resolves them from this checkout.
+// flanneld is long-lived: one ESM bundle (dependencies included, so dist/bin does not need this
+// checkout's node_modules) behind a small launcher that starts node with a small young generation
+// and no V8 helper threads: the daemon allocates in bursts (a lease snapshot) and then idles, and
+// V8's default 16 MiB semi-spaces and worker threads keep ~30 MiB of RSS it never gives back
+// (scripts/bench/leases.mjs, README "Performance").
 import { build } from 'esbuild';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -15,6 +18,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'dist', 'bin');
+
+/** V8 flags of the long-lived daemon (see above) */
+const DAEMON_NODE_FLAGS = '--max-semi-space-size=1 --single-threaded';
 
 /** name → [entry, format] */
 const PARTS = {
@@ -43,7 +49,6 @@ for (const [name, [entry, format]] of Object.entries(PARTS)) {
       platform: 'node',
       target: 'node20',
       format,
-      packages: format === 'esm' ? 'external' : undefined,
       banner: { js: `#!${process.execPath}` },
       minify: false,
       sourcemap: false,
@@ -54,7 +59,8 @@ for (const [name, [entry, format]] of Object.entries(PARTS)) {
       // The executable keeps its plain name: the ESM bundle goes to <name>.mjs behind a CJS launcher.
       const code = await readFile(outfile, 'utf8');
       await writeFile(`${outfile}.mjs`, code);
-      await writeFile(outfile, `#!${process.execPath}\nimport(require('node:path').join(__dirname, '${name}.mjs'));\n`);
+      // env -S: a shebang passes one argument; env splits it (node is still named by absolute path)
+      await writeFile(outfile, `#!/usr/bin/env -S ${process.execPath} ${DAEMON_NODE_FLAGS}\nimport(require('node:path').join(__dirname, '${name}.mjs'));\n`);
     }
     await chmod(outfile, 0o755);
   } catch (err) {
