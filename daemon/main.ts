@@ -11,7 +11,7 @@ import { getBackendFactory } from './backend/registry.js';
 import { lookupExtIface } from './ext-iface.js';
 import { type HealthServer, startHealthServer } from './health.js';
 import { createLogger, errorMessage } from './log.js';
-import { checkRenewMargin, parseOptions, splitEndpoints, type Options } from './options.js';
+import { checkRenewMargin, parseOptions, splitEndpoints, unimplementedFlagWarnings, type Options } from './options.js';
 import { sleep } from './sleep.js';
 import type { Config } from './subnet/config.js';
 import { EtcdClient, type EtcdClientOptions } from './subnet/etcd/etcd-client.js';
@@ -68,6 +68,7 @@ async function main(): Promise<number> {
   const marginErr = checkRenewMargin(o.subnetLeaseRenewMargin);
   if (marginErr) die(marginErr);
   if (o.kubeSubnetMgr) die('the Kubernetes subnet manager (--kube-subnet-mgr) is not supported by this build: use etcd');
+  for (const w of unimplementedFlagWarnings(o)) log.warn(w);
 
   const ac = new AbortController();
   const onSignal = (sig: string) => {
