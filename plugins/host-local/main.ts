@@ -1,41 +1,7 @@
-// host-local entry: wires the disk store (with the fastest flock available) and the real process to runPlugin.
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { runPlugin } from '../../shared/cni/skel.js';
-import { DiskStore } from './disk-store.js';
-import { type FlockFn, nativeFlock, utilFlock } from './file-lock.js';
-import { pathError } from './go-fs.js';
-import { ABOUT, hostLocal } from './host-local.js';
+// host-local entry: the real process.
+import { processIo } from '../../shared/cni/skel.js';
+import { runHostLocal } from './process.js';
 
-/** The addon sits next to the real executable; resolve symlinks (/opt/cni/bin/host-local → dist/bin) only if needed. */
-function addonPath(): string {
-  const self = process.argv[1] ?? '.';
-  const beside = join(dirname(self), 'flock.node');
-  return existsSync(beside) ? beside : join(dirname(realpathSync(self)), 'flock.node');
-}
-
-let flock: FlockFn | undefined;
-const lazyFlock: FlockFn = (fd) => {
-  flock ??= nativeFlock(addonPath()) ?? utilFlock();
-  flock(fd);
-};
-
-/** os.ReadFile, with Go's error text (`open <path>: no such file or directory`). */
-function readFile(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw pathError((err as NodeJS.ErrnoException).code === 'EISDIR' ? 'read' : 'open', path, err);
-  }
-}
-
-void runPlugin(
-  hostLocal({
-    openStore: (network, dataDir) => DiskStore.open(network, dataDir, lazyFlock),
-    readFile,
-    log: (msg) => process.stderr.write(`${new Date().toISOString().replace('T', ' ').slice(0, 19).replaceAll('-', '/')} ${msg}\n`),
-  }),
-  { about: ABOUT },
-).then((code) => {
+void runHostLocal(processIo).then((code) => {
   process.exitCode = code;
 });

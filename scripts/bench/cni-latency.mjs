@@ -5,10 +5,11 @@
 //   scripts/bench/cni-latency [--runs 40] [--warmup 3] [--suite host-local] [--no-build]
 //
 // Suites are entries of SUITES: {name, setup(), variants[], add(variant, id), del(variant, id), teardown()}.
-// A suite that needs namespaces (bridge, flannel → bridge → host-local) creates them in setup() with
-// unique names and removes them in teardown(); add() returns the argv/env/stdin of one exec.
+// A suite that needs namespaces (chain: flannel → bridge → host-local) creates them in setup() with
+// unique names and removes them in teardown() (optional beforeAdd/afterDel run outside the timing);
+// add() returns the argv/env/stdin of one exec. Needs root for the chain suite.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +71,88 @@ function hostLocalSuite() {
   };
 }
 
+/**
+ * The whole pod ADD/DEL chain in network namespaces the suite creates: ours (flannel → bridge →
+ * host-local, the kube-flannel conflist's first plugin) vs the Go chain (bridge → host-local with the
+ * delegate config the flannel plugin writes; the Go flannel plugin is not packaged here) and our
+ * bridge → host-local alone. Each variant has its own "host" netns (its own cni0); every round
+ * creates a fresh pod netns per variant outside the timed exec. Plugins run in the host netns through
+ * `nsenter --net=` for every variant alike (about 1 ms of the figures, see the floor rows).
+ */
+function chainSuite() {
+  let work;
+  const tag = `clb-${process.pid}`;
+  const hostNs = (v) => `${tag}-${v.key}`;
+  const podNs = (v, id) => `${tag}-${v.key}-${id.split('-').pop()}`;
+  const ip = (...a) => {
+    const r = spawnSync('ip', a, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ip ${a.join(' ')}: ${r.stderr}`);
+  };
+  const flannelConf = (v) =>
+    JSON.stringify({
+      cniVersion: '0.3.1',
+      name: 'cbr0',
+      type: 'flannel',
+      subnetFile: join(v.dir, 'subnet.env'),
+      dataDir: join(v.dir, 'flannel'),
+      ipam: { dataDir: join(v.dir, 'ipam') },
+      delegate: { hairpinMode: true, isDefaultGateway: true },
+    });
+  // exactly what our flannel plugin hands its delegate for that subnet.env (see the lab's pN.stderr)
+  const bridgeConf = (v) =>
+    JSON.stringify({
+      cniVersion: '0.3.1',
+      hairpinMode: true,
+      ipMasq: true,
+      ipam: { dataDir: join(v.dir, 'ipam'), ranges: [[{ subnet: '10.244.1.0/24' }]], routes: [{ dst: '10.244.0.0/16' }], type: 'host-local' },
+      isDefaultGateway: true,
+      isGateway: true,
+      mtu: 1450,
+      name: 'cbr0',
+      type: 'bridge',
+    });
+  const spec = (v, command, id) => ({
+    file: 'nsenter',
+    args: [`--net=/var/run/netns/${hostNs(v)}`, '--', v.file],
+    env: { ...cniEnv(command, id), CNI_NETNS: `/var/run/netns/${podNs(v, id)}`, CNI_PATH: v.cniPath, ...v.env },
+    stdin: v.conf(v),
+  });
+  return {
+    name: 'chain',
+    variants: [],
+    setup() {
+      work = mkdtempSync(join(tmpdir(), 'cni-latency-chain-'));
+      this.variants = [
+        { key: 'go', label: 'go bridge → host-local', file: '/usr/lib/cni/bridge', cniPath: '/usr/lib/cni', conf: bridgeConf, go: true },
+        { key: 'ours', label: 'ours flannel → bridge → host-local', file: bin('flannel'), cniPath: join(root, 'dist', 'bin'), conf: flannelConf },
+        { key: 'br', label: 'ours bridge → host-local', file: bin('bridge'), cniPath: join(root, 'dist', 'bin'), conf: bridgeConf },
+        // the same chain with every delegate exec'd (no in-process fast path): what the fast path saves
+        { key: 'oursx', label: 'ours flannel → bridge → host-local, delegates exec\'d', file: bin('flannel'), cniPath: join(root, 'dist', 'bin'), conf: flannelConf, env: { CNI_TS_EXEC_DELEGATES: '1' } },
+      ].filter((v) => existsSync(v.file));
+      for (const v of this.variants) {
+        v.dir = mkdtempSync(join(work, `${v.key}-`));
+        writeFileSync(join(v.dir, 'subnet.env'), 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
+        ip('netns', 'add', hostNs(v));
+        ip('-n', hostNs(v), 'link', 'set', 'lo', 'up');
+      }
+    },
+    beforeAdd(v, id) {
+      ip('netns', 'add', podNs(v, id));
+    },
+    afterDel(v, id) {
+      ip('netns', 'del', podNs(v, id));
+    },
+    add: (v, id) => ({ ...spec(v, 'ADD', id), check: (out) => out.includes('"ips"') }),
+    del: (v, id) => ({ ...spec(v, 'DEL', id), check: (out) => out === '' }),
+    teardown() {
+      for (const v of this.variants) {
+        spawnSync('sh', ['-c', `for n in $(ip netns list | awk '{print $1}' | grep '^${hostNs(v)}'); do ip netns del $n; done`]);
+      }
+      if (work) rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Process-start floors: what any exec costs here. */
 function floorSuite() {
   return {
@@ -77,6 +160,7 @@ function floorSuite() {
     variants: [
       { label: '/bin/true', file: '/bin/true' },
       { label: 'node -e 0 (clean env)', file: process.execPath, args: ['-e', '0'] },
+      { label: 'nsenter --net= /bin/true', file: 'nsenter', args: ['--net=/proc/self/ns/net', '--', '/bin/true'] },
     ],
     setup() {},
     add: (v) => ({ file: v.file, args: v.args, env: { PATH }, check: () => true }),
@@ -85,7 +169,7 @@ function floorSuite() {
   };
 }
 
-const SUITES = [floorSuite, hostLocalSuite];
+const SUITES = [floorSuite, hostLocalSuite, chainSuite];
 
 // ---- runner ------------------------------------------------------------------------------------
 
@@ -124,12 +208,14 @@ function runSuite(suite) {
       const id = `bench-${process.pid}-${round}`;
       const record = round >= opts.warmup;
       for (const v of shuffle(suite.variants)) {
+        suite.beforeAdd?.(v, id);
         const ms = exec(suite.add(v, id));
         if (record) times.get(v).add.push(ms);
       }
       if (suite.del) {
         for (const v of shuffle(suite.variants)) {
           const ms = exec(suite.del(v, id));
+          suite.afterDel?.(v, id);
           if (record) times.get(v).del.push(ms);
         }
       }
@@ -143,7 +229,7 @@ function runSuite(suite) {
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : '—');
 
 if (opts.build) {
-  const b = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), 'host-local', 'loopback'], { stdio: 'inherit' });
+  const b = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), 'host-local', 'loopback', 'bridge', 'flannel'], { stdio: 'inherit' });
   if (b.status !== 0) process.exit(1);
   spawnSync(process.execPath, [join(root, 'plugins', 'host-local', 'native', 'build.mjs')], { stdio: 'inherit' });
 }
