@@ -15,7 +15,7 @@ let dir: string;
 let ours: string;
 let other: string;
 let linked: string;
-const savedArgv1 = process.argv[1];
+const savedArgv1 = process.argv[1] ?? '';
 const calls: Array<{ stdin: string; command: string | undefined; path: string | undefined }> = [];
 let failNext = false;
 
