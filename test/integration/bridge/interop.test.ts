@@ -1,8 +1,12 @@
 // Our bridge against the Go reference (/usr/lib/cni/bridge, containernetworking-plugins 1.1.1):
 // same input → same result bytes modulo MACs and the random veth name, same kernel state; DEL of one
 // cleans what the other created; garbage input → same error code, exit 1, host untouched (ours).
+// Mix and match the other way round too: the Go bridge with OUR host-local as its IPAM (CNI_PATH =
+// dist/bin) must give what the Go bridge gives with Go's host-local, on the kernel and on disk.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { canUseNetns, cleanupNetns } from '../../helpers/netns.js';
 import {
   GO_BRIDGE,
@@ -11,6 +15,7 @@ import {
   conf,
   globalAddrs,
   haveGo,
+  haveOurHostLocal,
   haveOurs,
   ipamFiles,
   ipamPath,
@@ -41,12 +46,12 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     worlds.push(w);
     return w;
   };
-  const env = (w: World, cmd: string, o: { id?: string; pod?: number; netns?: string } = {}): Env => ({
+  const env = (w: World, cmd: string, o: { id?: string; pod?: number; netns?: string; ipam?: 'go' | 'ours' } = {}): Env => ({
     CNI_COMMAND: cmd,
     CNI_CONTAINERID: o.id ?? 'ctr-1',
     CNI_NETNS: o.netns ?? w.pod(o.pod ?? 0).path,
     CNI_IFNAME: 'eth0',
-    CNI_PATH: ipamPath('go'),
+    CNI_PATH: ipamPath(o.ipam ?? 'go'),
   });
 
   /** host + pod state that both implementations must leave identically */
@@ -137,6 +142,121 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { id: 'ts', pod: 1 }), JSON.stringify(c)).status).toBe(0);
     expect(ipamFiles(w)).toEqual([]);
     expect(w.hostLinks()).toEqual(['br-t', 'lo']);
+  });
+
+  // The Go bridge with our host-local: CNI_PATH=dist/bin, so the Go bridge execs OUR host-local as IPAM.
+  describe.skipIf(!haveOurHostLocal)('the Go bridge with our host-local as its IPAM', () => {
+    beforeAll(() => {
+      execFileSync('node', ['scripts/build.mjs', 'host-local'], { cwd: new URL('../../..', import.meta.url).pathname, stdio: 'pipe' });
+    });
+
+    /** every file of the host-local store (the network's directory): name → mode and bytes */
+    const store = (w: World, network = 'testnet'): Record<string, { mode: string; data: string }> | undefined => {
+      const d = join(w.dir, 'ipam', network);
+      if (!existsSync(d)) return undefined;
+      const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8);
+      const out: Record<string, { mode: string; data: string }> = { '.': { mode: mode(d), data: '' } };
+      for (const f of readdirSync(d).sort()) out[f] = { mode: mode(join(d, f)), data: readFileSync(join(d, f), 'latin1') };
+      return out;
+    };
+    /**
+     * What the Go host-local wrote, with the one difference between the Go 1.1.1 binary here and HEAD,
+     * which ours follows (cni.md §4.2): HEAD creates the IP and last_reserved_ip.N files 0600, 1.1.1 0644.
+     */
+    const asHead = (s: ReturnType<typeof store>) =>
+      s === undefined
+        ? s
+        : Object.fromEntries(Object.entries(s).map(([f, v]) => [f, ['.', 'lock'].includes(f) ? v : { ...v, mode: v.mode === '644' ? '600' : v.mode }]));
+    const sub = (s: string, w: World) => normalize(s).replaceAll(w.pod().path, 'PODNS');
+
+    const MIX: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+      ['v4 isDefaultGateway + routes + mtu', { isDefaultGateway: true, mtu: 1400 }, { subnet: '10.1.2.0/24', routes: [{ dst: '10.9.0.0/16' }, { dst: '10.10.0.0/16', gw: '10.1.2.9' }] }],
+      ['v4 isGateway + ipMasq, range with gateway', { isGateway: true, ipMasq: true }, { ranges: [[{ subnet: '10.1.2.0/24', rangeStart: '10.1.2.10', rangeEnd: '10.1.2.20', gateway: '10.1.2.254' }]] }],
+      ['v6 isDefaultGateway', { isDefaultGateway: true }, { subnet: '2001:db8::/64' }],
+      ['dual stack isDefaultGateway', { isDefaultGateway: true }, dual],
+      ['dual stack isGateway + ipMasq', { isGateway: true, ipMasq: true }, dual],
+      ['0.3.1 dual', { cniVersion: '0.3.1', isDefaultGateway: true }, dual],
+      ['0.4.0 v4', { cniVersion: '0.4.0', isGateway: true }, { subnet: '10.1.2.0/24' }],
+      ['0.2.0 v4', { cniVersion: '0.2.0', isDefaultGateway: true }, { subnet: '10.1.2.0/24' }],
+    ];
+
+    it.each(MIX)('%s: same result, kernel state and store as Go+Go; DEL through the Go bridge releases', (_name, o, ipam) => {
+      const go = world(); // Go bridge + Go host-local
+      const mix = world(); // Go bridge + our host-local
+      const cGo = conf(go, o, ipam);
+      const cMix = conf(mix, o, ipam);
+      const rGo = runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(cGo));
+      const rMix = runIn(mix.host, GO_BRIDGE, env(mix, 'ADD', { ipam: 'ours' }), JSON.stringify(cMix));
+      expect(rGo.status).toBe(0);
+      expect([rMix.status, rMix.stderr]).toEqual([0, '']);
+      expect(sub(rMix.stdout, mix)).toBe(sub(rGo.stdout, go));
+      expect(state(mix)).toEqual(state(go));
+      expect(ipamFiles(mix)).not.toEqual([]);
+      expect(store(mix)).toEqual(asHead(store(go)));
+
+      const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL'), JSON.stringify(cGo));
+      const dMix = runIn(mix.host, GO_BRIDGE, env(mix, 'DEL', { ipam: 'ours' }), JSON.stringify(cMix));
+      expect([dMix.status, dMix.stdout]).toEqual([dGo.status, dGo.stdout]);
+      expect(ipamFiles(mix)).toEqual([]);
+      expect(state(mix)).toEqual(state(go));
+      expect(store(mix)).toEqual(asHead(store(go))); // the address released, last_reserved_ip.N and lock kept
+    });
+
+    it('a sequence of ADDs and DELs leaves the store Go would; Go host-local continues where ours left off', () => {
+      const go = world(3);
+      const mix = world(3);
+      const c = (w: World) => conf(w, { isGateway: true }, dual);
+      const steps: Array<[cmd: string, id: string, pod: number]> = [
+        ['ADD', 'a', 0],
+        ['ADD', 'b', 1],
+        ['DEL', 'a', 0],
+        ['ADD', 'c', 2],
+        ['DEL', 'b', 1],
+      ];
+      for (const [cmd, id, pod] of steps) {
+        const g = runIn(go.host, GO_BRIDGE, env(go, cmd, { id, pod }), JSON.stringify(c(go)));
+        const m = runIn(mix.host, GO_BRIDGE, env(mix, cmd, { id, pod, ipam: 'ours' }), JSON.stringify(c(mix)));
+        expect([m.status, m.stderr]).toEqual([0, '']);
+        expect([cmd, id, sub(m.stdout, mix).replaceAll(mix.pod(pod).path, 'PODNS')]).toEqual([cmd, id, sub(g.stdout, go).replaceAll(go.pod(pod).path, 'PODNS')]);
+        expect([cmd, id, store(mix)]).toEqual([cmd, id, asHead(store(go))]);
+      }
+      expect(ipamFiles(mix)).toEqual(['10.7.0.4', 'fd00:7::4']);
+      // Go's host-local reads what ours wrote: next after last_reserved_ip, and it releases ours' "c"
+      const next = runIn(mix.host, GO_BRIDGE, env(mix, 'ADD', { id: 'd', pod: 0 }), JSON.stringify(c(mix)));
+      expect(next.status).toBe(0);
+      expect((next.json?.ips as Array<{ address: string }>).map((i) => i.address)).toEqual(['10.7.0.5/24', 'fd00:7::5/64']);
+      expect(runIn(mix.host, GO_BRIDGE, env(mix, 'DEL', { id: 'c', pod: 2 }), JSON.stringify(c(mix))).status).toBe(0);
+      expect(ipamFiles(mix)).toEqual(['10.7.0.5', 'fd00:7::5']);
+    });
+
+    it.each([
+      ['v4 isGateway + ipMasq', { isGateway: true, ipMasq: true }, { subnet: '10.1.2.0/24' }],
+      ['dual stack isDefaultGateway + ipMasq', { isDefaultGateway: true, ipMasq: true }, dual],
+    ] as Array<[string, Record<string, unknown>, Record<string, unknown>]>)(
+      '%s: Go bridge + our host-local ADD, then our bridge + our host-local DEL cleans up',
+      (_name, o, ipam) => {
+        const w = world();
+        const c = conf(w, o, ipam);
+        const before = state(w);
+        const a = runIn(w.host, GO_BRIDGE, env(w, 'ADD', { ipam: 'ours' }), JSON.stringify(c));
+        expect(a.status).toBe(0);
+        expect(state(w).nat.length).toBeGreaterThan(0);
+        expect(ipamFiles(w).length).toBe((a.json?.ips as unknown[]).length);
+        // our CHECK accepts the Go bridge's result
+        expect(runIn(w.host, OUR_BRIDGE, env(w, 'CHECK', { ipam: 'ours' }), JSON.stringify({ ...c, prevResult: a.json }))).toMatchObject({ status: 0, stdout: '' });
+        const d = runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { ipam: 'ours' }), JSON.stringify(c));
+        expect(d).toMatchObject({ status: 0, stdout: '' });
+        const after = state(w);
+        expect(after.nat).toEqual([]);
+        expect(after.ipam).toEqual([]);
+        expect(after.podLinks).toEqual(before.podLinks);
+        expect(after.hostLinks).toEqual(['br-t', 'lo']);
+        expect(Object.keys(store(w) ?? {}).filter((f) => f !== '.' && f !== 'lock' && !f.startsWith('last_reserved_ip'))).toEqual([]);
+        // a second DEL is fine too, with either bridge
+        expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { ipam: 'ours' }), JSON.stringify(c))).toMatchObject({ status: 0, stdout: '' });
+        expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { ipam: 'ours' }), JSON.stringify(c))).toMatchObject({ status: 0, stdout: '' });
+      },
+    );
   });
 
   // Garbage input: both exit 1 with the same code; ours prints valid error JSON and leaves the host as it was.

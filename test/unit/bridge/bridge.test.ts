@@ -134,7 +134,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const conf = { isDefaultGateway: true, mtu: 1450, ipam: { type: 'host-local' } };
     const execs0 = world.execs;
     const r = await add(args(conf), deps);
-    expect(world.execs - execs0).toBe(4); // read, host batch, pod batch, gateway+read (IPAM is separate)
+    expect(world.execs - execs0).toBe(4); // bridge read, host batch, pod batch, final read (IPAM is separate)
     // random bytes: 1 = container MAC, 2 = bridge MAC to pin, 3 = veth name
     expect(r.interfaces).toEqual([
       { name: 'cni0', mac: '02:02:02:02:02:02' },
@@ -245,6 +245,76 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
   it('a missing netns on ADD is an error worded like Go', async () => {
     const { deps, args } = setup();
     await expect(add(args({}, { netns: '/nope' }), deps)).rejects.toThrow('failed to open netns "/nope": failed to Statfs "/nope": no such file or directory');
+  });
+
+  // VLANs as HEAD sets them (cni.md §3.2); the same against the Go reference on a real kernel:
+  // test/integration/bridge/vlan.test.ts (it needs CONFIG_BRIDGE_VLAN_FILTERING).
+  describe('VLANs', () => {
+    const vethOf = (r: Result) => r.interfaces?.[1]?.name ?? '';
+    const untaggedPvid = (vid: number) => ({ vid, pvid: true, untagged: true });
+    const tagged = (vid: number) => ({ vid, pvid: false, untagged: false });
+
+    it('vlan: a vlan_filtering bridge; the port gets the vid as PVID untagged, its default VLAN removed', async () => {
+      const { kernel, deps, args } = setup();
+      const r = await add(args({ vlan: 100, ipam: {} }), deps);
+      expect(r.interfaces?.map((i) => i.name)).toEqual(['cni0', vethOf(r), 'eth0']);
+      expect((await kernel.getLink('cni0'))?.bridge).toEqual({ vlanFiltering: true });
+      expect(await kernel.listBridgeVlans(vethOf(r))).toEqual([untaggedPvid(100)]);
+    });
+
+    it('vlan + preserveDefaultVlan: vid 1 stays, untagged but no longer the PVID', async () => {
+      const { kernel, deps, args } = setup();
+      const r = await add(args({ vlan: 100, preserveDefaultVlan: true, ipam: {} }), deps);
+      expect(await kernel.listBridgeVlans(vethOf(r))).toEqual([{ vid: 1, pvid: false, untagged: true }, untaggedPvid(100)]);
+    });
+
+    it.each([true, false])('vlanTrunk (preserveDefaultVlan %s): the trunk vids tagged, vid 1 the native VLAN', async (preserveDefaultVlan) => {
+      const { kernel, deps, args } = setup();
+      const r = await add(args({ vlanTrunk: [{ id: 101 }, { minID: 200, maxID: 202 }], preserveDefaultVlan, ipam: {} }), deps);
+      expect((await kernel.getLink('cni0'))?.bridge).toEqual({ vlanFiltering: true });
+      expect(await kernel.listBridgeVlans(vethOf(r))).toEqual([untaggedPvid(1), tagged(101), tagged(200), tagged(201), tagged(202)]);
+    });
+
+    it('vlan + isGateway: the gateway on the veth cni0.<vlan> (up, 4th interface), its peer a port on the VLAN; reused', async () => {
+      const { world, kernel, deps, args } = setup();
+      const conf = { vlan: 100, isGateway: true, ipam: { type: 'host-local' } };
+      const r = await add(args(conf), deps);
+      expect(r.interfaces?.map((i) => i.name)).toEqual(['cni0', vethOf(r), 'eth0', 'cni0.100']);
+      expect(await kernel.getLink('cni0.100')).toMatchObject({ kind: 'veth', up: true });
+      expect(await kernel.getLink('cni0.100')).not.toHaveProperty('master');
+      expect((await kernel.listAddrs({ dev: 'cni0.100' })).map((a) => a.cidr)).toEqual(['10.1.2.1/24']);
+      expect(await kernel.listAddrs({ dev: 'cni0' })).toEqual([]);
+      const ports = async () => (await kernel.listLinks()).filter((l) => l.master === 'cni0').map((l) => l.name);
+      const [peer] = (await ports()).filter((n) => n !== vethOf(r));
+      expect(await kernel.listBridgeVlans(peer!)).toEqual([untaggedPvid(100)]);
+      expect(await kernel.listBridgeVlans(vethOf(r))).toEqual([untaggedPvid(100)]);
+      expect(await kernel.readSysctl('net/ipv4/ip_forward')).toBe('1');
+
+      world.addNetns('/var/run/netns/pod2');
+      const r2 = await add(args(conf, { containerId: 'c2', netns: '/var/run/netns/pod2' }), deps);
+      expect(r2.interfaces?.[3]?.name).toBe('cni0.100');
+      expect(await ports()).toHaveLength(3); // two pods and the one gateway peer
+      expect((await kernel.listAddrs({ dev: 'cni0.100' })).map((a) => a.cidr)).toEqual(['10.1.2.1/24']);
+    });
+
+    // upstream builds <br>.<vlan> with ip.SetupVeth, which sets accept_ra=0 on the host-side end (here
+    // the bridge-side peer), as for every pod's host veth
+    it('vlan + isGateway: the bridge-side peer of cni0.<vlan> gets accept_ra=0, as upstream', async () => {
+      const { kernel, deps, args } = setup();
+      const r = await add(args({ vlan: 100, isGateway: true, ipam: { type: 'host-local' } }), deps);
+      expect(await kernel.readSysctl(`net/ipv6/conf/${vethOf(r)}/accept_ra`)).toBe('0');
+      const [peer] = (await kernel.listLinks()).filter((l) => l.master === 'cni0' && l.name !== vethOf(r));
+      expect(await kernel.readSysctl(`net/ipv6/conf/${peer!.name}/accept_ra`).catch(() => 'unset')).toBe('0');
+    });
+
+    // upstream pins a MAC in ensureAddr, on the device given the gateway address: with a vlan that is
+    // <br>.<vlan>, so the bridge keeps a MAC that follows its ports (the fake random source)
+    it('vlan + isGateway: <br>.<vlan> gets a set MAC, the bridge MAC is not pinned, as upstream', async () => {
+      const { kernel, deps, args } = setup();
+      await add(args({ vlan: 100, isGateway: true, ipam: { type: 'host-local' } }), deps);
+      expect((await kernel.getLink('cni0'))?.mac).not.toBe('02:02:02:02:02:02');
+      expect((await kernel.getLink('cni0.100'))?.mac).toBe('06:04:04:04:04:04'); // randomMac over the fake's bytes
+    });
   });
 
   it('CniErrors from IPAM pass through unchanged', async () => {
