@@ -1,18 +1,26 @@
 // The bridge plugin (containernetworking/plugins plugins/main/bridge, HEAD behaviour; cni.md §3).
 //
-// Design notes: the ADD sequence is upstream's, but every kernel step is batched so that an ADD costs
-// few execs (~1.7 ms each):
-//   1. host read   `ip -json -batch`: the bridge and its addresses (exists? a bridge? MAC to pin?)
-//   2. host write  `ip -batch`: create/up the bridge, the veth pair with the container end created
-//                  directly in the pod netns (no move), host end up, master, hairpin/isolated
-//                  (+ `bridge vlan` lines when vlan/vlanTrunk is set: then it is one `sh` exec)
-//   3. IPAM        delegate exec through CNI_PATH (whole stdin, as upstream)
-//   4. pod write   `nsenter --net=<netns> sh`: sysctls, addresses, link up, routes
-//   5. host        `ip -json -batch`: gateway address(es) + MAC pin on the bridge AND the read of the
-//                  host veth (port state, MAC) and bridge (MAC) for the result, in one exec
-// Host sysctls (accept_ra, ip_forward) are file writes in our own namespace: no exec.
-// The container MAC is chosen here (random, locally administered, as the kernel would) unless
-// configured, so the result needs no read in the pod.
+// Design notes: the ADD follows upstream's steps, but the kernel work is batched so that an ADD costs
+// few execs (~1.7 ms each). add() runs:
+//   1. IPAM ‖ read in parallel: the IPAM ADD (delegate exec through CNI_PATH, whole stdin, as upstream,
+//                  which runs it after the veth) and `ip -json -batch` of the bridge (exists? a bridge?
+//                  up? its MAC to pin and its addresses for ensureAddr)
+//   2. host batch  ONE exec (`ip -batch`, or one `sh` when `bridge vlan` lines are in it): create/up the
+//                  bridge (mtu, vlan_filtering, promisc), the veth pair with the container end created
+//                  directly in the pod netns (configured or pre-chosen MAC; no move), host end up and
+//                  enslaved, port flags (hairpin, isolated, VLANs), then the gateway address(es) planned
+//                  from step 1's addresses (ensureAddr) and the bridge MAC pin. With vlan + isGateway the
+//                  gateway goes on the veth `<br>.<vlan>` (one extra read; created in this batch if missing)
+//   3. pod batch   ONE exec under `nsenter --net=<netns>`: L3 sysctls, addresses, link up, routes (a `sh`
+//                  script); L2 link up only (`ip -batch`). DAD is waited for only with enabledad + a v6 gw
+//   4. forwarding  ip_forward / ipv6 forwarding for each family with a gateway (sysctl files, no exec)
+//   5. ipMasq      the iptables chain and rules (iptables execs, only when configured)
+//   6. one read    `ip -json -batch` of the host veth (port state, polled like upstream) and the bridge
+//                  (+ `<br>.<vlan>`) for the result's MACs
+// Host sysctls (accept_ra, ip_forward) are file writes in our own namespace: no exec. The container MAC
+// is chosen here (random, locally administered, as the kernel would) unless configured, so the result
+// needs no read in the pod. The netns path is checked before anything else, so a bad one leaves the
+// host untouched.
 //
 // As upstream: a failure after IPAM releases the IP (undo stack); the veth is left for the runtime's
 // DEL. DEL succeeds when the netns, the link or the masquerade chain are already gone, and always
@@ -323,7 +331,8 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
     const bridgeOps: KernelOp[] = [];
     if (before === undefined) {
       bridgeOps.push({ op: 'addBridge', name: brName, ...(n.mtu ? { mtu: n.mtu } : {}), vlanFiltering });
-      if (n.isGateway && brPinMac !== undefined) bridgeOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
+      // upstream pins the MAC of the device that gets the gateway address: with a vlan that is <br>.<vlan>
+      if (n.isGateway && n.vlan === 0 && brPinMac !== undefined) bridgeOps.push({ op: 'setLink', dev: brName, mac: brPinMac });
     }
     if (n.promiscMode) bridgeOps.push({ op: 'setLink', dev: brName, promisc: true });
     if (before === undefined || !before.up) bridgeOps.push({ op: 'setLink', dev: brName, up: true });
@@ -337,7 +346,7 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
         target = `${brName}.${n.vlan}`;
         vlanIface = target;
         const existing = (await host.inspect([target])).get(target);
-        if (existing === undefined) gwOps.push(...vlanGatewayOps(n, brName, target, randomVethName(deps.random)));
+        if (existing === undefined) gwOps.push(...vlanGatewayOps(n, brName, target, randomVethName(deps.random), randomMac(deps.random)));
         targetAddrs = existing?.addrs.map((a) => a.cidr) ?? [];
       }
       for (const gws of [gw.v4, gw.v6]) {
@@ -482,9 +491,14 @@ function vlanOps(n: BridgeConf, dev: string, vlan: number): KernelOp[] {
 }
 
 /** ensureVlanInterface: a veth `<br>.<vlan>` in the host, its peer a tagged port of the bridge. */
-function vlanGatewayOps(n: BridgeConf, brName: string, name: string, peer: string): KernelOp[] {
+/**
+ * `<br>.<vlan>` as upstream's ip.SetupVeth + ensureAddr make it: its MAC set explicitly (the pin), the
+ * bridge-side peer with accept_ra=0 like every host-side veth end.
+ */
+function vlanGatewayOps(n: BridgeConf, brName: string, name: string, peer: string, mac: string): KernelOp[] {
   return [
-    { op: 'addVeth', name, peer, ...(n.mtu ? { mtu: n.mtu } : {}) },
+    { op: 'addVeth', name, peer, mac, ...(n.mtu ? { mtu: n.mtu } : {}) },
+    { op: 'sysctl', key: `net/ipv6/conf/${peer}/accept_ra`, value: '0', optional: true },
     { op: 'setLink', dev: peer, master: brName, up: true },
     ...vlanOps({ ...n, vlans: undefined }, peer, n.vlan),
     { op: 'setLink', dev: name, up: true },
@@ -604,10 +618,14 @@ async function setupIPMasq(deps: BridgeDeps, address: string, chain: string, com
   const c = ['-m', 'comment', '--comment', comment];
   const subnet = `${formatIP({ family: net.family, value: net.base })}/${net.prefix}`;
   const multicast = ip.family === 4 ? '224.0.0.0/4' : 'ff00::/8';
-  await ipt.ensureChain('nat', chain);
-  await ipt.ensureRule('nat', chain, ['-d', subnet, '-j', 'ACCEPT', ...c]);
-  await ipt.ensureRule('nat', chain, ['!', '-d', multicast, '-j', 'MASQUERADE', ...c]);
-  await ipt.ensureRule('nat', 'POSTROUTING', ['-s', formatIP(ip), '-j', chain, ...c]);
+  // upstream: NewChain, then AppendUnique of the two chain rules and of the POSTROUTING jump (7 execs);
+  // the chain is this container's alone, so creating-or-flushing and filling it gives the same rules
+  // in 2 execs
+  await ipt.fillChains(
+    'nat',
+    [{ chain, rules: [['-d', subnet, '-j', 'ACCEPT', ...c], ['!', '-d', multicast, '-j', 'MASQUERADE', ...c]] }],
+    [{ chain: 'POSTROUTING', rule: ['-s', formatIP(ip), '-j', chain, ...c] }],
+  );
 }
 
 /**

@@ -25,6 +25,38 @@ export interface Iptables {
   flushChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void>;
   /** `-S chain` lines (or the whole table without a chain). */
   listRules(table: string, chain?: string): Promise<string[]>;
+  /**
+   * Chains owned whole (e.g. a container's masquerade chain): each is created, or flushed, and
+   * filled with exactly `rules`; then each `unique` rule is appended unless present. Two execs
+   * (`-C` per unique rule, one `iptables-restore --noflush`) instead of one per -N/-C/-A, with the
+   * end state of ensureChain + ensureRule for a chain that holds only our rules.
+   */
+  fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void>;
+}
+
+export interface OwnedChain {
+  chain: string;
+  rules: ReadonlyArray<readonly string[]>;
+}
+
+export interface ChainRule {
+  chain: string;
+  rule: readonly string[];
+}
+
+/** One argument in iptables-restore's line syntax: double-quoted (with \\ and \" escapes) when needed. */
+function restoreArg(a: string): string {
+  return /^[^\s"'\\]+$/.test(a) ? a : `"${a.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/** The iptables-restore input of fillChains. */
+export function fillChainsScript(table: string, own: readonly OwnedChain[], append: readonly ChainRule[]): string {
+  const lines = [`*${table}`];
+  for (const c of own) lines.push(`:${c.chain} - [0:0]`);
+  for (const c of own) for (const r of c.rules) lines.push(`-A ${c.chain} ${r.map(restoreArg).join(' ')}`);
+  for (const a of append) lines.push(`-A ${a.chain} ${a.rule.map(restoreArg).join(' ')}`);
+  lines.push('COMMIT');
+  return `${lines.join('\n')}\n`;
 }
 
 /** iptables (family 4) or ip6tables (family 6), optionally inside the network namespace at `netns`. */
@@ -39,10 +71,16 @@ class ExecIptables implements Iptables {
     private readonly exec: Exec,
   ) {}
 
-  private run(args: readonly string[]): Promise<string> {
-    const bin = resolveBin(this.family === 6 ? 'ip6tables' : 'iptables');
+  private run(args: readonly string[], tool: 'iptables' | 'iptables-restore' = 'iptables', input?: string): Promise<string> {
+    const bin = resolveBin(this.family === 6 ? tool.replace('ip', 'ip6') : tool);
     const argv = [bin, ...args, '--wait'];
-    return this.exec(this.netns === undefined ? argv : [resolveBin('nsenter'), `--net=${this.netns}`, ...argv]);
+    return this.exec(this.netns === undefined ? argv : [resolveBin('nsenter'), `--net=${this.netns}`, ...argv], input);
+  }
+
+  async fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void> {
+    const append: ChainRule[] = [];
+    for (const u of unique) if (!(await this.hasRule(table, u.chain, u.rule))) append.push(u);
+    await this.run(['--noflush'], 'iptables-restore', fillChainsScript(table, own, append));
   }
 
   async ensureChain(table: string, chain: string): Promise<void> {
@@ -178,6 +216,12 @@ export class FakeIptables implements Iptables {
       this.chain(table, chain);
     }
     t.delete(chain);
+  }
+
+  async fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void> {
+    const t = this.chains(table);
+    for (const c of own) t.set(c.chain, c.rules.map((r) => [...r]));
+    for (const u of unique) await this.ensureRule(table, u.chain, u.rule);
   }
 
   async listRules(table: string, chain?: string): Promise<string[]> {

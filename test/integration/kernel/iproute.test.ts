@@ -251,4 +251,32 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
       await expect(ipt.deleteChain('nat', 'CNI-test')).rejects.toBeInstanceOf(KernelError);
     }
   });
+
+  it('iptables: fillChains twice gives what ensureChain + ensureRule give, quotes and all', async () => {
+    for (const family of [4, 6] as const) {
+      const ipt = createIptables(family, { netns: host.path });
+      const c = ['-m', 'comment', '--comment', 'name: "cbr0" id: "c\\1"'];
+      const [net, src, mc] = family === 4 ? ['10.244.1.0/24', '10.244.1.3/32', '224.0.0.0/4'] : ['fd00::/64', 'fd00::3/128', 'ff00::/8'];
+      const own = [{ chain: 'CNI-fill', rules: [['-d', net, '-j', 'ACCEPT', ...c], ['!', '-d', mc, '-j', 'MASQUERADE', ...c]] }];
+      const jump = { chain: 'POSTROUTING', rule: ['-s', src, '-j', 'CNI-fill', ...c] };
+      await ipt.fillChains('nat', own, [jump]);
+      await ipt.fillChains('nat', own, [jump]);
+      const filled = await ipt.listRules('nat');
+      for (const r of [...own[0]!.rules.map((rule) => ({ chain: 'CNI-fill', rule })), jump]) {
+        expect(await ipt.hasRule('nat', r.chain, r.rule)).toBe(true);
+      }
+      expect(filled.filter((l) => l.startsWith('-A CNI-fill'))).toHaveLength(2);
+      expect(filled.filter((l) => l.startsWith('-A POSTROUTING'))).toHaveLength(1);
+
+      // the same rules the one-by-one way, in a fresh chain: identical -S output but for the name
+      await ipt.deleteRule('nat', 'POSTROUTING', jump.rule);
+      await ipt.deleteChain('nat', 'CNI-fill');
+      await ipt.ensureChain('nat', 'CNI-fill');
+      for (const r of own[0]!.rules) await ipt.ensureRule('nat', 'CNI-fill', r);
+      await ipt.ensureRule('nat', 'POSTROUTING', jump.rule);
+      expect(await ipt.listRules('nat')).toEqual(filled);
+      await ipt.deleteRule('nat', 'POSTROUTING', jump.rule);
+      await ipt.deleteChain('nat', 'CNI-fill');
+    }
+  });
 });
