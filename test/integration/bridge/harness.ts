@@ -1,9 +1,11 @@
 // Runs bridge plugins (ours in dist/bin, Go's in /usr/lib/cni) inside a "host" netns the test made,
 // against "pod" netns it made, with IPAM state in a private temp dir. Never the root namespace.
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createNetns, type Netns } from '../../helpers/netns.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
 export const OUR_BRIDGE = join(ROOT, 'dist/bin/bridge');
@@ -79,6 +81,27 @@ export function makeWorld(prefix: string, pods = 1): World {
       host.delete();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * For a describe block: builds our bridge once, and returns `world(pods)`, whose worlds are disposed
+ * after each test (the netns helper's cleanup runs after all, even on failure).
+ */
+export function worldsPerTest(prefix: string): (pods?: number) => World {
+  const worlds: World[] = [];
+  let seq = 0;
+  beforeAll(() => {
+    execFileSync('node', ['scripts/build.mjs', 'bridge'], { cwd: ROOT, stdio: 'pipe' });
+  });
+  afterEach(() => {
+    for (const w of worlds.splice(0)) w.dispose();
+  });
+  afterAll(cleanupNetns);
+  return (pods = 1) => {
+    const w = makeWorld(`${prefix}${++seq}`, pods);
+    worlds.push(w);
+    return w;
   };
 }
 

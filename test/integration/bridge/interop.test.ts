@@ -3,11 +3,11 @@
 // cleans what the other created; garbage input → same error code, exit 1, host untouched (ours).
 // Mix and match the other way round too: the Go bridge with OUR host-local as its IPAM (CNI_PATH =
 // dist/bin) must give what the Go bridge gives with Go's host-local, on the kernel and on disk.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { canUseNetns, cleanupNetns } from '../../helpers/netns.js';
+import { canUseNetns } from '../../helpers/netns.js';
 import {
   GO_BRIDGE,
   OUR_BRIDGE,
@@ -19,7 +19,7 @@ import {
   haveOurs,
   ipamFiles,
   ipamPath,
-  makeWorld,
+  worldsPerTest,
   routes,
   runIn,
   sysctl,
@@ -31,21 +31,7 @@ import {
 const normalize = (s: string) => s.replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, 'MAC').replace(/veth[0-9a-f]{8}/g, 'vethXXXXXXXX');
 
 describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go reference', () => {
-  const worlds: World[] = [];
-  let seq = 0;
-  beforeAll(() => {
-    execFileSync('node', ['scripts/build.mjs', 'bridge'], { cwd: new URL('../../..', import.meta.url).pathname, stdio: 'pipe' });
-  });
-  afterEach(() => {
-    for (const w of worlds.splice(0)) w.dispose();
-  });
-  afterAll(cleanupNetns);
-
-  const world = (pods = 1) => {
-    const w = makeWorld(`i${++seq}`, pods);
-    worlds.push(w);
-    return w;
-  };
+  const world = worldsPerTest('i');
   const env = (w: World, cmd: string, o: { id?: string; pod?: number; netns?: string; ipam?: 'go' | 'ours' } = {}): Env => ({
     CNI_COMMAND: cmd,
     CNI_CONTAINERID: o.id ?? 'ctr-1',

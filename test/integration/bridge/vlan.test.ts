@@ -14,11 +14,10 @@
 //
 // Bridge VLAN filtering needs CONFIG_BRIDGE_VLAN_FILTERING. On a kernel without it, creating such a
 // bridge and `bridge vlan add` fail with EOPNOTSUPP; that path is compared with Go instead.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
+import { canUseNetns, createNetns, type Netns } from '../../helpers/netns.js';
 import {
   GO_BRIDGE,
   OUR_BRIDGE,
@@ -29,7 +28,7 @@ import {
   ipamFiles,
   ipamPath,
   json,
-  makeWorld,
+  worldsPerTest,
   routes,
   runIn,
   sysctl,
@@ -69,21 +68,7 @@ type Conf = Record<string, unknown>;
 type Ipam = Record<string, unknown> | null;
 
 describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the Go reference', () => {
-  const worlds: World[] = [];
-  let seq = 0;
-  beforeAll(() => {
-    execFileSync('node', ['scripts/build.mjs', 'bridge'], { cwd: new URL('../../..', import.meta.url).pathname, stdio: 'pipe' });
-  });
-  afterEach(() => {
-    for (const w of worlds.splice(0)) w.dispose();
-  });
-  afterAll(cleanupNetns);
-
-  const world = (pods = 1) => {
-    const w = makeWorld(`v${++seq}`, pods);
-    worlds.push(w);
-    return w;
-  };
+  const world = worldsPerTest('v');
   const env = (w: World, cmd: string, pod = 0): Env => ({
     CNI_COMMAND: cmd,
     CNI_CONTAINERID: `ctr-${pod}`,
