@@ -21,8 +21,8 @@ export interface Lease {
   attrs: LeaseAttrs;
   /**
    * ms since epoch; for a key without an etcd lease (a reservation) this is `now - 1 s`, as Go.
-   * 0 when it was not looked up: the etcd manager asks etcd for TTLs only where flanneld uses them
-   * (our own lease), not for peers (see daemon/subnet/etcd/registry.ts).
+   * 0 when it is not known: not looked up (the etcd manager asks etcd for TTLs only where flanneld
+   * uses them, our own lease, not for peers) or the lookup failed (see daemon/subnet/etcd/registry.ts).
    */
   expiration: number;
   /**

@@ -138,7 +138,18 @@ describe.skipIf(!canRun)('the lab end to end', () => {
       return { m, text: () => text };
     });
     try {
-      await new Promise((r) => setTimeout(r, 200)); // monitors subscribed before the kill (not a measurement)
+      // A monitor is surely subscribed once it has printed a change made after it started: add and
+      // delete a probe route (TEST-NET-1, in a table nothing reads) until both monitors have shown it.
+      const probe = ['unreachable', '192.0.2.1/32', 'table', '4242'];
+      await until('the route monitors to subscribe', () => {
+        for (const i of [1, 3]) {
+          for (const verb of ['add', 'del']) {
+            const r = inHost(i, ['ip', 'route', verb, ...probe]);
+            if (r.status !== 0) throw new Error(`ip route ${verb} ${probe.join(' ')} in h${i}: ${r.stderr}`);
+          }
+        }
+        return monitors.every(({ text }) => text().includes('Deleted unreachable 192.0.2.1'));
+      });
       const subnetEnv = join(LAB_DIR, 'h2', 'subnet.env');
       const before = statSync(subnetEnv).mtimeMs;
       lab('lab_kill flanneld-h2 KILL');

@@ -29,6 +29,7 @@ import {
 } from '../../../shared/net/ip.js';
 import type { Network, SubnetManager } from '../backend.js';
 import type { Lease, LeaseEvent } from '../../lease.js';
+import { sleep } from '../../sleep.js';
 import { normalizeMac, vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
 
 export interface VxlanNetworkOptions {
@@ -471,16 +472,4 @@ function tryParseDst(text: string): IPNet | undefined {
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

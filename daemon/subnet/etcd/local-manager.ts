@@ -21,7 +21,7 @@
 // compaction → re-list (LeaseWatcher.reset), broken stream → reconnect with back-off 100 ms → 5 s.
 // A bad key or value is logged and skipped by the registry; it never causes a reset, so it can
 // never remove healthy peers (Go's mass-removal hazard).
-import { type IP, type IPNet, formatIP, formatNet, ipEqual, netEqual } from '../../../shared/net/ip.js';
+import { type IPNet, formatIP, formatNet, ipEqual, netEqual } from '../../../shared/net/ip.js';
 import type { SubnetManager } from '../../backend/backend.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
 import { LeaseWatcher } from '../../lease-watcher.js';
@@ -130,7 +130,7 @@ export class LocalManager implements SubnetManager {
     }
   }
 
-  private makeLease(cfg: Config, sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, expiration: number | undefined): Lease {
+  private makeLease(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, expiration: number | undefined): Lease {
     const l: Lease = {
       enableIPv4: true,
       enableIPv6: sn6 !== undefined,
@@ -140,7 +140,6 @@ export class LocalManager implements SubnetManager {
     };
     if (sn6) l.ipv6Subnet = sn6;
     if (expiration === undefined) l.reservation = true;
-    void cfg;
     return l;
   }
 
@@ -155,7 +154,7 @@ export class LocalManager implements SubnetManager {
         const ttl = mine.reservation ? 0 : this.ttlSec;
         if (mine.reservation) this.log.info(`${describeSubnet(mine.subnet, mine.ipv6Subnet)} is a reservation: keeping it without a TTL`);
         const exp = await this.registry.updateSubnet(mine.subnet, mine.ipv6Subnet, attrs, ttl, signal);
-        return this.makeLease(cfg, mine.subnet, mine.ipv6Subnet, attrs, exp);
+        return this.makeLease(mine.subnet, mine.ipv6Subnet, attrs, exp);
       }
       this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}) but not compatible with current config, deleting`);
       await this.registry.deleteSubnet(mine.subnet, mine.ipv6Subnet, signal);
@@ -171,7 +170,7 @@ export class LocalManager implements SubnetManager {
       } else if (!taken) {
         this.log.info(`Found previously leased subnet (${describeSubnet(prev, prev6)}), reusing`);
         const exp = await this.registry.createSubnet(prev, prev6, attrs, this.ttlSec, signal);
-        return this.makeLease(cfg, prev, prev6, attrs, exp);
+        return this.makeLease(prev, prev6, attrs, exp);
       }
     }
 
@@ -180,7 +179,7 @@ export class LocalManager implements SubnetManager {
     this.log.info(`Picking subnet in range ${pick.range}`);
     const exp = await this.registry.createSubnet(pick.sn, pick.sn6, attrs, this.ttlSec, signal);
     this.log.info(`Allocated lease (${describeSubnet(pick.sn, pick.sn6)}) to current node (${formatIP(attrs.publicIP)})`);
-    return this.makeLease(cfg, pick.sn, pick.sn6, attrs, exp);
+    return this.makeLease(pick.sn, pick.sn6, attrs, exp);
   }
 
   /** RenewLease: a new Grant(24 h) and an unconditional Put of our attrs. */
@@ -238,9 +237,7 @@ export class LocalManager implements SubnetManager {
             );
           }
           // our own renewals, or an operator's edit (e.g. turning the lease into a reservation)
-          current = { ...current, expiration: ev.lease.expiration };
-          if (ev.lease.reservation) current.reservation = true;
-          else delete current.reservation;
+          current = this.adopt(current, ev.lease);
           this.setOwn(current);
           continue;
         }
@@ -269,6 +266,32 @@ export class LocalManager implements SubnetManager {
     }
   }
 
+  /**
+   * Our lease as the registry reports our key now: its reservation flag and its expiration, except
+   * that an unknown expiration (0: etcd's TimeToLive lookup failed, see registry.ts) never replaces
+   * the one we know. Taking the 0 would put the renew timer in the past: a renewal at once, whose own
+   * put comes back on the own-key watch, whose lookup fails again, and so on, each round a Grant+Put
+   * that leaves the previous 24 h etcd lease behind as an orphan. Keeping the known expiration is
+   * the safest choice rather than re-looking it up with back-off: such an event is nearly always the
+   * echo of our own create or renewal, whose expiration we already hold from the Grant response, so
+   * it is exact, costs no extra round trip and cannot loop. If instead an operator re-put our key
+   * with a shorter lease, the worst case is that the key expires before we renew: the watch then
+   * reports `removed` and we re-take the subnet in place (reclaim). If the known expiration is
+   * itself stale (we held a reservation), we renew once, and that renewal's Grant is then known.
+   */
+  private adopt(current: Lease, reported: Lease): Lease {
+    const l: Lease = { ...current, expiration: reported.expiration };
+    if (reported.reservation) l.reservation = true;
+    else delete l.reservation;
+    if (!reported.reservation && reported.expiration === 0) {
+      l.expiration = current.expiration;
+      this.log.warn(
+        `could not look up the TTL of our lease ${describeSubnet(current.subnet, current.ipv6Subnet)}: keeping the known expiration ${new Date(current.expiration).toISOString()}`,
+      );
+    }
+    return l;
+  }
+
   /** Our key vanished: re-create it (Version==0 txn) or give up if another node holds it now. */
   private async reclaim(current: Lease, signal: AbortSignal): Promise<Lease> {
     this.log.warn(`Lease has been revoked: re-acquiring ${describeSubnet(current.subnet, current.ipv6Subnet)}`);
@@ -284,7 +307,7 @@ export class LocalManager implements SubnetManager {
       } catch (err) {
         if (err instanceof LeaseConflictError) {
           const { lease: holder } = await this.registry.getSubnet(current.subnet, current.ipv6Subnet, signal);
-          if (holder && ipEqual(holder.attrs.publicIP, current.attrs.publicIP)) return { ...current, expiration: holder.expiration };
+          if (holder && ipEqual(holder.attrs.publicIP, current.attrs.publicIP)) return this.adopt(current, holder);
           if (!holder) continue;
           throw new Error(
             `lease ${describeSubnet(current.subnet, current.ipv6Subnet)} was revoked and is now held by ${formatIP(holder.attrs.publicIP)}: shutting down`,
@@ -308,7 +331,10 @@ export class LocalManager implements SubnetManager {
           const r = await this.registry.getSubnet(lease.subnet, lease.ipv6Subnet, signal);
           since = r.revision + 1;
           if (!r.lease) emit({ type: 'removed', lease });
-          else if (r.lease.reservation !== lease.reservation) emit({ type: 'added', lease: r.lease });
+          // changed since acquire: now a reservation (or no longer one), or taken by another node
+          else if (r.lease.reservation !== lease.reservation || !ipEqual(r.lease.attrs.publicIP, lease.attrs.publicIP)) {
+            emit({ type: 'added', lease: r.lease });
+          }
         }
         for await (const b of this.registry.watchSubnets(since, signal, { sn: lease.subnet, sn6: lease.ipv6Subnet })) {
           backoff.reset();
@@ -389,5 +415,3 @@ export class LocalManager implements SubnetManager {
     }
   }
 }
-
-export type { IP };

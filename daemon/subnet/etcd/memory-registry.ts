@@ -31,6 +31,11 @@ export class MemoryRegistry implements Registry {
   compactRevision = 0;
   /** the next `n` calls fail with a recoverable error (an etcd outage) */
   failNext = 0;
+  /**
+   * the next `n` TimeToLive lookups fail, as EtcdRegistry handles it: a listing skips the key,
+   * getSubnet and the own-key watch report it with expiration 0 ("unknown")
+   */
+  failTTL = 0;
   private wakers = new Set<() => void>();
   calls: string[] = [];
 
@@ -87,7 +92,7 @@ export class MemoryRegistry implements Registry {
     this.wake();
   }
 
-  private toLease(key: string, e: { value: string; expiresAt?: number }, withTTL = true): Lease | undefined {
+  private toLease(key: string, e: { value: string; expiresAt?: number }, withTTL = true, skipOnTTLError = false): Lease | undefined {
     const k = parseSubnetKey(key);
     if (!k) return undefined;
     let attrs: LeaseAttrs;
@@ -96,12 +101,18 @@ export class MemoryRegistry implements Registry {
     } catch {
       return undefined;
     }
+    let expiration = e.expiresAt === undefined ? this.now() - 1000 : withTTL ? e.expiresAt : 0;
+    if (e.expiresAt !== undefined && withTTL && this.failTTL > 0) {
+      this.failTTL--;
+      if (skipOnTTLError) return undefined;
+      expiration = 0;
+    }
     const l: Lease = {
       enableIPv4: true,
       enableIPv6: k.sn6 !== undefined,
       subnet: k.sn,
       attrs,
-      expiration: e.expiresAt === undefined ? this.now() - 1000 : withTTL ? e.expiresAt : 0,
+      expiration,
     };
     if (k.sn6) l.ipv6Subnet = k.sn6;
     if (e.expiresAt === undefined) l.reservation = true;
@@ -122,7 +133,7 @@ export class MemoryRegistry implements Registry {
     this.maybeFail('getSubnets');
     const leases: Lease[] = [];
     for (const [k, e] of this.kvs) {
-      const l = this.toLease(k, e, o.withTTL === true);
+      const l = this.toLease(k, e, o.withTTL === true, true);
       if (l) leases.push(l);
     }
     return { leases, revision: this.revision };

@@ -13,7 +13,9 @@
 //   - peers' leases otherwise carry expiration 0 ("not looked up"); nothing reads it (backends
 //     program routes from subnets and attrs only), and the acquire decision needs only `reservation`.
 // Our own lease's expiration always comes from etcd: the Grant response on create/renew, or
-// TimeToLive on the own-key watch.
+// TimeToLive on the own-key read and watch. When that lookup fails, getSubnet and the own-key watch
+// still report the key (it exists: dropping it would read as a removal) with expiration 0, which
+// here means "unknown", never "expired"; LocalManager then keeps the expiration it already knows.
 import { type IPNet, formatNet } from '../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
 import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';
@@ -46,7 +48,7 @@ export interface Registry {
   getNetworkConfig(signal?: AbortSignal): Promise<string>;
   /** Every lease; expirations only with `withTTL` (else 0, or now - 1 s for a reservation). */
   getSubnets(signal?: AbortSignal, o?: { withTTL?: boolean }): Promise<{ leases: Lease[]; revision: number }>;
-  /** One lease, with its expiration looked up. */
+  /** One lease, with its expiration looked up (0 if the lookup failed: the key is still reported). */
   getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<{ lease?: Lease; revision: number }>;
   /** Grant(ttl) + txn If(Version(key)==0) Put; the expiration (ms); LeaseConflictError on a lost race. */
   createSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number, signal?: AbortSignal): Promise<number>;
@@ -64,7 +66,7 @@ export interface Registry {
   deleteSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<void>;
   /**
    * Changes from `since` on, for every lease, or for one key when `only` is given (then with the
-   * expiration looked up, as for getSubnet). Ends (returns or
+   * expiration looked up, 0 if the lookup failed, as for getSubnet). Ends (returns or
    * throws) when the stream breaks; the caller re-watches from its last revision + 1.
    * Junk keys and values are logged and skipped, never turned into removals.
    */
@@ -146,8 +148,10 @@ export class EtcdRegistry implements Registry {
 
   /**
    * Fills in the expiration from etcd's TimeToLive. When the lookup fails: in a listing the key is
-   * skipped (logged), as Go does; for a watch event (`keepOnError`) the lease is kept with
-   * expiration now - 1 s, so that a peer's new attrs are not lost to a transient error.
+   * skipped (logged), as Go does; for one key (getSubnet) or a watch event (`keepOnError`) the
+   * lease is kept with expiration 0 ("unknown"), so that neither an existing key nor new attrs are
+   * lost to a transient error. Not now - 1 s: that reads as "expired" and would make the owner
+   * renew at once (see LocalManager.adopt).
    */
   private async withTTL(kv: KeyValue, lease: Lease, signal?: AbortSignal, keepOnError = false): Promise<Lease | undefined> {
     if (kv.lease === '0') return lease;
@@ -158,7 +162,9 @@ export class EtcdRegistry implements Registry {
     } catch (e) {
       if (signal?.aborted) throw e;
       this.log.warn(`failed to get the TTL of ${JSON.stringify(kv.key)}${keepOnError ? '' : ', skipping'}: ${errorMessage(e)}`);
-      return keepOnError ? lease : undefined;
+      if (!keepOnError) return undefined;
+      lease.expiration = 0;
+      return lease;
     }
   }
 
@@ -177,7 +183,7 @@ export class EtcdRegistry implements Registry {
     const r = await this.client.range(this.keyFor(sn, sn6), {}, signal);
     const kv = r.kvs[0];
     const l = kv ? this.decode(kv) : undefined;
-    const lease = kv && l ? await this.withTTL(kv, l, signal) : undefined;
+    const lease = kv && l ? await this.withTTL(kv, l, signal, true) : undefined;
     return lease ? { lease, revision: r.revision } : { revision: r.revision };
   }
 

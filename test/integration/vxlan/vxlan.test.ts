@@ -113,7 +113,7 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
   });
 
   it('removes exactly the removed peer', async () => {
-    const [h1, h2] = hosts as [Host, Host];
+    const [h1] = hosts as [Host];
     h1.manager.push([{ type: 'added', lease: vxlanLease('10.10.48.0/20', '192.168.77.9', '0a:00:00:00:00:09') }]);
     await until(() => h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.includes('10.10.48.0/20'));
     h1.manager.push([{ type: 'removed', lease: vxlanLease('10.10.48.0/20', '192.168.77.9', '0a:00:00:00:00:09') }]);
@@ -122,7 +122,6 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
     expect(h1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'flannel.100']).stdout).not.toContain('0a:00:00:00:00:09');
     expect(h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout).toContain('10.10.32.0/20');
     expect(ping(h1, '10.10.16.0', '10.10.32.0')).toBe(true);
-    void h2;
   });
 
   it('programs 5000 peers from one batch', async () => {
@@ -133,13 +132,10 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
       const mac = `0a:01:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
       batch.push({ type: 'added', lease: vxlanLease(sub, `172.16.${i >> 8}.${i & 0xff}`, mac) });
     }
-    const t0 = performance.now();
     h1.manager.push(batch);
     await until(() => h1.nw.knownPeers().size >= 5001, 30_000);
-    const ms = performance.now() - t0;
     const routes = h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.trim().split('\n');
     expect(routes.length).toBe(5001);
     expect(h1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'flannel.100']).stdout.trim().split('\n').length).toBeGreaterThanOrEqual(5001);
-    console.log(`5000 peers programmed in ${ms.toFixed(0)} ms`);
   });
 });

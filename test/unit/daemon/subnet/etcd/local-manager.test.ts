@@ -1,5 +1,5 @@
 // LocalManager on the in-memory registry: flannel's subnet_test.go cases plus our fixes.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatIP, formatNet, parseIP, parseNet } from '../../../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../../../../daemon/lease.js';
 import { memoryLogger } from '../../../../../daemon/log.js';
@@ -28,6 +28,7 @@ function signal(): AbortSignal {
 }
 afterEach(() => {
   for (const a of aborts.splice(0)) a.abort();
+  vi.useRealTimers();
 });
 
 function manager(registry: MemoryRegistry, o: Partial<LocalManagerOptions> = {}) {
@@ -44,6 +45,28 @@ async function until<T>(f: () => T | undefined, what: string, ms = 5000): Promis
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * With setTimeout faked: lets due callbacks and pending promise chains run, without moving the
+ * clock, until `f` holds.
+ */
+async function settle(f: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (f()) return;
+    await vi.advanceTimersByTimeAsync(0);
+  }
+  throw new Error(`never saw ${what}`);
+}
+
+/** Timers and Date under the test's control (renewals due hours later run in a few ms). */
+const fakeClock = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+
+/**
+ * completeLease's own-key watch has read the key and watches from the next revision on, so any
+ * later change of the key reaches it (acquireLease never watches, so the call is its).
+ */
+const ownKeyWatched = (reg: MemoryRegistry) => () => reg.calls.includes('watchSubnets');
+const count = (reg: MemoryRegistry, op: string) => reg.calls.filter((c) => c === op).length;
 
 /** Collects watchLeases batches in the background. */
 function collect(it: AsyncIterable<LeaseEvent[]>): LeaseEvent[][] {
@@ -155,6 +178,8 @@ describe('LocalManager.acquireLease (TestAcquireLease)', () => {
   });
 });
 
+// Peers below are put outside SubnetMin..SubnetMax (10.3.1–25): a subnet in range could be the
+// one acquireLease picked at random for us, and our own subnet is never a peer.
 describe('LocalManager.watchLeases', () => {
   it('TestWatchLeaseAdded: snapshot without our own lease, then one added event', async () => {
     const reg = fixture();
@@ -190,32 +215,31 @@ describe('LocalManager.watchLeases', () => {
     const batches = collect(sm.watchLeases(signal()));
     await until(() => batches.length >= 1, 'snapshot');
     reg.putRaw(PREFIX + 'junk', 'xx');
-    reg.putRaw(PREFIX + '10.3.20.0-24', 'notjson', 100);
-    reg.putRaw(PREFIX + '10.3.21.0-24', '{"PublicIP":"1.1.1.3","PublicIPv6":null}', 100);
+    reg.putRaw(PREFIX + '10.3.40.0-24', 'notjson', 100);
+    reg.putRaw(PREFIX + '10.3.41.0-24', '{"PublicIP":"1.1.1.3","PublicIPv6":null}', 100);
     await until(() => batches.length >= 2, 'good event');
     const all = batches.slice(1).flat();
     expect(all.filter((e) => e.type === 'removed')).toEqual([]);
-    expect(show(all)).toEqual(['added 10.3.21.0/24']);
+    expect(show(all)).toEqual(['added 10.3.41.0/24']);
   });
 
   it('compaction: re-lists and continues with live events (TestWatchSubnetsRecoversFromCompaction)', async () => {
     const reg = fixture();
-    const { sm, log } = manager(reg);
+    const { sm } = manager(reg);
     await sm.acquireLease(attrs(), signal());
     const s = signal();
     const batches = collect(sm.watchLeases(s));
     await until(() => batches.length >= 1, 'snapshot');
     // while "disconnected": a peer goes, a peer comes, history is compacted
     reg.deleteRaw(PREFIX + '10.3.5.0-24');
-    reg.putRaw(PREFIX + '10.3.22.0-24', '{"PublicIP":"1.1.1.4","PublicIPv6":null}', 100);
+    reg.putRaw(PREFIX + '10.3.42.0-24', '{"PublicIP":"1.1.1.4","PublicIPv6":null}', 100);
     reg.compact();
-    await until(() => batches.flat().some((e) => formatNet(e.lease.subnet) === '10.3.22.0/24'), 'peer after compaction');
-    reg.putRaw(PREFIX + '10.3.23.0-24', '{"PublicIP":"1.1.1.5","PublicIPv6":null}', 100);
-    await until(() => batches.flat().some((e) => formatNet(e.lease.subnet) === '10.3.23.0/24'), 'live event');
+    await until(() => batches.flat().some((e) => formatNet(e.lease.subnet) === '10.3.42.0/24'), 'peer after compaction');
+    reg.putRaw(PREFIX + '10.3.43.0-24', '{"PublicIP":"1.1.1.5","PublicIPv6":null}', 100);
+    await until(() => batches.flat().some((e) => formatNet(e.lease.subnet) === '10.3.43.0/24'), 'live event');
     const later = batches.slice(1).flat().map((e) => `${e.type} ${formatNet(e.lease.subnet)}`);
     expect(later).toContain('removed 10.3.5.0/24');
     expect(later.filter((x) => x.startsWith('removed'))).toEqual(['removed 10.3.5.0/24']);
-    void log;
   });
 
   it('reconnects after watch failures with back-off', async () => {
@@ -265,7 +289,7 @@ describe('LocalManager renew and own lease', () => {
     const key = `${PREFIX}${formatIP({ family: 4, value: l.subnet.base })}-24`;
     const s = signal();
     const done = sm.completeLease(l, s);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(ownKeyWatched(reg), 'the own-key watch');
     reg.deleteRaw(key);
     await until(() => log.lines.some((x) => x.includes('Re-acquired lease')), 're-acquire');
     expect(reg.getRaw(key)!.value).toBe('{"PublicIP":"1.2.3.4","PublicIPv6":null}');
@@ -280,29 +304,84 @@ describe('LocalManager renew and own lease', () => {
     const l = await sm.acquireLease(attrs(), signal());
     const key = `${PREFIX}${formatIP({ family: 4, value: l.subnet.base })}-24`;
     const done = sm.completeLease(l, signal());
-    await new Promise((r) => setTimeout(r, 50));
+    await until(ownKeyWatched(reg), 'the own-key watch');
     // delete + immediate put by another node, before we can react
     reg.deleteRaw(key);
     reg.putRaw(key, '{"PublicIP":"5.5.5.5","PublicIPv6":null}', 100);
     await expect(done).rejects.toThrow(/was revoked and is now held by 5\.5\.5\.5/);
   });
 
-  it('an operator turning our lease into a reservation stops renewals', async () => {
+  it('own lease taken by another node before completeLease: rejects instead of renewing over it', async () => {
     const reg = fixture();
-    const { sm, log } = manager(reg, { ttlSec: 3, renewMarginMs: 2500 });
+    const { sm } = manager(reg);
+    const l = await sm.acquireLease(attrs(), signal());
+    const key = `${PREFIX}${formatIP({ family: 4, value: l.subnet.base })}-24`;
+    reg.deleteRaw(key);
+    reg.putRaw(key, '{"PublicIP":"5.5.5.5","PublicIPv6":null}', 100);
+    await expect(sm.completeLease(l, signal())).rejects.toThrow(/was revoked and is now held by 5\.5\.5\.5/);
+    expect(count(reg, 'updateSubnet')).toBe(0);
+  });
+
+  it('an operator turning our lease into a reservation stops renewals', async () => {
+    fakeClock();
+    const reg = fixture();
+    const { sm, log } = manager(reg); // 24 h lease, renewed 1 h before it expires
     const l = await sm.acquireLease(attrs(), signal());
     const key = `${PREFIX}${formatIP({ family: 4, value: l.subnet.base })}-24`;
     const s = signal();
     const done = sm.completeLease(l, s);
-    await new Promise((r) => setTimeout(r, 50));
+    await settle(ownKeyWatched(reg), 'the own-key watch');
     reg.putRaw(key, '{"PublicIP":"1.2.3.4","PublicIPv6":null}'); // no lease
-    await until(() => sm.lease()?.reservation === true, 'reservation seen');
-    await new Promise((r) => setTimeout(r, 700));
+    await settle(() => sm.lease()?.reservation === true, 'reservation seen');
+    // two days on: the lease would have been renewed twice by now
+    await vi.advanceTimersByTimeAsync(48 * 60 * 60 * 1000);
+    expect(count(reg, 'updateSubnet')).toBe(0);
     expect(reg.getRaw(key)!.ttlSec).toBeUndefined();
     expect(log.lines.some((x) => x.includes('Lease renewed'))).toBe(false);
     (aborts.at(-1) as AbortController).abort();
     await done;
   });
-});
 
-void (null as unknown as Lease);
+  it('the same two days without the reservation renew twice (the test above can fail)', async () => {
+    fakeClock();
+    const reg = fixture();
+    const { sm } = manager(reg);
+    const l = await sm.acquireLease(attrs(), signal());
+    const s = signal();
+    const done = sm.completeLease(l, s);
+    await settle(ownKeyWatched(reg), 'the own-key watch');
+    await vi.advanceTimersByTimeAsync(48 * 60 * 60 * 1000);
+    expect(count(reg, 'updateSubnet')).toBe(2);
+    (aborts.at(-1) as AbortController).abort();
+    await done;
+  });
+
+  it('a failed TTL lookup on our own key keeps the known expiration: no renew loop, no orphan leases', async () => {
+    fakeClock();
+    const reg = fixture();
+    const { sm, log } = manager(reg); // 24 h lease, renewed 1 h before it expires
+    const l = await sm.acquireLease(attrs(), signal());
+    const key = `${PREFIX}${formatIP({ family: 4, value: l.subnet.base })}-24`;
+    const seen: Lease[] = [];
+    sm.onOwnLeaseChange((x) => seen.push(x));
+    const s = signal();
+    const done = sm.completeLease(l, s);
+    await settle(ownKeyWatched(reg), 'the own-key watch');
+    reg.failTTL = Infinity; // etcd takes puts but every TimeToLive fails
+    reg.putRaw(key, '{"PublicIP":"1.2.3.4","PublicIPv6":null}', 86400); // our key re-put with a lease
+    await settle(() => seen.length > 0, 'the own-key event');
+    expect(seen[0]!.expiration).toBe(l.expiration);
+    expect(log.lines.some((x) => x.includes('could not look up the TTL of our lease'))).toBe(true);
+    await vi.advanceTimersByTimeAsync(60 * 60 * 1000); // an hour on: nothing due
+    expect(count(reg, 'updateSubnet')).toBe(0);
+    // the renewal at 23 h: one Grant+Put, whose own event (lookup failing) keeps the Grant's expiration
+    await vi.advanceTimersByTimeAsync(22 * 60 * 60 * 1000 + 1000);
+    expect(count(reg, 'updateSubnet')).toBe(1);
+    const granted = l.expiration + 23 * 60 * 60 * 1000; // renewed at 23 h for 24 h
+    expect(seen.map((x) => x.expiration)).toEqual([l.expiration, granted, granted]);
+    expect(reg.getRaw(key)!.ttlSec).toBe((granted - Date.now()) / 1000); // the key holds that lease
+    expect(count(reg, 'createSubnet')).toBe(1); // the acquire's: never a re-take
+    (aborts.at(-1) as AbortController).abort();
+    await done;
+  });
+});
