@@ -97,7 +97,7 @@ async function populate(port, prefix, n) {
 function rssMiB(pid) {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
 async function runOne(etcd, dir, n) {
@@ -156,6 +156,7 @@ async function runOne(etcd, dir, n) {
     startToSnapshotMs: marks.snapshot - start,
     snapshotMs: marks.snapshot - marks.ready,
     rss: Math.max(mem.rss, memAfter.rss),
+    anon: Math.max(mem.anon, memAfter.anon),
     hwm: memAfter.hwm,
     p50: delays[Math.floor(delays.length / 2)],
     p95: delays[Math.min(delays.length - 1, Math.ceil(delays.length * 0.95) - 1)],
@@ -179,12 +180,24 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** The floor: an idle node process with the daemon's flags (the launcher's shebang), nothing loaded. */
+async function idleNode() {
+  const flags = readFileSync(FLANNELD, 'utf8').split('\n')[0].split(' ').filter((a) => a.startsWith('--'));
+  const p = spawn(process.execPath, [...flags, '-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  await sleep(1500);
+  const m = rssMiB(p.pid);
+  p.kill('SIGTERM');
+  return { flags, ...m };
+}
+const floor = await idleNode();
+
 const f = (x, d = 0) => x.toFixed(d);
 console.log('flanneld (alloc backend) with existing leases in etcd');
-console.log('| leases | start→lease+subnet.env (ms) | snapshot processed (ms) | start→snapshot (ms) | RSS (MiB) | peak RSS (MiB) | put→event p50 / p95 (ms) | exit on SIGTERM |');
-console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| leases | start→lease+subnet.env (ms) | snapshot processed (ms) | start→snapshot (ms) | RSS (MiB) | of which anonymous | peak RSS (MiB) | put→event p50 / p95 (ms) | exit on SIGTERM |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`| idle node ${floor.flags.join(' ')} (floor) | | | | ${f(floor.rss, 1)} | ${f(floor.anon, 1)} | ${f(floor.hwm, 1)} | | |`);
 for (const r of rows) {
-  console.log(`| ${r.n} | ${f(r.readyMs)} | ${f(r.snapshotMs)} | ${f(r.startToSnapshotMs)} | ${f(r.rss, 1)} | ${f(r.hwm, 1)} | ${f(r.p50, 1)} / ${f(r.p95, 1)} | ${r.exit} |`);
+  console.log(`| ${r.n} | ${f(r.readyMs)} | ${f(r.snapshotMs)} | ${f(r.startToSnapshotMs)} | ${f(r.rss, 1)} | ${f(r.anon, 1)} | ${f(r.hwm, 1)} | ${f(r.p50, 1)} / ${f(r.p95, 1)} | ${r.exit} |`);
 }
 const at5000 = rows.find((r) => r.n === 5000);
 if (at5000) {

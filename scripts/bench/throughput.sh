@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput: iperf3 pod-to-pod across hosts through OUR fabric (the lab: flanneld + our CNI plugins)
-# versus the same kernel VXLAN set up by hand (lab.md §1 recipe), interleaved run by run so machine
+# versus the same kernel VXLAN set up by hand (lab.md §1 recipe, plus the pod-side bridge port and
+# masquerade rules the CNI chain makes, see hand_pod), interleaved run by run so machine
 # noise hits both alike. Prints a table and the ratio of medians (target ≥ 0.95).
 #   ROUNDS (default 5), SECS per run (default 4)
 # Everything lives in its own namespaces (fl-bt-* for our fabric, fl-bh-* for the hand-made one) and is
@@ -58,12 +59,18 @@ hand_up() {
   hand_pod ${H}h2 ${H}p2 10.10.16.1 10.10.16.2
 }
 
+# The pod side as the lab's CNI chain leaves it, so both sides differ only in who programmed the
+# fabric: a hairpin bridge port and the bridge plugin's per-pod masquerade chain (which also turns
+# conntrack on for the host, as on a flannel node).
 hand_pod() { # host podns gw podip
   ip -n "$1" link add cni0 type bridge 2>/dev/null || true
   ip -n "$1" addr add "$3/20" dev cni0
   ip -n "$1" link set cni0 up
   ip link add veth0 netns "$1" type veth peer name eth0 netns "$2"
   ip -n "$1" link set veth0 master cni0 up
+  ip -n "$1" link set veth0 type bridge_slave hairpin on
+  printf '*nat\n:CNI-hand - [0:0]\n-A CNI-hand -d %s/20 -j ACCEPT\n-A CNI-hand ! -d 224.0.0.0/4 -j MASQUERADE\n-A POSTROUTING -s %s/32 -j CNI-hand\nCOMMIT\n' \
+    "${3%.*}.0" "$4" | ip netns exec "$1" iptables-restore --noflush
   ip -n "$2" addr add "$4/20" dev eth0
   ip -n "$2" link set eth0 mtu 1450 up
   ip -n "$2" route add default via "$3"
