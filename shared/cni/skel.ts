@@ -3,9 +3,10 @@
 //
 // Order as skel HEAD: env (all missing variables in one code-4 error) → VERSION (stdin ignored) → stdin
 // (code 5) → config validation (code 6/7) → container ID / ifname validation (3/4) → version check
-// (code 1) → handler. A CniError passes through unchanged; any other error becomes code 999. Errors are
-// printed as MarshalIndent'ed {code,msg,details} on stdout with exit status 1.
-import { readFileSync, writeSync } from 'node:fs';
+// (code 1) → handler → (ADD/DEL, as skel HEAD) code 8 if CNI_NETNS is the plugin's own netns. A
+// CniError passes through unchanged; any other error becomes code 999. Errors are printed as
+// MarshalIndent'ed {code,msg,details} on stdout with exit status 1.
+import { readFileSync, statSync, writeSync } from 'node:fs';
 import { CniError, CniErrorCode, errorMessage } from './errors.js';
 import { GoJsonError, isObject, jsonTypeName, parseJson, marshal, marshalIndent } from './go-json.js';
 import { PreformattedResult, type CmdArgs, type PluginFuncs } from './types.js';
@@ -160,11 +161,13 @@ async function dispatch(funcs: PluginFuncs, info: { about: string }, io: PluginI
       checkSupported(version);
       const result = await funcs.add(args);
       io.writeStdout(result instanceof PreformattedResult ? result.text : formatResult(result, version));
+      checkNotOwnNetns(args);
       return;
     }
     case 'DEL':
       checkSupported(version);
       await funcs.del(args);
+      checkNotOwnNetns(args);
       return;
     case 'CHECK':
       requireAtLeast(version, '0.4.0', 'CHECK');
@@ -184,6 +187,25 @@ async function dispatch(funcs: PluginFuncs, info: { about: string }, io: PluginI
     default:
       throw new CniError(CniErrorCode.InvalidEnvironmentVariables, `unknown CNI_COMMAND: ${cmd}`);
   }
+}
+
+/**
+ * skel HEAD's sanity check after a successful ADD/DEL (its result is already printed): a runtime that
+ * hands the plugin its own netns as the container's has configured the host instead of a pod. Skipped
+ * with CNI_NETNS_OVERRIDE=1/true; a path that cannot be read is not this error (DEL of a gone netns).
+ */
+function checkNotOwnNetns(args: CmdArgs): void {
+  const o = args.netnsOverride.toLowerCase();
+  if (o === '1' || o === 'true' || args.netns === '') return;
+  let same = false;
+  try {
+    const a = statSync(args.netns);
+    const b = statSync('/proc/self/ns/net');
+    same = a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return;
+  }
+  if (same) throw new CniError(CniErrorCode.InvalidNetNs, "plugin's netns and netns from CNI_NETNS should not be the same");
 }
 
 function checkSupported(version: string): void {

@@ -193,3 +193,45 @@ describe('runPlugin result conversion', () => {
     expect(Object.keys(out.ips[0])).toEqual(['address', 'gateway', 'interface']);
   });
 });
+
+describe('runPlugin error paths', () => {
+  it('a stdin read failure is code 5', async () => {
+    const s = io(ENV);
+    s.readStdin = () => {
+      throw new Error('EIO: i/o error, read');
+    };
+    expect(await runPlugin(funcs(), { about: 'x' }, s)).toBe(1);
+    expect(JSON.parse(s.out)).toEqual({ code: 5, msg: 'error reading from stdin: EIO: i/o error, read' });
+  });
+
+  it('an empty CNI_CONTAINERID on a command that needs one is reported with the other missing variables', async () => {
+    const s = io({ ...ENV, CNI_CONTAINERID: '' }, conf('1.0.0'));
+    expect(await runPlugin(funcs(), { about: 'x' }, s)).toBe(1);
+    expect(JSON.parse(s.out)).toEqual({ code: 4, msg: 'required env variables [CNI_CONTAINERID] missing' });
+  });
+
+  it('after ADD/DEL, CNI_NETNS naming the plugin\'s own netns is code 8 (HEAD), unless overridden', async () => {
+    const own = { ...ENV, CNI_NETNS: '/proc/self/ns/net' };
+    const add = io(own, conf('1.0.0'));
+    const f = funcs();
+    expect(await runPlugin(f, { about: 'x' }, add)).toBe(1);
+    expect(f.calls).toHaveLength(1); // the handler ran, its result was printed, then the error
+    const at = add.out.lastIndexOf('{\n    "code"');
+    expect(JSON.parse(add.out.slice(0, at)).cniVersion).toBe('1.0.0');
+    expect(JSON.parse(add.out.slice(at))).toEqual({ code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
+
+    const del = io({ ...own, CNI_COMMAND: 'DEL' }, conf('1.0.0'));
+    expect(await runPlugin(funcs(), { about: 'x' }, del)).toBe(1);
+    expect(JSON.parse(del.out).code).toBe(8);
+
+    for (const override of ['1', 'true', 'TRUE']) {
+      const s = io({ ...own, CNI_NETNS_OVERRIDE: override }, conf('1.0.0'));
+      expect(await runPlugin(funcs(), { about: 'x' }, s)).toBe(0);
+    }
+    // another netns, or a path that is gone (DEL after the pod), is fine
+    for (const netns of ['/proc/1/ns/mnt', '/var/run/netns/does-not-exist']) {
+      const s = io({ ...ENV, CNI_COMMAND: 'DEL', CNI_NETNS: netns }, conf('1.0.0'));
+      expect(await runPlugin(funcs(), { about: 'x' }, s)).toBe(0);
+    }
+  });
+});
