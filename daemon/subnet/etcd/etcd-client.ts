@@ -29,6 +29,12 @@ export interface EtcdClientOptions {
   password?: string;
   /** per unary request, default 5 s */
   requestTimeoutMs?: number;
+  /**
+   * How often an open watch checks that its endpoint still answers (a count-only range, default 30 s).
+   * etcd's gateway offers no ping on an HTTP/1.1 watch stream, and TCP keepalive cannot see a hung or
+   * partitioned etcd for ~11 min (75 s × 9 probes), or ever for a stopped one whose kernel still ACKs.
+   */
+  watchCheckMs?: number;
 }
 
 export class EtcdError extends Error {
@@ -136,6 +142,7 @@ export class EtcdClient {
   private readonly agentHttps: https.Agent;
   private token: string | undefined;
   private readonly timeout: number;
+  private readonly watchCheckMs: number;
 
   constructor(private readonly opts: EtcdClientOptions) {
     if (opts.endpoints.length === 0) throw new TypeError('no etcd endpoints given');
@@ -150,6 +157,7 @@ export class EtcdClient {
       minVersion: 'TLSv1.2',
     });
     this.timeout = opts.requestTimeoutMs ?? 5000;
+    this.watchCheckMs = opts.watchCheckMs ?? 30_000;
   }
 
   close(): void {
@@ -355,6 +363,22 @@ export class EtcdClient {
         if (this.opts.username && isAuthTokenError(err)) this.token = undefined;
         throw err;
       }
+      // liveness: a watch that sees nothing says nothing, so ask the same endpoint now and then; no
+      // answer within the request timeout ends this stream and the caller re-watches (elsewhere)
+      let dead: string | undefined;
+      let probing = false;
+      const check = setInterval(() => {
+        if (probing) return;
+        probing = true;
+        this.postOnce(u, '/v3/kv/range', { key: b64(key), count_only: true }, local.signal)
+          .catch((e: unknown) => {
+            if (local.signal.aborted || (e instanceof EtcdError && !e.recoverable)) return;
+            dead = e instanceof Error ? e.message : String(e);
+            local.abort();
+          })
+          .finally(() => (probing = false));
+      }, this.watchCheckMs);
+      check.unref();
       let buf = '';
       try {
         for await (const chunk of res) {
@@ -369,8 +393,14 @@ export class EtcdClient {
         }
       } catch (e) {
         if (signal.aborted) return;
+        if (dead !== undefined) {
+          this.current = (this.current + 1) % this.urls.length;
+          throw new EtcdError(`etcd ${u.host}: watch dropped: the endpoint did not answer a liveness check (${dead})`, -1, true, { cause: e });
+        }
         if (e instanceof EtcdError) throw e;
         throw new EtcdError(`etcd ${u.host}: watch stream: ${(e as Error).message}`, -1, true, { cause: e });
+      } finally {
+        clearInterval(check);
       }
       if (buf.trim() !== '') yield this.parseWatchLine(buf.trim());
       if (!signal.aborted) throw new EtcdError(`etcd ${u.host}: watch stream ended`, -1, true);
