@@ -28,14 +28,23 @@ function die(msg: string): never {
   process.exit(1);
 }
 
+/** A --etcd-*file, with an error that names the flag and the path (no stack trace for a typo). */
+async function readEtcdFile(flag: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new Error(`failed to read --${flag} ${JSON.stringify(path)}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
 async function etcdClientOptions(o: Options): Promise<EtcdClientOptions> {
   const c: EtcdClientOptions = { endpoints: splitEndpoints(o.etcdEndpoints) };
   if (o.etcdKeyfile && o.etcdCertfile) {
-    c.tls = { key: await readFile(o.etcdKeyfile), cert: await readFile(o.etcdCertfile) };
-    if (o.etcdCafile) c.tls.ca = await readFile(o.etcdCafile);
+    c.tls = { key: await readEtcdFile('etcd-keyfile', o.etcdKeyfile), cert: await readEtcdFile('etcd-certfile', o.etcdCertfile) };
+    if (o.etcdCafile) c.tls.ca = await readEtcdFile('etcd-cafile', o.etcdCafile);
   } else {
     log.info('no certificate provided: connecting to etcd with http. This is insecure');
-    if (o.etcdCafile) c.ca = await readFile(o.etcdCafile);
+    if (o.etcdCafile) c.ca = await readEtcdFile('etcd-cafile', o.etcdCafile);
   }
   if (o.etcdUsername) {
     c.username = o.etcdUsername;
@@ -91,7 +100,12 @@ async function main(): Promise<number> {
   }
 
   const previous = await readPreviousSubnets(o.subnetFile);
-  const registry = new EtcdRegistry(new EtcdClient(await etcdClientOptions(o)), o.etcdPrefix, log);
+  let registry: EtcdRegistry;
+  try {
+    registry = new EtcdRegistry(new EtcdClient(await etcdClientOptions(o)), o.etcdPrefix, log);
+  } catch (err) {
+    die(`Failed to create SubnetManager: ${errorMessage(err)}`); // Go's wording; exit 1
+  }
   const sm = new LocalManager({ registry, previous, renewMarginMs: o.subnetLeaseRenewMargin * 60_000, log });
   log.info(`Created subnet manager: ${sm.name()}`);
 

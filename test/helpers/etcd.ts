@@ -6,6 +6,10 @@
 //   etcd.endpoint            // https://127.0.0.1:<port>
 //   etcd.ctl(['put', k, v])  // etcdctl with the right endpoint, certs and user
 //   await etcd.stop();
+//
+// startTcpProxy(etcd.clientPort) puts a loopback TCP proxy in front of it whose cut() drops every
+// connection and refuses new ones until heal(): a network partition between one client and etcd,
+// while etcdctl (direct) keeps working.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import net from 'node:net';
@@ -37,6 +41,10 @@ export interface TestEtcd {
   auth?: { user: string; password: string };
   /** runs etcdctl (API v3) against this etcd; throws on failure; returns stdout */
   ctl(args: readonly string[], input?: string): string;
+  /** changes a user's password as root (etcdctl here then uses the new one if it is its user) */
+  setPassword(user: string, password: string): void;
+  /** a gauge or counter from etcd's /metrics (plain http in this namespace only), 0 if absent */
+  metric(name: string): Promise<number>;
   /** sends SIGSTOP / SIGCONT (an outage without losing data) */
   pause(): void;
   resume(): void;
@@ -84,14 +92,16 @@ export function makeCerts(dir: string, clientCN = 'root'): EtcdTlsFiles {
       '[server]',
       'subjectAltName = IP:127.0.0.1, DNS:localhost',
       'extendedKeyUsage = serverAuth, clientAuth',
-      'keyUsage = digitalSignature, keyEncipherment',
+      'keyUsage = digitalSignature',
       '[client]',
       'extendedKeyUsage = clientAuth',
-      'keyUsage = digitalSignature, keyEncipherment',
+      'keyUsage = digitalSignature',
       '',
     ].join('\n'),
   );
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=test-ca'], dir);
+  // P-256 keys: an RSA-2048 key takes ~0.6 s to generate here, an EC key a few ms
+  const newkey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+  openssl(['req', '-x509', ...newkey, '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=test-ca'], dir);
   // The server certificate has no CommonName (SANs only): etcd's JSON gateway dials etcd with the
   // server certificate, and with auth enabled etcd refuses gateway requests whose certificate has a
   // CN ("CommonName of client sending a request against gateway will be ignored ...").
@@ -99,7 +109,7 @@ export function makeCerts(dir: string, clientCN = 'root'): EtcdTlsFiles {
     ['server', '/O=etcd-test-server', 'server'],
     ['client', clientCN ? `/CN=${clientCN}` : '/O=etcd-test-client', 'client'],
   ] as const) {
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
+    openssl(['req', ...newkey, '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
     openssl(
       ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', ext, '-extensions', section],
       dir,
@@ -181,10 +191,11 @@ export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
       if (attempt < 3) continue; // port taken between freePort() and etcd's bind
       throw new Error(`etcd did not start; see ${dir}`);
     }
+    let rootPassword = o.auth?.user === 'root' ? o.auth.password : `${o.auth?.password}-root`;
     if (o.auth) {
       ctl(['user', 'add', `${o.auth.user}:${o.auth.password}`]);
       if (o.auth.user !== 'root') {
-        ctl(['user', 'add', `root:${o.auth.password}-root`]);
+        ctl(['user', 'add', `root:${rootPassword}`]);
         ctl(['role', 'add', 'flannel']);
         ctl(['role', 'grant-permission', '--prefix=true', 'flannel', 'readwrite', '/']);
         ctl(['user', 'grant-role', o.auth.user, 'flannel']);
@@ -201,6 +212,20 @@ export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
       tls,
       auth: o.auth,
       ctl,
+      setPassword(user, password) {
+        if (!o.auth) throw new TypeError('etcd was started without auth');
+        const [c, cargs] = ctlCmd([...baseArgs, '--user', `root:${rootPassword}`, 'user', 'passwd', user, '--interactive=false']);
+        const r = spawnSync(c, cargs, { encoding: 'utf8', input: `${password}\n`, env: { ...process.env, ETCDCTL_API: '3' } });
+        if (r.status !== 0) throw new Error(`etcdctl user passwd ${user}: ${r.stderr.trim()}`);
+        if (user === 'root') rootPassword = password;
+        if (user === o.auth.user) authArgs = ['--user', `${user}:${password}`];
+      },
+      async metric(name) {
+        if (tls || o.netns) throw new TypeError('metric() reads plain http in this namespace only');
+        const text = await (await fetch(`${endpoint}/metrics`)).text();
+        const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+        return m ? Number(m[1]) : 0;
+      },
       pause: () => process.kill(pid, 'SIGSTOP'),
       resume: () => process.kill(pid, 'SIGCONT'),
       async stop() {
@@ -225,4 +250,63 @@ export async function startEtcd(o: StartEtcdOptions = {}): Promise<TestEtcd> {
       },
     };
   }
+}
+
+export interface TcpProxy {
+  /** http://127.0.0.1:<port>, to give a client instead of etcd's endpoint */
+  endpoint: string;
+  /** resets every proxied connection and refuses new ones until heal() (a partition) */
+  cut(): void;
+  heal(): void;
+  close(): Promise<void>;
+}
+
+/** A loopback TCP proxy to 127.0.0.1:targetPort (see the top of this file). */
+export async function startTcpProxy(targetPort: number, scheme = 'http'): Promise<TcpProxy> {
+  const sockets = new Set<net.Socket>();
+  let blocked = false;
+  const server = net.createServer((client) => {
+    if (blocked) {
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on('error', drop);
+      s.on('close', drop);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as net.AddressInfo;
+  const resetAll = () => {
+    for (const s of sockets) s.resetAndDestroy();
+    sockets.clear();
+  };
+  return {
+    endpoint: `${scheme}://127.0.0.1:${port}`,
+    cut() {
+      blocked = true;
+      resetAll();
+    },
+    heal() {
+      blocked = false;
+    },
+    async close() {
+      resetAll();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }

@@ -8,18 +8,10 @@ import { EtcdClient } from '../../../daemon/subnet/etcd/etcd-client.js';
 import { LocalManager } from '../../../daemon/subnet/etcd/local-manager.js';
 import { CONFIG_NOT_FOUND, EtcdRegistry, type WatchBatch } from '../../../daemon/subnet/etcd/registry.js';
 import { hasEtcd, startEtcd, type TestEtcd } from '../../helpers/etcd.js';
+import { until } from '../../helpers/until.js';
 
 const GO_VXLAN = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
 
-async function until<T>(f: () => T | undefined | false, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe.skipIf(!hasEtcd)('EtcdRegistry on a real etcd', () => {
   let etcd: TestEtcd;

@@ -8,16 +8,8 @@ import { EtcdClient } from '../../../daemon/subnet/etcd/etcd-client.js';
 import { LocalManager } from '../../../daemon/subnet/etcd/local-manager.js';
 import { EtcdRegistry } from '../../../daemon/subnet/etcd/registry.js';
 import { hasEtcd, startEtcd, type TestEtcd } from '../../helpers/etcd.js';
+import { until } from '../../helpers/until.js';
 
-async function until<T>(f: () => T | undefined | false, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** acquire + watch one added event through `client` */
 async function roundTrip(etcd: TestEtcd, client: EtcdClient, prefix: string): Promise<void> {

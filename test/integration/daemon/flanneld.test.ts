@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasEtcd, startEtcd, type TestEtcd } from '../../helpers/etcd.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
+import { until } from '../../helpers/until.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const FLANNELD = join(ROOT, 'dist', 'bin', 'flanneld');
@@ -18,15 +19,6 @@ interface Daemon {
   exit: Promise<number | null>;
 }
 
-async function until<T>(f: () => T | undefined | false, what: string, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built) with the alloc backend', () => {
   let ns: Netns;
