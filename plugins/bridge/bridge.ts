@@ -12,7 +12,8 @@
 //                  from step 1's addresses (ensureAddr) and the bridge MAC pin. With vlan + isGateway the
 //                  gateway goes on the veth `<br>.<vlan>` (one extra read; created in this batch if missing)
 //   3. pod batch   ONE exec under `nsenter --net=<netns>`: L3 sysctls, addresses, link up, routes (a `sh`
-//                  script); L2 link up only (`ip -batch`). DAD is waited for only with enabledad + a v6 gw
+//                  script); L2 link up only (`ip -batch`). DAD is waited for only with enabledad + a v6 gw.
+//                  With macspoofchk, ONE `nft -j '<json>'` in the host runs beside it (shared/kernel/nft.ts)
 //   4. forwarding  ip_forward / ipv6 forwarding for each family with a gateway (sysctl files, no exec)
 //   5. ipMasq      the iptables chain and rules (iptables execs, only when configured)
 //   6. one read    `ip -json -batch` of the host veth (port state, polled like upstream) and the bridge
@@ -22,9 +23,11 @@
 // needs no read in the pod. The netns path is checked before anything else, so a bad one leaves the
 // host untouched.
 //
-// As upstream: a failure after IPAM releases the IP (undo stack); the veth is left for the runtime's
-// DEL. DEL succeeds when the netns, the link or the masquerade chain are already gone, and always
-// releases IPAM.
+// As upstream: a failure after IPAM releases the IP (undo stack) and removes the spoof-check rules;
+// the veth is left for the runtime's DEL. DEL succeeds when the netns, the link or the masquerade chain
+// are already gone, and always releases IPAM. The spoof-check teardown (a read, then one nft exec if
+// anything is left) reports errors on stderr only, as upstream; unlike upstream it also runs when
+// CNI_NETNS is empty or gone. CHECK does not look at the spoof check (neither does upstream).
 import { closeSync, openSync, readSync, statfsSync } from 'node:fs';
 import { CniError, errorMessage } from '../../shared/cni/errors.js';
 import { delegateAdd, delegateCheck, delegateDel, delegateStatus } from '../../shared/cni/invoke.js';
@@ -35,6 +38,8 @@ import { createIptables } from '../../shared/kernel/iptables.js';
 import type { Iptables } from '../../shared/kernel/iptables.js';
 import { createKernel } from '../../shared/kernel/iproute.js';
 import type { Kernel, KernelOp, LinkAddrs, RouteSpec } from '../../shared/kernel/kernel.js';
+import { createNft, SpoofChecker } from '../../shared/kernel/nft.js';
+import type { Nft } from '../../shared/kernel/nft.js';
 import { formatIP, netContains, nextIP, parseCIDR, tryParseIP } from '../../shared/net/ip.js';
 import type { Family, IP } from '../../shared/net/ip.js';
 import { parseBridgeConf, type BridgeConf } from './netconf.js';
@@ -46,6 +51,8 @@ export interface BridgeDeps {
   /** the host: the namespace this process runs in */
   kernel: Kernel;
   iptables(family: Family): Iptables;
+  /** nftables of the host (macspoofchk) */
+  nft: Nft;
   ipam: {
     add(type: string, stdin: Buffer, confVersion: string): Promise<Result>;
     del(type: string, stdin: Buffer): Promise<void>;
@@ -103,6 +110,7 @@ export function defaultDeps(): BridgeDeps {
   realDeps ??= {
     kernel: createKernel(),
     iptables: (family) => createIptables(family),
+    nft: createNft(),
     ipam: {
       add: (type, stdin, v) => delegateAdd(type, stdin, v),
       del: (type, stdin) => delegateDel(type, stdin),
@@ -283,7 +291,6 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
     throw new Error(`unknown ipmasq backend ${goQ(n.ipMasqBackend)}`);
   }
   if (n.ipMasq && n.ipMasqBackend === 'nftables') throw new Error('the nftables ipmasq backend is not supported by this bridge plugin: use "iptables"');
-  if (n.macspoofchk) throw new Error('macspoofchk is not supported by this bridge plugin');
   const contMac = n.mac !== undefined ? parseMac(n.mac) : randomMac(deps.random);
 
   // Upstream opens the netns after creating the bridge; checking first leaves the host untouched.
@@ -397,11 +404,24 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
     await host.writeSysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, '0').catch(() => {});
     result.interfaces = [{ name: brName }, { name: hostVeth }, { name: args.ifName, mac: contMac, sandbox: args.netns }];
 
-    // 3. the pod side in one exec
+    // macspoofchk: upstream sets it up right after the veth, before IPAM. Its one exec runs beside the
+    // pod batch; its error wins, as upstream stops there
+    const spoof = n.macspoofchk ? setupSpoofCheck(deps, spoofCheckRefID(args), hostVeth, contMac, undo) : Promise.resolve(undefined);
+
+    // 3. the pod side in one exec (any throw becomes a rejection, so the setup is always awaited)
+    const podStep = (async () => {
+      if (isLayer3) {
+        await pod.batch(podOps(n, args.ifName, result)).catch((err: unknown) => {
+          throw podStepError(err, args.ifName);
+        });
+      } else if (!n.disableContainerInterface) {
+        await pod.batch([{ op: 'setLinkUp', dev: args.ifName }]).catch((err: unknown) => {
+          throw new Error(`failed to set ${goQ(args.ifName)} up: ${errorMessage(err)}`, { cause: err });
+        });
+      }
+    })();
+    await alongside(spoof, podStep);
     if (isLayer3) {
-      await pod.batch(podOps(n, args.ifName, result)).catch((err: unknown) => {
-        throw podStepError(err, args.ifName);
-      });
       // ConfigureIface waits for DAD when there is a v6 gateway; with accept_dad=0 there is nothing to wait for
       if (n.enabledad && (result.ips ?? []).some((i) => i.gateway !== undefined && !isV4Cidr(i.gateway))) {
         await waitForDad(pod, args.ifName, deps);
@@ -419,10 +439,6 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
         const comment = formatComment(n.name, args.containerId);
         for (const ipc of result.ips ?? []) await setupIPMasq(deps, ipc.address, chain, comment);
       }
-    } else if (!n.disableContainerInterface) {
-      await pod.batch([{ op: 'setLinkUp', dev: args.ifName }]).catch((err: unknown) => {
-        throw new Error(`failed to set ${goQ(args.ifName)} up: ${errorMessage(err)}`, { cause: err });
-      });
     }
 
     // 4. one read for the port state and the MACs of the result; poll while the port is not up
@@ -610,6 +626,51 @@ async function enableIPForward(host: Kernel, family: Family): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// macspoofchk (pkg/link/spoofcheck.go; the rules are built in shared/kernel/nft.ts)
+
+/** uniqueID: `<containerID>-<ifname>`, the refID of the chains and comments. */
+function spoofCheckRefID(args: CmdArgs): string {
+  return `${args.containerId}-${args.ifName}`;
+}
+
+/**
+ * Sets up the spoof check; resolves to its error instead of rejecting (it runs beside other work).
+ * On success the teardown joins the undo stack (upstream: a deferred Teardown when the ADD fails).
+ */
+async function setupSpoofCheck(deps: BridgeDeps, refID: string, hostVeth: string, mac: string, undo: Array<() => Promise<void>>): Promise<Error | undefined> {
+  const sc = new SpoofChecker(deps.nft, refID);
+  try {
+    await sc.setup(hostVeth, mac);
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+  undo.push(() => sc.teardown());
+  return undefined;
+}
+
+/** Awaits `work` and the spoof-check setup started before it; the setup's error comes first. */
+async function alongside(setup: Promise<Error | undefined>, work: Promise<void>): Promise<void> {
+  const failed = await work.then(
+    () => undefined,
+    (err: unknown) => ({ err }),
+  );
+  const setupErr = await setup;
+  if (setupErr !== undefined) throw setupErr;
+  if (failed !== undefined) throw failed.err;
+}
+
+/**
+ * DEL's teardown, its read started at once (beside the link delete and IPAM DEL, off the critical
+ * path); `finish()` applies it. Missing rules and chains are fine; errors go to stderr only, as upstream.
+ */
+function startSpoofCheckTeardown(deps: BridgeDeps, args: CmdArgs): { finish(): Promise<void> } {
+  const sc = new SpoofChecker(deps.nft, spoofCheckRefID(args));
+  const current = sc.read();
+  current.catch(() => {}); // handled by teardown(), if DEL gets that far
+  return { finish: () => sc.teardown(current).catch((err: unknown) => deps.log(errorMessage(err))) };
+}
+
+// ---------------------------------------------------------------------------------------------------
 // ipMasq (iptables backend, pkg/ip/ipmasq_iptables_linux.go)
 
 async function setupIPMasq(deps: BridgeDeps, address: string, chain: string, comment: string): Promise<void> {
@@ -662,10 +723,14 @@ async function teardownIPMasq(deps: BridgeDeps, addresses: readonly string[], ch
 export async function del(args: CmdArgs, deps: BridgeDeps): Promise<void> {
   const n = parseBridgeConf(args.stdinData, args.args);
   const isLayer3 = n.ipamType !== '';
-  const ipamDel = async () => {
+  // upstream tears the spoof check down only when the netns is there; it does not need the netns
+  // (the rules are found by name in the host), so here it runs after every successful IPAM DEL
+  const spoof = n.macspoofchk ? startSpoofCheckTeardown(deps, args) : undefined;
+  const release = async () => {
     if (isLayer3) await deps.ipam.del(n.ipamType, args.stdinData);
+    await spoof?.finish();
   };
-  if (args.netns === '') return ipamDel();
+  if (args.netns === '') return release();
 
   let addresses: string[] = [];
   try {
@@ -677,13 +742,13 @@ export async function del(args: CmdArgs, deps: BridgeDeps): Promise<void> {
     }
     await pod.deleteLink(args.ifName, { missingOk: true });
   } catch (err) {
-    if (err instanceof NetnsNotExistError) return ipamDel();
+    if (err instanceof NetnsNotExistError) return release();
     if (!(err instanceof KernelError) || !isNotFound(err)) throw err;
     // the netns vanished between the check and the delete: as if it never existed
     if (!(await netnsGone(deps, args.netns))) throw err;
-    return ipamDel();
+    return release();
   }
-  await ipamDel();
+  await release();
   if (isLayer3 && n.ipMasq) {
     const chain = await formatChainName(n.name, args.containerId);
     await teardownIPMasq(deps, addresses, chain, formatComment(n.name, args.containerId));

@@ -3,6 +3,7 @@ import { add, calcGateways, check, del, formatChainName, formatComment, NetnsNot
 import { collectVlanTrunk, parseBridgeConf } from '../../../plugins/bridge/netconf.js';
 import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake-kernel.js';
 import { FakeIptables } from '../../../shared/kernel/iptables.js';
+import { FakeNft } from '../../../shared/kernel/nft.js';
 import type { CmdArgs, Result } from '../../../shared/cni/types.js';
 import { CniError } from '../../../shared/cni/errors.js';
 
@@ -92,11 +93,13 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const kernel = new FakeKernel(world);
     const ipt4 = new FakeIptables(4);
     const ipt6 = new FakeIptables(6);
+    const nft = new FakeNft();
     const calls: string[] = [];
     let seq = 0;
     const deps: BridgeDeps = {
       kernel,
       iptables: (f) => (f === 4 ? ipt4 : ipt6),
+      nft,
       ipam: {
         add: async (type) => {
           calls.push(`add ${type}`);
@@ -126,7 +129,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
       stdinData: Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net', type: 'bridge', ...conf })),
       ...o,
     });
-    return { world, kernel, deps, calls, args, ipt4, ipt6 };
+    return { world, kernel, deps, calls, args, ipt4, ipt6, nft };
   }
 
   it('L3 ADD: state, result, exec count; DEL cleans and releases', async () => {
