@@ -149,6 +149,7 @@ async function main(): Promise<number> {
       enableIPv4: config.enableIPv4,
       enableIPv6: config.enableIPv6,
       backend: config.backend,
+      ...(config.network ? { network: config.network } : {}),
     });
   } catch (err) {
     if (ac.signal.aborted) return shutdown(0);

@@ -2,7 +2,7 @@
 //   const backend = BACKENDS[config.backendType](deps)     (registry.ts, no side-effect registration)
 //   const network = await backend.registerNetwork(signal, config)   → acquires our lease
 //   await network.run(signal)   → consumes peer lease events until the signal aborts
-import type { IP } from '../../shared/net/ip.js';
+import type { IP, IPNet } from '../../shared/net/ip.js';
 import type { Kernel } from '../../shared/kernel/kernel.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease.js';
 
@@ -41,6 +41,8 @@ export interface BackendNetworkConfig {
   enableIPv6: boolean;
   /** the raw `Backend` object of the network config, e.g. {"Type":"vxlan","VNI":100,"Port":8472} */
   backend: Record<string, unknown>;
+  /** the config's `Network` (IPv4), when enabled: vxlan keeps device addresses outside it, as Go */
+  network?: IPNet;
 }
 
 export interface BackendDeps {

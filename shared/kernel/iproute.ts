@@ -520,7 +520,12 @@ class IprouteKernel implements Kernel {
         if (o?.table !== undefined) args.push('table', String(o.table));
         if (o?.dev !== undefined) args.push('dev', o.dev);
         try {
-          return (await this.ipJson(args)).map((j) => parseRoute(j, f));
+          // `ip route show dev X` leaves dev out of each route: it is the filter's
+          return (await this.ipJson(args)).map((j) => {
+            const r = parseRoute(j, f);
+            if (o?.dev !== undefined && r.dev === undefined) r.dev = o.dev;
+            return r;
+          });
         } catch (err) {
           if (o?.table !== undefined && isNotFound(err)) return []; // table never used
           throw err;

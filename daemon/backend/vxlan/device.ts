@@ -3,8 +3,18 @@
 // `ensure()` creates or reconciles the link; `configure()` puts the lease's /32 (/128) on it and brings it
 // up; the `*Ops` methods return the kernel writes for one peer so that the network can send the writes of a
 // whole lease batch through one `Kernel.batch()` exec. They read like upstream's AddARP/AddFDB/AddRoute.
-import type { Kernel, KernelOp, Link, RouteSpec } from '../../../shared/kernel/kernel.js';
-import { formatCIDR, formatIP, formatNet, netIP, type IP, type IPNet } from '../../../shared/net/ip.js';
+import type { Addr, Kernel, KernelOp, Link, RouteSpec } from '../../../shared/kernel/kernel.js';
+import {
+  formatCIDR,
+  formatIP,
+  formatNet,
+  netContains,
+  netIP,
+  parseNet,
+  tryParseCIDR,
+  type IP,
+  type IPNet,
+} from '../../../shared/net/ip.js';
 
 /** The kernel's VXLAN port when none is given (IANA's is 4789; Linux predates it). */
 export const KERNEL_DEFAULT_VXLAN_PORT = 8472;
@@ -59,6 +69,7 @@ export function vxlanIncompat(link: Link, want: VxlanDeviceAttrs): string | unde
 
 export class VxlanDevice {
   private index = -1;
+  private fresh = false;
 
   constructor(
     private readonly kernel: Kernel,
@@ -69,6 +80,11 @@ export class VxlanDevice {
   /** ifindex seen at the last ensure(); a different one means somebody re-created the link. */
   get ifIndex(): number {
     return this.index;
+  }
+
+  /** True if the last ensure() created the link: nothing of an earlier run can be left on it. */
+  get created(): boolean {
+    return this.fresh;
   }
 
   /**
@@ -87,6 +103,7 @@ export class VxlanDevice {
           await this.kernel.setLinkMtu(a.name, a.mtu);
         }
         this.index = existing.index;
+        this.fresh = false;
         return false;
       }
       this.log(`${JSON.stringify(a.name)} already exists with incompatible configuration: ${why}; recreating device`);
@@ -103,6 +120,7 @@ export class VxlanDevice {
       mac: a.mac,
     });
     this.index = link.index;
+    this.fresh = true;
     // No router advertisements on a /128 point-to-point style device (best effort: IPv6 may be off).
     try {
       await this.kernel.writeSysctl(`net/ipv6/conf/${a.name}/accept_ra`, '0');
@@ -113,20 +131,32 @@ export class VxlanDevice {
   }
 
   /**
-   * Puts `<subnet base>/32` (/128) on the device, removes any other global address of that family (an
-   * old lease's), brings the device up and checks the MAC (upstream #1795).
+   * Puts `<subnet base>/32` (/128) on the device, brings it up and checks the MAC (upstream #1795), as
+   * upstream's Configure with EnsureV4AddressOnLink / EnsureV6AddressOnLink. What else goes:
+   * - v4: every other address that lies inside `network` (the flannel Network), e.g. an old lease's /32;
+   *   an address outside it is the operator's and is kept. Without `network` (caller did not say) every
+   *   other v4 address but link-scope ones goes, as the /32 of an old lease could be anywhere.
+   * - v6: every other address that is not link-local (upstream keeps exactly one global v6 address).
+   * Stale addresses, the new address and link-up are one kernel batch.
    */
-  async configure(subnet: IPNet): Promise<void> {
+  async configure(subnet: IPNet, network?: IPNet): Promise<void> {
     const a = this.attrs;
     const want = formatCIDR(netIP(subnet), a.family === 4 ? 32 : 128);
     const addrs = await this.kernel.listAddrs({ dev: a.name, family: a.family });
+    const ops: KernelOp[] = [];
+    let present = false;
     for (const addr of addrs) {
-      if (addr.cidr === want || addr.scope === 'link') continue;
+      if (sameCidr(addr.cidr, want)) {
+        present = true;
+        continue;
+      }
+      if (!isStaleAddr(addr, a.family, network)) continue;
       this.log(`removing stale address ${addr.cidr} from ${a.name}`);
-      await this.kernel.deleteAddr(a.name, addr.cidr, { missingOk: true });
+      ops.push({ op: 'deleteAddr', dev: a.name, cidr: addr.cidr });
     }
-    await this.kernel.ensureAddr(a.name, want);
-    await this.kernel.setLinkUp(a.name);
+    if (!present) ops.push({ op: 'replaceAddr', dev: a.name, cidr: want });
+    ops.push({ op: 'setLinkUp', dev: a.name });
+    await this.kernel.batch(ops);
     const link = await this.kernel.getLink(a.name);
     if (!link) throw new Error(`link ${JSON.stringify(a.name)} disappeared while configuring it`);
     if (link.mac.toLowerCase() !== a.mac) {
@@ -172,4 +202,22 @@ export class VxlanDevice {
   removeDirectOps(n: Neighbor): KernelOp[] {
     return [{ op: 'deleteRoute', route: this.directRoute(n) }];
   }
+}
+
+/** Same address and prefix, whatever the spelling (`fd00:0::/128` = `fd00::/128`). */
+function sameCidr(a: string, b: string): boolean {
+  const x = tryParseCIDR(a);
+  const y = tryParseCIDR(b);
+  return !!x && !!y && x.ip.family === y.ip.family && x.ip.value === y.ip.value && x.net.prefix === y.net.prefix;
+}
+
+const LINK_LOCAL_V6 = parseNet('fe80::/10');
+
+/** Whether `configure` removes an address other than the wanted one (see there). */
+function isStaleAddr(addr: Addr, family: 4 | 6, network: IPNet | undefined): boolean {
+  const parsed = tryParseCIDR(addr.cidr);
+  if (!parsed) return false;
+  if (family === 6) return addr.scope !== 'link' && !netContains(LINK_LOCAL_V6, parsed.ip);
+  if (network === undefined || network.family !== 4) return addr.scope !== 'link';
+  return netContains(network, parsed.ip);
 }

@@ -8,6 +8,10 @@
 //   still fails is rolled back (its neighbour and FDB entry removed), logged and retried later with
 //   back-off, and the other leases are unaffected. A lease we cannot use (other backend type, bad
 //   BackendData, no PublicIP) is logged and skipped.
+// - Leftovers: after the first batch (the snapshot of every current peer) is programmed, the flannel-owned
+//   routes, neighbours and FDB entries on our own devices that no current peer accounts for are removed
+//   in one batch (`removeStaleEntries`): those of leases deleted while flanneld was not running, which
+//   upstream keeps forever.
 // - Device watchdog: we poll `getLink` (one `ip -j link show dev` exec, ~2 ms) every second rather than
 //   keep an `ip monitor link` child. Polling cannot miss an event (a monitor can lose lines when its pipe
 //   or process dies, and needs its own restart logic), sees every kind of damage in one read (deleted,
@@ -22,6 +26,7 @@ import {
   makeNet,
   netContains,
   netEqual,
+  netIP,
   tryParseCIDR,
   tryParseIP,
   type IP,
@@ -40,6 +45,8 @@ export interface VxlanNetworkOptions {
   dev?: VxlanDevice;
   v6Dev?: VxlanDevice;
   directRouting: boolean;
+  /** the flannel Network, for re-configuring a re-created device (VxlanDevice.configure) */
+  network?: IPNet;
   mtu: number;
   /** device watchdog period (ms); 0 disables it */
   pollInterval?: number;
@@ -104,9 +111,16 @@ export class VxlanNetwork implements Network {
     this.signal = signal;
     const watchdog = this.watchDevices(signal);
     try {
+      let snapshot = true;
       for await (const batch of this.o.subnetManager.watchLeases(signal)) {
         if (signal.aborted) break;
-        await this.serial(() => this.handleBatch(batch));
+        const first = snapshot;
+        snapshot = false;
+        await this.serial(async () => {
+          await this.handleBatch(batch);
+          // the first batch is every current peer: whatever else we find on our devices is left over
+          if (first) await this.removeStaleEntries();
+        });
       }
     } finally {
       if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -360,6 +374,96 @@ export class VxlanNetwork implements Network {
     return out;
   }
 
+  // ---- leftovers of leases deleted while we were down --------------------------------------------
+
+  /**
+   * Removes, in one kernel batch, the entries on our own devices that no current peer lease accounts
+   * for. Upstream never does this: its LeaseWatcher starts empty, so a lease deleted while flanneld was
+   * down yields no EventRemoved and its route, neighbour and FDB entry stay forever (traffic to a
+   * re-used subnet or PublicIP then goes to the wrong host). Run once, after the first lease batch (the
+   * snapshot) is programmed, so that what we keep is exactly what we just wrote.
+   *
+   * Flannel-owned means, on flannel.<VNI> / flannel-v6.<VNI> only:
+   * - a route `<net> via <net's own address> dev <ours> onlink` (the shape of every vxlan route we
+   *   write; kernel prefix routes, link-local routes and an operator's `dev`-only routes do not match);
+   * - a PERMANENT neighbour (we never write any other kind; learned entries are left to the kernel);
+   * - a `self permanent` FDB entry with a remote `dst`, other than the all-zeros default destination.
+   * Kept: every programmed peer (and every lease waiting for a retry) as neighbour IP, FDB (MAC, dst)
+   * pair and route destination. Direct routes (DirectRouting) are not on our devices and are not touched.
+   */
+  async removeStaleEntries(): Promise<void> {
+    const ops: KernelOp[] = [];
+    for (const dev of [this.o.dev, this.o.v6Dev]) {
+      // a device we just created holds nothing of an earlier run: no need to read it
+      if (!dev || dev.created) continue;
+      try {
+        ops.push(...(await this.staleOps(dev)));
+      } catch (err) {
+        this.o.log(`failed to look for stale entries on ${dev.attrs.name}: ${errText(err)}`);
+      }
+    }
+    if (ops.length === 0) return;
+    const shown = ops.slice(0, 10).map(describeOp).join(', ');
+    const what = ops.length > 10 ? `${shown} and ${ops.length - 10} more` : shown;
+    try {
+      await this.o.kernel.batch(orderOps(ops));
+    } catch (err) {
+      this.o.log(`failed to remove stale entries in one batch (${errText(err)}); removing them one by one`);
+      await this.removeBestEffort(orderOps(ops));
+    }
+    this.o.log(`removed ${ops.length} stale entries left by leases deleted while flanneld was not running: ${what}`);
+  }
+
+  private async staleOps(dev: VxlanDevice): Promise<KernelOp[]> {
+    const family = dev.attrs.family;
+    const name = dev.attrs.name;
+    const keepRoutes = new Set<string>();
+    const keepNeighs = new Set<string>();
+    const keepFdb = new Set<string>();
+    const keep = (n: Neighbor): void => {
+      keepRoutes.add(formatNet(n.subnet));
+      keepNeighs.add(formatIP(netIP(n.subnet)));
+      keepFdb.add(`${n.mac}|${formatIP(n.publicIP)}`);
+    };
+    for (const p of this.peers.values()) {
+      const st = family === 4 ? p.v4 : p.v6;
+      if (st && !st.direct) keep(st.n);
+    }
+    for (const r of this.retries.values()) {
+      const n = this.neighbor(r.lease, family);
+      if (n && typeof n !== 'string') keep(n);
+    }
+
+    const [routes, neighs, fdb] = await Promise.all([
+      this.o.kernel.listRoutes({ family, dev: name }),
+      this.o.kernel.listNeighs(name),
+      this.o.kernel.listFdb(name),
+    ]);
+    const ops: KernelOp[] = [];
+    for (const r of routes) {
+      // `ip route show dev X` leaves `dev` out of each route: asked for ours, an absent one is ours
+      if ((r.dev ?? name) !== name || !r.onlink || r.via === undefined || (r.table ?? 254) !== 254) continue;
+      const dst = tryParseDst(r.dst);
+      const via = tryParseIP(r.via);
+      if (!dst || !via || via.family !== family || dst.family !== family || via.value !== dst.base) continue;
+      if (keepRoutes.has(formatNet(dst))) continue;
+      ops.push({ op: 'deleteRoute', route: { dst: formatNet(dst), via: formatIP(via), dev: name, onlink: true } });
+    }
+    for (const n of neighs) {
+      const ip = tryParseIP(n.ip);
+      if (!n.permanent || !ip || ip.family !== family || keepNeighs.has(formatIP(ip))) continue;
+      ops.push({ op: 'deleteNeigh', dev: name, ip: formatIP(ip) });
+    }
+    for (const f of fdb) {
+      const mac = normalizeMac(f.mac);
+      const dst = f.dst === undefined ? undefined : tryParseIP(f.dst);
+      if (!f.self || !f.permanent || !mac || !dst || mac === ZERO_MAC) continue;
+      if (keepFdb.has(`${mac}|${formatIP(dst)}`)) continue;
+      ops.push({ op: 'deleteFdb', dev: name, mac, dst: formatIP(dst) });
+    }
+    return ops;
+  }
+
   // ---- device watchdog -------------------------------------------------------------------------
 
   private async watchDevices(signal: AbortSignal): Promise<void> {
@@ -392,7 +496,7 @@ export class VxlanNetwork implements Network {
       this.o.log(`${dev.attrs.name} needs repair: ${why}; re-creating it and re-programming ${this.peers.size} peers`);
       try {
         await dev.ensure();
-        await dev.configure(subnet);
+        await dev.configure(subnet, this.o.network);
         await this.replay(dev);
       } catch (err) {
         this.o.log(`failed to repair ${dev.attrs.name}: ${errText(err)}; trying again in ${this.o.pollInterval ?? 1000} ms`);
@@ -468,6 +572,21 @@ function tryParseDst(text: string): IPNet | undefined {
   if (text.includes('/')) return tryParseCIDR(text)?.net;
   const ip = tryParseIP(text);
   return ip ? makeNet(ip, ip.family === 4 ? 32 : 128) : undefined;
+}
+
+const ZERO_MAC = '00:00:00:00:00:00';
+
+function describeOp(op: KernelOp): string {
+  switch (op.op) {
+    case 'deleteRoute':
+      return `route ${op.route.dst} dev ${op.route.dev ?? ''}`;
+    case 'deleteNeigh':
+      return `neighbour ${op.ip} dev ${op.dev}`;
+    case 'deleteFdb':
+      return `fdb ${op.mac} dst ${op.dst ?? ''} dev ${op.dev}`;
+    default:
+      return op.op;
+  }
 }
 
 function errText(err: unknown): string {

@@ -22,12 +22,14 @@
 // - If the device disappears while we run it is re-created and every known peer is re-programmed
 //   (upstream re-creates it with a new MAC and replays nothing).
 // - The IPv6 device `flannel-v6.<VNI>` gets MTU − 70 (IPv6 outer header), not − 50.
+// - On start, once the lease snapshot is programmed, entries on our devices left by leases deleted while
+//   flanneld was down are removed (upstream's LeaseWatcher starts empty and never removes them).
 // - All kernel writes of one lease batch go through one `ip -batch` exec (5000 peers in a few execs).
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GoStruct } from '../../../shared/cni/go-json.js';
-import { formatIP, type IP } from '../../../shared/net/ip.js';
+import { formatIP, type IP, type IPNet } from '../../../shared/net/ip.js';
 import type {
   Backend,
   BackendDeps,
@@ -112,6 +114,11 @@ export async function writeStoredMac(stateDir: string, devName: string, mac: str
   await rename(tmp, path);
 }
 
+/**
+ * What registerNetwork reads: BackendNetworkConfig plus the flannel `Network`, which upstream's
+ * RegisterNetwork gets with the whole config. It decides which other v4 addresses on flannel.<VNI> are
+ * stale (inside it) and which are the operator's (outside it, kept); see VxlanDevice.configure.
+ */
 export function createVxlanBackend(deps: BackendDeps): Backend {
   return new VxlanBackend(deps);
 }
@@ -173,7 +180,7 @@ export class VxlanBackend implements Backend {
     if (dev) {
       if (!lease.subnet || lease.subnet.family !== 4) throw new Error('IPv4 is enabled but the lease has no IPv4');
       try {
-        await dev.configure(lease.subnet);
+        await dev.configure(lease.subnet, config.network);
       } catch (err) {
         throw new Error(`failed to configure interface ${dev.attrs.name}: ${(err as Error).message}`, { cause: err });
       }
@@ -195,6 +202,7 @@ export class VxlanBackend implements Backend {
       dev,
       v6Dev,
       directRouting: cfg.directRouting,
+      ...(config.network ? { network: config.network } : {}),
       mtu: Math.min(dev?.attrs.mtu ?? Infinity, v6Dev?.attrs.mtu ?? Infinity),
     });
   }

@@ -171,6 +171,7 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     expect(fdb).toContainEqual({ dev: 'vx0', mac: '6a:d6:be:ce:b2:b7', dst: '192.168.77.2', self: true, permanent: true });
     expect(fdb).toContainEqual({ dev: 'vx0', mac: '00:00:00:00:00:00', dst: '192.168.77.9', self: true, permanent: true });
     expect((await k.listRoutes({ dev: 'vx0', family: 4 })).map((r) => r.dst)).toEqual(expect.arrayContaining(['10.10.16.0/20', '10.10.32.0/20']));
+    expect((await k.listRoutes({ dev: 'vx0', family: 4 })).every((r) => r.dev === 'vx0')).toBe(true); // filled from the filter
 
     // a failing batch names its line and stops there
     const err = await k

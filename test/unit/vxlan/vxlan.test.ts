@@ -1,11 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
-import { parseIP, parseNet } from '../../../shared/net/ip.js';
+import { formatIP, parseIP, parseNet } from '../../../shared/net/ip.js';
 import type { BackendDeps, ExternalInterface } from '../../../daemon/backend/backend.js';
-import type { LeaseEvent } from '../../../daemon/lease.js';
+import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
+import type { KernelOp } from '../../../shared/kernel/kernel.js';
 import { FakeSubnetManager, vxlanLease } from '../../helpers/fake-subnet-manager.js';
 import {
   createVxlanBackend,
@@ -210,7 +211,7 @@ describe('registerNetwork', () => {
     expect(logs.join('\n')).toMatch(/incompatible configuration/);
   });
 
-  it('removes a stale address of an earlier lease', async () => {
+  it('removes a stale address of an earlier lease (no Network given: every other v4 address)', async () => {
     await register();
     await kernel.ensureAddr('flannel.100', '10.10.32.0/32');
     await register();
@@ -452,4 +453,349 @@ describe('vxlanIncompat', () => {
   });
 });
 
+/** A peer lease as a dual-stack (or, without `subnet`, a v6-only) flanneld writes it. */
+function dualLease(o: { subnet?: string; v6: string; publicIP?: string; publicIPv6: string; mac?: string; mac6: string }): Lease {
+  const l: Lease = {
+    enableIPv4: o.subnet !== undefined,
+    enableIPv6: true,
+    subnet: parseNet(o.subnet ?? '0.0.0.0/0'),
+    ipv6Subnet: parseNet(o.v6),
+    attrs: {
+      publicIP: parseIP(o.publicIP ?? '0.0.0.0'),
+      publicIPv6: parseIP(o.publicIPv6),
+      backendType: 'vxlan',
+      backendV6Data: { VNI: 100, VtepMAC: o.mac6 },
+    },
+    expiration: Date.now() + 86_400_000,
+  };
+  if (o.mac !== undefined) l.attrs.backendData = { VNI: 100, VtepMAC: o.mac };
+  return l;
+}
+
+const EXT6: ExternalInterface = { ...EXT, ifaceV6Addr: parseIP('fd00::1'), extV6Addr: parseIP('fd00::1') };
+
+async function registerWith(config: { enableIPv4?: boolean; enableIPv6?: boolean; network?: string; backend?: Record<string, unknown> }, over: Partial<BackendDeps> = {}) {
+  const ac = new AbortController();
+  controllers.push(ac);
+  const nw = (await createVxlanBackend(deps(over)).registerNetwork(ac.signal, {
+    enableIPv4: config.enableIPv4 ?? true,
+    enableIPv6: config.enableIPv6 ?? false,
+    backend: config.backend ?? BACKEND,
+    ...(config.network ? { network: parseNet(config.network) } : {}),
+  })) as VxlanNetwork;
+  return { nw, ac };
+}
+
+const addrsOn = (dev: string) => ns().addrs.filter((a) => a.dev === dev).map((a) => a.cidr).sort();
+
+describe('device address (upstream TestEnsureV4AddressOnLink)', () => {
+  it('keeps addresses outside the flannel Network and removes the other ones inside it', async () => {
+    await registerWith({ network: '10.10.0.0/16' });
+    for (const cidr of ['10.10.32.0/32', '10.10.48.1/24', '192.0.2.7/32', '172.31.1.1/24']) await kernel.ensureAddr('flannel.100', cidr);
+    await registerWith({ network: '10.10.0.0/16' });
+    expect(addrsOn('flannel.100')).toEqual(['10.10.16.0/32', '172.31.1.1/24', '192.0.2.7/32']);
+    expect(logs.filter((l) => l.includes('removing stale address')).sort()).toEqual([
+      'removing stale address 10.10.32.0/32 from flannel.100',
+      'removing stale address 10.10.48.1/24 from flannel.100',
+    ]);
+  });
+
+  it('replaces our own address held with another prefix length', async () => {
+    await registerWith({ network: '10.10.0.0/16' });
+    await kernel.deleteAddr('flannel.100', '10.10.16.0/32');
+    await kernel.ensureAddr('flannel.100', '10.10.16.0/20');
+    await registerWith({ network: '10.10.0.0/16' });
+    expect(addrsOn('flannel.100')).toEqual(['10.10.16.0/32']);
+  });
+
+  it('removes stale addresses, adds ours and sets the link up in one batch', async () => {
+    await registerWith({ network: '10.10.0.0/16' });
+    await kernel.ensureAddr('flannel.100', '10.10.32.0/32');
+    await kernel.setLinkDown('flannel.100');
+    const batches: KernelOp[][] = [];
+    const spy = vi.spyOn(kernel, 'batch').mockImplementation(async function (this: FakeKernel, ops) {
+      batches.push([...ops]);
+      return FakeKernel.prototype.batch.call(this, ops);
+    });
+    await registerWith({ network: '10.10.0.0/16' });
+    spy.mockRestore();
+    expect(batches).toEqual([[
+      { op: 'deleteAddr', dev: 'flannel.100', cidr: '10.10.32.0/32' },
+      { op: 'setLinkUp', dev: 'flannel.100' },
+    ]]);
+    expect(ns().links.get('flannel.100')!.up).toBe(true);
+  });
+
+  it('the watchdog re-configures a repaired device with the same rule', async () => {
+    const { nw } = await registerWith({ network: '10.10.0.0/16' });
+    await kernel.ensureAddr('flannel.100', '192.0.2.7/32');
+    await kernel.ensureAddr('flannel.100', '10.10.99.0/32');
+    await kernel.setLinkDown('flannel.100');
+    await nw.checkDevices();
+    expect(addrsOn('flannel.100')).toEqual(['10.10.16.0/32', '192.0.2.7/32']);
+  });
+
+  it('IPv6: keeps link-local addresses and exactly one global one (upstream EnsureV6AddressOnLink)', async () => {
+    await registerWith({ enableIPv6: true, network: '10.10.0.0/16' }, { extIface: EXT6 });
+    await kernel.ensureAddr('flannel-v6.100', 'fd00:99::1/128');
+    await kernel.ensureAddr('flannel-v6.100', 'fe80::1/64');
+    await registerWith({ enableIPv6: true, network: '10.10.0.0/16' }, { extIface: EXT6 });
+    expect(addrsOn('flannel-v6.100')).toEqual(['fd00:10:16::/128', 'fe80::1/64']);
+  });
+});
+
+describe('IPv6 peers', () => {
+  const PEER = dualLease({ subnet: '10.10.32.0/20', v6: 'fd00:10:32::/64', publicIP: '192.168.100.3', publicIPv6: 'fd00::3', mac: '0a:00:00:00:00:03', mac6: '0a:00:00:00:06:03' });
+
+  it('programs a dual-stack peer on flannel.<VNI> and flannel-v6.<VNI> in one batch, and removes both', async () => {
+    const { nw, ac } = await registerWith({ enableIPv6: true }, { extIface: EXT6 });
+    void nw.run(ac.signal);
+    const execs = kernel.world.execs;
+    manager.push([{ type: 'added', lease: PEER }]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(kernel.world.execs - execs).toBe(1);
+    expect(ns().neighs).toEqual(expect.arrayContaining([
+      { dev: 'flannel.100', ip: '10.10.32.0', mac: '0a:00:00:00:00:03', permanent: true },
+      { dev: 'flannel-v6.100', ip: 'fd00:10:32::', mac: '0a:00:00:00:06:03', permanent: true },
+    ]));
+    expect(ns().fdb).toEqual(expect.arrayContaining([
+      { dev: 'flannel.100', mac: '0a:00:00:00:00:03', dst: '192.168.100.3', self: true, permanent: true },
+      { dev: 'flannel-v6.100', mac: '0a:00:00:00:06:03', dst: 'fd00::3', self: true, permanent: true },
+    ]));
+    expect(ns().routes.find((r) => r.dst === 'fd00:10:32::/64')).toMatchObject({ family: 6, via: 'fd00:10:32::', dev: 'flannel-v6.100', onlink: true });
+    expect(ns().routes.find((r) => r.dst === '10.10.32.0/20')).toMatchObject({ via: '10.10.32.0', dev: 'flannel.100', onlink: true });
+
+    manager.push([{ type: 'removed', lease: PEER }]);
+    await until(() => nw.knownPeers().size === 0);
+    expect(ns().neighs).toEqual([]);
+    expect(ns().fdb).toEqual([]);
+    expect(ns().routes.filter((r) => r.dev?.startsWith('flannel'))).toEqual([]);
+  });
+
+  it('v6-only network: only flannel-v6.<VNI>, MTU − 70, the peer programmed there', async () => {
+    const { nw, ac } = await registerWith({ enableIPv4: false, enableIPv6: true }, { extIface: EXT6 });
+    expect(ns().links.has('flannel.100')).toBe(false);
+    expect(ns().links.get('flannel-v6.100')!.mtu).toBe(1430);
+    expect(nw.mtu()).toBe(1430);
+    void nw.run(ac.signal);
+    manager.push([{ type: 'added', lease: dualLease({ v6: 'fd00:10:48::/64', publicIPv6: 'fd00::4', mac6: '0a:00:00:00:06:04' }) }]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(ns().neighs).toEqual([{ dev: 'flannel-v6.100', ip: 'fd00:10:48::', mac: '0a:00:00:00:06:04', permanent: true }]);
+    expect(ns().fdb).toEqual([{ dev: 'flannel-v6.100', mac: '0a:00:00:00:06:04', dst: 'fd00::4', self: true, permanent: true }]);
+    expect(ns().routes.find((r) => r.dst === 'fd00:10:48::/64')).toMatchObject({ via: 'fd00:10:48::', dev: 'flannel-v6.100', onlink: true });
+  });
+
+  it('a v4-only peer on a dual-stack network gets only the v4 entries', async () => {
+    const { nw, ac } = await registerWith({ enableIPv6: true }, { extIface: EXT6 });
+    void nw.run(ac.signal);
+    manager.push([{ type: 'added', lease: lease('10.10.0.0/20', '192.168.100.2', '0a:00:00:00:00:02') }]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(ns().neighs.map((n) => n.dev)).toEqual(['flannel.100']);
+    expect(ns().routes.filter((r) => r.dev === 'flannel-v6.100')).toEqual([]);
+  });
+
+  it('DirectRouting applies per family: a v6 PublicIP on the same L2 gets a plain v6 route', async () => {
+    ns().routes.push({ family: 6, dst: 'fd00::/64', dev: 'eth0', proto: 'kernel' });
+    ns().routes.push({ family: 4, dst: 'default', via: '192.168.100.254', dev: 'eth0' });
+    const { nw, ac } = await registerWith({ enableIPv6: true, backend: { ...BACKEND, DirectRouting: true } }, { extIface: EXT6 });
+    void nw.run(ac.signal);
+    manager.push([{ type: 'added', lease: dualLease({ subnet: '10.10.32.0/20', v6: 'fd00:10:32::/64', publicIP: '172.16.0.3', publicIPv6: 'fd00::3', mac: '0a:00:00:00:00:03', mac6: '0a:00:00:00:06:03' }) }]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(ns().routes.find((r) => r.dst === 'fd00:10:32::/64')).toEqual({ family: 6, dst: 'fd00:10:32::/64', via: 'fd00::3' });
+    expect(ns().routes.find((r) => r.dst === '10.10.32.0/20')).toMatchObject({ via: '10.10.32.0', dev: 'flannel.100', onlink: true });
+    expect(ns().neighs.map((n) => n.dev)).toEqual(['flannel.100']);
+  });
+});
+
+describe('entries left by leases deleted while flanneld was down', () => {
+  const A = lease('10.10.0.0/20', '192.168.100.2', '0a:00:00:00:00:02');
+  const B = lease('10.10.32.0/20', '192.168.100.3', '0a:00:00:00:00:03');
+  const C = lease('10.10.48.0/20', '192.168.100.4', '0a:00:00:00:00:04');
+
+  /** What a previous run wrote for a peer (neighbour, FDB, onlink route). */
+  const programmed = (dev: string, subnet: string, gw: string, mac: string, publicIP: string): KernelOp[] => [
+    { op: 'replaceNeigh', dev, ip: gw, mac },
+    { op: 'replaceFdb', dev, mac, dst: publicIP },
+    { op: 'replaceRoute', route: { dst: subnet, via: gw, dev, onlink: true } },
+  ];
+
+  /** Records every write batch the network sends. */
+  function recordBatches(): KernelOp[][] {
+    const batches: KernelOp[][] = [];
+    vi.spyOn(kernel, 'batch').mockImplementation(async function (this: FakeKernel, ops) {
+      batches.push([...ops]);
+      return FakeKernel.prototype.batch.call(this, ops);
+    });
+    return batches;
+  }
+
+  afterEach(() => vi.restoreAllMocks());
+
+  it('removes only the stale peer, after the snapshot is programmed, in one batch; foreign entries stay', async () => {
+    await registerWith({});
+    // the previous run's peers A, B, C; B's lease was deleted while we were down
+    for (const [l, i] of [[A, 0], [B, 32], [C, 48]] as const) {
+      const m = (l.attrs.backendData as { VtepMAC: string }).VtepMAC;
+      await kernel.batch(programmed('flannel.100', `10.10.${i}.0/20`, `10.10.${i}.0`, m, formatIP(l.attrs.publicIP)));
+    }
+    // not flannel's: a learned neighbour, an operator's dev route, the all-zeros flood entry on our
+    // device; a look-alike device; a plain route on the underlay
+    ns().neighs.push({ dev: 'flannel.100', ip: '10.10.99.9', mac: '0a:00:00:00:99:99', permanent: false });
+    await kernel.replaceRoute({ dst: '10.99.0.0/16', dev: 'flannel.100' });
+    await kernel.batch([{ op: 'appendFdb', dev: 'flannel.100', mac: '00:00:00:00:00:00', dst: '192.168.100.50' }]);
+    await kernel.ensureVxlan('flannel.200', { vni: 200, port: 8472, local: '192.168.100.1', learning: false });
+    await kernel.batch(programmed('flannel.200', '10.20.32.0/20', '10.20.32.0', '0a:00:00:00:00:03', '192.168.100.3'));
+    await kernel.replaceRoute({ dst: '10.30.0.0/16', via: '192.168.100.3' });
+    const foreign = JSON.stringify({
+      neighs: ns().neighs.filter((n) => !(n.dev === 'flannel.100' && n.permanent)),
+      fdb: ns().fdb.filter((f) => f.dev !== 'flannel.100' || f.mac === '00:00:00:00:00:00'),
+      routes: ns().routes.filter((r) => !(r.dev === 'flannel.100' && r.onlink)),
+    });
+
+    // flanneld starts again: the device is there, so it is searched for leftovers
+    const { nw, ac } = await registerWith({});
+    const batches = recordBatches();
+    void nw.run(ac.signal);
+    manager.push([{ type: 'added', lease: A }, { type: 'added', lease: C }]);
+    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)));
+    await until(() => batches.length === 2);
+
+    expect(peerState('10.10.32.0/20')).toEqual({ neigh: undefined, route: undefined, fdb: [] });
+    expect(ns().fdb.some((f) => f.mac === '0a:00:00:00:00:03' && f.dev === 'flannel.100')).toBe(false);
+    for (const s of ['10.10.0.0/20', '10.10.48.0/20']) {
+      const st = peerState(s);
+      expect(st.neigh && st.route && st.fdb.length === 1).toBeTruthy();
+    }
+    expect(JSON.stringify({
+      neighs: ns().neighs.filter((n) => !(n.dev === 'flannel.100' && n.permanent)),
+      fdb: ns().fdb.filter((f) => f.dev !== 'flannel.100' || f.mac === '00:00:00:00:00:00'),
+      routes: ns().routes.filter((r) => !(r.dev === 'flannel.100' && r.onlink)),
+    })).toBe(foreign);
+    // batch 1 programs the snapshot, batch 2 is the whole clean-up, route first
+    expect(batches[1]).toEqual([
+      { op: 'deleteRoute', route: { dst: '10.10.32.0/20', via: '10.10.32.0', dev: 'flannel.100', onlink: true } },
+      { op: 'deleteNeigh', dev: 'flannel.100', ip: '10.10.32.0' },
+      { op: 'deleteFdb', dev: 'flannel.100', mac: '0a:00:00:00:00:03', dst: '192.168.100.3' },
+    ]);
+    expect(logs.join('\n')).toMatch(/removed 3 stale entries .*route 10\.10\.32\.0\/20 dev flannel\.100/);
+  });
+
+  it('an empty snapshot removes every flannel-owned entry; nothing to remove means no batch', async () => {
+    await registerWith({});
+    await kernel.batch(programmed('flannel.100', '10.10.32.0/20', '10.10.32.0', '0a:00:00:00:00:03', '192.168.100.3'));
+    const { nw, ac } = await registerWith({});
+    const batches = recordBatches();
+    void nw.run(ac.signal);
+    manager.push([]);
+    await until(() => batches.length === 1);
+    expect(ns().neighs).toEqual([]);
+    expect(ns().fdb).toEqual([]);
+    expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toEqual([]);
+
+    // a second start with nothing left over writes nothing
+    ac.abort();
+    const again = await registerWith({});
+    const before = { batches: batches.length, execs: kernel.world.execs };
+    void again.nw.run(again.ac.signal);
+    manager.push([]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(batches.length - before.batches).toBe(0);
+    expect(kernel.world.execs - before.execs).toBe(3); // routes, neighbours, FDB of flannel.100
+  });
+
+  it('drops the FDB entry of the old VtepMAC of a peer that came back with a new one', async () => {
+    await registerWith({});
+    await kernel.batch(programmed('flannel.100', '10.10.32.0/20', '10.10.32.0', '0a:00:00:00:00:33', '192.168.100.3'));
+    const { nw, ac } = await registerWith({});
+    void nw.run(ac.signal);
+    manager.push([{ type: 'added', lease: B }]);
+    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)));
+    expect(ns().fdb).toEqual([{ dev: 'flannel.100', mac: '0a:00:00:00:00:03', dst: '192.168.100.3', self: true, permanent: true }]);
+    expect(ns().neighs).toEqual([{ dev: 'flannel.100', ip: '10.10.32.0', mac: '0a:00:00:00:00:03', permanent: true }]);
+  });
+
+  it('cleans flannel-v6.<VNI> in the same batch as flannel.<VNI>', async () => {
+    await registerWith({ enableIPv6: true }, { extIface: EXT6 });
+    const kept = dualLease({ subnet: '10.10.48.0/20', v6: 'fd00:10:48::/64', publicIP: '192.168.100.4', publicIPv6: 'fd00::4', mac: '0a:00:00:00:00:04', mac6: '0a:00:00:00:06:04' });
+    // 10.10.32.0/20 & fd00:10:32::/64 were deleted while we were down
+    for (const [i, m] of [[32, 3], [48, 4]] as const) {
+      await kernel.batch([
+        ...programmed('flannel.100', `10.10.${i}.0/20`, `10.10.${i}.0`, `0a:00:00:00:00:0${m}`, `192.168.100.${m}`),
+        ...programmed('flannel-v6.100', `fd00:10:${i}::/64`, `fd00:10:${i}::`, `0a:00:00:00:06:0${m}`, `fd00::${m}`),
+      ]);
+    }
+    const { nw, ac } = await registerWith({ enableIPv6: true }, { extIface: EXT6 });
+    const batches = recordBatches();
+    void nw.run(ac.signal);
+    manager.push([{ type: 'added', lease: kept }]);
+    await until(() => batches.length === 2);
+    // per device route before neighbour; then one bridge run for both FDB entries
+    expect(batches[1]!.map((o) => `${o.op} ${'dev' in o ? o.dev : o.op === 'deleteRoute' ? o.route.dev : ''}`)).toEqual([
+      'deleteRoute flannel.100', 'deleteNeigh flannel.100', 'deleteRoute flannel-v6.100', 'deleteNeigh flannel-v6.100',
+      'deleteFdb flannel.100', 'deleteFdb flannel-v6.100',
+    ]);
+    expect(ns().neighs.map((n) => n.ip).sort()).toEqual(['10.10.48.0', 'fd00:10:48::']);
+    expect(ns().fdb.map((f) => f.dst).sort()).toEqual(['192.168.100.4', 'fd00::4']);
+    expect(ns().routes.filter((r) => r.onlink).map((r) => r.dst).sort()).toEqual(['10.10.48.0/20', 'fd00:10:48::/64']);
+  });
+
+  it('recognises our routes as `ip route show dev X` lists them (without dev)', async () => {
+    await registerWith({});
+    await kernel.batch(programmed('flannel.100', '10.10.32.0/20', '10.10.32.0', '0a:00:00:00:00:03', '192.168.100.3'));
+    const { nw, ac } = await registerWith({});
+    const list = kernel.listRoutes.bind(kernel);
+    vi.spyOn(kernel, 'listRoutes').mockImplementation(async (o) =>
+      (await list(o)).map((r) => {
+        if (o?.dev === undefined) return r;
+        const { dev: _dev, ...rest } = r;
+        return rest;
+      }),
+    );
+    void nw.run(ac.signal);
+    manager.push([]);
+    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)));
+    expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toEqual([]);
+  });
+
+  it('falls back to one entry at a time when the clean-up batch fails', async () => {
+    await registerWith({});
+    await kernel.batch(programmed('flannel.100', '10.10.32.0/20', '10.10.32.0', '0a:00:00:00:00:03', '192.168.100.3'));
+    await kernel.batch(programmed('flannel.100', '10.10.48.0/20', '10.10.48.0', '0a:00:00:00:00:04', '192.168.100.4'));
+    const { nw, ac } = await registerWith({});
+    kernel.world.failOn('deleteNeigh');
+    void nw.run(ac.signal);
+    manager.push([]);
+    await until(() => ns().fdb.length === 0 && ns().neighs.length === 0);
+    expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toEqual([]);
+    expect(logs.join('\n')).toMatch(/failed to remove stale entries in one batch .*; removing them one by one/);
+  });
+
+  it('runs once, after the first batch only', async () => {
+    await registerWith({});
+    const { nw, ac } = await registerWith({});
+    void nw.run(ac.signal);
+    manager.push([{ type: 'added', lease: A }]);
+    await until(() => nw.knownPeers().size === 1);
+    await new Promise((r) => setTimeout(r, 20));
+    // an entry that shows up later is not ours to judge any more
+    await kernel.batch(programmed('flannel.100', '10.10.32.0/20', '10.10.32.0', '0a:00:00:00:00:03', '192.168.100.3'));
+    manager.push([{ type: 'added', lease: C }]);
+    await until(() => nw.knownPeers().size === 2);
+    expect(peerState('10.10.32.0/20').route).toBeDefined();
+    expect(logs.join('\n')).not.toMatch(/stale entries/);
+  });
+
+  it('leaves a direct route (DirectRouting) alone: it is not on our device', async () => {
+    ns().routes.push({ family: 4, dst: '192.168.100.0/24', dev: 'eth0', scope: 'link', proto: 'kernel' });
+    await registerWith({ backend: { ...BACKEND, DirectRouting: true } });
+    await kernel.replaceRoute({ dst: '10.10.32.0/20', via: '192.168.100.3' });
+    const { nw, ac } = await registerWith({ backend: { ...BACKEND, DirectRouting: true } });
+    void nw.run(ac.signal);
+    manager.push([{ type: 'added', lease: A }]);
+    await until(() => nw.knownPeers().size === 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ns().routes.find((r) => r.dst === '10.10.32.0/20')).toEqual({ family: 4, dst: '10.10.32.0/20', via: '192.168.100.3' });
+    expect(ns().routes.find((r) => r.dst === '10.10.0.0/20')).toMatchObject({ via: '192.168.100.2' });
+  });
+});
 
