@@ -10,7 +10,8 @@
 // V8's default 16 MiB semi-spaces and worker threads keep ~30 MiB of RSS it never gives back
 // (scripts/bench/leases.mjs, README "Performance").
 import { build } from 'esbuild';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -32,6 +33,33 @@ const PARTS = {
   flanneld: ['daemon/main.ts', 'esm'],
 };
 
+/**
+ * Identifies the plugin sources a bundle was built from. A plugin runs a delegate in-process only when
+ * the file CNI_PATH gives for it carries the same line (shared/cni/invoke.ts): a copy of one of our
+ * executables next to the Go plugins never makes the Go ones stand in for ours, or ours for theirs.
+ */
+async function buildId() {
+  const h = createHash('sha256').update(process.version);
+  const walk = async (dir) => {
+    for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.name.endsWith('.ts')) h.update(p.slice(root.length)).update(await readFile(p));
+    }
+  };
+  for (const d of ['plugins', 'shared', 'scripts/cnitool']) await walk(join(root, d));
+  return h.digest('hex').slice(0, 16);
+}
+const BUILD_LINE = `// flannel-ts build ${await buildId()}`;
+
+/** Writes next to the target, then renames: a test or runtime exec'ing it never sees half a file. */
+async function writeAtomic(file, text) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, text);
+  await chmod(tmp, 0o755);
+  await rename(tmp, file);
+}
+
 await mkdir(outDir, { recursive: true });
 // Extensionless executables are CommonJS: say so explicitly, whatever the root package.json says.
 await writeFile(join(outDir, 'package.json'), '{"type":"commonjs"}\n');
@@ -42,27 +70,29 @@ for (const [name, [entry, format]] of Object.entries(PARTS)) {
   if (!existsSync(join(root, entry))) continue; // part not written yet
   const outfile = join(outDir, name);
   try {
-    await build({
+    const r = await build({
       entryPoints: [join(root, entry)],
+      write: false,
       outfile,
       bundle: true,
       platform: 'node',
       target: 'node20',
       format,
-      banner: { js: `#!${process.execPath}` },
+      banner: { js: `#!${process.execPath}\n${BUILD_LINE}` },
       minify: false,
       sourcemap: false,
       legalComments: 'none',
       logLevel: 'warning',
     });
+    const code = r.outputFiles[0].text;
     if (format === 'esm') {
       // The executable keeps its plain name: the ESM bundle goes to <name>.mjs behind a CJS launcher.
-      const code = await readFile(outfile, 'utf8');
-      await writeFile(`${outfile}.mjs`, code);
+      await writeAtomic(`${outfile}.mjs`, code);
       // env -S: a shebang passes one argument; env splits it (node is still named by absolute path)
-      await writeFile(outfile, `#!/usr/bin/env -S ${process.execPath} ${DAEMON_NODE_FLAGS}\nimport(require('node:path').join(__dirname, '${name}.mjs'));\n`);
+      await writeAtomic(outfile, `#!/usr/bin/env -S ${process.execPath} ${DAEMON_NODE_FLAGS}\nimport(require('node:path').join(__dirname, '${name}.mjs'));\n`);
+    } else {
+      await writeAtomic(outfile, code);
     }
-    await chmod(outfile, 0o755);
   } catch (err) {
     failed++;
     console.error(`build ${name}: ${err instanceof Error ? err.message : String(err)}`);

@@ -4,15 +4,16 @@
 // unchanged (as a CniError); other failures are worded like libcni's pluginErr.
 //
 // In-process fast path: a plugin binary of ours may register other plugins of ours that it carries in
-// its bundle (flannel carries bridge and host-local; bridge carries host-local). When CNI_PATH resolves
-// `<type>` to that same plugin of our build (the file beside the running executable, symlinks
-// resolved), the delegate runs inside this process through the same skeleton, fed the same stdin and
-// environment, and its output is judged exactly as an exec'd one's: exit code, stdout, stderr. That
-// saves one Node start (~40 ms) per delegation. Anything else on CNI_PATH (the Go plugins, another
-// build) is exec'd. CNI_TS_EXEC_DELEGATES=1 forces exec (benchmarks, debugging).
+// its bundle (flannel carries bridge and host-local; bridge carries host-local). When the file CNI_PATH
+// gives for `<type>` is that plugin from the same build as the running executable (its second line,
+// `// flannel-ts build <id>`, equals ours: scripts/build.mjs), the delegate runs inside this process
+// through the same skeleton, fed the same stdin and environment, and its exit code and stdout are
+// judged exactly as an exec'd one's (its stderr is passed on after it ends, as for an exec). That
+// saves one Node start (~40 ms) per delegation. Anything else found on CNI_PATH (a Go plugin, even
+// beside a copy of ours; another build of ours) is exec'd. CNI_TS_EXEC_DELEGATES=1 forces exec.
 import { spawn } from 'node:child_process';
-import { realpathSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { CniError, errorMessage } from './errors.js';
 import { isObject, parseJson } from './go-json.js';
 import { parseResult } from './version.js';
@@ -119,15 +120,31 @@ export function registerInProcess(type: string, run: InProcessPlugin): void {
   inProcess.set(type, run);
 }
 
+const BUILD_LINE = '// flannel-ts build ';
+
+/** The `// flannel-ts build <id>` line of an executable of ours (its second line), or undefined. */
+function buildLine(file: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const head = Buffer.alloc(512);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const line = head.subarray(0, n).toString('latin1').split('\n')[1];
+    return line?.startsWith(BUILD_LINE) ? line : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+let ownBuild: string | undefined | null = null;
+
 function inProcessFor(type: string, pluginPath: string, env: Record<string, string | undefined>): InProcessPlugin | undefined {
   const run = inProcess.get(type);
   if (run === undefined || env.CNI_TS_EXEC_DELEGATES === '1') return undefined;
-  try {
-    const ours = join(dirname(realpathSync(process.argv[1] ?? '')), type);
-    return realpathSync(pluginPath) === realpathSync(ours) ? run : undefined;
-  } catch {
-    return undefined;
-  }
+  if (ownBuild === null) ownBuild = buildLine(process.argv[1] ?? '');
+  return ownBuild !== undefined && buildLine(pluginPath) === ownBuild ? run : undefined;
 }
 
 async function runInProcess(run: InProcessPlugin, stdin: Buffer | string, env: Record<string, string | undefined>): Promise<ExecOutput> {

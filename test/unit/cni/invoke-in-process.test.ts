@@ -1,6 +1,6 @@
 // The in-process fast path of shared/cni/invoke.ts: a registered plugin runs inside this process only
-// when CNI_PATH resolves its type to the file of that name beside the running executable; its output
-// is judged exactly as an exec'd plugin's.
+// when the file CNI_PATH gives for its type comes from the same build as the running executable (the
+// `// flannel-ts build <id>` line); its output is judged exactly as an exec'd plugin's.
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,12 +26,21 @@ beforeAll(() => {
   linked = join(dir, 'linked');
   mkdirSync(ours);
   mkdirSync(other);
-  // the "running executable" and its sibling plugin; the sibling, when exec'd, says so in its result
-  for (const d of [ours, other]) {
-    writeFileSync(join(d, 'ipam'), `#!/bin/sh\ncat >/dev/null\necho '${RESULT('exec')}'\n`);
-    chmodSync(join(d, 'ipam'), 0o755);
-  }
-  writeFileSync(join(ours, 'self'), '');
+  mkdirSync(join(dir, 'copy'));
+  mkdirSync(join(dir, 'rebuilt'));
+  // the "running executable" and plugins named like the registered one; each, when exec'd, says so
+  // in its result. ours/ipam is of our build; other/ipam is someone else's (say the Go plugin);
+  // rebuilt/ipam is ours from another build.
+  const plugin = (file: string, buildLine: string) => {
+    writeFileSync(file, `#!${process.execPath}\n${buildLine}\nprocess.stdin.resume().on('end', () => console.log('${RESULT('exec')}'));\n`);
+    chmodSync(file, 0o755);
+  };
+  plugin(join(ours, 'ipam'), '// flannel-ts build 0123456789abcdef');
+  plugin(join(other, 'ipam'), '// not ours');
+  plugin(join(dir, 'rebuilt', 'ipam'), '// flannel-ts build fedcba9876543210');
+  writeFileSync(join(ours, 'self'), `#!${process.execPath}\n// flannel-ts build 0123456789abcdef\n`);
+  // a copy of our executable alone next to someone else's plugin (kube-flannel's /opt/cni/bin layout)
+  writeFileSync(join(dir, 'copy', 'self'), `#!${process.execPath}\n// flannel-ts build 0123456789abcdef\n`);
   symlinkSync(ours, linked);
   process.argv[1] = join(ours, 'self');
   registerInProcess('ipam', async (io: PluginIo) => {
@@ -73,6 +82,22 @@ describe('in-process delegation', () => {
 
   it('execs a plugin of that name found elsewhere first on CNI_PATH', async () => {
     const r = await delegateAdd('ipam', '{}', '1.0.0', { env: env(`${other}:${ours}`) });
+    expect(r.ips?.[0]?.address).toBe('10.0.0.9/24');
+  });
+
+  it('execs a plugin of that name that is not of our build, even beside a copy of ours', async () => {
+    // the running executable is the copy in copy/, the delegate someone else's in other/
+    process.argv[1] = join(dir, 'copy', 'self');
+    try {
+      const r = await delegateAdd('ipam', '{}', '1.0.0', { env: env(other) });
+      expect(r.ips?.[0]?.address).toBe('10.0.0.9/24');
+    } finally {
+      process.argv[1] = join(ours, 'self');
+    }
+  });
+
+  it('execs our plugin from another build', async () => {
+    const r = await delegateAdd('ipam', '{}', '1.0.0', { env: env(join(dir, 'rebuilt')) });
     expect(r.ips?.[0]?.address).toBe('10.0.0.9/24');
   });
 
