@@ -103,32 +103,29 @@ function urandom(n: number): Buffer {
   return b;
 }
 
-let realDeps: BridgeDeps | undefined;
-
-/** The real world: our own namespace's kernel, iptables, IPAM by exec through CNI_PATH. */
-export function defaultDeps(): BridgeDeps {
-  realDeps ??= {
+/**
+ * The real world for one invocation: our own namespace's kernel, iptables and nftables, IPAM through
+ * CNI_PATH with the invocation's environment, and logs to the invocation's stderr (the process's, or
+ * the caller's buffer when bridge runs in-process as a delegate).
+ */
+export function realDeps(io: { env: Record<string, string | undefined>; writeStderr(text: string): void }): BridgeDeps {
+  const o = { env: io.env, writeStderr: (t: string) => io.writeStderr(t) };
+  return {
     kernel: createKernel(),
     iptables: (family) => createIptables(family),
     nft: createNft(),
     ipam: {
-      add: (type, stdin, v) => delegateAdd(type, stdin, v),
-      del: (type, stdin) => delegateDel(type, stdin),
-      check: (type, stdin) => delegateCheck(type, stdin),
-      status: (type, stdin) => delegateStatus(type, stdin),
+      add: (type, stdin, v) => delegateAdd(type, stdin, v, o),
+      del: (type, stdin) => delegateDel(type, stdin, o),
+      check: (type, stdin) => delegateCheck(type, stdin, o),
+      status: (type, stdin) => delegateStatus(type, stdin, o),
     },
     openNetns: openNetnsPath,
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     random: urandom,
-    log: (msg) => process.stderr.write(`${msg}\n`),
+    log: (msg) => io.writeStderr(`${msg}\n`),
   };
-  return realDeps;
 }
-
-export const cmdAdd = (a: CmdArgs): Promise<Result> => add(a, defaultDeps());
-export const cmdDel = (a: CmdArgs): Promise<void> => del(a, defaultDeps());
-export const cmdCheck = (a: CmdArgs): Promise<void> => check(a, defaultDeps());
-export const cmdStatus = (a: CmdArgs): Promise<void> => status(a, defaultDeps());
 
 // ---------------------------------------------------------------------------------------------------
 // helpers
@@ -308,8 +305,10 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
   const undo: Array<() => Promise<void>> = [];
   try {
     // 1. IPAM and the read of the bridge, in parallel (upstream runs IPAM after the veth; the end state
-    //    is the same: on any failure after IPAM the IP is released)
-    const [ipamResult, before] = await Promise.all([
+    //    is the same: on any failure after IPAM the IP is released). Both settle before anything else:
+    //    an IP allocated while the read failed is registered for release, and a bridge error wins over
+    //    an IPAM error, as upstream reports the bridge first.
+    const [ipamR, beforeR] = await Promise.allSettled([
       isLayer3
         ? deps.ipam.add(n.ipamType, args.stdinData, n.cniVersion).then((r) => {
             undo.push(() => deps.ipam.del(n.ipamType, args.stdinData));
@@ -318,9 +317,13 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
         : undefined,
       host.inspect([brName]).then((m) => m.get(brName)),
     ]);
+    if (beforeR.status === 'rejected') throw beforeR.reason;
+    const before = beforeR.value;
     if (before !== undefined && before.kind !== 'bridge') {
       throw new Error(`failed to create bridge ${goQ(brName)}: ${goQ(brName)} already exists but is not a bridge`);
     }
+    if (ipamR.status === 'rejected') throw ipamR.reason;
+    const ipamResult = ipamR.value;
     // The MAC ensureAddr pins (upstream: the bridge's MAC when ensureBridge read it, before the port joined).
     const brPinMac = before?.mac ?? (n.isGateway ? randomMac(deps.random) : undefined);
 
@@ -388,7 +391,9 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
           attempt--;
           continue;
         }
-        if (op?.op === 'addVeth' && isExists(err) && attempt < 10) {
+        // only the pod's veth is retried under a new name (a clash on <br>.<vlan>'s veth, created by a
+        // concurrent ADD, is a gateway-step error below)
+        if (op?.op === 'addVeth' && vethOps.includes(op) && isExists(err) && attempt < 10) {
           bridgeOps.splice(0, done); // those ran
           if ((await pod.getLink(args.ifName)) !== undefined) {
             throw new Error(`container veth name (${goQ(args.ifName)}) peer provided (${goQ(hostVeth)}) already exists`);
@@ -437,7 +442,7 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
       if (n.ipMasq) {
         const chain = await formatChainName(n.name, args.containerId);
         const comment = formatComment(n.name, args.containerId);
-        for (const ipc of result.ips ?? []) await setupIPMasq(deps, ipc.address, chain, comment);
+        await setupIPMasq(deps, (result.ips ?? []).map((ipc) => ipc.address), chain, comment);
       }
     }
 
@@ -673,20 +678,31 @@ function startSpoofCheckTeardown(deps: BridgeDeps, args: CmdArgs): { finish(): P
 // ---------------------------------------------------------------------------------------------------
 // ipMasq (iptables backend, pkg/ip/ipmasq_iptables_linux.go)
 
-async function setupIPMasq(deps: BridgeDeps, address: string, chain: string, comment: string): Promise<void> {
-  const { ip, net } = parseCIDR(address);
-  const ipt = deps.iptables(ipFamily(ip));
+/**
+ * upstream: for each address, NewChain, then AppendUnique of the chain's ACCEPT-own-subnet and
+ * MASQUERADE-not-multicast rules and of the POSTROUTING jump (7 execs per address). The chain is this
+ * container's alone, so per family it is created-or-flushed and filled with the rules those appends
+ * leave, in their order (2 execs per family).
+ */
+async function setupIPMasq(deps: BridgeDeps, addresses: readonly string[], chain: string, comment: string): Promise<void> {
   const c = ['-m', 'comment', '--comment', comment];
-  const subnet = `${formatIP({ family: net.family, value: net.base })}/${net.prefix}`;
-  const multicast = ip.family === 4 ? '224.0.0.0/4' : 'ff00::/8';
-  // upstream: NewChain, then AppendUnique of the two chain rules and of the POSTROUTING jump (7 execs);
-  // the chain is this container's alone, so creating-or-flushing and filling it gives the same rules
-  // in 2 execs
-  await ipt.fillChains(
-    'nat',
-    [{ chain, rules: [['-d', subnet, '-j', 'ACCEPT', ...c], ['!', '-d', multicast, '-j', 'MASQUERADE', ...c]] }],
-    [{ chain: 'POSTROUTING', rule: ['-s', formatIP(ip), '-j', chain, ...c] }],
-  );
+  for (const family of [4, 6] as const) {
+    const rules: string[][] = [];
+    const jumps: string[][] = [];
+    const appendUnique = (list: string[][], rule: string[]) => {
+      if (!list.some((r) => r.join('\0') === rule.join('\0'))) list.push(rule);
+    };
+    for (const address of addresses) {
+      const { ip, net } = parseCIDR(address);
+      if (ipFamily(ip) !== family) continue;
+      const subnet = `${formatIP({ family: net.family, value: net.base })}/${net.prefix}`;
+      appendUnique(rules, ['-d', subnet, '-j', 'ACCEPT', ...c]);
+      appendUnique(rules, ['!', '-d', family === 4 ? '224.0.0.0/4' : 'ff00::/8', '-j', 'MASQUERADE', ...c]);
+      appendUnique(jumps, ['-s', formatIP(ip), '-j', chain, ...c]);
+    }
+    if (rules.length === 0) continue;
+    await deps.iptables(family).fillChains('nat', [{ chain, rules }], jumps.map((rule) => ({ chain: 'POSTROUTING', rule })));
+  }
 }
 
 /**

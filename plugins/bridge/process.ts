@@ -3,10 +3,11 @@
 import { registerInProcess } from '../../shared/cni/invoke.js';
 import { runPlugin, type PluginIo } from '../../shared/cni/skel.js';
 import { runHostLocal } from '../host-local/process.js';
-import { ABOUT, cmdAdd, cmdCheck, cmdDel, cmdStatus } from './bridge.js';
+import { ABOUT, add, check, del, realDeps, status } from './bridge.js';
 
 registerInProcess('host-local', runHostLocal);
 
 export function runBridge(io: PluginIo): Promise<number> {
-  return runPlugin({ add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus }, { about: ABOUT }, io);
+  const deps = realDeps(io);
+  return runPlugin({ add: (a) => add(a, deps), del: (a) => del(a, deps), check: (a) => check(a, deps), status: (a) => status(a, deps) }, { about: ABOUT }, io);
 }

@@ -52,7 +52,9 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     forward: sysctl(w.host, 'net/ipv4/ip_forward'),
     arpNotify: addrShow(w.pod()).some((l) => l.ifname === 'eth0') ? sysctl(w.pod(), 'net/ipv4/conf/eth0/arp_notify') : '',
     ipam: ipamFiles(w),
-    nat: w.host.exec(['iptables', '-t', 'nat', '-S']).stdout.split('\n').filter((l) => l.includes('CNI-')).sort(),
+    // in order: a container's chain holds its rules in the order the appends left them
+    nat: w.host.exec(['iptables', '-t', 'nat', '-S']).stdout.split('\n').filter((l) => l.includes('CNI-')),
+    nat6: w.host.exec(['ip6tables', '-t', 'nat', '-S']).stdout.split('\n').filter((l) => l.includes('CNI-')),
   });
 
   const dual = { ranges: [[{ subnet: '10.7.0.0/24' }], [{ subnet: 'fd00:7::/64' }]] };
@@ -69,6 +71,35 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     ['0.1.0 (no cniVersion)', { cniVersion: undefined, isGateway: true }, { subnet: '10.1.2.0/24' }],
     ['case-insensitive keys', { Bridge: 'br-t', ISGATEWAY: true, MTU: 1300 }, { subnet: '10.1.2.0/24' }],
   ];
+
+  it('ipMasq with two v4 addresses and a v6 one: the same chains as Go; DEL cleans where Go 1.1.1 fails and leaks', () => {
+    const go = world();
+    const ours = world();
+    // no gateway: a bridge takes one v4 gateway address
+    const ipam = { ranges: [[{ subnet: '10.7.0.0/24' }], [{ subnet: '10.8.0.0/24' }], [{ subnet: 'fd00:7::/64' }]] };
+    const cGo = conf(go, { ipMasq: true }, ipam);
+    const cOurs = conf(ours, { ipMasq: true }, ipam);
+    expect(runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(cGo)).status).toBe(0);
+    expect(runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(cOurs)).status).toBe(0);
+    const s = state(ours);
+    expect(s).toEqual(state(go));
+    // Go's appends leave: ACCEPT 10.7/24, MASQUERADE, ACCEPT 10.8/24, and one jump per address
+    expect(s.nat.filter((l) => l.startsWith('-A CNI-')).map((l) => l.split(' -m comment')[0]!.replace(/CNI-\w+/, 'C'))).toEqual([
+      '-A C -d 10.7.0.0/24',
+      '-A C ! -d 224.0.0.0/4',
+      '-A C -d 10.8.0.0/24',
+    ]);
+    expect(s.nat.filter((l) => l.startsWith('-A POSTROUTING'))).toHaveLength(2);
+
+    // Go 1.1.1 deletes the chain after the first address while the second's jump still uses it
+    const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL'), JSON.stringify(cGo));
+    expect(dGo.status).toBe(1);
+    expect(dGo.stdout).toMatch(/CHAIN_DEL failed \(Device or resource busy\)/);
+    const dOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL'), JSON.stringify(cOurs));
+    expect(dOurs).toMatchObject({ status: 0, stdout: '' });
+    expect(state(ours).nat).toEqual([]);
+    expect(state(ours).nat6).toEqual([]);
+  });
 
   it.each(CASES)('%s: same result bytes and state, ADD then DEL', (_name, o, ipam) => {
     const go = world();

@@ -320,6 +320,25 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     });
   });
 
+  it('IPAM runs beside the bridge read: a bridge error wins and the IP is released; a failed read releases it too', async () => {
+    const { kernel, deps, args, calls } = setup();
+    await kernel.batch([{ op: 'addVeth', name: 'cni0', peer: 'x0' }]); // "cni0" exists and is no bridge
+    deps.ipam.add = async () => {
+      calls.push('add host-local');
+      throw new CniError(11, 'try later');
+    };
+    await expect(add(args({ ipam: { type: 'host-local' } }), deps)).rejects.toThrow('"cni0" already exists but is not a bridge');
+
+    const b = setup();
+    b.deps.kernel = Object.assign(Object.create(b.kernel) as FakeKernel, {
+      inspect: async () => {
+        throw new Error('ip: cannot talk to the kernel');
+      },
+    });
+    await expect(add(b.args({ ipam: { type: 'host-local' } }), b.deps)).rejects.toThrow('ip: cannot talk to the kernel');
+    expect(b.calls).toEqual(['add host-local', 'del host-local']);
+  });
+
   it('CniErrors from IPAM pass through unchanged', async () => {
     const { deps, args } = setup();
     deps.ipam.add = async () => {
