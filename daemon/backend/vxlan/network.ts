@@ -89,6 +89,9 @@ export class VxlanNetwork implements Network {
   private readonly peers = new Map<string, Peer>();
   private readonly retries = new Map<string, { lease: Lease; delay: number; at: number }>();
   private retryTimer: NodeJS.Timeout | undefined;
+  private firstSyncDone: () => void = () => {};
+  /** Settles once the first lease snapshot is programmed and stale entries are removed. */
+  readonly firstSync = new Promise<void>((resolve) => (this.firstSyncDone = resolve));
   private tail: Promise<void> = Promise.resolve();
   private signal: AbortSignal | undefined;
 
@@ -119,7 +122,10 @@ export class VxlanNetwork implements Network {
         await this.serial(async () => {
           await this.handleBatch(batch);
           // the first batch is every current peer: whatever else we find on our devices is left over
-          if (first) await this.removeStaleEntries();
+          if (first) {
+            await this.removeStaleEntries();
+            this.firstSyncDone();
+          }
         });
       }
     } finally {

@@ -698,7 +698,7 @@ describe('entries left by leases deleted while flanneld was down', () => {
     const before = { batches: batches.length, execs: kernel.world.execs };
     void again.nw.run(again.ac.signal);
     manager.push([]);
-    await new Promise((r) => setTimeout(r, 50));
+    await again.nw.firstSync;
     expect(batches.length - before.batches).toBe(0);
     expect(kernel.world.execs - before.execs).toBe(3); // routes, neighbours, FDB of flannel.100
   });
@@ -775,8 +775,7 @@ describe('entries left by leases deleted while flanneld was down', () => {
     const { nw, ac } = await registerWith({});
     void nw.run(ac.signal);
     manager.push([{ type: 'added', lease: A }]);
-    await until(() => nw.knownPeers().size === 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await nw.firstSync;
     // an entry that shows up later is not ours to judge any more
     await kernel.batch(programmed('flannel.100', '10.10.32.0/20', '10.10.32.0', '0a:00:00:00:00:03', '192.168.100.3'));
     manager.push([{ type: 'added', lease: C }]);
@@ -792,8 +791,8 @@ describe('entries left by leases deleted while flanneld was down', () => {
     const { nw, ac } = await registerWith({ backend: { ...BACKEND, DirectRouting: true } });
     void nw.run(ac.signal);
     manager.push([{ type: 'added', lease: A }]);
-    await until(() => nw.knownPeers().size === 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await nw.firstSync;
+    expect(nw.knownPeers().size).toBe(1);
     expect(ns().routes.find((r) => r.dst === '10.10.32.0/20')).toEqual({ family: 4, dst: '10.10.32.0/20', via: '192.168.100.3' });
     expect(ns().routes.find((r) => r.dst === '10.10.0.0/20')).toMatchObject({ via: '192.168.100.2' });
   });
