@@ -1,17 +1,22 @@
 // flanneld: one linear wiring script, as flannel's main.go. Only this file touches the world
 // (argv, env, files, signals, the real kernel and etcd):
 //   options → previous subnet → etcd registry → local manager → network config → external
-//   interface → backend → registerNetwork (acquires the lease) → subnet.env → run + keep the lease.
-// SIGTERM/SIGINT abort everything and the process exits 0, leaving the lease, the devices and the
-// routes in place (zero-downtime restart). Exit 1 on start-up errors, as Go.
+//   interface → backend → registerNetwork (acquires the lease) → traffic rules (masq, forward,
+//   blackhole; daemon/traffic) → subnet.env → run + keep the lease.
+// SIGTERM/SIGINT abort everything and the process exits 0, leaving the lease, the devices, the
+// routes and the iptables/nftables rules in place (zero-downtime restart). Exit 1 on start-up errors,
+// as Go.
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createKernel } from '../shared/kernel/iproute.js';
+import { createBlackholeRoutes, createIptables } from '../shared/kernel/iptables.js';
+import { createNft } from '../shared/kernel/nft.js';
 import { getBackendFactory } from './backend/registry.js';
 import { lookupExtIface } from './ext-iface.js';
 import { type HealthServer, startHealthServer } from './health.js';
 import { createLogger, errorMessage } from './log.js';
-import { checkRenewMargin, parseOptions, splitEndpoints, unimplementedFlagWarnings, type Options } from './options.js';
+import { checkRenewMargin, parseOptions, splitEndpoints, type Options } from './options.js';
+import { startTraffic } from './traffic/traffic-manager.js';
 import { sleep } from './sleep.js';
 import type { Config } from './subnet/config.js';
 import { EtcdClient, type EtcdClientOptions } from './subnet/etcd/etcd-client.js';
@@ -77,7 +82,6 @@ async function main(): Promise<number> {
   const marginErr = checkRenewMargin(o.subnetLeaseRenewMargin);
   if (marginErr) die(marginErr);
   if (o.kubeSubnetMgr) die('the Kubernetes subnet manager (--kube-subnet-mgr) is not supported by this build: use etcd');
-  for (const w of unimplementedFlagWarnings(o)) log.warn(w);
 
   const ac = new AbortController();
   const onSignal = (sig: string) => {
@@ -157,6 +161,29 @@ async function main(): Promise<number> {
   }
 
   const lease = network.lease();
+  // Go: clean up the other mode's rules, Init, masq rules, forward rules, blackhole goroutines
+  let traffic: { done: Promise<void> };
+  try {
+    traffic = await startTraffic(
+      ac.signal,
+      {
+        enableNFTables: config.enableNFTables,
+        ipMasq: o.ipMasq,
+        ipMasqFullyRandomDisable: o.ipMasqFullyRandomDisable,
+        iptablesForwardRules: o.iptablesForwardRules,
+        ipBlackholeRoute: o.ipBlackholeRoute,
+        iptablesResync: o.iptablesResync,
+        ...(config.enableIPv4 && config.network ? { network: config.network, subnet: lease.subnet } : {}),
+        ...(config.enableIPv6 && config.ipv6Network && lease.ipv6Subnet ? { ipv6Network: config.ipv6Network, ipv6Subnet: lease.ipv6Subnet } : {}),
+        previous,
+      },
+      { iptables: { 4: createIptables(4), 6: createIptables(6) }, nft: createNft(), blackhole: createBlackholeRoutes() },
+      log,
+    );
+  } catch (err) {
+    die(errorMessage(err)); // Go: exit 1 (masq recycle failed, nftables unusable)
+  }
+
   try {
     await writeSubnetFile(o.subnetFile, {
       network: config.enableIPv4 ? config.network : undefined,
@@ -182,6 +209,9 @@ async function main(): Promise<number> {
     ac.abort();
   });
   await Promise.all([run, keep]);
+  ac.abort(); // the traffic loops stop with the lease keeper (own lease lost → exit 1)
+  // a resync in flight finishes first; Go does not wait for those goroutines at all, so cap it
+  await Promise.race([traffic.done, sleep(3000)]);
   return shutdown(code);
 
   async function shutdown(c: number): Promise<number> {

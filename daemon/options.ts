@@ -178,19 +178,3 @@ export function splitEndpoints(s: string): string[] {
 export function checkRenewMargin(minutes: number): string | undefined {
   return minutes >= 1 && minutes <= 1439 ? undefined : 'Invalid subnet-lease-renew-margin option, out of acceptable range';
 }
-
-/**
- * Flags that Go flanneld honours and this build accepts but does not act on yet (the iptables/nftables
- * traffic manager, spec §5): one warning each, so an operator never believes a rule is in place.
- */
-export function unimplementedFlagWarnings(o: Options): string[] {
-  const w: string[] = [];
-  if (o.ipMasq) {
-    w.push('--ip-masq is not implemented by this build: no MASQUERADE rules are installed, yet subnet.env says FLANNEL_IPMASQ=true, so the flannel CNI plugin will not ask the bridge to masquerade either (pods get no outbound NAT); drop --ip-masq to let the bridge plugin masquerade');
-  }
-  if (o.iptablesForwardRules) {
-    w.push('--iptables-forward-rules: the FORWARD accept rules for the pod network are not installed by this build; if the FORWARD policy is DROP, add them yourself');
-  }
-  if (o.ipBlackholeRoute) w.push('--ip-blackhole-route is not implemented by this build: no blackhole route for the own subnet');
-  return w;
-}

@@ -4,9 +4,10 @@
 //
 //   node scripts/bench/leases.mjs [counts...]      (default: 1000 5000; needs `etcd` and a built dist/bin/flanneld)
 //
-// A private etcd runs on random loopback ports with a temp data dir and is stopped by PID. flanneld
-// runs with the alloc backend (no data plane: it only reads interface addresses, --iface lo), so it
-// is safe in the root namespace. Each existing lease gets its own 24 h etcd lease, as real ones do.
+// The whole bench re-runs itself inside a network namespace it creates (and deletes at the end): a
+// private etcd on random loopback ports with a temp data dir, stopped by PID, and flanneld with the
+// alloc backend (--iface lo), whose traffic manager adds its FORWARD rules there, never in the
+// machine's root namespace. Each existing lease gets its own 24 h etcd lease, as real ones do.
 // Targets at 5000 leases: RSS ≤ 50 MiB (kube-flannel's memory limit), snapshot ≤ 1 s.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,6 +16,27 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+if (!process.env.BENCH_LEASES_NETNS) {
+  const ns = `fl-bl-${process.pid}`;
+  const ip = (...a) => spawnSync('ip', a, { stdio: 'inherit' }).status === 0;
+  let status = 1;
+  if (ip('netns', 'add', ns)) {
+    try {
+      if (ip('-n', ns, 'link', 'set', 'lo', 'up')) {
+        const self = fileURLToPath(import.meta.url);
+        const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, self, ...process.argv.slice(2)], {
+          stdio: 'inherit',
+          env: { ...process.env, BENCH_LEASES_NETNS: ns },
+        });
+        status = r.status ?? 1;
+      }
+    } finally {
+      ip('netns', 'del', ns);
+    }
+  }
+  process.exit(status);
+}
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FLANNELD = join(ROOT, 'dist', 'bin', 'flanneld');

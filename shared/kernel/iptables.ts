@@ -4,7 +4,12 @@
 // iptables-nft 1.8.9 words a missing chain differently from legacy).
 //
 // Rules are argv arrays after the chain name, e.g. ['-s', '10.0.0.2', '-j', 'CNI-x', '-m', 'comment',
-// '--comment', 'name: "cbr0" id: "c1"']. The table is per call. `--wait` is always passed, as go-iptables does.
+// '--comment', 'name: "cbr0" id: "c1"']. The table is per call. `--wait` is always passed, as go-iptables does
+// (not to `--version`).
+//
+// For flanneld's traffic manager (pkg/trafficmngr/iptables): `restore` pipes ordered -A/-I/-D lines to
+// `iptables-restore --noflush` as one transaction (ipTablesBootstrap / teardownIPTables), `clearChain`
+// and `chainExists` are go-iptables' ClearChain / ChainExists, `hasRandomFully` its HasRandomFully.
 import type { Family } from '../net/ip.js';
 import { isExists, isNotFound, KernelError } from './errors.js';
 import { resolveBin, spawnExec } from './iproute.js';
@@ -32,6 +37,24 @@ export interface Iptables {
    * end state of ensureChain + ensureRule for a chain that holds only our rules.
    */
   fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void>;
+  /** Whether `table` has the chain (built-in or user-defined), read from one `-S` (go-iptables ChainExists). */
+  chainExists(table: string, chain: string): Promise<boolean>;
+  /** Creates the chain, or flushes it when it exists (go-iptables ClearChain: `-N`, on EEXIST `-F`). */
+  clearChain(table: string, chain: string): Promise<void>;
+  /**
+   * `iptables-restore --noflush`: the lines in order as ONE transaction on `table` (all or nothing;
+   * no other rule can land between them). No lines: no exec. See restoreScript for the input.
+   */
+  restore(table: string, lines: readonly RestoreRule[]): Promise<void>;
+  /** MASQUERADE `--random-fully` is available: the binary is ≥ 1.6.2 (go-iptables HasRandomFully). */
+  hasRandomFully(): Promise<boolean>;
+}
+
+/** One line of a restore: `-A`/`-I` (at the top)/`-D` `chain` `rule`. */
+export interface RestoreRule {
+  action: '-A' | '-I' | '-D';
+  chain: string;
+  rule: readonly string[];
 }
 
 export interface OwnedChain {
@@ -59,6 +82,29 @@ export function fillChainsScript(table: string, own: readonly OwnedChain[], appe
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The iptables-restore input of restore(): `*<table>`, one line per rule, `COMMIT`, each line ending in
+ * `\n`. As flannel's buildIPTablesRestorePayload, the token after `--comment` is always double-quoted;
+ * other tokens are quoted only when they need it.
+ */
+export function restoreScript(table: string, lines: readonly RestoreRule[]): string {
+  const quote = (a: string) => `"${a.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+  let out = `*${table}\n`;
+  for (const l of lines) {
+    const args = l.rule.map((a, i) => (i > 0 && l.rule[i - 1] === '--comment' ? quote(a) : restoreArg(a)));
+    out += `${[l.action, l.chain, ...args].join(' ')}\n`;
+  }
+  return `${out}COMMIT\n`;
+}
+
+/** `iptables vX.Y.Z ...` → X.Y.Z ≥ 1.6.2 (when --random-fully and restore's --wait appeared). */
+export function versionHasRandomFully(versionText: string): boolean {
+  const m = /v(\d+)\.(\d+)\.(\d+)/.exec(versionText);
+  if (!m) return false;
+  const [a, b, c] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return a > 1 || (a === 1 && b > 6) || (a === 1 && b === 6 && c >= 2);
+}
+
 /** iptables (family 4) or ip6tables (family 6), optionally inside the network namespace at `netns`. */
 export function createIptables(family: Family, o?: { netns?: string; exec?: Exec }): Iptables {
   return new ExecIptables(family, o?.netns, o?.exec ?? spawnExec);
@@ -71,9 +117,11 @@ class ExecIptables implements Iptables {
     private readonly exec: Exec,
   ) {}
 
-  private run(args: readonly string[], tool: 'iptables' | 'iptables-restore' = 'iptables', input?: string): Promise<string> {
+  private randomFully: Promise<boolean> | undefined;
+
+  private run(args: readonly string[], tool: 'iptables' | 'iptables-restore' = 'iptables', input?: string, wait = true): Promise<string> {
     const bin = resolveBin(this.family === 6 ? tool.replace('ip', 'ip6') : tool);
-    const argv = [bin, ...args, '--wait'];
+    const argv = [bin, ...args, ...(wait ? ['--wait'] : [])];
     return this.exec(this.netns === undefined ? argv : [resolveBin('nsenter'), `--net=${this.netns}`, ...argv], input);
   }
 
@@ -89,6 +137,32 @@ class ExecIptables implements Iptables {
     } catch (err) {
       if (!isExists(err)) throw err;
     }
+  }
+
+  async chainExists(table: string, chain: string): Promise<boolean> {
+    return (await this.listRules(table)).some((l) => l === `-N ${chain}` || l.startsWith(`-P ${chain} `));
+  }
+
+  async clearChain(table: string, chain: string): Promise<void> {
+    try {
+      await this.run(['-t', table, '-N', chain]);
+    } catch (err) {
+      if (!isExists(err)) throw err;
+      await this.run(['-t', table, '-F', chain]);
+    }
+  }
+
+  async restore(table: string, lines: readonly RestoreRule[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.run(['--noflush'], 'iptables-restore', restoreScript(table, lines));
+  }
+
+  hasRandomFully(): Promise<boolean> {
+    this.randomFully ??= this.run(['--version'], 'iptables', undefined, false).then(versionHasRandomFully, () => {
+      this.randomFully = undefined; // not cached: the binary may appear later
+      return false;
+    });
+    return this.randomFully;
   }
 
   async hasRule(table: string, chain: string, rule: readonly string[]): Promise<boolean> {
@@ -147,10 +221,82 @@ class ExecIptables implements Iptables {
   }
 }
 
+const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+
 /** In-memory Iptables for unit tests: state per table → chain → rules (argv joined by NUL). */
 export class FakeIptables implements Iptables {
   readonly tables = new Map<string, Map<string, string[][]>>();
+  /** every restore() input, as restoreScript wrote it */
+  readonly restores: string[] = [];
+  /** what hasRandomFully() answers */
+  randomFully = true;
+  private restoreFailure: string | undefined;
   constructor(readonly family: Family = 4) {}
+
+  /** The next restore() fails (changing nothing), as iptables-restore does on a bad line. */
+  failNextRestore(stderr = 'iptables-restore: line 2 failed'): void {
+    this.restoreFailure = stderr;
+  }
+
+  /**
+   * `iptables -t <table> -S [chain]` as the real tool prints it: `-P <builtin> ACCEPT` or `-N <chain>`,
+   * then `-A` lines with arguments that contain blanks double-quoted (`--comment "flanneld masq"`).
+   */
+  save(table: string, chain?: string): string[] {
+    const out: string[] = [];
+    const q = (a: string) => (/[\s"]/.test(a) ? `"${a.replace(/["\\]/g, (c) => `\\${c}`)}"` : a);
+    for (const name of this.chains(table).keys()) {
+      if (chain !== undefined && name !== chain) continue;
+      out.push(BUILTIN_CHAINS.has(name) ? `-P ${name} ACCEPT` : `-N ${name}`);
+    }
+    for (const [name, rules] of this.chains(table)) {
+      if (chain !== undefined && name !== chain) continue;
+      for (const r of rules) out.push(`-A ${name} ${r.map(q).join(' ')}`);
+    }
+    if (chain !== undefined && out.length === 0) this.chain(table, chain);
+    return out;
+  }
+
+  async chainExists(table: string, chain: string): Promise<boolean> {
+    return this.chains(table).has(chain);
+  }
+
+  async clearChain(table: string, chain: string): Promise<void> {
+    this.chains(table).set(chain, []);
+  }
+
+  async hasRandomFully(): Promise<boolean> {
+    return this.randomFully;
+  }
+
+  async restore(table: string, lines: readonly RestoreRule[]): Promise<void> {
+    if (lines.length === 0) return;
+    const script = restoreScript(table, lines);
+    this.restores.push(script);
+    const fail = (n: number, why: string): never => {
+      const stderr = `iptables-restore v1.8.9 (nf_tables): ${why}\nError occurred at line: ${n}`;
+      throw new KernelError(`iptables-restore --noflush: ${why}`, { argv: ['iptables-restore', '--noflush'], exitCode: 1, stderr });
+    };
+    if (this.restoreFailure !== undefined) {
+      const why = this.restoreFailure;
+      this.restoreFailure = undefined;
+      fail(2, why);
+    }
+    // all or nothing: work on a copy, swap it in at COMMIT
+    const copy = new Map([...this.chains(table)].map(([k, v]) => [k, v.map((r) => [...r])]));
+    lines.forEach((l, i) => {
+      const c = copy.get(l.chain);
+      if (c === undefined) return fail(i + 2, `Chain '${l.chain}' does not exist`);
+      const key = l.rule.join('\0');
+      if (l.action === '-D') {
+        const at = c.findIndex((r) => r.join('\0') === key);
+        if (at < 0) return fail(i + 2, 'Bad rule (does a matching rule exist in that chain?).');
+        c.splice(at, 1);
+      } else if (l.action === '-I') c.unshift([...l.rule]);
+      else c.push([...l.rule]);
+    });
+    this.tables.set(table, copy);
+  }
 
   private chains(table: string): Map<string, string[][]> {
     let t = this.tables.get(table);
@@ -232,5 +378,63 @@ export class FakeIptables implements Iptables {
       for (const r of rules) out.push(`-A ${name} ${r.join(' ')}`);
     }
     return out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Blackhole routes (flanneld --ip-blackhole-route). They sit here, next to the other netfilter-side
+// state flanneld's traffic manager keeps, because kernel.ts's RouteSpec has no route type: once it has
+// one (`type?: 'blackhole'`), these two verbs belong on Kernel and this section goes.
+
+/** `blackhole <dst>` routes in the main table. */
+export interface BlackholeRoutes {
+  /** The destinations of the `family` blackhole routes of the main table, as `ip` prints them. */
+  list(family: Family): Promise<string[]>;
+  /**
+   * `ip route add blackhole <dst>` (netlink RouteAdd: never replaces anything). IPv4 refuses it with
+   * EEXIST (`isExists`) while another route for exactly `dst` exists, e.g. a bridge's connected route.
+   */
+  add(dst: string): Promise<void>;
+}
+
+/** Blackhole routes in this process's network namespace, or in the one at `netns`. */
+export function createBlackholeRoutes(o?: { netns?: string; exec?: Exec }): BlackholeRoutes {
+  const exec = o?.exec ?? spawnExec;
+  const run = (args: readonly string[]) => {
+    const argv = [resolveBin('ip'), ...args];
+    return exec(o?.netns === undefined ? argv : [resolveBin('nsenter'), `--net=${o.netns}`, ...argv]);
+  };
+  return {
+    async list(family) {
+      const out = await run([`-${family}`, '-json', 'route', 'show', 'table', 'main', 'type', 'blackhole']);
+      const rows: unknown = JSON.parse(out.trim() === '' ? '[]' : out);
+      if (!Array.isArray(rows)) return [];
+      return rows.flatMap((r: unknown) => {
+        const dst = typeof r === 'object' && r !== null ? (r as { dst?: unknown }).dst : undefined;
+        return typeof dst === 'string' ? [dst] : [];
+      });
+    },
+    async add(dst) {
+      await run(['route', 'add', 'blackhole', dst]);
+    },
+  };
+}
+
+/** In-memory BlackholeRoutes: `routes` holds the blackhole dsts; `taken` the dsts another route holds. */
+export class FakeBlackholeRoutes implements BlackholeRoutes {
+  routes: string[] = [];
+  readonly taken = new Set<string>();
+  adds = 0;
+
+  async list(family: Family): Promise<string[]> {
+    return this.routes.filter((d) => (d.includes(':') ? 6 : 4) === family);
+  }
+
+  async add(dst: string): Promise<void> {
+    this.adds++;
+    if (this.routes.includes(dst) || this.taken.has(dst)) {
+      throw new KernelError(`ip route add blackhole ${dst}: File exists`, { argv: ['ip', 'route', 'add', 'blackhole', dst], exitCode: 2, stderr: 'RTNETLINK answers: File exists' });
+    }
+    this.routes.push(dst);
   }
 }

@@ -1,0 +1,63 @@
+// --ip-blackhole-route (spec §5.3): `blackhole <own subnet>` in the main table, v4 and/or v6, checked
+// now and then every --iptables-resync seconds and added when missing. Without a bridge holding the
+// subnet's connected route (Canal: pods get /32 routes), packets for unused pod addresses would
+// otherwise follow the default route out of the node.
+//
+// The route is added, never replaced (netlink RouteAdd): where another route for exactly the subnet
+// exists (the flannel bridge's connected route on cni0) IPv4 refuses it with EEXIST and that route is
+// left alone. Such a failure is logged when it first happens and again only when it changes or after
+// the route was in place, not every period. The route is not removed on exit.
+import type { IPNet } from '../../shared/net/ip.js';
+import { formatNet, netEqual, tryParseCIDR } from '../../shared/net/ip.js';
+import type { BlackholeRoutes } from '../../shared/kernel/iptables.js';
+import type { Logger } from '../log.js';
+import { errorMessage } from '../log.js';
+import type { Sleep } from './traffic-manager.js';
+
+/** A dst as `ip` prints it (`10.1.2.3` for a /32) as a network. */
+function parseDst(dst: string, family: 4 | 6): IPNet | undefined {
+  return tryParseCIDR(dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`)?.net;
+}
+
+/** One pass: adds the blackhole route of each subnet that has none. `lastError` carries the dedup state. */
+export async function ensureBlackholeRoutes(
+  routes: BlackholeRoutes,
+  subnets: readonly IPNet[],
+  log: Logger,
+  lastError: Map<string, string> = new Map(),
+): Promise<void> {
+  for (const sn of subnets) {
+    const dst = formatNet(sn);
+    try {
+      const present = (await routes.list(sn.family)).some((d) => {
+        const n = parseDst(d, sn.family);
+        return n !== undefined && netEqual(n, sn);
+      });
+      if (!present) {
+        await routes.add(dst);
+        log.info(`Added blackhole route for ${dst}`);
+      }
+      lastError.delete(dst);
+    } catch (err) {
+      const msg = `Failed to ensure the blackhole route for ${dst}: ${errorMessage(err)}`;
+      if (lastError.get(dst) !== msg) log.error(msg);
+      lastError.set(dst, msg);
+    }
+  }
+}
+
+/** The loop: a pass now, then one every `periodMs` until the signal aborts. Never throws. */
+export async function runBlackholeRoutes(
+  signal: AbortSignal,
+  routes: BlackholeRoutes,
+  subnets: readonly IPNet[],
+  periodMs: number,
+  log: Logger,
+  sleep: Sleep,
+): Promise<void> {
+  if (subnets.length === 0) return;
+  const lastError = new Map<string, string>();
+  do {
+    await ensureBlackholeRoutes(routes, subnets, log, lastError);
+  } while (await sleep(periodMs, signal));
+}
