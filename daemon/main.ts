@@ -9,7 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createKernel } from '../shared/kernel/iproute.js';
-import { createBlackholeRoutes, createIptables } from '../shared/kernel/iptables.js';
+import { createBlackholeRoutes } from '../shared/kernel/blackhole.js';
+import { createIptables } from '../shared/kernel/iptables.js';
 import { createNft } from '../shared/kernel/nft.js';
 import { getBackendFactory } from './backend/registry.js';
 import { lookupExtIface } from './ext-iface.js';

@@ -9,7 +9,7 @@
 // the route was in place, not every period. The route is not removed on exit.
 import type { IPNet } from '../../shared/net/ip.js';
 import { formatNet, netEqual, tryParseCIDR } from '../../shared/net/ip.js';
-import type { BlackholeRoutes } from '../../shared/kernel/iptables.js';
+import type { BlackholeRoutes } from '../../shared/kernel/blackhole.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../log.js';
 import type { Sleep } from './traffic-manager.js';

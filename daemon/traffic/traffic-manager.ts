@@ -14,7 +14,8 @@
 // their failures and never end the daemon; `done` resolves once they all stopped. Nothing is removed
 // on exit: rules and routes stay for the next start (zero-downtime restart).
 import type { IPNet } from '../../shared/net/ip.js';
-import type { BlackholeRoutes, Iptables } from '../../shared/kernel/iptables.js';
+import type { BlackholeRoutes } from '../../shared/kernel/blackhole.js';
+import type { Iptables } from '../../shared/kernel/iptables.js';
 import type { Nft } from '../../shared/kernel/nft.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../log.js';

@@ -7,7 +7,8 @@ import { forwardRules, ipTablesBootstrap, masqRules } from '../../../daemon/traf
 import { NFTablesManager, masqCommands } from '../../../daemon/traffic/nftables-manager.js';
 import { startTraffic, type TrafficOptions } from '../../../daemon/traffic/traffic-manager.js';
 import { KernelError } from '../../../shared/kernel/errors.js';
-import { createBlackholeRoutes, createIptables, FakeBlackholeRoutes, FakeIptables } from '../../../shared/kernel/iptables.js';
+import { createBlackholeRoutes, FakeBlackholeRoutes } from '../../../shared/kernel/blackhole.js';
+import { createIptables, FakeIptables } from '../../../shared/kernel/iptables.js';
 import { FakeNft } from '../../../shared/kernel/nft.js';
 import { parseNet } from '../../../shared/net/ip.js';
 import { manualClock } from './traffic-helpers.js';
