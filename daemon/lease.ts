@@ -1,7 +1,7 @@
 // Leases as flannel's pkg/lease has them: the subnet a host holds, who holds it (PublicIP) and what the
 // backend needs to reach it (BackendType/BackendData). Pure data; parsing and the etcd wire format live
 // in daemon/subnet/.
-import type { IP, IPNet } from '../shared/net/ip.js';
+import { formatNet, type IP, type IPNet } from '../shared/net/ip.js';
 
 export interface LeaseAttrs {
   publicIP: IP;
@@ -38,4 +38,26 @@ export interface LeaseEvent {
   type: LeaseEventType;
   /** for `removed`, the lease as it was known before (attrs included), so a backend can undo it */
   lease: Lease;
+}
+
+/** A lease's identity in a backend's maps: `<v4 subnet>` or `<v4>&<v6>` (the subnet key's shape). */
+export function leaseKey(lease: Lease): string {
+  const v4 = lease.subnet ? formatNet(lease.subnet) : '';
+  return lease.ipv6Subnet ? `${v4}&${formatNet(lease.ipv6Subnet)}` : v4;
+}
+
+/**
+ * The last event of each lease in a batch, in the order of those last events, leaving out the ones
+ * `skip` names (our own lease). Backends write with replace semantics and remove what they
+ * programmed, so one plan per lease is enough and never conflicts with itself.
+ */
+export function lastEventPerLease(events: readonly LeaseEvent[], skip: (l: Lease) => boolean): Map<string, LeaseEvent> {
+  const last = new Map<string, LeaseEvent>();
+  for (const ev of events) {
+    if (skip(ev.lease)) continue;
+    const key = leaseKey(ev.lease);
+    last.delete(key);
+    last.set(key, ev);
+  }
+  return last;
 }

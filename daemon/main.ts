@@ -154,7 +154,8 @@ async function main(): Promise<number> {
       enableIPv4: config.enableIPv4,
       enableIPv6: config.enableIPv6,
       backend: config.backend,
-      ...(config.network ? { network: config.network } : {}),
+      ...(config.enableIPv4 && config.network ? { network: config.network } : {}),
+      ...(config.enableIPv6 && config.ipv6Network ? { ipv6Network: config.ipv6Network } : {}),
     });
   } catch (err) {
     if (ac.signal.aborted) return shutdown(0);

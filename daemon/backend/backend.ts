@@ -43,6 +43,8 @@ export interface BackendNetworkConfig {
   backend: Record<string, unknown>;
   /** the config's `Network` (IPv4), when enabled: vxlan keeps device addresses outside it, as Go */
   network?: IPNet;
+  /** the config's `IPv6Network`, when enabled */
+  ipv6Network?: IPNet;
 }
 
 export interface BackendDeps {

@@ -2,12 +2,14 @@
 // backend.Register, without side-effect registration (style.md).
 import type { BackendFactory } from './backend.js';
 import { createAllocBackend } from './alloc.js';
+import { createHostgwBackend } from './hostgw/hostgw.js';
 import { createVxlanBackend } from './vxlan/vxlan.js';
 
 export const BACKENDS = {
   alloc: createAllocBackend,
   vxlan: createVxlanBackend,
-  // host-gw, ipip, wireguard, udp: not implemented; the daemon exits with `unknown backend type: <t>`
+  'host-gw': createHostgwBackend,
+  // ipip, wireguard, udp: not implemented; the daemon exits with `unknown backend type: <t>`
 } satisfies Record<string, BackendFactory>;
 
 export function getBackendFactory(type: string): BackendFactory | undefined {

@@ -156,8 +156,13 @@ lab_vtep_mac() {
 }
 
 # Number of routes via flannel.<VNI> in host I.
+# Peer routes on host I: onlink routes on flannel.<VNI> (vxlan), gateway routes on eth0 (host-gw).
 lab_peer_routes() {
-  ip -n "$(lab_ns_host "$1")" route show dev "flannel.$LAB_VNI" 2>/dev/null | grep -c onlink || true
+  local h; h=$(lab_ns_host "$1")
+  case "$LAB_CONFIG" in
+    *'"host-gw"'*) ip -n "$h" route show dev eth0 2>/dev/null | grep -c ' via ' || true ;;
+    *) ip -n "$h" route show dev "flannel.$LAB_VNI" 2>/dev/null | grep -c onlink || true ;;
+  esac
 }
 
 # lab_wait_peers I N: waits until host I has N peer routes.

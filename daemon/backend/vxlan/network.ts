@@ -33,7 +33,7 @@ import {
   type IPNet,
 } from '../../../shared/net/ip.js';
 import type { Network, SubnetManager } from '../backend.js';
-import type { Lease, LeaseEvent } from '../../lease.js';
+import { lastEventPerLease, type Lease, type LeaseEvent } from '../../lease.js';
 import { sleep } from '../../sleep.js';
 import { normalizeMac, vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
 
@@ -76,11 +76,6 @@ interface Plan {
   lease?: Lease;
   /** best-effort removal of whatever part of an add got written */
   undo?: KernelOp[];
-}
-
-export function leaseKey(lease: Lease): string {
-  const v4 = lease.subnet ? formatNet(lease.subnet) : '';
-  return lease.ipv6Subnet ? `${v4}&${formatNet(lease.ipv6Subnet)}` : v4;
 }
 
 const isZero = (ip: IP | undefined): boolean => ip === undefined || ip.value === 0n;
@@ -143,15 +138,7 @@ export class VxlanNetwork implements Network {
 
   /** Applies one batch of lease events; never throws for a bad lease. */
   async handleBatch(events: readonly LeaseEvent[]): Promise<void> {
-    // Only the last event per subnet matters: entries are written with replace semantics and a
-    // removal uses what we programmed, so coalescing keeps one plan (and no conflicting ops) per peer.
-    const last = new Map<string, LeaseEvent>();
-    for (const ev of events) {
-      if (this.isOwn(ev.lease)) continue;
-      const key = leaseKey(ev.lease);
-      last.delete(key);
-      last.set(key, ev);
-    }
+    const last = lastEventPerLease(events, (l) => this.isOwn(l));
     if (last.size === 0) return;
     const t0 = performance.now();
     const routes = await this.routesForDirect();
