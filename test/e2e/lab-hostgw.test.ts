@@ -1,0 +1,56 @@
+// The lab with the host-gw backend: 2 hosts on one underlay, 1 pod each through our CNI plugins;
+// pods reach each other through plain routes via the peer's underlay address, no VXLAN device.
+// Namespaces fl-e2g-<pid>-*, state in a temp dir; afterAll tears it all down.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const canRun =
+  process.getuid?.() === 0 &&
+  spawnSync('which', ['etcd', 'etcdctl', 'ping']).status === 0 &&
+  spawnSync('test', ['-x', join(ROOT, 'dist/bin/flanneld')]).status === 0 &&
+  spawnSync('test', ['-x', join(ROOT, 'dist/bin/cnitool')]).status === 0;
+
+const LAB_DIR = mkdtempSync(join(tmpdir(), 'flannel-e2e-hostgw-'));
+const ENV = {
+  ...process.env,
+  LAB_DIR,
+  LAB_PREFIX: `fl-e2g-${process.pid}-`,
+  LAB_HOSTS: '2',
+  LAB_PODS: '1',
+  LAB_CONFIG: '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.99.0.0","Backend":{"Type":"host-gw"}}',
+};
+
+function lab(script: string, allowFail = false): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync('bash', ['-c', `. scripts/lab/lib.sh; ${script}`], { cwd: ROOT, env: ENV, encoding: 'utf8', timeout: 120_000 });
+  const res = { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  if (res.status !== 0 && !allowFail) throw new Error(`lab: ${script} → ${res.status}\n${res.stdout}\n${res.stderr}`);
+  return res;
+}
+const inHost = (i: number, argv: string[]) => spawnSync('ip', ['netns', 'exec', `${ENV.LAB_PREFIX}h${i}`, ...argv], { encoding: 'utf8' });
+
+describe.skipIf(!canRun)('the lab with host-gw', () => {
+  beforeAll(() => {
+    lab('lab_up');
+  }, 120_000);
+  afterAll(() => {
+    lab('lab_down', true);
+    rmSync(LAB_DIR, { recursive: true, force: true });
+  });
+
+  it('pods ping across hosts through routes via the peer, with no VXLAN device', () => {
+    const r = lab('lab_ping_matrix', true);
+    expect(r.stdout).not.toContain('FAIL');
+    expect(r.stdout.match(/\bok\b/g)).toHaveLength(4);
+    for (const [i, peer] of [[1, 2], [2, 1]] as const) {
+      const subnet = lab(`lab_host_subnet ${peer}`).stdout.trim();
+      expect(inHost(i, ['ip', 'route', 'show', subnet]).stdout).toContain(`via 192.168.100.${peer} dev eth0`);
+      expect(inHost(i, ['ip', '-o', 'link', 'show', 'type', 'vxlan']).stdout.trim()).toBe('');
+    }
+    const lease = lab(`lab_etcdctl get --print-value-only /coreos.com/network/subnets/${lab('lab_host_subnet 1').stdout.trim().replace('/', '-')}`).stdout.trim();
+    expect(JSON.parse(lease)).toEqual({ PublicIP: '192.168.100.1', PublicIPv6: null, BackendType: 'host-gw' });
+  });
+});
