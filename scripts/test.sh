@@ -11,7 +11,7 @@ rc=$?
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  const suites = r.numFailedTestSuites ? `, ${r.numFailedTestSuites} failed files` : "";
+  const suites = r.numFailedTestSuites ? `, ${r.numFailedTestSuites} failed suites` : "";
   console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped${suites}`);
 ' "$report" 2>/dev/null || echo "tests: no report (vitest exit $rc)"
 exit $rc
