@@ -1,7 +1,7 @@
 // Leases as flannel's pkg/lease has them: the subnet a host holds, who holds it (PublicIP) and what the
 // backend needs to reach it (BackendType/BackendData). Pure data; parsing and the etcd wire format live
 // in daemon/subnet/.
-import { formatNet, type IP, type IPNet } from '../shared/net/ip.js';
+import { formatNet, netContains, netIP, type IP, type IPNet } from '../shared/net/ip.js';
 
 export interface LeaseAttrs {
   publicIP: IP;
@@ -60,4 +60,15 @@ export function lastEventPerLease(events: readonly LeaseEvent[], skip: (l: Lease
     last.set(key, ev);
   }
   return last;
+}
+
+/**
+ * Why a peer's subnet must not be routed, or undefined when it may: it has to lie inside the flannel
+ * network of its family. Go routes whatever a key says, so a junk or hostile key such as `0.0.0.0-0`
+ * would take over the node's default route (or its LAN's) and cut it off from etcd.
+ */
+export function peerSubnetProblem(subnet: IPNet, network: IPNet | undefined): string | undefined {
+  if (network === undefined) return subnet.prefix === 0 ? `its subnet ${formatNet(subnet)} would replace the default route` : undefined;
+  if (subnet.family === network.family && subnet.prefix >= network.prefix && netContains(network, netIP(subnet))) return undefined;
+  return `its subnet ${formatNet(subnet)} is outside the network ${formatNet(network)}`;
 }

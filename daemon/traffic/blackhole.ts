@@ -55,7 +55,7 @@ export async function runBlackholeRoutes(
   log: Logger,
   sleep: Sleep,
 ): Promise<void> {
-  if (subnets.length === 0) return;
+  if (subnets.length === 0 || signal.aborted) return;
   const lastError = new Map<string, string>();
   do {
     await ensureBlackholeRoutes(routes, subnets, log, lastError);

@@ -235,7 +235,7 @@ export class IPTablesManager implements TrafficManager {
       { table: 'filter', chain: FWD_CHAIN, jump: { table: 'filter', chain: 'FORWARD', rulespec: [...FWD_COMMENT, '-j', FWD_CHAIN] } },
     ];
     const failures: string[] = [];
-    for (const family of [4, 6] as const) {
+    families: for (const family of [4, 6] as const) {
       const ipt = this.d.iptables[family];
       for (const s of sets) {
         try {
@@ -248,7 +248,8 @@ export class IPTablesManager implements TrafficManager {
         } catch (err) {
           if (isNotFound(err)) continue;
           // no iptables binary (an nftables-only host): nothing of ours can be there
-          if (err instanceof KernelError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return;
+          // (ip6tables may still be there: go on with the other family)
+          if (err instanceof KernelError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') continue families;
           failures.push(`could not clean-up ${s.chain} (IPv${family}): ${errorMessage(err)}`);
         }
       }

@@ -32,7 +32,7 @@ import {
   type IPNet,
 } from '../../../shared/net/ip.js';
 import type { Network, SubnetManager } from '../backend.js';
-import { lastEventPerLease, type Lease, type LeaseEvent } from '../../lease.js';
+import { lastEventPerLease, peerSubnetProblem, type Lease, type LeaseEvent } from '../../lease.js';
 import { sleep } from '../../sleep.js';
 
 export const BACKEND_TYPE = 'host-gw';
@@ -216,6 +216,8 @@ export class HostgwNetwork implements Network {
     if (!subnet) return undefined;
     const gw = family === 4 ? lease.attrs.publicIP : lease.attrs.publicIPv6;
     if (subnet.family !== family) return `its IPv${family} subnet ${formatNet(subnet)} is not IPv${family}`;
+    const outside = peerSubnetProblem(subnet, family === 4 ? this.o.network : this.o.ipv6Network);
+    if (outside) return outside;
     if (!gw || gw.value === 0n || gw.family !== family) return `no public IPv${family}`;
     return { dst: formatNet(subnet), via: formatIP(gw), dev: this.o.extIface };
   }

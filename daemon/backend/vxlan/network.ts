@@ -33,7 +33,7 @@ import {
   type IPNet,
 } from '../../../shared/net/ip.js';
 import type { Network, SubnetManager } from '../backend.js';
-import { lastEventPerLease, type Lease, type LeaseEvent } from '../../lease.js';
+import { lastEventPerLease, peerSubnetProblem, type Lease, type LeaseEvent } from '../../lease.js';
 import { sleep } from '../../sleep.js';
 import { normalizeMac, vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
 
@@ -45,8 +45,10 @@ export interface VxlanNetworkOptions {
   dev?: VxlanDevice;
   v6Dev?: VxlanDevice;
   directRouting: boolean;
-  /** the flannel Network, for re-configuring a re-created device (VxlanDevice.configure) */
+  /** the flannel Network, for re-configuring a re-created device (VxlanDevice.configure); peers outside it are refused */
   network?: IPNet;
+  /** the flannel IPv6Network; IPv6 peers outside it are refused */
+  ipv6Network?: IPNet;
   mtu: number;
   /** device watchdog period (ms); 0 disables it */
   pollInterval?: number;
@@ -262,6 +264,8 @@ export class VxlanNetwork implements Network {
     if (!subnet || (family === 4 && !lease.enableIPv4 && !lease.subnet)) return undefined;
     const publicIP = family === 4 ? lease.attrs.publicIP : lease.attrs.publicIPv6;
     const data = family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data;
+    const outside = peerSubnetProblem(subnet, family === 4 ? this.o.network : this.o.ipv6Network);
+    if (outside) return outside;
     if (isZero(publicIP) || !publicIP) return `no public IPv${family}`;
     if (typeof data !== 'object' || data === null) return `no ${family === 4 ? 'BackendData' : 'BackendV6Data'}`;
     const rawMac = field(data as Record<string, unknown>, 'VtepMAC');

@@ -203,6 +203,7 @@ export class VxlanBackend implements Backend {
       v6Dev,
       directRouting: cfg.directRouting,
       ...(config.network ? { network: config.network } : {}),
+      ...(config.ipv6Network ? { ipv6Network: config.ipv6Network } : {}),
       mtu: Math.min(dev?.attrs.mtu ?? Infinity, v6Dev?.attrs.mtu ?? Infinity),
     });
   }

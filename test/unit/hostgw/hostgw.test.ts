@@ -186,7 +186,7 @@ describe('peer routes', () => {
   });
 
   it('programs 1000 peers with one batch', async () => {
-    const { nw } = await start();
+    const { nw } = await start({ network: parseNet('10.0.0.0/8') });
     await push(nw, []);
     const batch: LeaseEvent[] = [];
     for (let i = 0; i < 1000; i++) batch.push(added(hgwLease(`10.${100 + (i >> 8)}.${i & 0xff}.0/24`, `192.168.100.${2 + (i % 250)}`)));
@@ -195,6 +195,20 @@ describe('peer routes', () => {
     expect(kernel.world.execs - before).toBe(1);
     expect(ns().routes.filter((r) => r.via !== undefined)).toHaveLength(1000);
     expect(logs.at(-1)).toMatch(/applied a batch of 1000 lease events \(1000 host-gw added, 0 removed\)/);
+  });
+
+  it('never routes a subnet outside the Network (a junk or hostile key must not take the default or LAN route)', async () => {
+    const { nw } = await start();
+    await push(nw, []);
+    const before = ns().routes.map((r) => ({ ...r }));
+    await push(nw, [
+      added(hgwLease('0.0.0.0/0', '192.168.100.2')),
+      added(hgwLease('192.168.100.0/24', '192.168.100.3')),
+      added(hgwLease('10.10.48.0/20', '192.168.100.4')),
+    ]);
+    expect(ns().routes.filter((r) => !before.some((b) => b.dst === r.dst))).toEqual([expect.objectContaining({ dst: '10.10.48.0/20', via: '192.168.100.4' })]);
+    expect(logs.join('\n')).toMatch(/its subnet 0\.0\.0\.0\/0 is outside the network 10\.10\.0\.0\/16/);
+    expect(logs.join('\n')).toMatch(/its subnet 192\.168\.100\.0\/24 is outside the network 10\.10\.0\.0\/16/);
   });
 
   it('IPv6: routes the v6 subnet via PublicIPv6', async () => {

@@ -298,10 +298,12 @@ describe('VxlanNetwork', () => {
       { type: 'added', lease: lease('10.10.64.0/20', '192.168.100.5', undefined, 'host-gw') },
       { type: 'added', lease: lease('10.10.80.0/20', '192.168.100.6', 'not-a-mac') },
       { type: 'added', lease: lease('10.10.96.0/20', '0.0.0.0', '0a:00:00:00:00:07') },
+      { type: 'added', lease: lease('0.0.0.0/0', '192.168.100.8', '0a:00:00:00:00:08') },
       { type: 'added', lease: PEERS[0]! },
     ]);
     await until(() => nw.knownPeers().size === 1);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100').map((r) => r.dst)).toEqual(['10.10.0.0/20']);
+    expect(logs.join('\n')).toMatch(/skipping lease 0\.0\.0\.0\/0: its subnet 0\.0\.0\.0\/0 would replace the default route/);
     expect(logs.join('\n')).toMatch(/ignoring non-vxlan v4Subnet\(10\.10\.64\.0\/20\).*type=host-gw/);
     expect(logs.join('\n')).toMatch(/skipping lease 10\.10\.80\.0\/20: .*invalid VtepMAC/);
     expect(logs.join('\n')).toMatch(/skipping lease 10\.10\.96\.0\/20: no public IPv4/);
@@ -524,6 +526,19 @@ describe('device address (upstream TestEnsureV4AddressOnLink)', () => {
       { op: 'setLinkUp', dev: 'flannel.100' },
     ]]);
     expect(ns().links.get('flannel.100')!.up).toBe(true);
+  });
+
+  it('refuses a peer whose subnet lies outside the Network (no route over the LAN or the default)', async () => {
+    const { nw, ac } = await registerWith({ network: '10.10.0.0/16' });
+    void nw.run(ac.signal);
+    manager.push([
+      { type: 'added', lease: lease('192.168.100.0/24', '192.168.100.3', '0a:00:00:00:00:03') },
+      { type: 'added', lease: lease('10.10.32.0/20', '192.168.100.2', '0a:00:00:00:00:02') },
+    ]);
+    await until(() => nw.knownPeers().size === 1);
+    expect(ns().routes.filter((r) => r.dev === 'flannel.100').map((r) => r.dst)).toEqual(['10.10.32.0/20']);
+    expect(logs.join('\n')).toMatch(/skipping lease 192\.168\.100\.0\/24: its subnet 192\.168\.100\.0\/24 is outside the network 10\.10\.0\.0\/16/);
+    ac.abort();
   });
 
   it('the watchdog re-configures a repaired device with the same rule', async () => {
