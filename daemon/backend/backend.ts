@@ -57,3 +57,13 @@ export interface BackendDeps {
 }
 
 export type BackendFactory = (deps: BackendDeps) => Backend;
+
+/** acquireLease, with Go's "failed to acquire lease" context on a failure that is not our own abort. */
+export async function acquireLeaseFor(sm: SubnetManager, attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
+  try {
+    return await sm.acquireLease(attrs, signal);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw new Error(`failed to acquire lease: ${(err as Error).message}`, { cause: err });
+  }
+}

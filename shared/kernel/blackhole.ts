@@ -2,7 +2,7 @@
 // RouteSpec has no route type; run inside a netns through nsenter like iptables.ts.
 import type { Family } from '../net/ip.js';
 import { KernelError } from './errors.js';
-import { resolveBin, spawnExec, type Exec } from './iproute.js';
+import { spawnExec, toolArgv, type Exec } from './iproute.js';
 
 /** `blackhole <dst>` routes in the main table. */
 export interface BlackholeRoutes {
@@ -18,10 +18,7 @@ export interface BlackholeRoutes {
 /** Blackhole routes in this process's network namespace, or in the one at `netns`. */
 export function createBlackholeRoutes(o?: { netns?: string; exec?: Exec }): BlackholeRoutes {
   const exec = o?.exec ?? spawnExec;
-  const run = (args: readonly string[]) => {
-    const argv = [resolveBin('ip'), ...args];
-    return exec(o?.netns === undefined ? argv : [resolveBin('nsenter'), `--net=${o.netns}`, ...argv]);
-  };
+  const run = (args: readonly string[]) => exec(toolArgv(o?.netns, 'ip', args));
   return {
     async list(family) {
       const out = await run([`-${family}`, '-json', 'route', 'show', 'table', 'main', 'type', 'blackhole']);

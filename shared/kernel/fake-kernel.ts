@@ -566,3 +566,14 @@ function normCidr(cidr: string): string {
   const { ip, net } = parseCIDR(cidr);
   return `${formatIP(ip)}/${net.prefix}`;
 }
+
+/** `kernel` whose reads report every veth in `operstate` (a bridge port that never comes up). */
+export function withVethOperstate(kernel: FakeKernel, operstate: string): FakeKernel {
+  return Object.assign(Object.create(kernel) as FakeKernel, {
+    inspect: async (names: readonly string[], ops?: readonly KernelOp[]) => {
+      const m = await kernel.inspect(names, ops);
+      for (const [k, v] of m) if (k.startsWith('veth')) m.set(k, { ...v, operstate });
+      return m;
+    },
+  });
+}

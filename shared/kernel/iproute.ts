@@ -25,6 +25,12 @@ import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, R
 /** Runs argv with optional stdin; resolves stdout, rejects KernelError. Injectable for tests. */
 export type Exec = (argv: readonly string[], input?: string) => Promise<string>;
 
+/** argv that runs `tool args…` in this process's namespace, or (with `netns`) inside the one at that path. */
+export function toolArgv(netns: string | undefined, tool: string, args: readonly string[]): string[] {
+  const argv = [resolveBin(tool), ...args];
+  return netns === undefined ? argv : [resolveBin('nsenter'), `--net=${netns}`, ...argv];
+}
+
 const FALLBACK_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
 const resolved = new Map<string, string>();
 
@@ -359,11 +365,9 @@ class IprouteKernel implements Kernel {
     return new IprouteKernel(path, this.exec);
   }
 
-  /** argv prefix that runs `tool` in our namespace */
+  /** argv that runs `tool` in our namespace */
   private cmd(tool: string, args: readonly string[]): string[] {
-    const bin = resolveBin(tool);
-    if (this.netns === undefined) return [bin, ...args];
-    return [resolveBin('nsenter'), `--net=${this.netns}`, bin, ...args];
+    return toolArgv(this.netns, tool, args);
   }
 
   private ip(args: readonly string[], input?: string): Promise<string> {

@@ -12,7 +12,7 @@
 // and `chainExists` are go-iptables' ClearChain / ChainExists, `hasRandomFully` its HasRandomFully.
 import type { Family } from '../net/ip.js';
 import { isExists, isNotFound, KernelError } from './errors.js';
-import { resolveBin, spawnExec } from './iproute.js';
+import { spawnExec, toolArgv } from './iproute.js';
 import type { Exec } from './iproute.js';
 
 export interface Iptables {
@@ -120,9 +120,8 @@ class ExecIptables implements Iptables {
   private randomFully: Promise<boolean> | undefined;
 
   private run(args: readonly string[], tool: 'iptables' | 'iptables-restore' = 'iptables', input?: string, wait = true): Promise<string> {
-    const bin = resolveBin(this.family === 6 ? tool.replace('ip', 'ip6') : tool);
-    const argv = [bin, ...args, ...(wait ? ['--wait'] : [])];
-    return this.exec(this.netns === undefined ? argv : [resolveBin('nsenter'), `--net=${this.netns}`, ...argv], input);
+    const bin = this.family === 6 ? tool.replace('ip', 'ip6') : tool;
+    return this.exec(toolArgv(this.netns, bin, [...args, ...(wait ? ['--wait'] : [])]), input);
   }
 
   async fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void> {

@@ -26,7 +26,7 @@
 //   transactions). Nothing of ours there → the read only, and no error. The read has no side
 //   effects: a caller may start it early, beside other work (the bridge's DEL does).
 import { isNotFound, KernelError } from './errors.js';
-import { resolveBin, spawnExec } from './iproute.js';
+import { spawnExec, toolArgv } from './iproute.js';
 import type { Exec } from './iproute.js';
 
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
@@ -95,8 +95,7 @@ class ExecNft implements Nft {
   ) {}
 
   private run(args: readonly string[]): Promise<string> {
-    const argv = [resolveBin('nft'), ...args];
-    return this.exec(this.netns === undefined ? argv : [resolveBin('nsenter'), `--net=${this.netns}`, ...argv]);
+    return this.exec(toolArgv(this.netns, 'nft', args));
   }
 
   async apply(cmds: readonly NftCommand[]): Promise<void> {

@@ -4,10 +4,10 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labShell, ROOT } from './lab-harness.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const canRun =
   process.getuid?.() === 0 &&
   spawnSync('which', ['etcd', 'etcdctl', 'ping']).status === 0 &&
@@ -24,12 +24,7 @@ const ENV = {
   LAB_CONFIG: '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.99.0.0","Backend":{"Type":"host-gw"}}',
 };
 
-function lab(script: string, allowFail = false): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync('bash', ['-c', `. scripts/lab/lib.sh; ${script}`], { cwd: ROOT, env: ENV, encoding: 'utf8', timeout: 120_000 });
-  const res = { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-  if (res.status !== 0 && !allowFail) throw new Error(`lab: ${script} → ${res.status}\n${res.stdout}\n${res.stderr}`);
-  return res;
-}
+const lab = labShell(ENV);
 const inHost = (i: number, argv: string[]) => spawnSync('ip', ['netns', 'exec', `${ENV.LAB_PREFIX}h${i}`, ...argv], { encoding: 'utf8' });
 
 describe.skipIf(!canRun)('the lab with host-gw', () => {

@@ -4,10 +4,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labShell, ROOT } from './lab-harness.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const HOSTS = [1, 2, 3] as const;
 const canRun =
   process.getuid?.() === 0 &&
@@ -18,13 +18,7 @@ const canRun =
 const LAB_DIR = mkdtempSync(join(tmpdir(), 'flannel-e2e-'));
 const ENV = { ...process.env, LAB_DIR, LAB_PREFIX: `fl-e2e-${process.pid}-`, LAB_HOSTS: '3', LAB_PODS: '2' };
 
-/** Runs lab shell functions; throws with the output on failure unless allowFail. */
-function lab(script: string, allowFail = false): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync('bash', ['-c', `. scripts/lab/lib.sh; ${script}`], { cwd: ROOT, env: ENV, encoding: 'utf8', timeout: 120_000 });
-  const res = { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-  if (res.status !== 0 && !allowFail) throw new Error(`lab: ${script} → ${res.status}\n${res.stdout}\n${res.stderr}`);
-  return res;
-}
+const lab = labShell(ENV);
 
 const ns = (name: string) => `${ENV.LAB_PREFIX}${name}`;
 const sh = (argv: string[]) => spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });

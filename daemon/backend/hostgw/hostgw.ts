@@ -29,7 +29,7 @@
 // - An existing route to the same destination in the main table with another metric is left alone
 //   (upstream deletes the first route it lists for the destination, whatever its metric).
 import { ipEqual, type IP } from '../../../shared/net/ip.js';
-import type { Backend, BackendDeps, BackendNetworkConfig, Network } from '../backend.js';
+import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { LeaseAttrs } from '../../lease.js';
 import { BACKEND_TYPE, HostgwNetwork } from './network.js';
 
@@ -63,13 +63,7 @@ export class HostgwBackend implements Backend {
       attrs.publicIPv6 = extIface.extV6Addr;
     }
 
-    let lease;
-    try {
-      lease = await subnetManager.acquireLease(attrs, signal);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw new Error(`failed to acquire lease: ${(err as Error).message}`, { cause: err });
-    }
+    const lease = await acquireLeaseFor(subnetManager, attrs, signal);
 
     return new HostgwNetwork({
       subnetManager,

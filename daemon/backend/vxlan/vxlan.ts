@@ -30,12 +30,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GoStruct } from '../../../shared/cni/go-json.js';
 import { formatIP, type IP, type IPNet } from '../../../shared/net/ip.js';
-import type {
-  Backend,
-  BackendDeps,
-  BackendNetworkConfig,
-  Network,
-} from '../backend.js';
+import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { LeaseAttrs } from '../../lease.js';
 import { normalizeMac, VxlanDevice, type VxlanDeviceAttrs } from './device.js';
 import { VxlanNetwork } from './network.js';
@@ -167,13 +162,7 @@ export class VxlanBackend implements Backend {
       attrs.backendV6Data = { VNI: cfg.vni, VtepMAC: v6Dev.attrs.mac } satisfies VxlanLeaseAttrs;
     }
 
-    let lease;
-    try {
-      lease = await subnetManager.acquireLease(attrs, signal);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw new Error(`failed to acquire lease: ${(err as Error).message}`, { cause: err });
-    }
+    const lease = await acquireLeaseFor(subnetManager, attrs, signal);
 
     // The device's only address is the subnet's network address as a /32 (/128): no broadcast or
     // whole-network route is created; it is the source for host-to-pod traffic and the next hop peers use.

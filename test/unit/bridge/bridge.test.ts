@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { add, calcGateways, check, del, formatChainName, formatComment, NetnsNotExistError, planEnsureAddr, status, type BridgeDeps } from '../../../plugins/bridge/bridge.js';
+import { add, calcGateways, check, del, formatChainName, formatComment, planEnsureAddr, status } from '../../../plugins/bridge/bridge.js';
 import { collectVlanTrunk, parseBridgeConf } from '../../../plugins/bridge/netconf.js';
-import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake-kernel.js';
-import { FakeIptables } from '../../../shared/kernel/iptables.js';
-import { FakeNft } from '../../../shared/kernel/nft.js';
-import type { CmdArgs, Result } from '../../../shared/cni/types.js';
+import { FakeKernel, withVethOperstate } from '../../../shared/kernel/fake-kernel.js';
+import type { Result } from '../../../shared/cni/types.js';
+import { fakeBridge, POD } from './fake-bridge.js';
 import { CniError } from '../../../shared/cni/errors.js';
 
 describe('parseBridgeConf', () => {
@@ -86,51 +85,7 @@ describe('helpers', () => {
 });
 
 describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
-  const POD = '/var/run/netns/pod1';
-  function setup(ipamResult: Partial<Result> = { ips: [{ address: '10.1.2.2/24', gateway: '10.1.2.1' }] }) {
-    const world = new FakeWorld();
-    world.addNetns(POD);
-    const kernel = new FakeKernel(world);
-    const ipt4 = new FakeIptables(4);
-    const ipt6 = new FakeIptables(6);
-    const nft = new FakeNft();
-    const calls: string[] = [];
-    let seq = 0;
-    const deps: BridgeDeps = {
-      kernel,
-      iptables: (f) => (f === 4 ? ipt4 : ipt6),
-      nft,
-      ipam: {
-        add: async (type) => {
-          calls.push(`add ${type}`);
-          return { cniVersion: '1.0.0', ...structuredClone(ipamResult) };
-        },
-        del: async (type) => void calls.push(`del ${type}`),
-        check: async (type) => {
-          calls.push(`check ${type}`);
-          if (type === '') throw new Error('no plugin name provided');
-        },
-        status: async (type) => void calls.push(`status ${type}`),
-      },
-      openNetns: (p) => {
-        if (!world.namespaces.has(p)) throw new NetnsNotExistError(`failed to Statfs "${p}": no such file or directory`);
-      },
-      sleep: async () => {},
-      random: (n) => Buffer.alloc(n, ++seq),
-      log: () => {},
-    };
-    const args = (conf: Record<string, unknown>, o: Partial<CmdArgs> = {}): CmdArgs => ({
-      containerId: 'c1',
-      netns: POD,
-      ifName: 'eth0',
-      args: '',
-      path: '/opt/cni/bin',
-      netnsOverride: '',
-      stdinData: Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net', type: 'bridge', ...conf })),
-      ...o,
-    });
-    return { world, kernel, deps, calls, args, ipt4, ipt6, nft };
-  }
+  const setup = (ipamResult?: Partial<Result>) => fakeBridge(ipamResult);
 
   it('L3 ADD: state, result, exec count; DEL cleans and releases', async () => {
     const { world, kernel, deps, calls, args } = setup();
@@ -221,13 +176,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const { kernel, deps, args } = setup();
     const slept: number[] = [];
     deps.sleep = async (ms) => void slept.push(ms);
-    deps.kernel = Object.assign(Object.create(kernel) as FakeKernel, {
-      inspect: async (names: readonly string[], ops?: never[]) => {
-        const m = await kernel.inspect(names, ops);
-        for (const [k, v] of m) if (k.startsWith('veth')) m.set(k, { ...v, operstate: 'LOWERLAYERDOWN' });
-        return m;
-      },
-    });
+    deps.kernel = withVethOperstate(kernel, 'LOWERLAYERDOWN');
     await expect(add(args({ ipam: {} }), deps)).rejects.toThrow('bridge port in error state: lower-layer-down');
     expect(slept).toEqual([50, 500, 1000, 1000]);
   });

@@ -2,10 +2,9 @@
 // exec adapter) and the bridge's ADD/DEL/CHECK on FakeKernel + FakeNft. The same against the Go
 // reference on a real kernel: test/integration/bridge/macspoofchk.test.ts.
 import { describe, expect, it } from 'vitest';
-import { add, check, del, NetnsNotExistError, type BridgeDeps } from '../../../plugins/bridge/bridge.js';
+import { add, check, del } from '../../../plugins/bridge/bridge.js';
 import { KernelError } from '../../../shared/kernel/errors.js';
-import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake-kernel.js';
-import { FakeIptables } from '../../../shared/kernel/iptables.js';
+import { FakeKernel, withVethOperstate } from '../../../shared/kernel/fake-kernel.js';
 import {
   createNft,
   FakeNft,
@@ -16,7 +15,8 @@ import {
   type NftRule,
   type NftTableContents,
 } from '../../../shared/kernel/nft.js';
-import type { CmdArgs, Result } from '../../../shared/cni/types.js';
+import type { Result } from '../../../shared/cni/types.js';
+import { fakeBridge, POD } from './fake-bridge.js';
 
 const BR = { family: 'bridge', table: 'nat' } as const;
 
@@ -186,48 +186,11 @@ describe('nft: the exec adapter', () => {
 });
 
 describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
-  const POD = '/var/run/netns/pod1';
-  function setup(ipamResult: Partial<Result> = { ips: [{ address: '10.1.2.2/24', gateway: '10.1.2.1' }] }) {
-    const world = new FakeWorld();
-    world.addNetns(POD);
-    const kernel = new FakeKernel(world);
-    const nft = new FakeNft();
-    const calls: string[] = [];
-    const logs: string[] = [];
-    let seq = 0;
-    const deps: BridgeDeps = {
-      kernel,
-      iptables: (f) => new FakeIptables(f),
-      nft,
-      ipam: {
-        add: async (type) => {
-          calls.push(`add ${type}`);
-          return { cniVersion: '1.0.0', ...structuredClone(ipamResult) };
-        },
-        del: async (type) => void calls.push(`del ${type}`),
-        check: async (type) => void calls.push(`check ${type}`),
-        status: async () => {},
-      },
-      openNetns: (p) => {
-        if (!world.namespaces.has(p)) throw new NetnsNotExistError(`failed to Statfs "${p}": no such file or directory`);
-      },
-      sleep: async () => {},
-      random: (n) => Buffer.alloc(n, ++seq),
-      log: (m) => void logs.push(m),
-    };
-    const args = (conf: Record<string, unknown>, o: Partial<CmdArgs> = {}): CmdArgs => ({
-      containerId: 'c1',
-      netns: POD,
-      ifName: 'eth0',
-      args: '',
-      path: '/opt/cni/bin',
-      netnsOverride: '',
-      stdinData: Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net', type: 'bridge', macspoofchk: true, ...conf })),
-      ...o,
-    });
-    const rules = async () => withoutHandles(await nft.listTable('bridge', 'nat'))?.rules;
-    const chains = async () => withoutHandles(await nft.listTable('bridge', 'nat'))?.chains.map((c) => c.name);
-    return { world, kernel, nft, deps, calls, logs, args, rules, chains };
+  function setup(ipamResult?: Partial<Result>) {
+    const b = fakeBridge(ipamResult, { macspoofchk: true });
+    const rules = async () => withoutHandles(await b.nft.listTable('bridge', 'nat'))?.rules;
+    const chains = async () => withoutHandles(await b.nft.listTable('bridge', 'nat'))?.chains.map((c) => c.name);
+    return { ...b, rules, chains };
   }
   const L3 = { isGateway: true, ipam: { type: 'host-local' } };
 
@@ -344,13 +307,7 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
 
   it('ADD: the port never comes up (after the setup): the rules are removed', async () => {
     const { kernel, deps, args, rules } = setup();
-    deps.kernel = Object.assign(Object.create(kernel) as FakeKernel, {
-      inspect: async (names: readonly string[], ops?: never[]) => {
-        const m = await kernel.inspect(names, ops);
-        for (const [k, v] of m) if (k.startsWith('veth')) m.set(k, { ...v, operstate: 'DOWN' });
-        return m;
-      },
-    });
+    deps.kernel = withVethOperstate(kernel, 'DOWN');
     await expect(add(args({ ipam: {} }), deps)).rejects.toThrow('bridge port in error state: down');
     expect(await rules()).toEqual([]);
   });
