@@ -22,6 +22,8 @@ export interface SubnetManager {
   acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease>;
   /** Peer lease batches: the first batch is the snapshot (added), then changes as they happen. */
   watchLeases(signal: AbortSignal): AsyncIterable<LeaseEvent[]>;
+  /** Every lease in the datastore now, ours included (e.g. to avoid a VtepMAC another node advertises). */
+  listLeases(signal: AbortSignal): Promise<Lease[]>;
   name(): string;
 }
 

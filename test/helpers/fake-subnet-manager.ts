@@ -5,6 +5,8 @@ import type { Lease, LeaseAttrs, LeaseEvent } from '../../daemon/lease.js';
 
 export class FakeSubnetManager implements SubnetManager {
   readonly acquired: LeaseAttrs[] = [];
+  /** what listLeases answers (other nodes' leases the test pretends are in the datastore) */
+  others: Lease[] = [];
   private readonly queue: LeaseEvent[][] = [];
   private wake: (() => void) | undefined;
 
@@ -43,6 +45,10 @@ export class FakeSubnetManager implements SubnetManager {
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
     }
+  }
+
+  async listLeases(): Promise<Lease[]> {
+    return [...this.others];
   }
 
   name(): string {

@@ -60,7 +60,7 @@ function leaseLabel(l: Lease): string {
 
 export class LocalManager implements SubnetManager {
   private readonly registry: Registry;
-  private readonly previous: PreviousSubnets;
+  private previous: PreviousSubnets;
   private readonly renewMarginMs: number;
   private readonly log: Logger;
   private readonly random: () => number;
@@ -87,6 +87,15 @@ export class LocalManager implements SubnetManager {
 
   name(): string {
     return `Etcd Local Manager with Previous Subnet: ${this.previous.subnet ? formatNet(this.previous.subnet) : 'None'}`;
+  }
+
+  /** Replaces the subnets from the previous run (main may learn them after construction). */
+  setPrevious(p: PreviousSubnets): void {
+    this.previous = p;
+  }
+
+  async listLeases(signal: AbortSignal): Promise<Lease[]> {
+    return (await this.registry.getSubnets(signal)).leases;
   }
 
   /** The current own lease (after acquireLease), kept up to date by completeLease. */
