@@ -11,10 +11,19 @@
 // judged exactly as an exec'd one's (its stderr is passed on after it ends, as for an exec). That
 // saves one Node start (~40 ms) per delegation. Anything else found on CNI_PATH (a Go plugin, even
 // beside a copy of ours; another build of ours) is exec'd. CNI_TS_EXEC_DELEGATES=1 forces exec.
+//
+// Delegation loops: a config whose delegate names the calling plugin (`{"type":"bridge","ipam":
+// {"type":"bridge"}}`) would start an unbounded chain of processes (Go's bridge ADD fails only because
+// the inner call finds the veth made by the outer one; its DEL forks until the runtime kills it). Every
+// delegation therefore carries the call chain (the resolved plugin files, outermost first, ':'-separated
+// like CNI_PATH) in CNI_TS_DELEGATION_CHAIN, to exec'd and in-process delegates alike; Go plugins pass
+// it on untouched, since a delegate inherits the caller's environment. A delegation is refused with
+// code 7 (invalid network config) before anything runs when its plugin is already in the chain (the
+// caller itself included) or when the chain is MAX_DELEGATION_DEPTH deep.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { CniError, errorMessage } from './errors.js';
+import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { CniError, CniErrorCode, errorMessage } from './errors.js';
 import { isObject, parseJson } from './go-json.js';
 import { parseResult } from './version.js';
 import type { Result } from './types.js';
@@ -162,9 +171,47 @@ async function runInProcess(run: InProcessPlugin, stdin: Buffer | string, env: R
   return { stdout, stderr };
 }
 
+/** The environment variable carrying the delegation call chain (see the header). */
+export const CHAIN_ENV = 'CNI_TS_DELEGATION_CHAIN';
+/** runtime → meta plugin (flannel) → main plugin (bridge) → IPAM (host-local) is 3 files; room to spare. */
+export const MAX_DELEGATION_DEPTH = 8;
+
+function resolved(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
+}
+
+/**
+ * The chain a delegation to `pluginPath` extends: the one we were handed, or (outermost plugin, exec'd
+ * by the runtime) our own executable. Throws the code-7 error for a loop or a chain too deep.
+ */
+export function extendChain(type: string, pluginPath: string, env: Record<string, string | undefined>): string {
+  const given = env[CHAIN_ENV] ?? '';
+  const chain = given !== '' ? given.split(':') : [resolved(process.argv[1] ?? '')].filter((f) => f !== '');
+  const target = resolved(pluginPath);
+  const names = (files: string[]): string => files.map((f) => basename(f)).join(' → ');
+  if (chain.includes(target)) {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      `refusing to delegate to plugin "${type}": it is already running in this call (${names([...chain, target])}); check the delegate types in the network config (e.g. ipam.type)`,
+    );
+  }
+  if (chain.length >= MAX_DELEGATION_DEPTH) {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      `refusing to delegate to plugin "${type}": delegation depth limit (${MAX_DELEGATION_DEPTH}) reached (${names([...chain, target])})`,
+    );
+  }
+  return [...chain, target].join(':');
+}
+
 async function delegate(verb: Verb, type: string, netconf: Buffer | string, o: InvokeOptions): Promise<Buffer> {
   const env: Record<string, string | undefined> = { ...(o.env ?? process.env), CNI_COMMAND: verb };
   const pluginPath = findInPath(type, env.CNI_PATH ?? '');
+  env[CHAIN_ENV] = extendChain(type, pluginPath, env);
   const run = inProcessFor(type, pluginPath, env);
   const { stdout, stderr } = run !== undefined ? await runInProcess(run, netconf, env) : await execPlugin(pluginPath, netconf, env);
   if (stderr.length > 0) (o.writeStderr ?? ((t: string) => process.stderr.write(t)))(stderr.toString('utf8'));

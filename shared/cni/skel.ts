@@ -3,10 +3,17 @@
 //
 // Order as skel HEAD: env (all missing variables in one code-4 error) → VERSION (stdin ignored) → stdin
 // (code 5) → config validation (code 6/7) → container ID / ifname validation (3/4) → version check
-// (code 1) → handler → (ADD/DEL, as skel HEAD) code 8 if CNI_NETNS is the plugin's own netns. A
-// CniError passes through unchanged; any other error becomes code 999. Errors are printed as
-// MarshalIndent'ed {code,msg,details} on stdout with exit status 1.
-import { readFileSync, statSync, writeSync } from 'node:fs';
+// (code 1) → (ADD/DEL) code 8 if CNI_NETNS is the plugin's own netns → handler. A CniError passes
+// through unchanged; any other error becomes code 999. Errors are printed as MarshalIndent'ed
+// {code,msg,details} on stdout with exit status 1: stdout always carries exactly one JSON document.
+//
+// Where we differ from skel on purpose:
+// - skel HEAD checks the own-netns case AFTER a successful ADD/DEL, so its stdout carries the result
+//   and then the error (two documents; a delegating caller cannot parse that) and the work stays done.
+//   We check before the handler runs: one error document, nothing allocated or configured.
+// - skel reads all of stdin; we stop at MAX_STDIN (an endless stdin such as /dev/zero would grow memory
+//   until the runtime kills us).
+import { readSync, statSync, writeSync } from 'node:fs';
 import { CniError, CniErrorCode, errorMessage } from './errors.js';
 import { GoJsonError, isObject, jsonTypeName, parseJson, marshal, marshalIndent } from './go-json.js';
 import { PreformattedResult, type CmdArgs, type PluginFuncs } from './types.js';
@@ -27,17 +34,40 @@ export interface PluginIo {
   writeStderr(text: string): void;
 }
 
+/**
+ * The most stdin we read: 4 MiB. A network config (even a conflist entry with a large prevResult and
+ * runtimeConfig) is a few KiB; 4 MiB is ~1000× that and still parses in tens of ms and tens of MB. Past
+ * it the input is not a config but a runaway producer (an endless pipe, /dev/zero): a code-5 error.
+ */
+export const MAX_STDIN = 4 * 1024 * 1024;
+
+/** Reads fd until EOF, failing once more than `max` bytes came (the stream is not drained). */
+export function readBounded(fd: number, max: number = MAX_STDIN): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(Math.min(64 * 1024, max + 1 - total));
+    let n: number;
+    try {
+      n = readSync(fd, chunk, 0, chunk.length, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // a non-blocking stdin with nothing (more) to read; EOF is what Windows says at the end
+      if (code === 'EAGAIN' || code === 'EOF') break;
+      throw err;
+    }
+    if (n === 0) break;
+    chunks.push(chunk.subarray(0, n));
+    total += n;
+    if (total > max) throw new Error(`more than ${max} bytes (${max / (1024 * 1024)} MiB): not a network config`);
+  }
+  return Buffer.concat(chunks, total);
+}
+
 /** The real process: synchronous fd writes (cheaper at start-up than building process.stdout). */
 export const processIo: PluginIo = {
   env: process.env,
-  readStdin: () => {
-    try {
-      return readFileSync(0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EOF') return Buffer.alloc(0);
-      throw err;
-    }
-  },
+  readStdin: () => readBounded(0),
   writeStdout: (text) => writeFd(1, text),
   writeStderr: (text) => writeFd(2, text),
 };
@@ -159,15 +189,15 @@ async function dispatch(funcs: PluginFuncs, info: { about: string }, io: PluginI
   switch (cmd) {
     case 'ADD': {
       checkSupported(version);
+      checkNotOwnNetns(args);
       const result = await funcs.add(args);
       io.writeStdout(result instanceof PreformattedResult ? result.text : formatResult(result, version));
-      checkNotOwnNetns(args);
       return;
     }
     case 'DEL':
       checkSupported(version);
-      await funcs.del(args);
       checkNotOwnNetns(args);
+      await funcs.del(args);
       return;
     case 'CHECK':
       requireAtLeast(version, '0.4.0', 'CHECK');
@@ -190,9 +220,11 @@ async function dispatch(funcs: PluginFuncs, info: { about: string }, io: PluginI
 }
 
 /**
- * skel HEAD's sanity check after a successful ADD/DEL (its result is already printed): a runtime that
- * hands the plugin its own netns as the container's has configured the host instead of a pod. Skipped
- * with CNI_NETNS_OVERRIDE=1/true; a path that cannot be read is not this error (DEL of a gone netns).
+ * skel HEAD's own-netns check (its wording and code 8), run BEFORE the ADD/DEL handler (skel runs it
+ * after, printing the result and then the error): a runtime that hands the plugin its own netns as the
+ * container's would configure the host instead of a pod. Skipped with CNI_NETNS_OVERRIDE=1/true (case
+ * insensitive, as skel); a path that cannot be read is not this error (DEL of a gone netns; ADD then
+ * fails in the plugin with its own words).
  */
 function checkNotOwnNetns(args: CmdArgs): void {
   const o = args.netnsOverride.toLowerCase();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
+import { closeSync, openSync } from 'node:fs';
+import { MAX_STDIN, readBounded, runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
 import { CniError } from '../../../shared/cni/errors.js';
 import { SUPPORTED_VERSIONS } from '../../../shared/cni/version.js';
 import type { CmdArgs, PluginFuncs, Result } from '../../../shared/cni/types.js';
@@ -210,18 +211,19 @@ describe('runPlugin error paths', () => {
     expect(JSON.parse(s.out)).toEqual({ code: 4, msg: 'required env variables [CNI_CONTAINERID] missing' });
   });
 
-  it('after ADD/DEL, CNI_NETNS naming the plugin\'s own netns is code 8 (HEAD), unless overridden', async () => {
+  it('CNI_NETNS naming the plugin\'s own netns is ONE code-8 error before the handler runs (ADD/DEL), unless overridden', async () => {
     const own = { ...ENV, CNI_NETNS: '/proc/self/ns/net' };
     const add = io(own, conf('1.0.0'));
     const f = funcs();
     expect(await runPlugin(f, { about: 'x' }, add)).toBe(1);
-    expect(f.calls).toHaveLength(1); // the handler ran, its result was printed, then the error
-    const at = add.out.lastIndexOf('{\n    "code"');
-    expect(JSON.parse(add.out.slice(0, at)).cniVersion).toBe('1.0.0');
-    expect(JSON.parse(add.out.slice(at))).toEqual({ code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
+    expect(f.calls).toHaveLength(0); // nothing allocated or configured
+    // exactly one JSON document on stdout (skel HEAD prints the result, then this error)
+    expect(JSON.parse(add.out)).toEqual({ code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
 
     const del = io({ ...own, CNI_COMMAND: 'DEL' }, conf('1.0.0'));
-    expect(await runPlugin(funcs(), { about: 'x' }, del)).toBe(1);
+    const fd = funcs();
+    expect(await runPlugin(fd, { about: 'x' }, del)).toBe(1);
+    expect(fd.calls).toHaveLength(0);
     expect(JSON.parse(del.out).code).toBe(8);
 
     for (const override of ['1', 'true', 'TRUE']) {
@@ -233,5 +235,35 @@ describe('runPlugin error paths', () => {
       const s = io({ ...ENV, CNI_COMMAND: 'DEL', CNI_NETNS: netns }, conf('1.0.0'));
       expect(await runPlugin(funcs(), { about: 'x' }, s)).toBe(0);
     }
+  });
+});
+
+describe('stdin', () => {
+  it('an endless stdin (/dev/zero) is a bounded read that fails with a clear error', () => {
+    const fd = openSync('/dev/zero', 'r');
+    try {
+      expect(() => readBounded(fd)).toThrow(`more than ${MAX_STDIN} bytes (4 MiB): not a network config`);
+      expect(() => readBounded(fd, 10)).toThrow('more than 10 bytes');
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('reads a whole file up to the bound', () => {
+    const fd = openSync(new URL(import.meta.url).pathname, 'r');
+    try {
+      expect(readBounded(fd).toString()).toContain("describe('stdin'");
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('a read error is code 5 with skel\'s prefix', async () => {
+    const s = io(ENV, '');
+    s.readStdin = () => {
+      throw new Error('more than 4194304 bytes (4 MiB): not a network config');
+    };
+    expect(await runPlugin(funcs(), { about: 'x' }, s)).toBe(1);
+    expect(JSON.parse(s.out)).toEqual({ code: 5, msg: 'error reading from stdin: more than 4194304 bytes (4 MiB): not a network config' });
   });
 });
