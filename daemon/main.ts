@@ -2,7 +2,8 @@
 // (argv, env, files, signals, the real kernel and etcd):
 //   options → previous subnet → etcd registry → local manager → network config → external
 //   interface → backend → registerNetwork (acquires the lease) → traffic rules (masq, forward,
-//   blackhole; daemon/traffic) → subnet.env → run + keep the lease.
+//   blackhole; daemon/traffic) → subnet.env → what a config change left behind (daemon/renumber) →
+//   run + keep the lease + warn about config changes (daemon/config-watch).
 // SIGTERM/SIGINT abort everything and the process exits 0, leaving the lease, the devices, the
 // routes and the iptables/nftables rules in place (zero-downtime restart). Exit 1 on start-up errors,
 // as Go.
@@ -24,6 +25,9 @@ import { EtcdClient, type EtcdClientOptions } from './subnet/etcd/etcd-client.js
 import { LocalManager } from './subnet/etcd/local-manager.js';
 import { EtcdRegistry } from './subnet/etcd/registry.js';
 import { readPreviousSubnets, writeSubnetFile } from './subnet/subnet-file.js';
+import { readStateFile, rememberedSubnet } from './subnet/state-file.js';
+import { choosePrevious, fitsFamily, settleNetworkChange } from './renumber.js';
+import { watchNetworkConfig } from './config-watch.js';
 
 const VERSION = 'v0.1.0-ts';
 
@@ -105,6 +109,7 @@ async function main(): Promise<number> {
   }
 
   const previous = await readPreviousSubnets(o.subnetFile);
+  const state = await readStateFile(o.dataDir, log); // <data-dir>/network.json: last backend, subnets held
   let registry: EtcdRegistry;
   try {
     registry = new EtcdRegistry(new EtcdClient(await etcdClientOptions(o)), o.etcdPrefix, log);
@@ -123,6 +128,9 @@ async function main(): Promise<number> {
       log.warn('Failed to check br_netfilter: /proc/sys/net/bridge/bridge-nf-call-iptables is missing (run `modprobe br_netfilter`)');
     }
   }
+
+  // subnet.env's subnet, or the one this node held in this Network before (a reverted config)
+  sm.setPrevious(choosePrevious(previous, config, state.history, log));
 
   const kernel = createKernel();
   let extIface;
@@ -200,6 +208,13 @@ async function main(): Promise<number> {
     log.error(`Failed to write subnet file: ${errorMessage(err)}`);
   }
 
+  // renumbered or backend changed: the old cni0 gateway, old device address and old vxlan device go
+  const settled = await settleNetworkChange(
+    kernel,
+    { previous, state, config, lease, bridge: o.cniBridge, dataDir: o.dataDir },
+    log,
+  );
+
   log.info('Running backend.');
   let code = 0;
   const run = network.run(ac.signal).catch((err) => {
@@ -210,8 +225,26 @@ async function main(): Promise<number> {
     code = 1;
     ac.abort();
   });
+  const configWatch =
+    o.netConfigPoll > 0
+      ? watchNetworkConfig(
+          {
+            read: (signal) => registry.getNetworkConfig(signal), // not sm's: it caches what it read
+            running: config,
+            key: `${o.etcdPrefix.replace(/\/+$/, '')}/config`,
+            intervalMs: o.netConfigPoll * 1000,
+            context: () => ({
+              lease: sm.lease(),
+              remembered: (network, next) => rememberedSubnet(settled.history, network, (sn) => fitsFamily(next, sn.family, sn)),
+            }),
+            log,
+          },
+          ac.signal,
+        )
+      : undefined;
   await Promise.all([run, keep]);
-  ac.abort(); // the traffic loops stop with the lease keeper (own lease lost → exit 1)
+  ac.abort(); // the traffic loops and the config watch stop with the lease keeper (own lease lost → exit 1)
+  await configWatch;
   // a resync in flight finishes first; Go does not wait for those goroutines at all, so cap it
   await Promise.race([traffic.done, sleep(3000)]);
   return shutdown(code);

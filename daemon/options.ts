@@ -4,7 +4,10 @@
 // -h/--help and bad flags print usage and exit 0, and --version (stderr) is not read from the env.
 //
 // Our extension: --data-dir / FLANNELD_DATA_DIR, where backends keep state across restarts (the
-// vxlan VtepMAC), default /var/lib/flannel.
+// vxlan VtepMAC, network.json), default /var/lib/flannel. --cni-bridge / FLANNELD_CNI_BRIDGE: the CNI
+// bridge whose old gateway goes when this node is renumbered (default cni0, '' = none).
+// --net-config-poll / FLANNELD_NET_CONFIG_POLL: seconds between re-reads of the network config, to
+// warn about a change while running (default 15, 0 = off).
 import { DEFAULT_ETCD_PREFIX } from './subnet/etcd/registry.js';
 import { DEFAULT_SUBNET_FILE } from './subnet/subnet-file.js';
 
@@ -38,6 +41,8 @@ export interface Options {
   netConfigPath: string;
   setNodeNetworkUnavailable: boolean;
   dataDir: string;
+  cniBridge: string;
+  netConfigPoll: number;
   v: number;
 }
 
@@ -82,6 +87,8 @@ export const FLAGS: FlagDef[] = [
   F('net-config-path', 'netConfigPath', 'string', '/etc/kube-flannel/net-conf.json', 'path to the network configuration file'),
   F('set-node-network-unavailable', 'setNodeNetworkUnavailable', 'bool', true, 'set NodeNetworkUnavailable after ready'),
   F('data-dir', 'dataDir', 'string', '/var/lib/flannel', 'directory for state kept across restarts, e.g. the vxlan VtepMAC (extension of this implementation)'),
+  F('cni-bridge', 'cniBridge', 'string', 'cni0', 'the CNI bridge whose previous gateway address is removed when this node gets a new subnet ("" = leave it alone; extension of this implementation)'),
+  F('net-config-poll', 'netConfigPoll', 'int', 15, 'seconds between re-reads of the network config to warn about changes while running (0 to disable; extension of this implementation)'),
   F('v', 'v', 'int', 0, 'number for the log level verbosity'),
 ];
 
