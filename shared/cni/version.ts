@@ -186,3 +186,195 @@ function routeIn(r: Route): Route {
   for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) if (typeof r[k] === 'number') out[k] = r[k];
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Strict decoding of a prevResult, as version.ParsePrevResult + create.Create do it: the result is read
+// into the Go struct of the CONFIG's version (types020 / types040 / types100), every field must have its
+// Go type, addresses must parse (types.IPNet, net.IP), and the result's own cniVersion must be one that
+// struct supports. parseResult above stays lenient (delegates' output, cached results).
+
+const RESULT_FAMILIES: ReadonlyArray<{ pkg: string; versions: readonly string[] }> = [
+  { pkg: 'types020', versions: ['0.1.0', '0.2.0'] },
+  { pkg: 'types040', versions: ['0.3.0', '0.3.1', '0.4.0'] },
+  { pkg: 'types100', versions: ['1.0.0', '1.1.0'] },
+];
+
+function typeError(v: unknown, where: string, goType: string): GoJsonError {
+  const what = typeof v === 'number' && goType === 'int' ? `number ${v}` : jsonType(v);
+  return new GoJsonError(`json: cannot unmarshal ${what} into Go struct field ${where} of type ${goType}`);
+}
+
+function jsonType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'boolean') return 'bool';
+  return typeof v === 'object' ? 'object' : typeof v;
+}
+
+/** Go's case-insensitive field match (last wins); null is the zero value. */
+function goField(obj: JsonObject, name: string): unknown {
+  let found: unknown;
+  for (const k of Object.keys(obj)) if (k.toLowerCase() === name.toLowerCase()) found = obj[k];
+  return found === null ? undefined : found;
+}
+
+function expectString(obj: JsonObject, name: string, where: string): string | undefined {
+  const v = goField(obj, name);
+  if (v !== undefined && typeof v !== 'string') throw typeError(v, where, 'string');
+  return v;
+}
+
+function expectInt(obj: JsonObject, name: string, where: string): number | undefined {
+  const v = goField(obj, name);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw typeError(v, where, 'int');
+  return v;
+}
+
+function expectObject(v: unknown, where: string, goType: string): JsonObject | undefined {
+  if (v === undefined) return undefined;
+  if (!isObject(v)) throw typeError(v, where, goType);
+  return v;
+}
+
+function expectArray(v: unknown, where: string, goType: string): unknown[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) throw typeError(v, where, goType);
+  return v;
+}
+
+/** types.IPNet / net.ParseCIDR as Go words its failure. */
+function expectCidr(v: unknown, where: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw typeError(v, where, 'string');
+  if (!isGoCidr(v)) throw new GoJsonError(`invalid CIDR address: ${v}`);
+  return v;
+}
+
+/** net.IP's UnmarshalText. */
+function expectIp(v: unknown, where: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw typeError(v, where, 'string');
+  if (v === '') return undefined;
+  if (!isGoCidr(`${v}/${v.includes(':') ? 128 : 32}`)) throw new GoJsonError(`invalid IP address: ${v}`);
+  return v;
+}
+
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** Enough of net.ParseCIDR to accept and refuse what it does (IPv4 without leading zeros, IPv6, /n). */
+function isGoCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash < 0) return false;
+  const ip = s.slice(0, slash);
+  const bits = s.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bits)) return false;
+  if (IPV4_RE.test(ip)) return Number(bits) <= 32;
+  if (!ip.includes(':') || !/^[0-9a-fA-F:.]+$/.test(ip)) return false;
+  try {
+    new URL(`http://[${ip}]/`);
+  } catch {
+    return false;
+  }
+  return Number(bits) <= 128;
+}
+
+function decodeRoute(v: unknown, where: string): Route {
+  const r = expectObject(v, where, 'types.Route')!;
+  const dst = expectCidr(goField(r, 'dst'), 'route.dst');
+  const out: Route = { dst: dst ?? '' };
+  const gw = expectIp(goField(r, 'gw'), 'route.gw');
+  if (gw !== undefined) out.gw = gw;
+  for (const k of ['mtu', 'advMSS', 'priority', 'table', 'scope'] as const) {
+    const n = expectInt(r, k, `route.${k}`);
+    if (n !== undefined) out[k === 'advMSS' ? 'advmss' : k] = n;
+  }
+  return out;
+}
+
+function decodeDns(v: unknown): DNS | undefined {
+  const d = expectObject(v, 'Result.dns', 'types.DNS');
+  if (d === undefined) return undefined;
+  const dns: DNS = {};
+  for (const k of ['nameservers', 'search', 'options'] as const) {
+    const arr = expectArray(goField(d, k), `DNS.dns.${k}`, '[]string');
+    if (arr === undefined) continue;
+    for (const s of arr) if (typeof s !== 'string') throw typeError(s, `DNS.dns.${k}`, 'string');
+    dns[k] = arr as string[];
+  }
+  const domain = expectString(d, 'domain', 'DNS.dns.domain');
+  if (domain) dns.domain = domain;
+  return dns;
+}
+
+/**
+ * create.Create(confVersion, prevResult): the prevResult decoded strictly into the 1.0 shape, or a
+ * GoJsonError worded like Go's. A prevResult without a cniVersion takes the config's (ParsePrevResult).
+ */
+export function decodePrevResult(raw: JsonObject, confVersion: string): Result {
+  const family = RESULT_FAMILIES.find((f) => f.versions.includes(confVersion));
+  if (family === undefined) throw new GoJsonError(`unsupported CNI result version "${confVersion}"`);
+  const pkg = family.pkg;
+  // ParsePrevResult looks the key up exactly ("cniVersion") and injects the config's when it is absent or ""
+  const given = raw.cniVersion;
+  const obj: JsonObject = given === undefined || given === '' ? { ...raw, cniVersion: confVersion } : raw;
+  const cniVersion = expectString(obj, 'cniVersion', 'Result.cniVersion') ?? '';
+  const result: Result = { cniVersion };
+
+  if (pkg === 'types020') {
+    const ips: IPConfig[] = [];
+    const routes: Route[] = [];
+    for (const key of ['ip4', 'ip6'] as const) {
+      const cfg = expectObject(goField(obj, key), `Result.${key}`, `types020.IPConfig`);
+      if (cfg === undefined) continue;
+      const ip = expectCidr(goField(cfg, 'ip'), `IPConfig.${key}.ip`);
+      const gw = expectIp(goField(cfg, 'gateway'), `IPConfig.${key}.gateway`);
+      if (ip !== undefined) ips.push(gw !== undefined ? { address: ip, gateway: gw } : { address: ip });
+      for (const r of expectArray(goField(cfg, 'routes'), `IPConfig.${key}.routes`, '[]types.Route') ?? []) routes.push(decodeRoute(r, `IPConfig.${key}.routes`));
+    }
+    if (ips.length) result.ips = ips;
+    if (routes.length) result.routes = routes;
+  } else {
+    const ifaces = expectArray(goField(obj, 'interfaces'), 'Result.interfaces', `[]*${pkg}.Interface`);
+    if (ifaces !== undefined) {
+      result.interfaces = ifaces.map((v) => {
+        const i = expectObject(v, 'Result.interfaces', `${pkg}.Interface`) ?? {};
+        const out: Interface = { name: expectString(i, 'name', 'Interface.interfaces.name') ?? '' };
+        const mac = expectString(i, 'mac', 'Interface.interfaces.mac');
+        if (mac) out.mac = mac;
+        const sandbox = expectString(i, 'sandbox', 'Interface.interfaces.sandbox');
+        if (sandbox) out.sandbox = sandbox;
+        if (pkg === 'types100') {
+          const mtu = expectInt(i, 'mtu', 'Interface.interfaces.mtu');
+          if (mtu) out.mtu = mtu;
+          const socketPath = expectString(i, 'socketPath', 'Interface.interfaces.socketPath');
+          if (socketPath) out.socketPath = socketPath;
+          const pciID = expectString(i, 'pciID', 'Interface.interfaces.pciID');
+          if (pciID) out.pciID = pciID;
+        }
+        return out;
+      });
+    }
+    const ips = expectArray(goField(obj, 'ips'), 'Result.ips', `[]*${pkg}.IPConfig`);
+    if (ips !== undefined) {
+      result.ips = ips.map((v) => {
+        const ip = expectObject(v, 'Result.ips', `${pkg}.IPConfig`) ?? {};
+        if (pkg === 'types040') expectString(ip, 'version', 'ipConfig.version');
+        const out: IPConfig = { address: expectCidr(goField(ip, 'address'), 'ipConfig.address') ?? '' };
+        const idx = expectInt(ip, 'interface', 'ipConfig.interface');
+        if (idx !== undefined) out.interface = idx;
+        const gw = expectIp(goField(ip, 'gateway'), 'ipConfig.gateway');
+        if (gw !== undefined) out.gateway = gw;
+        return out;
+      });
+    }
+    const routes = expectArray(goField(obj, 'routes'), 'Result.routes', '[]*types.Route');
+    if (routes !== undefined) result.routes = routes.map((r) => decodeRoute(r, 'Result.routes'));
+  }
+  const dns = decodeDns(goField(obj, 'dns'));
+  if (dns !== undefined) result.dns = dns;
+  if (!family.versions.includes(cniVersion)) {
+    throw new GoJsonError(`result type supports [${family.versions.join(' ')}] but unmarshalled CNIVersion is "${cniVersion}"`);
+  }
+  return result;
+}

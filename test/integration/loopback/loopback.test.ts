@@ -128,3 +128,47 @@ describe.skipIf(!canUseNetns || !haveGo)('loopback garbage input: same error cod
     expect(typeof ours.json?.msg).toBe('string');
   });
 });
+
+// Issue 9: Go reads the config into types.NetConf and the prevResult into the result struct of the
+// config's version; a wrong JSON type or an unparsable prevResult is an error there, not a success
+// (lo untouched). Where Go's words are from the cni library we ship (1.0 results), ours are the same.
+describe.skipIf(!canUseNetns || !haveGo)('loopback config decoding: Go rejects, we reject with its words', () => {
+  let pod: Netns;
+  beforeAll(() => {
+    buildPlugins();
+    pod = createNetns('ld');
+    pod.exec(['ip', 'link', 'set', 'lo', 'down']);
+  });
+  afterAll(() => {
+    pod.delete();
+    cleanupNetns();
+  });
+
+  const WRONG: Array<[string, Record<string, unknown>]> = [
+    ['type is a number', conf('1.0.0', { type: 5 })],
+    ['name is an array (skel reads it first)', conf('1.0.0', { name: ['x'] })],
+    ['capabilities value not a bool', conf('1.0.0', { capabilities: { portMappings: 'yes' } })],
+    ['ipam is a string', conf('1.0.0', { ipam: 'host-local' })],
+    ['ipam.type is a number', conf('1.0.0', { ipam: { type: 1 } })],
+    ['dns.nameservers is a string', conf('1.0.0', { dns: { nameservers: '1.1.1.1' } })],
+    ['dns.search holds a number', conf('0.4.0', { dns: { search: [1] } })],
+    ['prevResult of an unknown version', conf('1.0.0', { prevResult: { cniVersion: '0.3.1' } })],
+    ['prevResult.cniVersion is a number', conf('0.4.0', { prevResult: { cniVersion: 5 } })],
+    ['prevResult.ips is a string', conf('1.0.0', { prevResult: { ips: 'x' } })],
+    ['prevResult address not a CIDR', conf('0.3.1', { prevResult: { cniVersion: '0.3.1', ips: [{ version: '4', address: 'bogus' }] } })],
+    ['prevResult gateway not an IP', conf('1.0.0', { prevResult: { ips: [{ address: '10.0.0.2/24', gateway: 'x' }] } })],
+    ['prevResult route dst not a CIDR', conf('0.4.0', { prevResult: { routes: [{ dst: '0.0.0.0' }] } })],
+    ['prevResult ip4 without a prefix (0.2.0)', conf('0.2.0', { prevResult: { ip4: { ip: '1.2.3.4' } } })],
+    ['prevResult dns.domain is a number', conf('0.4.0', { prevResult: { dns: { domain: 3 } } })],
+  ];
+
+  it.each(WRONG)('%s', (_name, c) => {
+    const go = runPluginSync(GO.loopback, env('ADD', pod.path), c);
+    const ours = runPluginSync(OURS.loopback, env('ADD', pod.path), c);
+    expect(lo(pod).up).toBe(false);
+    expect(go.code).toBe(1);
+    expect(ours.code, ours.stdout).toBe(1);
+    // we also support 1.1.0 results (as the cni library ≥ 1.2 does); Go's 1.0 library names 1.0.0 only
+    expect(ours.stdout.replace('[1.0.0 1.1.0]', '[1.0.0]')).toBe(go.stdout);
+  });
+});
