@@ -74,6 +74,7 @@ export class HostgwBackend implements Backend {
       mtu: extIface.iface.mtu,
       enableIPv4: config.enableIPv4,
       enableIPv6: config.enableIPv6,
+      ownAddrs: [extIface.ifaceAddr, extIface.ifaceV6Addr],
       ...(config.network ? { network: config.network } : {}),
       ...(config.ipv6Network ? { ipv6Network: config.ipv6Network } : {}),
     });

@@ -29,10 +29,12 @@ import {
   tryParseCIDR,
   tryParseIP,
   type Family,
+  type IP,
   type IPNet,
 } from '../../../shared/net/ip.js';
 import type { Network, SubnetManager } from '../backend.js';
-import { lastEventPerLease, peerSubnetProblem, type Lease, type LeaseEvent } from '../../lease.js';
+import { lastEventPerLease, type Lease, type LeaseEvent } from '../../lease.js';
+import { PeerGuard } from '../peer-guard.js';
 import { sleep } from '../../sleep.js';
 
 export const BACKEND_TYPE = 'host-gw';
@@ -57,6 +59,8 @@ export interface HostgwNetworkOptions {
   ipv6Network?: IPNet;
   /** route check period (ms), Go's 10 s; 0 disables it */
   checkInterval?: number;
+  /** our own addresses besides the lease's PublicIPs: never a peer's */
+  ownAddrs?: readonly (IP | undefined)[];
 }
 
 /** One wanted route (Go's cached netlink.Route). */
@@ -111,8 +115,20 @@ export class HostgwNetwork implements Network {
   /** Settles once the first lease snapshot is programmed and stale routes are removed. */
   readonly firstSync = new Promise<void>((resolve) => (this.firstSyncDone = resolve));
   private tail: Promise<void> = Promise.resolve();
+  /** which peer leases may be routed: never into our own subnet, nor over another live peer's */
+  private readonly guard: PeerGuard;
 
-  constructor(private readonly o: HostgwNetworkOptions) {}
+  constructor(private readonly o: HostgwNetworkOptions) {
+    this.guard = new PeerGuard({
+      own: o.lease,
+      enableIPv4: o.enableIPv4,
+      enableIPv6: o.enableIPv6,
+      ...(o.network ? { network: o.network } : {}),
+      ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
+      ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
+      log: o.log,
+    });
+  }
 
   lease(): Lease {
     return this.o.lease;
@@ -176,7 +192,7 @@ export class HostgwNetwork implements Network {
 
   /** Applies one batch of lease events; never throws for a bad lease. */
   async handleBatch(events: readonly LeaseEvent[]): Promise<void> {
-    const last = lastEventPerLease(events, (l) => this.isOwn(l));
+    const last = lastEventPerLease(this.guard.update(events), (l) => this.isOwn(l));
     if (last.size === 0) return;
     const t0 = performance.now();
     const quiet = last.size > LOG_EACH_UP_TO;
@@ -216,8 +232,6 @@ export class HostgwNetwork implements Network {
     if (!subnet) return undefined;
     const gw = family === 4 ? lease.attrs.publicIP : lease.attrs.publicIPv6;
     if (subnet.family !== family) return `its IPv${family} subnet ${formatNet(subnet)} is not IPv${family}`;
-    const outside = peerSubnetProblem(subnet, family === 4 ? this.o.network : this.o.ipv6Network);
-    if (outside) return outside;
     if (!gw || gw.value === 0n || gw.family !== family) return `no public IPv${family}`;
     return { dst: formatNet(subnet), via: formatIP(gw), dev: this.o.extIface };
   }

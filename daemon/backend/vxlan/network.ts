@@ -33,7 +33,8 @@ import {
   type IPNet,
 } from '../../../shared/net/ip.js';
 import type { Network, SubnetManager } from '../backend.js';
-import { lastEventPerLease, peerSubnetProblem, type Lease, type LeaseEvent } from '../../lease.js';
+import { lastEventPerLease, type Lease, type LeaseEvent } from '../../lease.js';
+import { PeerGuard } from '../peer-guard.js';
 import { sleep } from '../../sleep.js';
 import { normalizeMac, vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
 
@@ -54,6 +55,8 @@ export interface VxlanNetworkOptions {
   pollInterval?: number;
   /** first retry delay for a lease that failed to program (ms), doubled up to 30 s */
   retryDelay?: number;
+  /** our own addresses besides the lease's PublicIPs (the underlay address): never a peer's */
+  ownAddrs?: readonly (IP | undefined)[];
 }
 
 /** What we programmed for one peer in one family. */
@@ -91,8 +94,43 @@ export class VxlanNetwork implements Network {
   readonly firstSync = new Promise<void>((resolve) => (this.firstSyncDone = resolve));
   private tail: Promise<void> = Promise.resolve();
   private signal: AbortSignal | undefined;
+  /** which peer leases may be programmed (overlaps, shared VtepMACs, bad PublicIPs are refused) */
+  private readonly guard: PeerGuard;
+  /** lease key → the last error programming it, so a lease the kernel keeps refusing is logged once */
+  private readonly failing = new Map<string, string>();
 
-  constructor(private readonly o: VxlanNetworkOptions) {}
+  constructor(private readonly o: VxlanNetworkOptions) {
+    this.guard = new PeerGuard({
+      own: o.lease,
+      enableIPv4: !!o.dev,
+      enableIPv6: !!o.v6Dev,
+      ...(o.network ? { network: o.network } : {}),
+      ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
+      ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
+      claims: (l) => this.claims(l),
+      log: o.log,
+    });
+  }
+
+  /**
+   * What a vxlan lease holds exclusively besides its subnet: its VtepMAC per family (the FDB is keyed
+   * by MAC, so two leases with one MAC would take each other's entry). A VtepMAC that is not unicast is
+   * refused here: the kernel refuses a multicast FDB replace, and retrying it would go on forever.
+   */
+  private claims(l: Lease): string[] | string {
+    if (l.attrs.backendType !== 'vxlan') return [];
+    const out: string[] = [];
+    for (const family of [4, 6] as const) {
+      if (!(family === 4 ? this.o.dev : this.o.v6Dev)) continue;
+      const data = family === 4 ? l.attrs.backendData : l.attrs.backendV6Data;
+      if (typeof data !== 'object' || data === null) continue;
+      const mac = normalizeMac(field(data as Record<string, unknown>, 'VtepMAC'));
+      if (!mac) continue; // the lease is skipped with its own log line in neighbor()
+      if (!isUnicastMac(mac)) return `its VtepMAC ${mac} is not a unicast MAC address`;
+      out.push(`IPv${family} VtepMAC ${mac}`);
+    }
+    return out;
+  }
 
   lease(): Lease {
     return this.o.lease;
@@ -140,7 +178,7 @@ export class VxlanNetwork implements Network {
 
   /** Applies one batch of lease events; never throws for a bad lease. */
   async handleBatch(events: readonly LeaseEvent[]): Promise<void> {
-    const last = lastEventPerLease(events, (l) => this.isOwn(l));
+    const last = lastEventPerLease(this.guard.update(events), (l) => this.isOwn(l));
     if (last.size === 0) return;
     const t0 = performance.now();
     const routes = await this.routesForDirect();
@@ -193,7 +231,11 @@ export class VxlanNetwork implements Network {
   }
 
   private async failAdd(p: Plan, err: unknown): Promise<void> {
-    this.o.log(`failed to program lease ${p.key}: ${errText(err)}; rolling it back and retrying later`);
+    // once per lease and error: a peer the kernel keeps refusing must not flood the log on every retry
+    if (this.failing.get(p.key) !== errText(err)) {
+      this.o.log(`failed to program lease ${p.key}: ${errText(err)}; rolling it back and retrying later (with back-off, logged again only if the error changes)`);
+      this.failing.set(p.key, errText(err));
+    }
     if (p.undo) await this.removeBestEffort(p.undo);
     // What we had before is gone too (undo removed the entries): forget it so a later add starts clean.
     this.peers.delete(p.key);
@@ -264,8 +306,6 @@ export class VxlanNetwork implements Network {
     if (!subnet || (family === 4 && !lease.enableIPv4 && !lease.subnet)) return undefined;
     const publicIP = family === 4 ? lease.attrs.publicIP : lease.attrs.publicIPv6;
     const data = family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data;
-    const outside = peerSubnetProblem(subnet, family === 4 ? this.o.network : this.o.ipv6Network);
-    if (outside) return outside;
     if (isZero(publicIP) || !publicIP) return `no public IPv${family}`;
     if (typeof data !== 'object' || data === null) return `no ${family === 4 ? 'BackendData' : 'BackendV6Data'}`;
     const rawMac = field(data as Record<string, unknown>, 'VtepMAC');
@@ -327,6 +367,11 @@ export class VxlanNetwork implements Network {
       commit: () => {
         if (next.v4 || next.v6) this.peers.set(key, next);
         else this.peers.delete(key);
+        const had = this.failing.get(key);
+        if (had !== undefined) {
+          this.failing.delete(key);
+          this.o.log(`programmed lease ${key}, which had failed: ${had}`);
+        }
       },
     };
   }
@@ -348,9 +393,18 @@ export class VxlanNetwork implements Network {
     if (!known) this.o.log(`removed subnet ${key} was not known; removing its entries anyway`);
     if (ops.length === 0) {
       this.peers.delete(key);
+      this.failing.delete(key);
       return undefined;
     }
-    return { key, kind: 'remove', ops, commit: () => this.peers.delete(key) };
+    return {
+      key,
+      kind: 'remove',
+      ops,
+      commit: () => {
+        this.peers.delete(key);
+        this.failing.delete(key);
+      },
+    };
   }
 
   private removeOps(dev: VxlanDevice, s: FamilyState): KernelOp[] {
@@ -572,6 +626,11 @@ function tryParseDst(text: string): IPNet | undefined {
 }
 
 const ZERO_MAC = '00:00:00:00:00:00';
+
+/** A MAC the kernel takes as a permanent FDB destination: not all-zero, not multicast (nor broadcast). */
+export function isUnicastMac(mac: string): boolean {
+  return mac !== ZERO_MAC && (parseInt(mac.slice(0, 2), 16) & 1) === 0;
+}
 
 function describeOp(op: KernelOp): string {
   switch (op.op) {

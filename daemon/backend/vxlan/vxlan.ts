@@ -191,6 +191,7 @@ export class VxlanBackend implements Backend {
       dev,
       v6Dev,
       directRouting: cfg.directRouting,
+      ownAddrs: [extIface.ifaceAddr, extIface.ifaceV6Addr, extIface.extAddr, extIface.extV6Addr],
       ...(config.network ? { network: config.network } : {}),
       ...(config.ipv6Network ? { ipv6Network: config.ipv6Network } : {}),
       mtu: Math.min(dev?.attrs.mtu ?? Infinity, v6Dev?.attrs.mtu ?? Infinity),

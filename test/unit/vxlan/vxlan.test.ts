@@ -303,7 +303,7 @@ describe('VxlanNetwork', () => {
     ]);
     await until(() => nw.knownPeers().size === 1);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100').map((r) => r.dst)).toEqual(['10.10.0.0/20']);
-    expect(logs.join('\n')).toMatch(/skipping lease 0\.0\.0\.0\/0: its subnet 0\.0\.0\.0\/0 would replace the default route/);
+    expect(logs.join('\n')).toMatch(/refusing peer lease 0\.0\.0\.0\/0 \(PublicIP 192\.168\.100\.8\): its subnet 0\.0\.0\.0\/0 would replace the default route/);
     expect(logs.join('\n')).toMatch(/ignoring non-vxlan v4Subnet\(10\.10\.64\.0\/20\).*type=host-gw/);
     expect(logs.join('\n')).toMatch(/skipping lease 10\.10\.80\.0\/20: .*invalid VtepMAC/);
     expect(logs.join('\n')).toMatch(/skipping lease 10\.10\.96\.0\/20: no public IPv4/);
@@ -537,7 +537,7 @@ describe('device address (upstream TestEnsureV4AddressOnLink)', () => {
     ]);
     await until(() => nw.knownPeers().size === 1);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100').map((r) => r.dst)).toEqual(['10.10.32.0/20']);
-    expect(logs.join('\n')).toMatch(/skipping lease 192\.168\.100\.0\/24: its subnet 192\.168\.100\.0\/24 is outside the network 10\.10\.0\.0\/16/);
+    expect(logs.join('\n')).toMatch(/refusing peer lease 192\.168\.100\.0\/24 .*: its subnet 192\.168\.100\.0\/24 is outside the network 10\.10\.0\.0\/16/);
     ac.abort();
   });
 
