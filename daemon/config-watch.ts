@@ -14,6 +14,7 @@ import { type Logger, errorMessage } from './log.js';
 import { backendDevices, fitsFamily } from './renumber.js';
 import { sleep } from './sleep.js';
 import { type Config, parseAndCheckConfig } from './subnet/config.js';
+import { type HistoryEntry, rememberedSubnet } from './subnet/state-file.js';
 
 const show = (v: IPNet | IP | undefined): string =>
   v === undefined ? '<none>' : 'prefix' in v ? formatNet(v) : formatIP(v);
@@ -46,8 +47,8 @@ export function configDiff(a: Config, b: Config): string[] {
 export interface RestartContext {
   /** our lease now */
   lease: Lease | undefined;
-  /** the subnet this node last held in a Network that fits `next` (state file), if any */
-  remembered?: (network: IPNet, next: Config) => IPNet | undefined;
+  /** the subnets this node held per Network (network.json), to name the one a restart asks for */
+  history?: readonly HistoryEntry[];
 }
 
 /** What a restart on `next` does to this node, in words an operator can act on. */
@@ -64,7 +65,7 @@ export function restartOutcome(running: Config, next: Config, ctx: RestartContex
       out.push(`this node keeps its subnet ${formatNet(sn)} (it fits the new config)`);
       continue;
     }
-    const back = ctx.remembered?.(network, next);
+    const back = rememberedSubnet(ctx.history ?? [], network, (old) => fitsFamily(next, f, old));
     const where = back ? `${formatNet(back)}, which it held there before, if free; else a new one in ${formatNet(network)}` : `a new subnet in ${formatNet(network)}`;
     out.push(sn ? `this node is renumbered: its subnet ${formatNet(sn)} does not fit the new config; it gets ${where}` : `this node gets ${where}`);
     if (sn) lost.push(formatNet(sn));

@@ -25,8 +25,8 @@ import { EtcdClient, type EtcdClientOptions } from './subnet/etcd/etcd-client.js
 import { LocalManager } from './subnet/etcd/local-manager.js';
 import { EtcdRegistry } from './subnet/etcd/registry.js';
 import { readPreviousSubnets, writeSubnetFile } from './subnet/subnet-file.js';
-import { readStateFile, rememberedSubnet } from './subnet/state-file.js';
-import { choosePrevious, fitsFamily, settleNetworkChange } from './renumber.js';
+import { readStateFile } from './subnet/state-file.js';
+import { choosePrevious, settleNetworkChange } from './renumber.js';
 import { watchNetworkConfig } from './config-watch.js';
 
 const VERSION = 'v0.1.0-ts';
@@ -233,10 +233,7 @@ async function main(): Promise<number> {
             running: config,
             key: `${o.etcdPrefix.replace(/\/+$/, '')}/config`,
             intervalMs: o.netConfigPoll * 1000,
-            context: () => ({
-              lease: sm.lease(),
-              remembered: (network, next) => rememberedSubnet(settled.history, network, (sn) => fitsFamily(next, sn.family, sn)),
-            }),
+            context: () => ({ lease: sm.lease(), history: settled.history }),
             log,
           },
           ac.signal,

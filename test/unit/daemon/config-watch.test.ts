@@ -34,7 +34,7 @@ describe('what changed and what a restart does', () => {
     const wider = parseAndCheckConfig('{"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":"host-gw"}}');
     const out = restartOutcome(running, wider, ctx());
     expect(out).toEqual(['this node keeps its subnet 10.1.3.0/24 (it fits the new config)', 'the backend changes from vxlan to host-gw', 'flannel.1 will be deleted']);
-    const back = restartOutcome(running, parseAndCheckConfig(B), { lease, remembered: () => parseNet('10.2.7.0/24') });
+    const back = restartOutcome(running, parseAndCheckConfig(B), { lease, history: [{ network: parseNet('10.2.0.0/16'), subnet: parseNet('10.2.7.0/24') }] });
     expect(back[0]).toBe('this node is renumbered: its subnet 10.1.3.0/24 does not fit the new config; it gets 10.2.7.0/24, which it held there before, if free; else a new one in 10.2.0.0/16');
     expect(restartOutcome(running, parseAndCheckConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":1,"Port":4789}}'), ctx())).toEqual([
       'this node keeps its subnet 10.1.3.0/24 (it fits the new config)',
