@@ -30,12 +30,15 @@ import {
   maskOf,
   netContains,
   netEqual,
+  netLast,
   netOverlaps,
   parseNet,
+  tryParseCIDR,
   type Family,
   type IP,
   type IPNet,
 } from '../../shared/net/ip.js';
+import type { Kernel } from '../../shared/kernel/kernel.js';
 import { leaseKey, peerSubnetProblem, type Lease, type LeaseEvent } from '../lease.js';
 
 export interface PeerGuardOptions {
@@ -48,6 +51,8 @@ export interface PeerGuardOptions {
   ipv6Network?: IPNet;
   /** our own addresses (PublicIP, underlay address): never a peer's PublicIP */
   ownAddrs: readonly (IP | undefined)[];
+  /** the IPv4 networks on our external interface: their network and broadcast addresses are no host's */
+  underlay?: readonly IPNet[];
   /**
    * The backend's exclusive keys of a lease (e.g. `v4 VtepMAC aa:..`) that no two accepted leases may
    * share, or a string saying why the backend refuses the lease. Called for our own lease too.
@@ -218,7 +223,7 @@ export class PeerGuard {
       // an absent (or 0.0.0.0) PublicIP is the backend's business: it skips that family with a log line
       if (!ip || ip.value === 0n) continue;
       if (ip.family !== fam) return { why: `its PublicIP${fam === 6 ? 'v6' : ''} ${formatIP(ip)} is not IPv${fam}` };
-      const bad = unicastProblem(ip);
+      const bad = unicastProblem(ip) ?? this.directedBroadcast(ip);
       if (bad) return { why: bad };
       if (this.o.ownAddrs.some((a) => a && ipEqual(a, ip))) return { why: `its PublicIP ${formatIP(ip)} is our own address` };
     }
@@ -227,6 +232,16 @@ export class PeerGuard {
     const mine = c.find((x) => this.ownClaims.has(x));
     if (mine) return { why: `it claims our own ${mine}` };
     return { claims: c };
+  }
+
+  private directedBroadcast(ip: IP): string | undefined {
+    for (const n of this.o.underlay ?? []) {
+      if (n.family !== 4 || n.prefix >= 31 || !netContains(n, ip)) continue;
+      if (ip.value === n.base || ipEqual(ip, netLast(n))) {
+        return `its PublicIP ${formatIP(ip)} is the ${ip.value === n.base ? 'network' : 'broadcast'} address of ${formatNet(n)}`;
+      }
+    }
+    return undefined;
   }
 
   /** Keys of accepted leases (other than `self`) that `l` conflicts with, and a reason. */
@@ -353,4 +368,18 @@ export class PeerGuard {
 function describeIPs(l: Lease): string {
   const v4 = formatIP(l.attrs.publicIP);
   return l.attrs.publicIPv6 ? `${v4}, ${formatIP(l.attrs.publicIPv6)}` : v4;
+}
+
+/** The IPv4 networks on the external interface (for PeerGuardOptions.underlay); none if unreadable. */
+export async function underlayNetworks(kernel: Kernel, dev: string, log: (msg: string) => void): Promise<IPNet[]> {
+  try {
+    const addrs = await kernel.listAddrs({ dev, family: 4 });
+    return addrs.flatMap((a) => {
+      const c = tryParseCIDR(a.cidr);
+      return c ? [c.net] : [];
+    });
+  } catch (err) {
+    log(`could not read the addresses of ${dev} (peers' PublicIPs are not checked against its broadcast address): ${err instanceof Error ? err.message : String(err)}`);
+    return [];
+  }
 }

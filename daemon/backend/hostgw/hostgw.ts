@@ -32,6 +32,7 @@ import { ipEqual, type IP } from '../../../shared/net/ip.js';
 import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { LeaseAttrs } from '../../lease.js';
 import { BACKEND_TYPE, HostgwNetwork } from './network.js';
+import { underlayNetworks } from '../peer-guard.js';
 
 export const NAT_ERROR =
   "your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not supported by host-gw backend";
@@ -75,6 +76,7 @@ export class HostgwBackend implements Backend {
       enableIPv4: config.enableIPv4,
       enableIPv6: config.enableIPv6,
       ownAddrs: [extIface.ifaceAddr, extIface.ifaceV6Addr],
+      underlay: await underlayNetworks(kernel, extIface.iface.name, log),
       ...(config.network ? { network: config.network } : {}),
       ...(config.ipv6Network ? { ipv6Network: config.ipv6Network } : {}),
     });

@@ -61,6 +61,8 @@ export interface HostgwNetworkOptions {
   checkInterval?: number;
   /** our own addresses besides the lease's PublicIPs: never a peer's */
   ownAddrs?: readonly (IP | undefined)[];
+  /** the IPv4 networks on the external interface: a peer's PublicIP is not their broadcast address */
+  underlay?: readonly IPNet[];
 }
 
 /** One wanted route (Go's cached netlink.Route). */
@@ -126,6 +128,7 @@ export class HostgwNetwork implements Network {
       ...(o.network ? { network: o.network } : {}),
       ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
       ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
+      ...(o.underlay ? { underlay: o.underlay } : {}),
       log: o.log,
     });
   }

@@ -57,6 +57,8 @@ export interface VxlanNetworkOptions {
   retryDelay?: number;
   /** our own addresses besides the lease's PublicIPs (the underlay address): never a peer's */
   ownAddrs?: readonly (IP | undefined)[];
+  /** the IPv4 networks on the external interface: a peer's PublicIP is not their broadcast address */
+  underlay?: readonly IPNet[];
 }
 
 /** What we programmed for one peer in one family. */
@@ -107,6 +109,7 @@ export class VxlanNetwork implements Network {
       ...(o.network ? { network: o.network } : {}),
       ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
       ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
+      ...(o.underlay ? { underlay: o.underlay } : {}),
       claims: (l) => this.claims(l),
       log: o.log,
     });

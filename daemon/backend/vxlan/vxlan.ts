@@ -34,6 +34,7 @@ import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkCon
 import type { LeaseAttrs } from '../../lease.js';
 import { normalizeMac, VxlanDevice, type VxlanDeviceAttrs } from './device.js';
 import { VxlanNetwork } from './network.js';
+import { underlayNetworks } from '../peer-guard.js';
 
 export const DEFAULT_VNI = 1;
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
@@ -192,6 +193,7 @@ export class VxlanBackend implements Backend {
       v6Dev,
       directRouting: cfg.directRouting,
       ownAddrs: [extIface.ifaceAddr, extIface.ifaceV6Addr, extIface.extAddr, extIface.extV6Addr],
+      underlay: await underlayNetworks(kernel, extIface.iface.name, log),
       ...(config.network ? { network: config.network } : {}),
       ...(config.ipv6Network ? { ipv6Network: config.ipv6Network } : {}),
       mtu: Math.min(dev?.attrs.mtu ?? Infinity, v6Dev?.attrs.mtu ?? Infinity),
