@@ -1,18 +1,26 @@
 // The flannel CNI meta-plugin (flannel-io/cni-plugin): reads flanneld's subnet.env, turns it into a
 // bridge + host-local config (delegate.ts), saves that to <dataDir>/<containerID> and execs the delegate
 // by type from CNI_PATH. DEL replays the saved config; CHECK/STATUS/GC do what the reference does.
+// ADD and DEL of one container are serialized by a lock in the dataDir (container-lock.ts).
 import { CniError, errorMessage } from '../../shared/cni/errors.js';
 import { GoStruct, parseJson } from '../../shared/cni/go-json.js';
 import { delegateAdd, delegateDel, type InvokeOptions } from '../../shared/cni/invoke.js';
 import { PreformattedResult, type CmdArgs, type Result } from '../../shared/cni/types.js';
 import { formatResult } from '../../shared/cni/version.js';
-import { buildDelegateConf, consumeScratch, goSyntax, saveScratch, type Scratch } from './delegate.js';
+import type { HeldLock } from '../../shared/fs/flock.js';
+import { lockContainer } from './container-lock.js';
+import { buildDelegateConf, consumeScratch, goSyntax, refuseSelfDelegation, saveScratch, type Scratch } from './delegate.js';
 import { parseFlannelNetConf } from './netconf.js';
 import { readSubnetEnv, subnetEnvError, type SubnetEnv } from './subnet-env.js';
 
 /** What the handlers touch; tests swap parts of it. */
 export interface FlannelDeps {
   readSubnetEnv(path: string): SubnetEnv;
+  /**
+   * Holds off other ADD/DEL of the container. With `create` the dataDir is made first (as saveScratch
+   * would); without, a missing dataDir gives undefined.
+   */
+  lockContainer(dataDir: string, containerId: string, create: boolean): HeldLock | undefined;
   saveScratch(dataDir: string, containerId: string, bytes: string): void;
   consumeScratch(dataDir: string, containerId: string): Scratch;
   delegateAdd(type: string, conf: string, confVersion: string, o: InvokeOptions): Promise<Result>;
@@ -22,6 +30,7 @@ export interface FlannelDeps {
 
 export const DEFAULT_DEPS: FlannelDeps = {
   readSubnetEnv: (path) => readSubnetEnv(path),
+  lockContainer: (dataDir, containerId, create) => lockContainer(dataDir, containerId, create),
   saveScratch,
   consumeScratch,
   delegateAdd,
@@ -40,15 +49,19 @@ export async function cmdAdd(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): P
   const d = buildDelegateConf(n, fenv);
   deps.writeStderr(`\n${goSyntax(d.conf)}\n`);
   deps.writeStderr(`delegateAdd: netconf sent to delegate plugin:\n${d.bytes}`);
-  // written before the delegate runs: a failed ADD leaves it for the runtime's DEL to replay
-  deps.saveScratch(n.dataDir, args.containerId, d.bytes);
+  // held until the delegate is done: a DEL that comes meanwhile replays the complete ADD afterwards
+  const lock = deps.lockContainer(n.dataDir, args.containerId, true);
   let result: Result;
   try {
+    // written before the delegate runs: a failed ADD leaves it for the runtime's DEL to replay
+    deps.saveScratch(n.dataDir, args.containerId, d.bytes);
     result = await deps.delegateAdd(d.type, d.bytes, n.cniVersion || '0.1.0', { writeStderr: deps.writeStderr });
   } catch (err) {
     // skel HEAD unwraps a wrapped types.Error: the delegate's own {code,msg} reaches the runtime
     if (err instanceof CniError) throw err;
     throw new Error(`failed to delegate add: ${errorMessage(err)}`);
+  } finally {
+    lock?.release();
   }
   // result.Print(): the delegate's result at the delegate's own cniVersion
   return new PreformattedResult(formatResult(result, result.cniVersion));
@@ -56,28 +69,50 @@ export async function cmdAdd(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): P
 
 export async function cmdDel(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): Promise<void> {
   const n = parseFlannelNetConf(args.stdinData);
-  let scratch: Scratch;
+  const lock = deps.lockContainer(n.dataDir, args.containerId, false);
+  // no dataDir: no ADD ever saved anything here
+  if (!lock) return;
+  // the lock file goes with the last state of the container (a failed delegate DEL included: the
+  // scratch file is gone then too); a DEL that fails before that keeps it for the retry
+  let removeLock = false;
   try {
-    scratch = deps.consumeScratch(n.dataDir, args.containerId);
-  } catch (err) {
-    // nothing saved (never added, or already deleted): nothing to do
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  let type: string;
-  try {
-    type = GoStruct.from(parseJson(scratch.bytes), 'types.NetConf').string('type') ?? '';
-  } catch (err) {
-    // flannel-io/cni-plugin#33: a corrupt file must not wedge the pod in Terminating. The file is kept
-    // and whatever the delegate created stays until reboot, as in the reference.
-    deps.writeStderr(`failed to parse netconf: ${errorMessage(err)}`);
-    return;
-  }
-  try {
-    await deps.delegateDel(type, scratch.bytes, { writeStderr: deps.writeStderr });
+    let scratch: Scratch;
+    try {
+      scratch = deps.consumeScratch(n.dataDir, args.containerId);
+    } catch (err) {
+      // nothing saved (never added, or already deleted): nothing to do
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        removeLock = true;
+        return;
+      }
+      throw err;
+    }
+    let type: string;
+    try {
+      type = GoStruct.from(parseJson(scratch.bytes), 'types.NetConf').string('type') ?? '';
+    } catch (err) {
+      // flannel-io/cni-plugin#33: a corrupt file must not wedge the pod in Terminating. The file is kept
+      // and whatever the delegate created stays until reboot, as in the reference.
+      deps.writeStderr(`failed to parse netconf: ${errorMessage(err)}`);
+      return;
+    }
+    try {
+      // a saved config naming ourselves (only Go's ADD writes one) would make this DEL run itself again,
+      // and wait forever for the lock we hold; handled like a corrupt file
+      refuseSelfDelegation(type, undefined, n.type);
+    } catch (err) {
+      deps.writeStderr(`not replaying ${n.dataDir}/${args.containerId}: ${errorMessage(err)}`);
+      return;
+    }
+    try {
+      await deps.delegateDel(type, scratch.bytes, { writeStderr: deps.writeStderr });
+    } finally {
+      // the reference removes the file even when the delegate's DEL failed; a retried DEL is a no-op
+      scratch.remove();
+      removeLock = true;
+    }
   } finally {
-    // the reference removes the file even when the delegate's DEL failed; a retried DEL is a no-op
-    scratch.remove();
+    lock.release(removeLock);
   }
 }
 

@@ -11,8 +11,13 @@ const V4 = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL
 function fakeDeps(over: Partial<FlannelDeps> = {}) {
   const files = new Map<string, string>();
   const calls: Array<{ verb: string; type: string; conf: string }> = [];
+  const locks: string[] = [];
   const deps: FlannelDeps = {
     readSubnetEnv: (p) => parseSubnetEnv(V4, p),
+    lockContainer: (dir, id, create) => {
+      locks.push(`lock ${dir}/${id}${create ? ' create' : ''}`);
+      return { path: `${dir}/.${id}.lock`, release: (remove) => void locks.push(`release${remove ? ' remove' : ''}`) };
+    },
     saveScratch: (dir, id, bytes) => void files.set(`${dir}/${id}`, bytes),
     consumeScratch: (dir, id) => {
       const bytes = files.get(`${dir}/${id}`);
@@ -28,7 +33,7 @@ function fakeDeps(over: Partial<FlannelDeps> = {}) {
     writeStderr: () => {},
     ...over,
   };
-  return { deps, files, calls };
+  return { deps, files, calls, locks };
 }
 
 function io(cmd: string, stdin: string): PluginIo & { out: string } {
