@@ -8,11 +8,12 @@
 //      `routes` = user routes (parsed as types.Route) + one {dst} per FLANNEL_NETWORK / FLANNEL_IPV6_NETWORK.
 // It is marshalled like Go's json.Marshal of that map: compact, keys sorted at every level, except the
 // routes, which are types.Route structs (field order dst, gw, mtu, advmss, priority, table, scope).
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorMessage } from '../../shared/cni/errors.js';
+import { CniError, CniErrorCode, errorMessage } from '../../shared/cni/errors.js';
 import { isObject, marshal, sortKeysDeep, type JsonObject } from '../../shared/cni/go-json.js';
 import { goPathError } from '../../shared/cni/libcni.js';
+import { formatSize, MAX_NETCONF_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { formatCIDR, formatIP, formatNet, parseCIDR, parseIP } from '../../shared/net/ip.js';
 import type { FlannelNetConf } from './netconf.js';
 import type { SubnetEnv } from './subnet-env.js';
@@ -40,8 +41,31 @@ export interface DelegateConf {
   type: string;
 }
 
+/**
+ * A delegate (or its IPAM) of flannel's own type would run this plugin again: with `ipam.type` flannel
+ * each level execs bridge and then flannel again, without end. Go flannel does not check; we refuse
+ * before any work (code 7, invalid network config). `selfType` is the config's `type`, the name the
+ * runtime found us under.
+ */
+export function refuseSelfDelegation(delegateType: unknown, ipamType: unknown, selfType: string): void {
+  const self = new Set(['flannel', selfType].filter((t) => t !== ''));
+  if (typeof delegateType === 'string' && self.has(delegateType)) {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      `'delegate' type ${JSON.stringify(delegateType)} would make the flannel plugin call itself; set delegate.type to the plugin that creates the pod interface (default "bridge")`,
+    );
+  }
+  if (typeof ipamType === 'string' && self.has(ipamType)) {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      `'ipam' type ${JSON.stringify(ipamType)} would make the flannel plugin call itself through its delegate; set ipam.type to an IPAM plugin (default "host-local")`,
+    );
+  }
+}
+
 export function buildDelegateConf(n: FlannelNetConf, fenv: SubnetEnv): DelegateConf {
   validateDelegate(n.delegate);
+  refuseSelfDelegation(n.delegate?.type, n.ipam?.type, n.type);
   const d: JsonObject = { ...(n.delegate ?? {}) };
   if (n.runtimeConfig) d.runtimeConfig = n.runtimeConfig;
   d.name = n.name;
@@ -163,13 +187,26 @@ export function goSyntax(v: unknown): string {
 
 // ---- scratch file: <dataDir>/<containerID> ----
 
-/** saveScratchNetConf: MkdirAll 0700, then O_WRONLY|O_CREATE|O_TRUNC 0600, write, fsync. */
-export function saveScratch(dataDir: string, containerId: string, bytes: string): void {
+/** The MkdirAll(dataDir, 0700) of saveScratchNetConf, with its error text. */
+export function makeDataDir(dataDir: string): void {
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw goPathError('mkdir', dataDir, err);
   }
+}
+
+/**
+ * saveScratchNetConf: MkdirAll 0700, then O_WRONLY|O_CREATE|O_TRUNC 0600, write, fsync. A config too
+ * large for consumeScratch to read back is refused here, before the delegate creates anything that DEL
+ * could then not undo.
+ */
+export function saveScratch(dataDir: string, containerId: string, bytes: string): void {
+  const buf = Buffer.from(bytes);
+  if (buf.length > MAX_NETCONF_FILE) {
+    throw new Error(`delegate config is ${buf.length} bytes, more than the ${formatSize(MAX_NETCONF_FILE)} the flannel plugin saves for DEL`);
+  }
+  makeDataDir(dataDir);
   const path = join(dataDir, containerId);
   let fd: number;
   try {
@@ -178,7 +215,6 @@ export function saveScratch(dataDir: string, containerId: string, bytes: string)
     throw goPathError('open', path, err);
   }
   try {
-    const buf = Buffer.from(bytes);
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off);
     fsyncSync(fd);
@@ -195,14 +231,18 @@ export interface Scratch {
   remove(): void;
 }
 
-/** consumeScratchNetConf: the saved bytes; throws the read error (ENOENT keeps its `code`). */
+/**
+ * consumeScratchNetConf: the saved bytes; throws the read error (ENOENT keeps its `code`). Read bounded
+ * (a regular file of at most MAX_NETCONF_FILE bytes): a FIFO, device or oversized file in the dataDir is
+ * an error, not a hang or an unbounded read.
+ */
 export function consumeScratch(dataDir: string, containerId: string): Scratch {
   const path = join(dataDir, containerId);
   let bytes: Buffer;
   try {
-    bytes = readFileSync(path);
+    bytes = readFileBounded(path, MAX_NETCONF_FILE);
   } catch (err) {
-    throw goPathError((err as NodeJS.ErrnoException).code === 'EISDIR' ? 'read' : 'open', path, err);
+    throw goPathError(readErrorOp(err), path, err);
   }
   return {
     bytes,

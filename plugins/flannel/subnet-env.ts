@@ -9,9 +9,13 @@
 //
 // Then the missing-key check, in the reference's order and wording: `<path> is missing K1, K2`.
 // Errors here are the bare Go texts; cmdAdd wraps them with the operator hint.
-import { readFileSync } from 'node:fs';
+//
+// Where we differ from Go on purpose: the file is read bounded (shared/fs/read-bounded.ts): a regular
+// file of at most 1 MiB. Go reads any file line by line without end (an endless file of short lines
+// never answers); a FIFO, device or directory here is `read <path>: not a regular file (...)`.
 import { goQuote } from '../../shared/cni/args.js';
 import { goPathError } from '../../shared/cni/libcni.js';
+import { MAX_LINE, MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { formatNet, parseCIDR, type IPNet } from '../../shared/net/ip.js';
 
 export interface SubnetEnv {
@@ -22,9 +26,6 @@ export interface SubnetEnv {
   mtu?: number;
   ipmasq?: boolean;
 }
-
-/** bufio.MaxScanTokenSize: a longer line stops the Go scanner with "token too long". */
-const MAX_LINE = 64 * 1024;
 
 /**
  * A recognised key without `=` makes the Go plugin index past the split (a runtime panic, exit 2). We
@@ -111,14 +112,17 @@ export function subnetEnvError(cause: string): Error {
   return new Error(`failed to load flannel 'subnet.env' file: ${cause}. Check the flannel pod log for this node.`);
 }
 
+/** subnet.env as read from disk: a regular file of at most MAX_STATE_FILE bytes. */
+export const readSubnetEnvFile = (path: string): Buffer => readFileBounded(path, MAX_STATE_FILE);
+
 /** loadFlannelSubnetEnv: reads and parses the file; errors are the bare Go texts (`open <path>: ...`). */
-export function readSubnetEnv(path: string, readFile: (p: string) => Buffer = readFileSync): SubnetEnv {
+export function readSubnetEnv(path: string, readFile: (p: string) => Buffer = readSubnetEnvFile): SubnetEnv {
   let data: Buffer;
   try {
     data = readFile(path);
   } catch (err) {
-    // os.Open succeeds on a directory; the scanner's first read is what fails there.
-    throw goPathError((err as NodeJS.ErrnoException).code === 'EISDIR' ? 'read' : 'open', path, err);
+    // os.Open succeeds on a directory (or a device); the scanner's first read is what fails there.
+    throw goPathError(readErrorOp(err), path, err);
   }
   return parseSubnetEnv(data.toString('utf8'), path);
 }
