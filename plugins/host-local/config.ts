@@ -65,7 +65,23 @@ function parseIPNet(s: GoStruct, key: string): { ip: IP; prefix: number } | unde
   if (typeof v !== 'string') throw mismatch(v, `${s.structName}.${key}`, 'string');
   const c = tryParseCIDR(v);
   if (c === undefined) throw new Error(`invalid CIDR address: ${v}`);
-  return { ip: c.ip, prefix: c.net.prefix };
+  const subnet = { ip: c.ip, prefix: c.net.prefix };
+  if (c.ip.family === 4 && v.includes(':')) mappedSubnets.add(subnet);
+  return subnet;
+}
+
+/**
+ * Subnets written as IPv4-mapped IPv6 (`::ffff:10.0.0.0/104`): net.ParseCIDR takes them (the IPv4
+ * network 10.0.0.0/8, which is how a route dst reads), but Range.Canonicalize then finds a 4-byte
+ * address under a 16-byte mask and refuses the range. So do we, with Go's words.
+ */
+const mappedSubnets = new WeakSet<object>();
+
+function canonicalizeChecked(spec: RangeSpec[]): RangeSet {
+  const mapped = spec.findIndex((r) => r.subnet !== undefined && mappedSubnets.has(r.subnet));
+  if (mapped < 0) return canonicalizeRangeSet(spec);
+  if (mapped > 0) canonicalizeRangeSet(spec.slice(0, mapped)); // an earlier range's error comes first
+  throw new Error('IPNet IP and Mask version mismatch');
 }
 
 function parseRange(raw: unknown, path: string): RangeSpec {
@@ -229,7 +245,7 @@ export function loadIPAMConfig(stdin: Buffer | string, envArgs: string): LoadedC
   specs.forEach((spec, i) => {
     let set: RangeSet;
     try {
-      set = canonicalizeRangeSet(spec);
+      set = canonicalizeChecked(spec);
     } catch (err) {
       throw new Error(`invalid range set ${i}: ${(err as Error).message}`);
     }

@@ -79,6 +79,11 @@ function writeFd(fd: number, text: string): void {
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/**
+ * ValidateInterfaceName's `/`, `:` and unicode.IsSpace (Go's White_Space set: it has U+0085 and not
+ * U+FEFF, unlike JavaScript's \s). NUL cannot reach us through the environment; it is refused anyway.
+ */
+const FORBIDDEN_IN_IFNAME = /[/:\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\0]/u;
 const MAX_IFNAME = 15;
 
 type Command = 'ADD' | 'DEL' | 'CHECK' | 'VERSION' | 'STATUS' | 'GC';
@@ -103,7 +108,7 @@ export function validateInterfaceName(name: string): void {
     throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'interface name is too long', `interface name should be less than ${MAX_IFNAME + 1} characters`);
   }
   if (name === '.' || name === '..') throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'interface name is . or ..');
-  if (/[/:\s\0]/u.test(name)) {
+  if (FORBIDDEN_IN_IFNAME.test(name)) {
     throw new CniError(CniErrorCode.InvalidEnvironmentVariables, 'interface name contains / or : or whitespace characters');
   }
 }

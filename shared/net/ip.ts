@@ -120,8 +120,15 @@ export function parseCIDR(text: string): { ip: IP; net: IPNet } {
   } catch {
     throw new TypeError(`invalid CIDR address: ${text}`);
   }
-  const prefix = Number(lenText);
-  // Go: an IPv4-mapped address with a /len counts the length in IPv6 bits only if written as IPv6.
+  let prefix = Number(lenText);
+  // Go counts the length in IPv6 bits when the address is written as IPv6, also for an IPv4-mapped one
+  // (`::ffff:10.0.0.0/104`): that is the IPv4 network 10.0.0.0/8 (what Go prints for it). Go also takes
+  // a length below 96 there, but the network then covers non-mapped IPv6 space and Go's consumers print
+  // nonsense for it (host-local renders `::ffff:10.0.0.0/80` as the route `10.0.0.0/0`): refused here.
+  if (ip.family === 4 && text.slice(0, slash).includes(':')) {
+    if (prefix < 96 || prefix > 128) throw new TypeError(`invalid CIDR address: ${text}`);
+    prefix -= 96;
+  }
   if (prefix > BITS[ip.family]) throw new TypeError(`invalid CIDR address: ${text}`);
   return { ip, net: makeNet(ip, prefix) };
 }

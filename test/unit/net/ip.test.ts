@@ -32,3 +32,14 @@ describe('ip', () => {
     expect(() => nextIP(parseIP('255.255.255.255'))).toThrow(RangeError);
   });
 });
+
+describe('parseCIDR: IPv4-mapped IPv6 as net.ParseCIDR reads it', () => {
+  it('a length counted in IPv6 bits (≥ 96) is the IPv4 network', () => {
+    expect(formatNet(parseCIDR('::ffff:10.0.0.0/104').net)).toBe('10.0.0.0/8');
+    expect(formatNet(parseCIDR('::ffff:192.168.1.7/128').net)).toBe('192.168.1.7/32');
+    expect(formatNet(parseCIDR('::ffff:10.1.2.3/96').net)).toBe('0.0.0.0/0');
+    // below 96 the network leaves the mapped space (Go prints nonsense for it): refused
+    expect(() => parseCIDR('::ffff:10.0.0.0/80')).toThrow('invalid CIDR address: ::ffff:10.0.0.0/80');
+    expect(() => parseCIDR('::ffff:10.0.0.0/129')).toThrow('invalid CIDR address');
+  });
+});
