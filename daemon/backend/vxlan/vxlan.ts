@@ -15,8 +15,11 @@
 // gets a plain route `subnet via PublicIP` instead and no encapsulation at all.
 //
 // Where we deliberately differ from upstream (see network.ts and device.ts for the mechanics):
-// - The VtepMAC is persisted in stateDir and the device is always created with it, so a restarted or
-//   re-created device keeps the MAC every peer already has in its neighbour and FDB tables (upstream #1795).
+// - The VtepMAC survives restarts: a live compatible device keeps its MAC, else the MAC persisted in
+//   stateDir (with a line naming the node that wrote it) is used, so a re-created device keeps the MAC
+//   every peer already has in its neighbour and FDB tables (upstream #1795). A MAC file written by
+//   another node (shared or cloned stateDir) is ignored, and a MAC another node's lease advertises is
+//   never used: a new random one is picked (both logged).
 // - An existing device is reconciled: a compatible one keeps running with its MTU corrected; an
 //   incompatible one (VNI, port, local address, underlay device, learning, GBP or MAC differ) is re-created.
 // - If the device disappears while we run it is re-created and every known peer is re-programmed
@@ -29,10 +32,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GoStruct } from '../../../shared/cni/go-json.js';
-import { formatIP, type IP, type IPNet } from '../../../shared/net/ip.js';
+import { field } from '../../../shared/cni/go-json.js';
+import { formatIP, formatNet, ipEqual, type IP } from '../../../shared/net/ip.js';
 import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
-import type { LeaseAttrs } from '../../lease.js';
-import { normalizeMac, VxlanDevice, type VxlanDeviceAttrs } from './device.js';
+import type { Lease, LeaseAttrs } from '../../lease.js';
+import { normalizeMac, VxlanDevice, vxlanIncompat, type VxlanDeviceAttrs } from './device.js';
 import { VxlanNetwork } from './network.js';
 import { underlayNetworks } from '../peer-guard.js';
 
@@ -88,26 +92,68 @@ export function randomMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-/** Where the VtepMAC of a device survives restarts: `<stateDir>/<device>.mac`. */
+/** Where the VtepMAC of a device survives restarts: `<stateDir>/<device>.mac`, one MAC line. */
 export function macFilePath(stateDir: string, devName: string): string {
   return join(stateDir, `${devName}.mac`);
 }
 
-export async function readStoredMac(stateDir: string, devName: string): Promise<string | undefined> {
+/**
+ * Which node wrote the MAC file: `<stateDir>/<device>.mac.node`, one line `<VTEP local address> <underlay
+ * MAC>`. A separate file so that the MAC file stays the plain MAC line older versions of ours read. A
+ * stateDir shared by two nodes (a cloned VM image, two test hosts on one machine) must not give both
+ * one VtepMAC: a MAC file whose node line names another node is ignored.
+ */
+export function macNodeFilePath(stateDir: string, devName: string): string {
+  return `${macFilePath(stateDir, devName)}.node`;
+}
+
+export interface StoredMac {
+  mac: string;
+  /** the node line, undefined when absent (written by an older version) */
+  node: string | undefined;
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
   try {
-    return normalizeMac((await readFile(macFilePath(stateDir, devName), 'utf8')).trim());
+    return await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
 }
 
-export async function writeStoredMac(stateDir: string, devName: string, mac: string): Promise<void> {
-  await mkdir(stateDir, { recursive: true, mode: 0o755 });
-  const path = macFilePath(stateDir, devName);
+async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${mac}\n`, { mode: 0o644 });
+  await writeFile(tmp, text, { mode: 0o644 });
   await rename(tmp, path);
+}
+
+export async function readStoredMac(stateDir: string, devName: string): Promise<StoredMac | undefined> {
+  const text = await readOptional(macFilePath(stateDir, devName));
+  const mac = text === undefined ? undefined : normalizeMac(text.trim());
+  if (!mac) return undefined;
+  return { mac, node: (await readOptional(macNodeFilePath(stateDir, devName)))?.trim() };
+}
+
+export async function writeStoredMac(stateDir: string, devName: string, mac: string, node: string): Promise<void> {
+  await mkdir(stateDir, { recursive: true, mode: 0o755 });
+  await writeAtomic(macFilePath(stateDir, devName), `${mac}\n`);
+  await writeAtomic(macNodeFilePath(stateDir, devName), `${node}\n`);
+}
+
+/** VtepMACs advertised by other nodes' leases (MAC → who), any family. */
+export function advertisedMacs(leases: readonly Lease[], ours: readonly (IP | undefined)[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of leases) {
+    // a lease with our PublicIP is ours from an earlier run: its MAC is ours to keep
+    if (ours.some((a) => a && (ipEqual(a, l.attrs.publicIP) || (l.attrs.publicIPv6 && ipEqual(a, l.attrs.publicIPv6))))) continue;
+    for (const data of [l.attrs.backendData, l.attrs.backendV6Data]) {
+      if (typeof data !== 'object' || data === null) continue;
+      const mac = normalizeMac(field(data as Record<string, unknown>, 'VtepMAC'));
+      if (mac) out.set(mac, `${formatNet(l.subnet)} (PublicIP ${formatIP(l.attrs.publicIP)})`);
+    }
+  }
+  return out;
 }
 
 /**
@@ -140,18 +186,19 @@ export class VxlanBackend implements Backend {
       mac: '',
     });
 
-    // The device comes first: the lease carries its MAC.
+    // The device comes first: the lease carries its MAC, which must be no other node's.
+    const taken = advertisedMacs(await this.otherLeases(signal), [extIface.extAddr, extIface.extV6Addr]);
     let dev: VxlanDevice | undefined;
     let v6Dev: VxlanDevice | undefined;
     if (config.enableIPv4) {
       const addr = extIface.ifaceAddr ?? extIface.extAddr;
       if (!addr) throw new Error(`failed to find an IPv4 address on ${JSON.stringify(extIface.iface.name)} for the vxlan device`);
-      dev = await this.newDevice(devAttrs(4, addr));
+      dev = await this.newDevice(devAttrs(4, addr), taken);
     }
     if (config.enableIPv6) {
       const addr = extIface.ifaceV6Addr ?? extIface.extV6Addr;
       if (!addr) throw new Error(`failed to find an IPv6 address on ${JSON.stringify(extIface.iface.name)} for the vxlan device`);
-      v6Dev = await this.newDevice(devAttrs(6, addr));
+      v6Dev = await this.newDevice(devAttrs(6, addr), taken);
     }
 
     const attrs: LeaseAttrs = { publicIP: extIface.extAddr ?? { family: 4, value: 0n }, backendType: 'vxlan' };
@@ -200,18 +247,53 @@ export class VxlanBackend implements Backend {
     });
   }
 
-  /** Picks the MAC (persisted, else the existing device's, else random), persists it, ensures the device. */
-  private async newDevice(attrs: VxlanDeviceAttrs): Promise<VxlanDevice> {
-    const { kernel, log, stateDir } = this.deps;
-    let mac = await readStoredMac(stateDir, attrs.name);
-    if (!mac) {
-      // First start with this stateDir: adopt the MAC of a device left by an earlier flanneld (Go's or
-      // ours) so that peers' entries stay valid, else make one up.
-      const existing = await kernel.getLink(attrs.name);
-      mac = existing?.kind === 'vxlan' ? normalizeMac(existing.mac) : undefined;
-      mac ??= randomMac();
-      await writeStoredMac(stateDir, attrs.name, mac);
+  private async otherLeases(signal: AbortSignal): Promise<Lease[]> {
+    try {
+      return await this.deps.subnetManager.listLeases(signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      this.deps.log(`could not list the leases to check that our VtepMAC is no other node's: ${(err as Error).message}`);
+      return [];
     }
+  }
+
+  /**
+   * Picks the VtepMAC, persists it with this node's identity, ensures the device. In order:
+   * 1. the MAC of a live compatible device (ours from an earlier run, or Go's): peers already have it;
+   * 2. the MAC file, if it was written by this node (or by an older version, which wrote no node line);
+   * 3. a new random MAC.
+   * A MAC another node's lease advertises is never used (a cloned image, a shared stateDir): a new one
+   * is picked and logged.
+   */
+  private async newDevice(attrs: VxlanDeviceAttrs, taken: Map<string, string>): Promise<VxlanDevice> {
+    const { kernel, log, stateDir, extIface } = this.deps;
+    const underlay = await kernel.getLink(extIface.iface.name).catch(() => undefined);
+    const node = `${attrs.vtepAddr} ${underlay ? normalizeMac(underlay.mac) ?? '-' : '-'}`;
+    const stored = await readStoredMac(stateDir, attrs.name);
+    const existing = await kernel.getLink(attrs.name);
+    const liveMac = existing ? normalizeMac(existing.mac) : undefined;
+    let mac: string | undefined;
+    let from = '';
+    if (existing && liveMac && !vxlanIncompat(existing, { ...attrs, mac: liveMac })) {
+      mac = liveMac;
+      from = `the existing device ${attrs.name}`;
+      if (stored && stored.mac !== mac) log(`${attrs.name}: keeping the live device's VtepMAC ${mac}, not ${stored.mac} from ${macFilePath(stateDir, attrs.name)}`);
+    } else if (stored && stored.node !== undefined && stored.node !== node) {
+      log(`ignoring ${macFilePath(stateDir, attrs.name)}: it was written by another node (${stored.node}, this node is ${node}); is the state dir shared or copied?`);
+    } else if (stored) {
+      mac = stored.mac;
+      from = macFilePath(stateDir, attrs.name);
+    }
+    if (mac && taken.has(mac)) {
+      log(`VtepMAC ${mac} from ${from} is already advertised by the lease ${taken.get(mac)}: picking a new one for ${attrs.name}`);
+      mac = undefined;
+    }
+    if (!mac) {
+      do mac = randomMac();
+      while (taken.has(mac));
+    }
+    if (stored?.mac !== mac || stored.node !== node) await writeStoredMac(stateDir, attrs.name, mac, node);
+    // a device of another node's MAC is incompatible now: ensure() re-creates it with ours
     const dev = new VxlanDevice(kernel, { ...attrs, mac }, log);
     await dev.ensure();
     return dev;

@@ -196,7 +196,6 @@ describe('registerNetwork', () => {
     ['another local address', { local: '192.168.100.9' }],
     ['another VNI', { vni: 5 }],
     ['learning on', { learning: true }],
-    ['another MAC', { mac: '0a:00:00:00:00:01' }],
   ])('re-creates a device with %s', async (_what, change) => {
     writeFileSync(macFilePath(stateDir, 'flannel.100'), '0a:bb:cc:dd:ee:ff\n');
     await kernel.ensureVxlan('flannel.100', {
