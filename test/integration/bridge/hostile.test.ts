@@ -1,0 +1,77 @@
+// Issue 9, bridge under hostile or unlucky input, side by side with the Go reference where it is safe
+// to run it:
+// - `ipam.type` naming bridge itself: Go's ADD fails only because the inner call trips over the veth the
+//   outer one made (and leaks it); its DEL forks bridges until the runtime kills it (never run here). Ours
+//   refuses the delegation before anything is done: one code-7 error, host and pod untouched.
+// - CNI_NETNS naming the plugin's own netns: skel HEAD configures, prints the result AND a code-8 error,
+//   and keeps the allocation (Go 1.1.1 here has no check at all and configures the host as the pod);
+//   ours prints one code-8 error and does nothing.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { canUseNetns, type Netns } from '../../helpers/netns.js';
+import { GO_BRIDGE, OUR_BRIDGE, conf, haveGo, haveOurs, ipamFiles, ipamPath, runIn, worldsPerTest, type Env, type PluginRun, type World } from './harness.js';
+
+/** runIn with a deadline: before the fix, a self-delegating bridge never ended. */
+function runBounded(host: Netns, bin: string, env: Env, stdin: string): PluginRun {
+  const r = spawnSync('ip', ['netns', 'exec', host.name, bin], {
+    input: stdin,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+    timeout: 60_000,
+  });
+  const out: PluginRun = { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  try {
+    out.json = JSON.parse(out.stdout) as Record<string, unknown>;
+  } catch {
+    // not one JSON document
+  }
+  return out;
+}
+
+describe.skipIf(!canUseNetns || !haveOurs)('bridge: hostile input', () => {
+  const world = worldsPerTest('x');
+  const env = (w: World, cmd: string, o: { netns?: string; cniPath?: string } = {}): Env => ({
+    CNI_COMMAND: cmd,
+    CNI_CONTAINERID: 'ctr-1',
+    CNI_NETNS: o.netns ?? w.pod().path,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: o.cniPath ?? ipamPath('ours'),
+  });
+  const podLinks = (w: World) => (JSON.parse(w.pod().exec(['ip', '-j', 'link', 'show']).stdout) as Array<{ ifname: string }>).map((l) => l.ifname);
+
+  it('ipam.type "bridge": one code-7 error for ADD and DEL, nothing created', () => {
+    const w = world();
+    const c = JSON.stringify(conf(w, { ipam: { type: 'bridge' } }));
+    const before = w.hostLinks();
+    for (const cmd of ['ADD', 'DEL']) {
+      const r = runBounded(w.host, OUR_BRIDGE, env(w, cmd), c);
+      expect(r.status, r.stdout + r.stderr).toBe(1);
+      expect(r.json).toEqual({
+        code: 7,
+        msg: 'refusing to delegate to plugin "bridge": it is already running in this call (bridge → bridge); check the delegate types in the network config (e.g. ipam.type)',
+      });
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect(w.hostLinks()).toEqual(before);
+    expect(podLinks(w)).toEqual(['lo']);
+  });
+
+  it.skipIf(!haveGo)('ipam.type "bridge" in Go: ADD fails late and leaves a veth behind (we do better)', () => {
+    const w = world();
+    const c = JSON.stringify(conf(w, { ipam: { type: 'bridge' } }));
+    const go = runBounded(w.host, GO_BRIDGE, env(w, 'ADD', { cniPath: ipamPath('go') }), c);
+    expect(go.json).toEqual({ code: 999, msg: 'container veth name provided (eth0) already exists' });
+    expect(podLinks(w)).toContain('eth0');
+  });
+
+  it('CNI_NETNS = the plugin\'s own netns: one code-8 error, no link, no allocation', () => {
+    const w = world();
+    const c = JSON.stringify(conf(w));
+    const before = w.hostLinks();
+    const r = runBounded(w.host, OUR_BRIDGE, env(w, 'ADD', { netns: w.host.path }), c);
+    expect(r.status).toBe(1);
+    expect(r.json).toEqual({ code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
+    expect(w.hostLinks()).toEqual(before);
+    expect(ipamFiles(w)).toEqual([]);
+  });
+});
