@@ -114,6 +114,49 @@ describe('flannel handlers', () => {
     expect(f.files.size).toBe(0);
   });
 
+  it('ADD saves and delegates under the container lock; DEL replays under it and then removes the lock file', async () => {
+    const f = fakeDeps({
+      delegateAdd: async (type, conf) => {
+        f.locks.push('delegate ADD');
+        return { cniVersion: JSON.parse(conf).cniVersion, ips: [] };
+      },
+      delegateDel: async () => void f.locks.push('delegate DEL'),
+    });
+    await runPlugin(funcs(f.deps), { about: '' }, io('ADD', CONF()));
+    await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()));
+    expect(f.locks).toEqual(['lock /d/c1 create', 'delegate ADD', 'release', 'lock /d/c1', 'delegate DEL', 'release remove']);
+  });
+
+  it('DEL whose dataDir does not exist (no lock to take) does nothing', async () => {
+    const f = fakeDeps({ lockContainer: () => undefined });
+    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()))).toBe(0);
+    expect(f.calls).toHaveLength(0);
+  });
+
+  it.each([
+    ['delegate.type "flannel"', { delegate: { type: 'flannel' } }, `'delegate' type "flannel" would make the flannel plugin call itself`],
+    ['delegate.type = the config type', { type: 'flannel-ts', delegate: { type: 'flannel-ts' } }, `'delegate' type "flannel-ts" would make the flannel plugin call itself`],
+    ['ipam.type "flannel"', { ipam: { type: 'flannel' } }, `'ipam' type "flannel" would make the flannel plugin call itself through its delegate`],
+  ])('ADD with %s is refused (code 7) before anything is saved or run', async (_name, extra, msg) => {
+    const f = fakeDeps();
+    const s = io('ADD', JSON.stringify({ ...JSON.parse(CONF('1.0.0')), ...extra }));
+    expect(await runPlugin(funcs(f.deps), { about: '' }, s)).toBe(1);
+    const out = JSON.parse(s.out);
+    expect(out.code).toBe(7);
+    expect(out.msg).toContain(msg);
+    expect(f.calls).toHaveLength(0);
+    expect(f.files.size).toBe(0);
+    expect(f.locks).toHaveLength(0);
+  });
+
+  it('DEL of a saved config naming flannel (as a Go ADD may have saved) does not run itself again', async () => {
+    const f = fakeDeps();
+    f.files.set('/d/c1', '{"type":"flannel","name":"cbr0"}');
+    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()))).toBe(0);
+    expect(f.calls).toHaveLength(0);
+    expect(f.files.has('/d/c1')).toBe(true); // kept, as a corrupt file is
+  });
+
   it('CHECK, STATUS and GC succeed with no output, as the reference', async () => {
     const f = fakeDeps();
     for (const cmd of ['CHECK', 'STATUS', 'GC']) {
