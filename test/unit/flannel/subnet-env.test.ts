@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatNet } from '../../../shared/net/ip.js';
@@ -72,10 +72,14 @@ describe('parseSubnetEnv (loadFlannelSubnetEnv)', () => {
 
   it('readSubnetEnv words fs errors like os.Open / the scanner', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flannel-se-'));
-    expect(() => readSubnetEnv(join(dir, 'nope'))).toThrow(`open ${join(dir, 'nope')}: no such file or directory`);
-    mkdirSync(join(dir, 'd'));
-    expect(() => readSubnetEnv(join(dir, 'd'))).toThrow(`read ${join(dir, 'd')}: is a directory`);
-    writeFileSync(join(dir, 'ok'), V4);
-    expect(readSubnetEnv(join(dir, 'ok')).mtu).toBe(1472);
+    try {
+      expect(() => readSubnetEnv(join(dir, 'nope'))).toThrow(`open ${join(dir, 'nope')}: no such file or directory`);
+      mkdirSync(join(dir, 'd'));
+      expect(() => readSubnetEnv(join(dir, 'd'))).toThrow(`read ${join(dir, 'd')}: is a directory`);
+      writeFileSync(join(dir, 'ok'), V4);
+      expect(readSubnetEnv(join(dir, 'ok')).mtu).toBe(1472);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
