@@ -5,8 +5,11 @@ import { defineConfig } from 'vitest/config';
 // - integration: real kernel in network namespaces the test creates, real etcd on loopback,
 //   the built executables in dist/bin. Files run one at a time: the kernel is global state.
 // - e2e: the multi-host lab (netns hosts, etcd, flanneld, pods, podman).
+// Every run is guarded: it fails if anything wrote under /var/lib/flannel, /var/lib/cni, /run/flannel
+// or /etc/cni (test/helpers/sandbox-guard.ts; FLANNEL_TS_SANDBOX_GUARD=off on a real node).
 export default defineConfig({
   test: {
+    globalSetup: ['test/helpers/sandbox-guard.ts'],
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {
