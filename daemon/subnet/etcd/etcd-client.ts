@@ -71,6 +71,8 @@ export interface WatchEvent {
 
 export interface WatchResponse {
   revision: number;
+  /** the header's cluster ID (a wiped or re-created cluster may change it) */
+  clusterId?: string;
   created: boolean;
   events: WatchEvent[];
   /** set when the requested revision was compacted away (the watch is then cancelled) */
@@ -255,12 +257,18 @@ export class EtcdClient {
     const body: Record<string, unknown> = { key: b64(key) };
     if (o.prefix) body.range_end = prefixRangeEnd(key);
     if (o.countOnly) body.count_only = true;
-    const r = await this.call<{ header?: { revision?: string }; kvs?: unknown[]; count?: string }>(
+    const r = await this.call<{ header?: { revision?: string; cluster_id?: string }; kvs?: unknown[]; count?: string }>(
       '/v3/kv/range',
       body,
       signal,
     );
-    return { revision: num(r.header?.revision), kvs: (r.kvs ?? []).map(toKV), count: num(r.count) };
+    const out: { revision: number; kvs: KeyValue[]; count: number; clusterId?: string } = {
+      revision: num(r.header?.revision),
+      kvs: (r.kvs ?? []).map(toKV),
+      count: num(r.count),
+    };
+    if (r.header?.cluster_id !== undefined) out.clusterId = String(r.header.cluster_id);
+    return out;
   }
 
   async put(key: string, value: string, lease = '0', signal?: AbortSignal): Promise<number> {
@@ -434,6 +442,7 @@ export class EtcdClient {
       events,
       canceled: r.canceled === true,
     };
+    if (header.cluster_id !== undefined) out.clusterId = String(header.cluster_id);
     if (r.compact_revision !== undefined && num(r.compact_revision) !== 0) out.compactRevision = num(r.compact_revision);
     if (typeof r.cancel_reason === 'string') out.cancelReason = r.cancel_reason;
     return out;

@@ -24,14 +24,16 @@
 import { type IPNet, formatIP, formatNet, ipEqual, netEqual } from '../../../shared/net/ip.js';
 import type { SubnetManager } from '../../backend/backend.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
-import { LeaseWatcher } from '../../lease-watcher.js';
+import { LeaseWatcher, type StackFlags, leaseIdentity } from '../../lease-watcher.js';
 import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';
 import { Backoff, sleep } from '../../sleep.js';
 import { pickSubnet } from '../allocate.js';
 import { type Config, parseAndCheckConfig, subnetFits } from '../config.js';
 import type { PreviousSubnets } from '../subnet-file.js';
 import { isRecoverableError } from './etcd-client.js';
-import { LeaseConflictError, type Registry, SUBNET_TTL_SEC, describeSubnet } from './registry.js';
+import { DEFAULT_LIVE_WINDOW_MS, chooseReusableLease, refusalLine } from './public-ip-reuse.js';
+import { LeaseConflictError, type ReadHeader, type Registry, SUBNET_TTL_SEC, describeSubnet } from './registry.js';
+import { StoreResetDetector } from './store-reset.js';
 
 export interface LocalManagerOptions {
   registry: Registry;
@@ -47,6 +49,16 @@ export interface LocalManagerOptions {
   renewRetryMs?: number;
   /** attempts on a lost creation race, default 100 */
   raceRetries?: number;
+  /**
+   * Without a previous subnet, a lease with our PublicIP renewed less than this ago is taken to be
+   * another live node's (public-ip-reuse.ts), default 10 min.
+   */
+  liveWindowMs?: number;
+  /**
+   * After an etcd reset (or a compacted watch), peers missing from the new store keep their routes
+   * this long, so that their owners can re-create them (store-reset.ts), default 15 s.
+   */
+  resetGraceMs?: number;
 }
 
 function sameNet(a: IPNet | undefined, b: IPNet | undefined): boolean {
@@ -68,6 +80,10 @@ export class LocalManager implements SubnetManager {
   private readonly ttlSec: number;
   private readonly renewRetryMs: number;
   private readonly raceRetries: number;
+  private readonly liveWindowMs: number;
+  private readonly resetGraceMs: number;
+  private readonly store = new StoreResetDetector();
+  private readonly resetListeners = new Set<(reason: string) => void>();
   private ownLease: Lease | undefined;
   private ownAttrs: LeaseAttrs | undefined;
   private config: Config | undefined;
@@ -83,6 +99,8 @@ export class LocalManager implements SubnetManager {
     this.ttlSec = o.ttlSec ?? SUBNET_TTL_SEC;
     this.renewRetryMs = o.renewRetryMs ?? 60_000;
     this.raceRetries = o.raceRetries ?? 100;
+    this.liveWindowMs = o.liveWindowMs ?? DEFAULT_LIVE_WINDOW_MS;
+    this.resetGraceMs = o.resetGraceMs ?? 15_000;
   }
 
   name(): string {
@@ -153,20 +171,36 @@ export class LocalManager implements SubnetManager {
   }
 
   private async tryAcquireLease(cfg: Config, attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
-    const { leases } = await this.registry.getSubnets(signal);
+    const snap = await this.registry.getSubnets(signal);
+    this.store.observe(snap); // the reference for noticing a later reset (nothing listens yet)
+    const { leases } = snap;
 
-    // 1. reuse the lease that holds our public IP
-    const mine = cfg.enableIPv4 ? leases.find((l) => ipEqual(l.attrs.publicIP, attrs.publicIP)) : undefined;
-    if (mine) {
-      if (subnetFits(cfg, mine.subnet, mine.ipv6Subnet)) {
-        this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}), reusing`);
+    // 1. reuse the lease that holds our public IP, if it is ours (public-ip-reuse.ts): behind one
+    //    public IP (NAT) it may be another live node's, which Go takes silently
+    const candidates = cfg.enableIPv4 ? leases.filter((l) => ipEqual(l.attrs.publicIP, attrs.publicIP)) : [];
+    if (candidates.length > 0) {
+      const decision = chooseReusableLease({
+        candidates: await this.withExpirations(candidates, signal),
+        attrs,
+        previous: this.previous.subnet,
+        held: this.ownLease,
+        now: this.now(),
+        ttlSec: this.ttlSec,
+        liveWindowMs: this.liveWindowMs,
+      });
+      if (decision.refused.length > 0) this.log.warn(refusalLine(attrs.publicIP, decision.refused));
+      const mine = decision.reuse;
+      if (mine && subnetFits(cfg, mine.subnet, mine.ipv6Subnet)) {
+        this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}), reusing (${decision.because})`);
         const ttl = mine.reservation ? 0 : this.ttlSec;
         if (mine.reservation) this.log.info(`${describeSubnet(mine.subnet, mine.ipv6Subnet)} is a reservation: keeping it without a TTL`);
         const exp = await this.registry.updateSubnet(mine.subnet, mine.ipv6Subnet, attrs, ttl, signal);
         return this.makeLease(mine.subnet, mine.ipv6Subnet, attrs, exp);
       }
-      this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}) but not compatible with current config, deleting`);
-      await this.registry.deleteSubnet(mine.subnet, mine.ipv6Subnet, signal);
+      if (mine) {
+        this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}) but not compatible with current config, deleting`);
+        await this.registry.deleteSubnet(mine.subnet, mine.ipv6Subnet, signal);
+      }
     }
 
     // 2. the previous subnet from subnet.env, if nobody holds it and it fits the config
@@ -189,6 +223,26 @@ export class LocalManager implements SubnetManager {
     const exp = await this.registry.createSubnet(pick.sn, pick.sn6, attrs, this.ttlSec, signal);
     this.log.info(`Allocated lease (${describeSubnet(pick.sn, pick.sn6)}) to current node (${formatIP(attrs.publicIP)})`);
     return this.makeLease(pick.sn, pick.sn6, attrs, exp);
+  }
+
+  /**
+   * The candidates with their expiration looked up where it decides something (live leases when no
+   * previous subnet is known); a failed lookup leaves 0 ("unknown").
+   */
+  private async withExpirations(candidates: Lease[], signal: AbortSignal): Promise<Lease[]> {
+    if (this.previous.subnet) return candidates;
+    return Promise.all(
+      candidates.map(async (c) => {
+        if (c.reservation) return c;
+        try {
+          const r = await this.registry.getSubnet(c.subnet, c.ipv6Subnet, signal);
+          return r.lease ? { ...c, expiration: r.lease.expiration } : c;
+        } catch (err) {
+          if (signal.aborted || isRecoverableError(err)) throw err;
+          return c;
+        }
+      }),
+    );
   }
 
   /** RenewLease: a new Grant(24 h) and an unconditional Put of our attrs. */
@@ -216,7 +270,7 @@ export class LocalManager implements SubnetManager {
     const onAbort = () => local.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     // Own-key events from a background watch, queued for this loop.
-    const queue: LeaseEvent[] = [];
+    const queue: OwnEvent[] = [];
     let wake: (() => void) | undefined;
     const watcher = this.watchOwnLease(current, local.signal, (ev) => {
       queue.push(ev);
@@ -239,6 +293,11 @@ export class LocalManager implements SubnetManager {
         if (signal.aborted) return;
 
         const ev = queue.shift();
+        if (ev?.type === 'reset') {
+          current = await this.restoreAfterReset(current, signal);
+          this.setOwn(current);
+          continue;
+        }
         if (ev?.type === 'added') {
           if (!ipEqual(ev.lease.attrs.publicIP, current.attrs.publicIP)) {
             throw new Error(
@@ -301,15 +360,49 @@ export class LocalManager implements SubnetManager {
     return l;
   }
 
+  /**
+   * The store was reset (store-reset.ts): re-create our key with the same subnet (the Version==0
+   * txn, so never over another node), or, if the key survived (a restored snapshot), renew it at
+   * once so that its TTL and attributes are ours again. Rejects only when another node holds it.
+   */
+  private async restoreAfterReset(current: Lease, signal: AbortSignal): Promise<Lease> {
+    const backoff = new Backoff(100, 5000);
+    for (;;) {
+      signal.throwIfAborted();
+      try {
+        const { lease: now } = await this.registry.getSubnet(current.subnet, current.ipv6Subnet, signal);
+        if (!now) return await this.reclaim(current, signal, 'after the etcd reset');
+        if (!ipEqual(now.attrs.publicIP, current.attrs.publicIP)) {
+          throw new Error(
+            `lease ${describeSubnet(current.subnet, current.ipv6Subnet)} is held by ${formatIP(now.attrs.publicIP)} after the etcd reset: shutting down`,
+          );
+        }
+        if (now.reservation) return this.adopt(current, now);
+        const renewed = await this.renewLease(current, signal);
+        this.log.info(
+          `Our lease ${describeSubnet(current.subnet, current.ipv6Subnet)} survived the etcd reset: renewed it, new expiration ${new Date(renewed.expiration).toISOString()}`,
+        );
+        return renewed;
+      } catch (err) {
+        if (!isRecoverableError(err) || signal.aborted) throw err;
+        const d = backoff.step();
+        this.log.warn(`failed to restore our lease after the etcd reset (trying again in ${d} ms): ${errorMessage(err)}`);
+        await sleep(d, signal);
+      }
+    }
+  }
+
   /** Our key vanished: re-create it (Version==0 txn) or give up if another node holds it now. */
-  private async reclaim(current: Lease, signal: AbortSignal): Promise<Lease> {
-    this.log.warn(`Lease has been revoked: re-acquiring ${describeSubnet(current.subnet, current.ipv6Subnet)}`);
+  private async reclaim(current: Lease, signal: AbortSignal, why?: string): Promise<Lease> {
+    const what = describeSubnet(current.subnet, current.ipv6Subnet);
+    if (why) this.log.warn(`Our lease ${what} is missing ${why}: re-creating it with the same subnet`);
+    else this.log.warn(`Lease has been revoked: re-acquiring ${what}`);
     const backoff = new Backoff(100, 5000);
     for (;;) {
       signal.throwIfAborted();
       try {
         const exp = await this.registry.createSubnet(current.subnet, current.ipv6Subnet, current.attrs, this.ttlSec, signal);
-        this.log.info(`Re-acquired lease ${describeSubnet(current.subnet, current.ipv6Subnet)}`);
+        this.log.info(`Re-acquired lease ${what}`);
         const l: Lease = { ...current, expiration: exp };
         delete l.reservation;
         return l;
@@ -318,9 +411,7 @@ export class LocalManager implements SubnetManager {
           const { lease: holder } = await this.registry.getSubnet(current.subnet, current.ipv6Subnet, signal);
           if (holder && ipEqual(holder.attrs.publicIP, current.attrs.publicIP)) return this.adopt(current, holder);
           if (!holder) continue;
-          throw new Error(
-            `lease ${describeSubnet(current.subnet, current.ipv6Subnet)} was revoked and is now held by ${formatIP(holder.attrs.publicIP)}: shutting down`,
-          );
+          throw new Error(`lease ${what} was revoked and is now held by ${formatIP(holder.attrs.publicIP)}: shutting down`);
         }
         if (!isRecoverableError(err) || signal.aborted) throw err;
         const d = backoff.step();
@@ -330,36 +421,107 @@ export class LocalManager implements SubnetManager {
     }
   }
 
-  /** Go's WatchLease on our own key: snapshot, then changes; compaction → re-read the key. */
-  private async watchOwnLease(lease: Lease, signal: AbortSignal, emit: (ev: LeaseEvent) => void): Promise<void> {
+  /** A linearizable read's header: a store reset found here is announced to both watch loops. */
+  private checkStore(h: ReadHeader): void {
+    const reason = this.store.observe(h);
+    if (reason !== undefined) this.storeReset(reason);
+  }
+
+  private storeReset(reason: string): void {
+    this.log.warn(`etcd store reset detected: ${reason}; re-creating our lease with the same subnet and re-listing peers`);
+    for (const f of [...this.resetListeners]) f(reason);
+  }
+
+  private onStoreReset(f: (reason: string) => void): () => void {
+    this.resetListeners.add(f);
+    return () => this.resetListeners.delete(f);
+  }
+
+  /**
+   * Go's WatchLease on our own key: snapshot, then changes. The key is re-read (a) at start,
+   * (b) after compaction, (c) after every broken stream, and (d) after a store reset. A key missing
+   * at (b) or (c) is itself a sign of a new store (a wiped etcd may already be past our revision,
+   * and the watch then waits for nothing): it is announced as a reset, so that the peers are
+   * re-listed too. At (d) completeLease re-creates the key itself ('reset').
+   */
+  private async watchOwnLease(lease: Lease, signal: AbortSignal, emit: (ev: OwnEvent) => void): Promise<void> {
     const backoff = new Backoff(100, 5000);
+    const what = describeSubnet(lease.subnet, lease.ipv6Subnet);
     let since = 0;
-    while (!signal.aborted) {
-      try {
-        if (since === 0) {
-          const r = await this.registry.getSubnet(lease.subnet, lease.ipv6Subnet, signal);
-          since = r.revision + 1;
-          if (!r.lease) emit({ type: 'removed', lease });
-          // changed since acquire: now a reservation (or no longer one), or taken by another node
-          else if (r.lease.reservation !== lease.reservation || !ipEqual(r.lease.attrs.publicIP, lease.attrs.publicIP)) {
-            emit({ type: 'added', lease: r.lease });
+    let reread = false; // re-reading after (b) or (c)
+    let afterReset = false; // completeLease handles the key after (d)
+    let pendingReset: string | undefined;
+    let watchAbort: AbortController | undefined;
+    const offReset = this.onStoreReset((reason) => {
+      pendingReset = reason;
+      watchAbort?.abort();
+    });
+    try {
+      while (!signal.aborted) {
+        try {
+          if (pendingReset !== undefined) {
+            emit({ type: 'reset', reason: pendingReset });
+            pendingReset = undefined;
+            since = 0;
+            afterReset = true;
           }
-        }
-        for await (const b of this.registry.watchSubnets(since, signal, { sn: lease.subnet, sn6: lease.ipv6Subnet })) {
-          backoff.reset();
-          if (b.kind === 'compacted') {
-            since = 0; // re-read the key: a deletion below the horizon becomes `removed`
-            break;
+          if (since === 0) {
+            const r = await this.registry.getSubnet(lease.subnet, lease.ipv6Subnet, signal);
+            this.checkStore(r);
+            if (pendingReset !== undefined) continue;
+            if (!r.lease && reread && !afterReset) {
+              this.storeReset(`our lease ${what} is missing after the watch reconnected`);
+              continue;
+            }
+            since = r.revision + 1;
+            if (!r.lease) {
+              if (!afterReset) emit({ type: 'removed', lease });
+            }
+            // changed since acquire: now a reservation (or no longer one), or taken by another node
+            else if (r.lease.reservation !== lease.reservation || !ipEqual(r.lease.attrs.publicIP, lease.attrs.publicIP)) {
+              emit({ type: 'added', lease: r.lease });
+            }
+            reread = false;
+            afterReset = false;
           }
-          since = b.revision + 1;
-          for (const ev of b.events) emit(ev);
+          const ac = new AbortController();
+          watchAbort = ac;
+          const onAbort = () => ac.abort();
+          signal.addEventListener('abort', onAbort, { once: true });
+          try {
+            for await (const b of this.registry.watchSubnets(since, ac.signal, { sn: lease.subnet, sn6: lease.ipv6Subnet })) {
+              backoff.reset();
+              if (b.kind !== 'events') {
+                // compacted: a deletion below the horizon becomes `removed`; behind: the read decides
+                since = 0;
+                reread = true;
+                break;
+              }
+              since = b.revision + 1;
+              this.store.saw(b.revision);
+              for (const ev of b.events) emit(ev);
+            }
+          } finally {
+            signal.removeEventListener('abort', onAbort);
+            watchAbort = undefined;
+          }
+          if (pendingReset === undefined && since !== 0 && !signal.aborted) {
+            since = 0; // the stream ended: re-read before watching again
+            reread = true;
+          }
+        } catch (err) {
+          if (signal.aborted) return;
+          if (since !== 0) {
+            since = 0;
+            reread = true;
+          }
+          const d = backoff.step();
+          this.log.warn(`watch of own lease failed (retrying in ${d} ms): ${errorMessage(err)}`);
+          await sleep(d, signal);
         }
-      } catch (err) {
-        if (signal.aborted) return;
-        const d = backoff.step();
-        this.log.warn(`watch of own lease failed (retrying in ${d} ms): ${errorMessage(err)}`);
-        await sleep(d, signal);
       }
+    } finally {
+      offReset();
     }
   }
 
@@ -371,21 +533,42 @@ export class LocalManager implements SubnetManager {
   /**
    * Peer lease batches: the first batch is the snapshot (every peer `added`, possibly empty), then
    * changes. Never throws for etcd trouble: it retries until `signal` aborts, then ends.
+   *
+   * Re-lists (LeaseWatcher.reset semantics) after a compacted watch, a watch that starts behind, and
+   * a store reset. After a reset or a compaction (a snapshot restored with --mark-compacted looks
+   * like one) an emptied store must not tear down healthy peers at once: their owners need a few
+   * seconds to notice and re-create their keys. So peers missing from such a listing are kept
+   * (no `removed`) for `resetGraceMs`; one that comes back is simply `added` again (the same
+   * routes), and those still missing from a fresh listing at the end of the grace are removed. A
+   * host that joins meanwhile with a kept peer's subnet replaces it like any `added`.
    */
   async *watchLeases(signal: AbortSignal): AsyncGenerator<LeaseEvent[]> {
     const flags = { enableIPv4: true, enableIPv6: this.config?.enableIPv6 ?? this.ownLease?.enableIPv6 ?? false };
     const lw = new LeaseWatcher(flags, this.ownLease, this.log);
     const unsubscribe = this.onOwnLeaseChange((l) => lw.setOwnLease(l));
     const backoff = new Backoff(100, 5000);
+    const kept = new Map<string, Lease>(); // peers missing after a reset, inside the grace period
+    let graceUntil = 0;
+    let pendingReset: string | undefined;
+    let watchAbort: AbortController | undefined;
+    const offReset = this.onStoreReset((reason) => {
+      pendingReset = reason;
+      watchAbort?.abort();
+    });
     let first = true;
     try {
       while (!signal.aborted) {
-        // snapshot (initial, or a resync after compaction)
+        // snapshot (initial, or a resync)
         let since: number;
         try {
           const snap = await this.registry.getSubnets(signal);
+          this.checkStore(snap);
+          if (pendingReset !== undefined) {
+            pendingReset = undefined;
+            graceUntil = this.now() + this.resetGraceMs;
+          }
           since = snap.revision + 1;
-          const batch = lw.reset(snap.leases);
+          const batch = this.resyncPeers(lw, flags, snap.leases, kept, graceUntil);
           if (first || batch.length > 0) yield batch;
           first = false;
           backoff.reset();
@@ -399,28 +582,87 @@ export class LocalManager implements SubnetManager {
         // watch from the snapshot on; reconnect from the last seen revision
         let resync = false;
         while (!signal.aborted && !resync) {
+          if (pendingReset !== undefined) break;
+          const ac = new AbortController();
+          watchAbort = ac;
+          const onAbort = () => ac.abort();
+          signal.addEventListener('abort', onAbort, { once: true });
+          // the end of a grace period: re-list to drop the peers still missing
+          const graceTimer =
+            kept.size > 0
+              ? setTimeout(() => {
+                  resync = true;
+                  ac.abort();
+                }, Math.max(0, graceUntil - this.now()))
+              : undefined;
           try {
-            for await (const b of this.registry.watchSubnets(since, signal)) {
+            for await (const b of this.registry.watchSubnets(since, ac.signal)) {
               if (b.kind === 'compacted') {
                 this.log.info(`watch revision ${since} was compacted (at ${b.revision}): re-listing leases`);
+                graceUntil = this.now() + this.resetGraceMs;
+                resync = true;
+                break;
+              }
+              if (b.kind === 'behind') {
+                this.log.warn(`etcd answered the lease watch at revision ${b.revision}, below our ${since - 1}: re-listing leases`);
                 resync = true;
                 break;
               }
               backoff.reset();
               since = Math.max(since, b.revision + 1);
+              this.store.saw(b.revision);
+              for (const ev of b.events) if (ev.type === 'added') kept.delete(leaseIdentity(flags, ev.lease));
               const batch = lw.update(b.events);
               if (batch.length > 0) yield batch;
             }
           } catch (err) {
             if (signal.aborted) return;
+            if (pendingReset !== undefined || resync) break;
             const d = backoff.step();
             this.log.warn(`watch of leases failed (reconnecting in ${d} ms): ${errorMessage(err)}`);
             await sleep(d, signal);
+          } finally {
+            clearTimeout(graceTimer);
+            signal.removeEventListener('abort', onAbort);
+            watchAbort = undefined;
           }
         }
       }
     } finally {
+      offReset();
       unsubscribe();
     }
   }
+
+  /**
+   * LeaseWatcher.reset with the grace of watchLeases: before `graceUntil`, peers missing from
+   * `leases` are kept (and remembered in `kept`); after it, the kept ones still missing go.
+   */
+  private resyncPeers(lw: LeaseWatcher, flags: StackFlags, leases: Lease[], kept: Map<string, Lease>, graceUntil: number): LeaseEvent[] {
+    const present = new Set(leases.map((l) => leaseIdentity(flags, l)));
+    for (const id of [...kept.keys()]) if (present.has(id)) kept.delete(id);
+    const missing = lw.leases().filter((l) => !present.has(leaseIdentity(flags, l)));
+    const left = Math.max(0, graceUntil - this.now());
+    if (left > 0 && missing.length > 0) {
+      const fresh = missing.filter((l) => !kept.has(leaseIdentity(flags, l)));
+      for (const l of missing) kept.set(leaseIdentity(flags, l), l);
+      if (fresh.length > 0) {
+        this.log.warn(
+          `${fresh.length} peer lease(s) missing from etcd after the reset, keeping their routes for up to ${Math.round(left / 1000)}s until their owners re-create them: ${fresh.map((l) => leaseLabel(l)).join('; ')}`,
+        );
+      }
+      return lw.reset([...leases, ...missing]);
+    }
+    if (kept.size > 0) {
+      const gone = [...kept.values()].filter((l) => !present.has(leaseIdentity(flags, l)));
+      if (gone.length > 0) {
+        this.log.warn(`${gone.length} peer lease(s) not re-created within ${Math.round(this.resetGraceMs / 1000)}s of the reset, removing them: ${gone.map((l) => leaseLabel(l)).join('; ')}`);
+      }
+      kept.clear();
+    }
+    return lw.reset(leases);
+  }
 }
+
+/** Events completeLease takes from its own-key watch: the key's changes, or a store reset. */
+type OwnEvent = LeaseEvent | { type: 'reset'; reason: string };

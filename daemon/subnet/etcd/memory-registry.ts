@@ -1,6 +1,8 @@
 // An in-memory Registry (Go's MockSubnetRegistry), shipped as product code like undici's MockAgent:
 // LocalManager unit tests run on it. It keeps etcd's shapes: a global revision, keys with or
-// without a lease, Version==0 create semantics, watches from a revision, compaction, and outages.
+// without a lease, Version==0 create semantics, watches from a revision, compaction, outages, and
+// a store rebuilt empty or restored from a snapshot (wipe/restore: open watches break, as etcd's
+// restart does, and the revision goes back).
 import type { IPNet } from '../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
 import { marshalLeaseAttrs, parseLeaseAttrs } from '../lease-json.js';
@@ -38,6 +40,10 @@ export class MemoryRegistry implements Registry {
   failTTL = 0;
   private wakers = new Set<() => void>();
   calls: string[] = [];
+  /** the cluster ID every header reports (etcd keeps it across a wipe with the same member config) */
+  clusterId = '7801232528081817440';
+  /** bumped by wipe/restore: open watches then end with a broken stream */
+  private generation = 0;
 
   constructor(
     config?: string,
@@ -85,6 +91,25 @@ export class MemoryRegistry implements Registry {
   /** Deletes every key whose lease has expired (etcd's lease expiry). */
   expireLeases(): void {
     for (const [k, e] of [...this.kvs]) if (e.expiresAt !== undefined && e.expiresAt <= this.now()) this.deleteRaw(k);
+  }
+  /** The whole store, to restore() later (etcdctl snapshot save). */
+  snapshot(): { kvs: Map<string, Entry>; history: HistoryItem[]; revision: number } {
+    return { kvs: new Map(this.kvs), history: [...this.history], revision: this.revision };
+  }
+  /** Back to a snapshot (etcdutl snapshot restore without --bump-revision): the revision goes back. */
+  restore(snap: { kvs: Map<string, Entry>; history: HistoryItem[]; revision: number }): void {
+    this.kvs.clear();
+    for (const [k, e] of snap.kvs) this.kvs.set(k, e);
+    this.history = [...snap.history];
+    this.revision = snap.revision;
+    this.compactRevision = 0;
+    this.generation++;
+    this.wake();
+  }
+  /** etcd restarted on an empty data dir: nothing but the config (put back by the operator). */
+  wipe(config = this.config): void {
+    this.restore({ kvs: new Map(), history: [], revision: 1 });
+    this.config = config;
   }
   compact(rev = this.revision): void {
     this.compactRevision = rev;
@@ -136,14 +161,15 @@ export class MemoryRegistry implements Registry {
       const l = this.toLease(k, e, o.withTTL === true, true);
       if (l) leases.push(l);
     }
-    return { leases, revision: this.revision };
+    return { leases, revision: this.revision, clusterId: this.clusterId };
   }
 
   async getSubnet(sn: IPNet, sn6?: IPNet) {
     this.maybeFail('getSubnet');
     const e = this.kvs.get(this.key(sn, sn6));
     const lease = e ? this.toLease(this.key(sn, sn6), e) : undefined;
-    return lease ? { lease, revision: this.revision } : { revision: this.revision };
+    const h = { revision: this.revision, clusterId: this.clusterId };
+    return lease ? { lease, ...h } : h;
   }
 
   async createSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number) {
@@ -170,8 +196,14 @@ export class MemoryRegistry implements Registry {
   async *watchSubnets(since: number, signal: AbortSignal, only?: { sn: IPNet; sn6?: IPNet }): AsyncGenerator<WatchBatch> {
     this.maybeFail('watchSubnets');
     const want = only ? this.key(only.sn, only.sn6) : undefined;
+    const generation = this.generation;
+    if (since - 1 > this.revision) {
+      yield { kind: 'behind', revision: this.revision, clusterId: this.clusterId };
+      return;
+    }
     let next = since;
     while (!signal.aborted) {
+      if (generation !== this.generation) throw new EtcdError('etcd 127.0.0.1:2379: watch stream: aborted', -1, true);
       if (next <= this.compactRevision) {
         yield { kind: 'compacted', revision: this.compactRevision };
         return;

@@ -41,15 +41,27 @@ export const CONFIG_NOT_FOUND = 'flannel config not found in etcd store. Did you
 export type WatchBatch =
   | { kind: 'events'; events: LeaseEvent[]; revision: number }
   /** the watch start revision was compacted: re-list and resume from the listing's revision */
-  | { kind: 'compacted'; revision: number };
+  | { kind: 'compacted'; revision: number }
+  /**
+   * The store answered the watch at a revision below the start (`revision` < since - 1), or with
+   * another cluster ID: etcd was rebuilt or restored (store-reset.ts), or the member lags. The watch
+   * ends; the caller re-reads (a linearizable read tells which).
+   */
+  | { kind: 'behind'; revision: number; clusterId?: string };
+
+/** What a read saw of the store: its revision and, from etcd, the cluster ID. */
+export interface ReadHeader {
+  revision: number;
+  clusterId?: string;
+}
 
 export interface Registry {
   /** The raw config text; throws CONFIG_NOT_FOUND when the key is missing. */
   getNetworkConfig(signal?: AbortSignal): Promise<string>;
   /** Every lease; expirations only with `withTTL` (else 0, or now - 1 s for a reservation). */
-  getSubnets(signal?: AbortSignal, o?: { withTTL?: boolean }): Promise<{ leases: Lease[]; revision: number }>;
+  getSubnets(signal?: AbortSignal, o?: { withTTL?: boolean }): Promise<{ leases: Lease[] } & ReadHeader>;
   /** One lease, with its expiration looked up (0 if the lookup failed: the key is still reported). */
-  getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<{ lease?: Lease; revision: number }>;
+  getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<{ lease?: Lease } & ReadHeader>;
   /** Grant(ttl) + txn If(Version(key)==0) Put; the expiration (ms); LeaseConflictError on a lost race. */
   createSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number, signal?: AbortSignal): Promise<number>;
   /**
@@ -95,6 +107,8 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t:
 export class EtcdRegistry implements Registry {
   readonly prefix: string;
   private readonly subnetsDir: string;
+  /** the cluster ID of the last read, to notice a watch answered by another cluster */
+  private clusterId: string | undefined;
 
   constructor(
     private readonly client: EtcdClient,
@@ -168,23 +182,30 @@ export class EtcdRegistry implements Registry {
     }
   }
 
-  async getSubnets(signal?: AbortSignal, o: { withTTL?: boolean } = {}): Promise<{ leases: Lease[]; revision: number }> {
+  private header(r: { revision: number; clusterId?: string }): ReadHeader {
+    if (r.clusterId !== undefined) this.clusterId = r.clusterId;
+    return r.clusterId === undefined ? { revision: r.revision } : { revision: r.revision, clusterId: r.clusterId };
+  }
+
+  async getSubnets(signal?: AbortSignal, o: { withTTL?: boolean } = {}): Promise<{ leases: Lease[] } & ReadHeader> {
     const r = await this.client.range(this.subnetsDir, { prefix: true }, signal);
+    const h = this.header(r);
     const decoded = r.kvs.flatMap((kv) => {
       const l = this.decode(kv);
       return l ? [{ kv, l }] : [];
     });
-    if (!o.withTTL) return { leases: decoded.map((d) => d.l), revision: r.revision };
+    if (!o.withTTL) return { leases: decoded.map((d) => d.l), ...h };
     const leases = await mapLimit(decoded, TTL_CONCURRENCY, ({ kv, l }) => this.withTTL(kv, l, signal));
-    return { leases: leases.filter((l): l is Lease => l !== undefined), revision: r.revision };
+    return { leases: leases.filter((l): l is Lease => l !== undefined), ...h };
   }
 
-  async getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal) {
+  async getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<{ lease?: Lease } & ReadHeader> {
     const r = await this.client.range(this.keyFor(sn, sn6), {}, signal);
+    const h = this.header(r);
     const kv = r.kvs[0];
     const l = kv ? this.decode(kv) : undefined;
     const lease = kv && l ? await this.withTTL(kv, l, signal, true) : undefined;
-    return lease ? { lease, revision: r.revision } : { revision: r.revision };
+    return lease ? { lease, ...h } : h;
   }
 
   async createSubnet(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, ttlSec: number, signal?: AbortSignal) {
@@ -225,7 +246,18 @@ export class EtcdRegistry implements Registry {
         return;
       }
       if (res.canceled) throw new EtcdError(`watch canceled: ${res.cancelReason ?? 'unknown reason'}`, -1, true);
-      if (res.created || res.events.length === 0) continue;
+      if (res.created) {
+        // a store below our start revision, or another cluster: etcd was rebuilt or restored
+        const otherCluster = res.clusterId !== undefined && this.clusterId !== undefined && res.clusterId !== this.clusterId;
+        if ((res.revision > 0 && res.revision < since - 1) || otherCluster) {
+          const b: WatchBatch = { kind: 'behind', revision: res.revision };
+          if (res.clusterId !== undefined) b.clusterId = res.clusterId;
+          yield b;
+          return;
+        }
+        continue;
+      }
+      if (res.events.length === 0) continue;
       const events: LeaseEvent[] = [];
       let revision = 0;
       for (const ev of res.events) {

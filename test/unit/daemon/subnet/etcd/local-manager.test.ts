@@ -79,7 +79,7 @@ function collect(it: AsyncIterable<LeaseEvent[]>): LeaseEvent[][] {
 const show = (b: LeaseEvent[]) => b.map((e) => `${e.type} ${formatNet(e.lease.subnet)}`);
 
 describe('LocalManager.acquireLease (TestAcquireLease)', () => {
-  it('gets a subnet in range, then the same one again for the same PublicIP', async () => {
+  it('gets a subnet in range, then the same one again for the same PublicIP (a restart with subnet.env)', async () => {
     const reg = fixture();
     const { sm } = manager(reg);
     const l = await sm.acquireLease(attrs(), signal());
@@ -87,7 +87,7 @@ describe('LocalManager.acquireLease (TestAcquireLease)', () => {
     expect(l.subnet.base >= parseIP('10.3.1.0').value && l.subnet.base <= parseIP('10.3.25.0').value).toBe(true);
     expect(['10.3.1.0/24', '10.3.2.0/24', '10.3.4.0/24', '10.3.5.0/24']).not.toContain(formatNet(l.subnet));
     expect(l.expiration - Date.now()).toBeGreaterThan(86390_000);
-    const again = await manager(reg).sm.acquireLease(attrs(), signal());
+    const again = await manager(reg, { previous: { subnet: l.subnet } }).sm.acquireLease(attrs(), signal());
     expect(formatNet(again.subnet)).toBe(formatNet(l.subnet));
     expect(reg.keys().filter((k) => reg.getRaw(k)!.value.includes('1.2.3.4'))).toHaveLength(1);
   });
@@ -115,7 +115,7 @@ describe('LocalManager.acquireLease (TestAcquireLease)', () => {
     const reg = fixture();
     const l1 = await manager(reg).sm.acquireLease(attrs(), signal());
     reg.config = '{ "Network": "10.4.0.0/16" }';
-    const { sm, log } = manager(reg);
+    const { sm, log } = manager(reg, { previous: { subnet: l1.subnet } });
     const l2 = await sm.acquireLease(attrs(), signal());
     expect(formatNet(l2.subnet).startsWith('10.4.')).toBe(true);
     expect(reg.getRaw(PREFIX + `${formatIP({ family: 4, value: l1.subnet.base })}-24`)).toBeUndefined(); // old one deleted
@@ -225,7 +225,7 @@ describe('LocalManager.watchLeases', () => {
 
   it('compaction: re-lists and continues with live events (TestWatchSubnetsRecoversFromCompaction)', async () => {
     const reg = fixture();
-    const { sm } = manager(reg);
+    const { sm } = manager(reg, { resetGraceMs: 100 }); // compaction keeps missing peers this long
     await sm.acquireLease(attrs(), signal());
     const s = signal();
     const batches = collect(sm.watchLeases(s));
@@ -237,6 +237,7 @@ describe('LocalManager.watchLeases', () => {
     await until(() => batches.flat().some((e) => formatNet(e.lease.subnet) === '10.3.42.0/24'), 'peer after compaction');
     reg.putRaw(PREFIX + '10.3.43.0-24', '{"PublicIP":"1.1.1.5","PublicIPv6":null}', 100);
     await until(() => batches.flat().some((e) => formatNet(e.lease.subnet) === '10.3.43.0/24'), 'live event');
+    await until(() => batches.flat().some((e) => e.type === 'removed'), 'removal after the grace period');
     const later = batches.slice(1).flat().map((e) => `${e.type} ${formatNet(e.lease.subnet)}`);
     expect(later).toContain('removed 10.3.5.0/24');
     expect(later.filter((x) => x.startsWith('removed'))).toEqual(['removed 10.3.5.0/24']);
