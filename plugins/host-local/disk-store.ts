@@ -7,15 +7,27 @@
 //     lock                          empty; flock(LOCK_EX) around every Get/Release (file-lock.ts)
 // Lookups walk every file under the directory (recursively, in lexical order, as filepath.Walk) and
 // compare trimmed contents, exactly as Go does; a legacy file holding only the container id matches too.
-import { closeSync, constants, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+//
+// Where we differ from Go on purpose: every read is bounded (shared/fs/read-bounded.ts): regular files
+// of at most 1 MiB. A FIFO, device or oversized file in the store is skipped by lookups (as Go skips
+// unreadable files; Go would block on a FIFO or read /dev/zero forever), and last_reserved_ip is written
+// O_NONBLOCK, so a FIFO there is an error instead of a hang.
+import { closeSync, constants, openSync, readdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { type IP, formatIP, tryParseIP } from '../../shared/net/ip.js';
 import { DEFAULT_DATA_DIR } from './config.js';
 import { FileLock, type FlockFn } from './file-lock.js';
-import { mkdirAll } from './go-fs.js';
+import { mkdirAll, pathError } from './go-fs.js';
 import { type Attachment, LAST_IP_FILE_PREFIX, type Store, goTrimSpace, isValidReservation, reservationKey } from './store.js';
 
 const FILE_MODE = 0o600;
+
+/** os.WriteFile's flags, plus O_NONBLOCK: opening a FIFO with no reader fails (ENXIO) instead of waiting. */
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NONBLOCK;
+
+/** A store file's contents (bounded); throws as readFileBounded does. */
+const readStoreFile = (path: string, encoding: BufferEncoding): string => readFileBounded(path, MAX_STATE_FILE).toString(encoding);
 
 export class DiskStore implements Store {
   private constructor(
@@ -65,17 +77,30 @@ export class DiskStore implements Store {
       unlinkSync(fname);
       throw err;
     }
-    writeFileSync(join(this.dir, LAST_IP_FILE_PREFIX + rangeId), formatIP(ip), { mode: FILE_MODE });
+    const last = join(this.dir, LAST_IP_FILE_PREFIX + rangeId);
+    let lastFd: number;
+    try {
+      lastFd = openSync(last, WRITE_FLAGS, FILE_MODE);
+    } catch (err) {
+      throw pathError('open', last, err);
+    }
+    try {
+      writeFileSync(lastFd, formatIP(ip));
+    } finally {
+      closeSync(lastFd);
+    }
     return true;
   }
 
+  /** The allocator logs a read error and starts from the range start, as Go's does. */
   lastReservedIP(rangeId: string): IP | undefined {
+    const path = join(this.dir, LAST_IP_FILE_PREFIX + rangeId);
     let data: string;
     try {
-      data = readFileSync(join(this.dir, LAST_IP_FILE_PREFIX + rangeId), 'latin1');
+      data = readStoreFile(path, 'latin1');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      throw pathError(readErrorOp(err), path, err);
     }
     return tryParseIP(data);
   }
@@ -97,7 +122,7 @@ export class DiskStore implements Store {
       }
       let content: string;
       try {
-        content = readFileSync(path, 'utf8');
+        content = readStoreFile(path, 'utf8');
       } catch {
         continue;
       }
@@ -159,7 +184,7 @@ export class DiskStore implements Store {
         const path = join(this.dir, e.name);
         let content: string;
         try {
-          content = readFileSync(path, 'utf8');
+          content = readStoreFile(path, 'utf8');
         } catch {
           continue;
         }

@@ -10,8 +10,11 @@
 // Errors are worded as libcni's (`plugin type="bridge" failed (add): ...`).
 // One deliberate choice between libcni versions: DEL always removes the cache file (v1.1.x); HEAD keeps
 // it for lists below 0.4.0, where no cached result was read.
-import { mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+// Where we differ from libcni on purpose: config and cache files are read bounded (regular files of at
+// most 16 MiB, shared/fs/read-bounded.ts): a FIFO or /dev/zero among the configs is an error at once.
+import { mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
+import { MAX_NETCONF_FILE, readErrorOp, readFileBounded } from '../fs/read-bounded.js';
 import { CniError, errorMessage } from './errors.js';
 import { GoStruct, isObject, marshal, parseJson, sortKeysDeep, type JsonObject } from './go-json.js';
 import { execPlugin, findInPath } from './invoke.js';
@@ -243,9 +246,9 @@ export function confListFromBytes(bytes: Buffer): NetworkConfigList {
 
 function readConfigFile(file: string): Buffer {
   try {
-    return readFileSync(file);
+    return readFileBounded(file, MAX_NETCONF_FILE);
   } catch (err) {
-    throw new Error(`error reading ${file}: ${goPathError((err as NodeJS.ErrnoException).code === 'EISDIR' ? 'read' : 'open', file, err).message}`);
+    throw new Error(`error reading ${file}: ${goPathError(readErrorOp(err), file, err).message}`);
   }
 }
 
@@ -574,7 +577,7 @@ export class CNIConfig {
     const file = this.cacheFilePath(netName, rt);
     let data: Buffer;
     try {
-      data = readFileSync(file);
+      data = readFileBounded(file, MAX_NETCONF_FILE);
     } catch {
       return undefined;
     }
@@ -606,7 +609,7 @@ export class CNIConfig {
       }
       let info: unknown;
       try {
-        info = parseJson(readFileSync(join(dir, name)));
+        info = parseJson(readFileBounded(join(dir, name), MAX_NETCONF_FILE));
       } catch {
         continue;
       }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tmp from 'tmp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -81,6 +81,33 @@ describe('DiskStore: the Go on-disk format', () => {
     expect(readdirSync(net()).sort()).toEqual(['10.0.0.2', '10.0.0.9', 'last_reserved_ip.0', 'lock']);
     store.gc([]);
     expect(readdirSync(net()).sort()).toEqual(['last_reserved_ip.0', 'lock']);
+  });
+});
+
+describe('DiskStore: hostile files in the store are never read unbounded', () => {
+  const mkfifo = (p: string) => expect(spawnSync('mkfifo', [p]).status).toBe(0);
+
+  it('lookups, release and GC skip a FIFO, an endless device and an oversized file (Go would hang on the first two)', () => {
+    store.reserve('a', 'eth0', parseIP('10.0.0.2'), '0');
+    mkfifo(join(net(), '10.0.0.7'));
+    symlinkSync('/dev/zero', join(net(), '10.0.0.8'));
+    writeFileSync(join(net(), '10.0.0.9'), `a\r\neth0${' '.repeat(1024 * 1024)}`); // matches once trimmed, but > 1 MiB
+    expect(store.getByID('a', 'eth0').map(formatIP)).toEqual(['10.0.0.2']);
+    expect(store.findByID('a', 'eth0')).toBe(true);
+    store.releaseByID('a', 'eth0');
+    store.gc([]);
+    expect(readdirSync(net()).sort()).toEqual(['10.0.0.7', '10.0.0.8', '10.0.0.9', 'last_reserved_ip.0', 'lock']);
+  });
+
+  it('last_reserved_ip as a FIFO or a device is an error at once, worded as Go (the allocator logs it)', () => {
+    const last = join(net(), 'last_reserved_ip.0');
+    symlinkSync('/dev/zero', last);
+    expect(() => store.lastReservedIP('0')).toThrow(`read ${last}: not a regular file (a character device)`);
+    const last1 = join(net(), 'last_reserved_ip.1');
+    mkfifo(last1);
+    expect(() => store.lastReservedIP('1')).toThrow(`read ${last1}: not a regular file (a named pipe)`);
+    // and writing it after a reservation fails instead of waiting for a reader
+    expect(() => store.reserve('a', 'eth0', parseIP('10.0.0.2'), '1')).toThrow(`open ${last1}: no such device or address`);
   });
 });
 
