@@ -1,8 +1,11 @@
 // Running the built dist/bin/flanneld in a network namespace of the test's own: a veth pair with
 // both ends inside stands in for the host's NIC (ext0, 10.50.0.2/24), etcd runs in the same
 // namespace (127.0.0.1 there is that namespace's loopback), and every daemon started here is
-// killed by its PID when the test ends.
+// killed by its PID when the test ends. A daemon started without --data-dir gets a private one: the
+// default, /var/lib/flannel, is the machine's.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, type Netns } from '../../helpers/netns.js';
 import { until } from '../../helpers/until.js';
@@ -59,11 +62,22 @@ function daemonEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+/** Whether flanneld's command line or environment already names its data dir (Go flag syntax). */
+export function hasDataDir(args: readonly string[], env: Record<string, string>): boolean {
+  return env.FLANNELD_DATA_DIR !== undefined || args.some((a) => /^--?data-dir(=|$)/.test(a));
+}
+
 /** Starts daemons in `ns` and kills (by PID) those still running on killAll(). */
 export function daemonRunner(ns: () => Netns) {
   const daemons: Daemon[] = [];
+  const dataDirs: string[] = [];
   return {
     run(args: string[], env: Record<string, string> = {}): Daemon {
+      if (!hasDataDir(args, env)) {
+        const d = mkdtempSync(join(tmpdir(), 'flanneld-data-'));
+        dataDirs.push(d);
+        args = [...args, '--data-dir', d];
+      }
       // `ip netns exec` execs flanneld's launcher in place, so proc.pid is the daemon's own
       const proc = spawn('ip', ['netns', 'exec', ns().name, FLANNELD, ...args], {
         stdio: ['ignore', 'ignore', 'pipe'],
@@ -92,6 +106,7 @@ export function daemonRunner(ns: () => Netns) {
           await d.exit;
         }
       }
+      for (const d of dataDirs.splice(0)) rmSync(d, { recursive: true, force: true });
     },
   };
 }

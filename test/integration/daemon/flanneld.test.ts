@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasEtcd, startEtcd, type TestEtcd } from '../../helpers/etcd.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
 import { until } from '../../helpers/until.js';
+import { hasDataDir } from './daemon-harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const FLANNELD = join(ROOT, 'dist', 'bin', 'flanneld');
@@ -27,6 +28,8 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built) with the alloc backe
   const daemons: Daemon[] = [];
 
   const run = (args: string[], env: Record<string, string> = {}): Daemon => {
+    // never the machine's /var/lib/flannel: a private --data-dir unless the test names one
+    if (!hasDataDir(args, { ...(process.env as Record<string, string>), ...env })) args = [...args, '--data-dir', mkdtempSync(join(dir, 'data-'))];
     const proc = spawn('ip', ['netns', 'exec', ns.name, FLANNELD, '--etcd-endpoints', etcd.endpoint, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, ...env },
