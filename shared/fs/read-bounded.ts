@@ -59,18 +59,24 @@ export function readFileBounded(path: string, max: number): Buffer {
     if (!st.isFile()) throw fsError('ENOTREG', `not a regular file (${kind(st)})`, 'read', path);
     const tooBig = () => fsError('EFBIG', `larger than ${formatSize(max)} (the most read from such a file)`, 'read', path);
     if (st.size > max) throw tooBig();
-    // st.size is a hint only (a file may grow while read; /proc files say 0): read to EOF, bounded
-    const chunks: Buffer[] = [];
+    // st.size is a hint: /proc files say 0, and a file may grow while read. As readFileSync, stop once
+    // st.size bytes came; past that (or with no size) read on to EOF, never beyond max + 1 bytes.
+    const size = st.size;
+    let buf = Buffer.allocUnsafe(Math.min(size > 0 ? size + 1 : CHUNK, max + 1));
     let total = 0;
     for (;;) {
-      const buf = Buffer.allocUnsafe(Math.min(Math.max(st.size + 1 - total, CHUNK), max + 1 - total));
-      const n = readSync(fd, buf, 0, buf.length, null);
+      if (total === buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, max + 1));
+        buf.copy(bigger, 0, 0, total);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, total, buf.length - total, null);
       if (n === 0) break;
       total += n;
       if (total > max) throw tooBig();
-      chunks.push(n === buf.length ? buf : buf.subarray(0, n));
+      if (total === size) break;
     }
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+    return buf.subarray(0, total);
   } finally {
     closeSync(fd);
   }
