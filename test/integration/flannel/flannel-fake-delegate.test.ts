@@ -72,7 +72,9 @@ describe.skipIf(!canUseNetns)('flannel → fake delegate', () => {
     expect(statSync(c.scratch).mode & 0o777).toBe(0o600);
     expect(statSync(c.dataDir).mode & 0o777).toBe(0o700);
     expect(call!.env).toBe(
-      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=p\nCNI_COMMAND=ADD\nCNI_CONTAINERID=ctr-1\nCNI_IFNAME=eth0\nCNI_NETNS=/var/run/netns/fake-pod\nCNI_PATH=${bin}\n`,
+      // plus the delegation chain (shared/cni/invoke.ts): who called whom, so a loop is refused
+      `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=p\nCNI_COMMAND=ADD\nCNI_CONTAINERID=ctr-1\nCNI_IFNAME=eth0\nCNI_NETNS=/var/run/netns/fake-pod\nCNI_PATH=${bin}\n` +
+        `CNI_TS_DELEGATION_CHAIN=${FLANNEL}:${join(ROOT, 'test/fixtures/cni-bin/recorder')}\n`,
     );
     expect(r.stdout).toBe(
       '{\n    "cniVersion": "0.3.1",\n    "ips": [\n        {\n            "version": "4",\n            "address": "10.244.1.2/24",\n            "gateway": "10.244.1.1"\n        }\n    ],\n    "dns": {}\n}',
