@@ -51,7 +51,7 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built): three nodes behind 
 
   it('all three get distinct leases, none is overwritten, the second and third say why in one line', async () => {
     etcd.ctl(['put', '/coreos.com/network/config', SEED_ALLOC]);
-    const started = [];
+    const started: { d: ReturnType<(typeof runners)[number]['run']>; file: string }[] = [];
     for (let i = 0; i < 3; i++) {
       const file = join(dir, `n${i}`, 'subnet.env');
       const d = runners[i]!.run([
