@@ -2,6 +2,7 @@
 # The multi-host lab: `bash scripts/lab.sh up` (npm run lab) builds, starts etcd in an underlay netns,
 # runs our flanneld in 3 host namespaces, adds 2 pods per host through our CNI plugins and prints the
 # hosts and a cross-host ping matrix. `bash scripts/lab.sh down` (npm run lab:down) removes it all.
+# `bash scripts/lab.sh etcd-wipe` kills etcd, deletes its data and restarts it empty (config only).
 # A failed `up` removes what it created. Needs root; see scripts/lab/lib.sh for the topology and the
 # LAB_* variables (LAB_DIR, LAB_PREFIX, LAB_HOSTS, LAB_PODS, ...).
 set -uo pipefail
@@ -41,8 +42,14 @@ case "$cmd" in
     echo
     lab_ping_matrix
     ;;
+  etcd-wipe)
+    # etcd rebuilt empty under running daemons: they re-create their leases (see their logs)
+    lab_etcd_wipe || exit 1
+    lab_log "etcd wiped and restarted with the config only; leases now:"
+    lab_etcdctl get --prefix --keys-only /coreos.com/network/subnets/
+    ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|etcd-wipe" >&2
     exit 2
     ;;
 esac

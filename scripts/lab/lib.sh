@@ -109,6 +109,22 @@ lab_etcd_up() {
   lab_etcdctl put /coreos.com/network/config "$LAB_CONFIG" >/dev/null
 }
 
+# lab_etcd_wipe: etcd rebuilt empty (issue 9): kill -9, delete its data dir, start it again on the same
+# URLs and put the config back, as an operator restoring a lost etcd would. The flanneld keep running.
+lab_etcd_wipe() {
+  lab_kill etcd KILL
+  rm -rf "$LAB_DIR/etcd/data"
+  lab_etcd_up
+}
+
+# lab_host_join I [PODS]: one more host (I > LAB_HOSTS is fine) with its flanneld and PODS pods (default 1).
+lab_host_join() {
+  local i=$1 n=${2:-1} j
+  lab_host_up "$i" && lab_flanneld_start "$i" && lab_wait_subnet_env "$i" || return 1
+  [ "${LAB_MANUAL_PODS:-}" = 1 ] || lab_write_netconf "$i" || return 1
+  for j in $(seq 1 "$n"); do lab_pod_up "$i" "$j" || return 1; done
+}
+
 # lab_host_up I: the host namespace, its underlay NIC and a private state dir.
 lab_host_up() {
   local i=$1 h ul; h=$(lab_ns_host "$i"); ul=$(lab_ns_ul)
