@@ -83,7 +83,10 @@ export class LocalManager implements SubnetManager {
   private readonly liveWindowMs: number;
   private readonly resetGraceMs: number;
   private readonly store = new StoreResetDetector();
+  /** the own-key loop's (completeLease) */
   private readonly resetListeners = new Set<(reason: string) => void>();
+  /** watchLeases' */
+  private readonly peerResyncListeners = new Set<(reason: string) => void>();
   private ownLease: Lease | undefined;
   private ownAttrs: LeaseAttrs | undefined;
   private config: Config | undefined;
@@ -430,6 +433,7 @@ export class LocalManager implements SubnetManager {
   private storeReset(reason: string): void {
     this.log.warn(`etcd store reset detected: ${reason}; re-creating our lease with the same subnet and re-listing peers`);
     for (const f of [...this.resetListeners]) f(reason);
+    this.requestPeerResync(reason);
   }
 
   private onStoreReset(f: (reason: string) => void): () => void {
@@ -437,19 +441,26 @@ export class LocalManager implements SubnetManager {
     return () => this.resetListeners.delete(f);
   }
 
+  /** Re-list peers with the reset grace, without touching our own lease (it is handled apart). */
+  private requestPeerResync(reason: string): void {
+    for (const f of [...this.peerResyncListeners]) f(reason);
+  }
+
   /**
-   * Go's WatchLease on our own key: snapshot, then changes. The key is re-read (a) at start,
-   * (b) after compaction, (c) after every broken stream, and (d) after a store reset. A key missing
-   * at (b) or (c) is itself a sign of a new store (a wiped etcd may already be past our revision,
-   * and the watch then waits for nothing): it is announced as a reset, so that the peers are
-   * re-listed too. At (d) completeLease re-creates the key itself ('reset').
+   * Go's WatchLease on our own key: snapshot, then changes; compaction → re-read the key. Two
+   * additions for a store that was reset (store-reset.ts): every read is checked against the
+   * revision and cluster ID seen before, and after a broken stream the key's presence is checked
+   * before the watch resumes from where it was. A missing key then is reported as `removed` at once
+   * (re-taken in place) and the peers are re-listed too: a wiped etcd that is already past our
+   * revision gives no other clue (the resumed watch would wait for nothing). On a detected reset,
+   * completeLease restores the key itself ('reset') and this loop only re-reads to resume.
    */
   private async watchOwnLease(lease: Lease, signal: AbortSignal, emit: (ev: OwnEvent) => void): Promise<void> {
     const backoff = new Backoff(100, 5000);
     const what = describeSubnet(lease.subnet, lease.ipv6Subnet);
     let since = 0;
-    let reread = false; // re-reading after (b) or (c)
-    let afterReset = false; // completeLease handles the key after (d)
+    let checkPresence = false; // after a broken stream
+    let afterReset = false; // completeLease handles the key after a reset
     let pendingReset: string | undefined;
     let watchAbort: AbortController | undefined;
     const offReset = this.onStoreReset((reason) => {
@@ -469,10 +480,6 @@ export class LocalManager implements SubnetManager {
             const r = await this.registry.getSubnet(lease.subnet, lease.ipv6Subnet, signal);
             this.checkStore(r);
             if (pendingReset !== undefined) continue;
-            if (!r.lease && reread && !afterReset) {
-              this.storeReset(`our lease ${what} is missing after the watch reconnected`);
-              continue;
-            }
             since = r.revision + 1;
             if (!r.lease) {
               if (!afterReset) emit({ type: 'removed', lease });
@@ -481,8 +488,18 @@ export class LocalManager implements SubnetManager {
             else if (r.lease.reservation !== lease.reservation || !ipEqual(r.lease.attrs.publicIP, lease.attrs.publicIP)) {
               emit({ type: 'added', lease: r.lease });
             }
-            reread = false;
             afterReset = false;
+            checkPresence = false;
+          } else if (checkPresence) {
+            const r = await this.registry.getSubnet(lease.subnet, lease.ipv6Subnet, signal);
+            this.checkStore(r);
+            if (pendingReset !== undefined) continue;
+            checkPresence = false;
+            if (!r.lease) {
+              this.log.warn(`our lease ${what} is missing after the watch reconnected (deleted meanwhile, or etcd was rebuilt): re-listing peers`);
+              this.requestPeerResync(`our lease ${what} was missing after a reconnect`);
+              emit({ type: 'removed', lease });
+            }
           }
           const ac = new AbortController();
           watchAbort = ac;
@@ -494,7 +511,6 @@ export class LocalManager implements SubnetManager {
               if (b.kind !== 'events') {
                 // compacted: a deletion below the horizon becomes `removed`; behind: the read decides
                 since = 0;
-                reread = true;
                 break;
               }
               since = b.revision + 1;
@@ -505,16 +521,10 @@ export class LocalManager implements SubnetManager {
             signal.removeEventListener('abort', onAbort);
             watchAbort = undefined;
           }
-          if (pendingReset === undefined && since !== 0 && !signal.aborted) {
-            since = 0; // the stream ended: re-read before watching again
-            reread = true;
-          }
+          if (pendingReset === undefined && since !== 0 && !signal.aborted) checkPresence = true; // the stream ended
         } catch (err) {
           if (signal.aborted) return;
-          if (since !== 0) {
-            since = 0;
-            reread = true;
-          }
+          if (since !== 0) checkPresence = true;
           const d = backoff.step();
           this.log.warn(`watch of own lease failed (retrying in ${d} ms): ${errorMessage(err)}`);
           await sleep(d, signal);
@@ -551,10 +561,12 @@ export class LocalManager implements SubnetManager {
     let graceUntil = 0;
     let pendingReset: string | undefined;
     let watchAbort: AbortController | undefined;
-    const offReset = this.onStoreReset((reason) => {
+    const onResync = (reason: string) => {
       pendingReset = reason;
       watchAbort?.abort();
-    });
+    };
+    this.peerResyncListeners.add(onResync);
+    const offReset = () => this.peerResyncListeners.delete(onResync);
     let first = true;
     try {
       while (!signal.aborted) {
