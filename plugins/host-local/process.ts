@@ -1,9 +1,10 @@
 // host-local wired to the real disk (with the fastest flock available) and to a skeleton io: the
 // executable's main.ts runs it on the process; bridge and flannel run it in-process as a delegate
 // (shared/cni/invoke.ts, registerInProcess).
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { runPlugin, type PluginIo } from '../../shared/cni/skel.js';
+import { MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { DiskStore } from './disk-store.js';
 import { type FlockFn, nativeFlock, utilFlock } from './file-lock.js';
 import { pathError } from './go-fs.js';
@@ -22,12 +23,12 @@ const lazyFlock: FlockFn = (fd) => {
   flock(fd);
 };
 
-/** os.ReadFile, with Go's error text (`open <path>: no such file or directory`). */
+/** os.ReadFile (resolvConf), bounded, with Go's error text (`open <path>: no such file or directory`). */
 function readFile(path: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readFileBounded(path, MAX_STATE_FILE).toString('utf8');
   } catch (err) {
-    throw pathError((err as NodeJS.ErrnoException).code === 'EISDIR' ? 'read' : 'open', path, err);
+    throw pathError(readErrorOp(err), path, err);
   }
 }
 
