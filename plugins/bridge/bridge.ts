@@ -40,7 +40,7 @@ import { createKernel } from '../../shared/kernel/iproute.js';
 import type { Kernel, KernelOp, LinkAddrs, RouteSpec } from '../../shared/kernel/kernel.js';
 import { createNft, SpoofChecker } from '../../shared/kernel/nft.js';
 import type { Nft } from '../../shared/kernel/nft.js';
-import { formatIP, netContains, nextIP, parseCIDR, tryParseIP } from '../../shared/net/ip.js';
+import { formatIP, formatNet, netContains, nextIP, parseCIDR, tryParseCIDR, tryParseIP } from '../../shared/net/ip.js';
 import type { Family, IP } from '../../shared/net/ip.js';
 import { parseBridgeConf, type BridgeConf } from './netconf.js';
 
@@ -416,7 +416,7 @@ export async function add(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
     // 3. the pod side in one exec (any throw becomes a rejection, so the setup is always awaited)
     const podStep = (async () => {
       if (isLayer3) {
-        await pod.batch(podOps(n, args.ifName, result)).catch((err: unknown) => {
+        await pod.batch(podOps(n, args.ifName, result, deps.log)).catch((err: unknown) => {
           throw podStepError(err, args.ifName);
         });
       } else if (!n.disableContainerInterface) {
@@ -526,8 +526,31 @@ function vlanGatewayOps(n: BridgeConf, brName: string, name: string, peer: strin
   ];
 }
 
-/** The container side of an L3 ADD: sysctls, addresses, up, routes (ipam.ConfigureIface). */
-function podOps(n: BridgeConf, ifName: string, result: Result): KernelOp[] {
+/**
+ * IPv4 networks the kernel routes itself once the addresses are on the interface (its connected routes,
+ * main table, metric 0): `ip route add` of the same dst there fails with EEXIST.
+ */
+function connectedV4(ips: readonly { address: string }[]): Set<string> {
+  const out = new Set<string>();
+  for (const ipc of ips) {
+    const c = tryParseCIDR(ipc.address);
+    if (c?.ip.family === 4) out.add(formatNet(c.net));
+  }
+  return out;
+}
+
+/**
+ * The container side of an L3 ADD: sysctls, addresses, up, routes (ipam.ConfigureIface).
+ *
+ * A route whose dst is the connected network of one of the addresses (an IPAM route equal to the pod
+ * subnet) is not added: the kernel already routes it. Go's ConfigureIface adds routes with
+ * netlink.RouteAddEcmp (NLM_F_CREATE without NLM_F_EXCL), so the kernel takes it as a second route
+ * ahead of the connected one (pod-to-pod traffic then goes through the gateway); our `ip route add` is
+ * exclusive and failed the ADD with "File exists". Same result and ADD outcome as Go; the kernel keeps
+ * only the connected route (direct on the bridge). Matching Go's extra route exactly needs an
+ * `ip route prepend` kernel op.
+ */
+function podOps(n: BridgeConf, ifName: string, result: Result, log: (msg: string) => void = () => {}): KernelOp[] {
   const ops: KernelOp[] = [];
   if (n.enabledad) {
     ops.push({ op: 'sysctl', key: `net/ipv6/conf/${ifName}/enhanced_dad`, value: '1', optional: true });
@@ -544,8 +567,13 @@ function podOps(n: BridgeConf, ifName: string, result: Result): KernelOp[] {
   for (const ipc of ips) ops.push({ op: 'addAddr', dev: ifName, cidr: normCidr(ipc.address) });
   ops.push({ op: 'setLinkUp', dev: ifName });
   const gw = (f: Family) => ips.find((i) => i.gateway !== undefined && (isV4Cidr(i.address) ? 4 : 6) === f)?.gateway;
+  const connected = connectedV4(ips);
   for (const r of result.routes ?? []) {
     const f: Family = isV4Cidr(r.dst) ? 4 : 6;
+    if (f === 4 && !r.priority && (r.table === undefined || r.table === 254) && connected.has(normDst(r.dst))) {
+      log(`bridge: route ${normDst(r.dst)} on ${ifName} not added: it is the connected route of ${ifName}'s address, which the kernel already has`);
+      continue;
+    }
     const via = r.gw ?? gw(f);
     const spec: RouteSpec = { dst: normDst(r.dst), dev: ifName };
     if (via !== undefined) spec.via = via;

@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { canUseNetns, type Netns } from '../../helpers/netns.js';
-import { GO_BRIDGE, OUR_BRIDGE, conf, haveGo, haveOurs, ipamFiles, ipamPath, runIn, worldsPerTest, type Env, type PluginRun, type World } from './harness.js';
+import { GO_BRIDGE, OUR_BRIDGE, conf, haveGo, haveOurs, ipamFiles, ipamPath, normalizeResult, routes, worldsPerTest, type Env, type PluginRun, type World } from './harness.js';
 
 /** runIn with a deadline: before the fix, a self-delegating bridge never ended. */
 function runBounded(host: Netns, bin: string, env: Env, stdin: string): PluginRun {
@@ -73,5 +73,25 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge: hostile input', () => {
     expect(r.json).toEqual({ code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
     expect(w.hostLinks()).toEqual(before);
     expect(ipamFiles(w)).toEqual([]);
+  });
+
+  it.skipIf(!haveGo)('an IPAM route equal to the pod subnet: ADD succeeds with the same result as Go (was "File exists")', () => {
+    const [go, ours] = [world(), world()];
+    const ipam = { subnet: '10.1.2.0/24', routes: [{ dst: '10.1.2.0/24' }, { dst: '0.0.0.0/0' }] };
+    const rGo = runBounded(go.host, GO_BRIDGE, env(go, 'ADD', { cniPath: ipamPath('go') }), JSON.stringify(conf(go, { isGateway: true }, ipam)));
+    const rOurs = runBounded(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(conf(ours, { isGateway: true }, ipam)));
+    expect(rGo.status, rGo.stdout).toBe(0);
+    expect(rOurs.status, rOurs.stdout).toBe(0);
+    const sandboxFree = (w: World, r: PluginRun) => JSON.parse(JSON.stringify(normalizeResult(r.json)).replaceAll(w.pod().path, 'POD')) as unknown;
+    expect(sandboxFree(ours, rOurs)).toEqual(sandboxFree(go, rGo));
+    expect(rOurs.stderr).toContain('bridge: route 10.1.2.0/24 on eth0 not added');
+    // Go's RouteAddEcmp puts a second route ahead of the connected one; the kernel keeps ours direct
+    expect(routes(go.pod(), 4)).toEqual(['default via 10.1.2.1 dev eth0', '10.1.2.0/24 via 10.1.2.1 dev eth0', '10.1.2.0/24 dev eth0']);
+    expect(routes(ours.pod(), 4)).toEqual(['default via 10.1.2.1 dev eth0', '10.1.2.0/24 dev eth0']);
+    for (const [w, bin, p] of [[go, GO_BRIDGE, ipamPath('go')], [ours, OUR_BRIDGE, ipamPath('ours')]] as const) {
+      const d = runBounded(w.host, bin, env(w, 'DEL', { cniPath: p }), JSON.stringify(conf(w, { isGateway: true }, ipam)));
+      expect(d.status, d.stdout).toBe(0);
+      expect(ipamFiles(w)).toEqual([]);
+    }
   });
 });
