@@ -7,6 +7,7 @@
 import { CniError, CniErrorCode } from './errors.js';
 import { GoJsonError, isObject, marshalIndent, sortKeysDeep, type JsonObject } from './go-json.js';
 import type { DNS, IPConfig, Interface, Result, Route } from './types.js';
+import { tryParseCIDR, tryParseIP } from '../net/ip.js';
 
 export const SUPPORTED_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 /** What VERSION reports as the library's Current(). */
@@ -247,7 +248,7 @@ function expectArray(v: unknown, where: string, goType: string): unknown[] | und
 function expectCidr(v: unknown, where: string): string | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string') throw typeError(v, where, 'string');
-  if (!isGoCidr(v)) throw new GoJsonError(`invalid CIDR address: ${v}`);
+  if (tryParseCIDR(v) === undefined) throw new GoJsonError(`invalid CIDR address: ${v}`);
   return v;
 }
 
@@ -256,27 +257,8 @@ function expectIp(v: unknown, where: string): string | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string') throw typeError(v, where, 'string');
   if (v === '') return undefined;
-  if (!isGoCidr(`${v}/${v.includes(':') ? 128 : 32}`)) throw new GoJsonError(`invalid IP address: ${v}`);
+  if (tryParseIP(v) === undefined) throw new GoJsonError(`invalid IP address: ${v}`);
   return v;
-}
-
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-/** Enough of net.ParseCIDR to accept and refuse what it does (IPv4 without leading zeros, IPv6, /n). */
-function isGoCidr(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const ip = s.slice(0, slash);
-  const bits = s.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(bits)) return false;
-  if (IPV4_RE.test(ip)) return Number(bits) <= 32;
-  if (!ip.includes(':') || !/^[0-9a-fA-F:.]+$/.test(ip)) return false;
-  try {
-    new URL(`http://[${ip}]/`);
-  } catch {
-    return false;
-  }
-  return Number(bits) <= 128;
 }
 
 function decodeRoute(v: unknown, where: string): Route {
