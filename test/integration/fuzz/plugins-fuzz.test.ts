@@ -28,7 +28,7 @@ const DIST = join(ROOT, 'dist/bin');
 const built = PLUGINS.every((p) => existsSync(join(DIST, p)));
 
 const SEED = 0x9f1a2b3c;
-const IN_PROCESS = 2400;
+const IN_PROCESS = 6000;
 const EXECED = 240;
 const REAL = 30;
 const PARALLEL = 4;
