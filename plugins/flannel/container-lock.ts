@@ -1,7 +1,7 @@
 // One flannel ADD or DEL at a time per container. A runtime that times out an ADD sends the DEL while the
 // ADD still runs; without this lock the DEL replayed and removed the scratch file the ADD had just saved,
 // the ADD then created the veth and took the address, and the runtime's final DEL found nothing to undo:
-// veth, pod eth0 and address leaked for good (issue 9 item 7). Go's flannel plugin has the same race.
+// veth, pod eth0 and address leaked for good. Go's flannel plugin has the same race.
 //
 // The lock is a flock on `<dataDir>/.<containerID>.lock`. The leading dot keeps it apart from every
 // scratch file (`<dataDir>/<containerID>`): a container ID must start with a letter or digit, so no ID
@@ -19,7 +19,7 @@ import { lockFile, processFlock, type FlockFn, type HeldLock } from '../../share
 import { makeDataDir } from './delegate.js';
 
 /** NAME_MAX: a longer ID's lock name is cut (two such IDs then share a lock: still correct, just serial). */
-const NAME_MAX = 255;
+export const NAME_MAX = 255;
 
 export function lockPath(dataDir: string, containerId: string): string {
   const name = `.${containerId}.lock`;

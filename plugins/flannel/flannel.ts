@@ -8,7 +8,7 @@ import { delegateAdd, delegateDel, type InvokeOptions } from '../../shared/cni/i
 import { PreformattedResult, type CmdArgs, type Result } from '../../shared/cni/types.js';
 import { formatResult } from '../../shared/cni/version.js';
 import type { HeldLock } from '../../shared/fs/flock.js';
-import { lockContainer } from './container-lock.js';
+import { lockContainer, NAME_MAX } from './container-lock.js';
 import { buildDelegateConf, consumeScratch, goSyntax, refuseSelfDelegation, saveScratch, type Scratch } from './delegate.js';
 import { parseFlannelNetConf } from './netconf.js';
 import { readSubnetEnv, subnetEnvError, type SubnetEnv } from './subnet-env.js';
@@ -49,6 +49,11 @@ export async function cmdAdd(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): P
   const d = buildDelegateConf(n, fenv);
   deps.writeStderr(`\n${goSyntax(d.conf)}\n`);
   deps.writeStderr(`delegateAdd: netconf sent to delegate plugin:\n${d.bytes}`);
+  // an ID too long for a file name can never be saved (Go fails here too, after the same check): refuse
+  // it before the lock file exists, so nothing is left for a DEL that can never find it
+  if (Buffer.byteLength(args.containerId) > NAME_MAX) {
+    throw new Error(`failed to delegate add: open ${n.dataDir}/${args.containerId}: file name too long`);
+  }
   // held until the delegate is done: a DEL that comes meanwhile replays the complete ADD afterwards
   const lock = deps.lockContainer(n.dataDir, args.containerId, true);
   let result: Result;
@@ -81,7 +86,9 @@ export async function cmdDel(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): P
       scratch = deps.consumeScratch(n.dataDir, args.containerId);
     } catch (err) {
       // nothing saved (never added, or already deleted): nothing to do
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      // (an ID too long for a file name: ADD refused it, so nothing can be saved under it either)
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENAMETOOLONG') {
         removeLock = true;
         return;
       }
