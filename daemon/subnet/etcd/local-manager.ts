@@ -22,7 +22,7 @@
 // A bad key or value is logged and skipped by the registry; it never causes a reset, so it can
 // never remove healthy peers (Go's mass-removal hazard).
 import { type IPNet, formatIP, formatNet, ipEqual, netEqual } from '../../../shared/net/ip.js';
-import type { SubnetManager } from '../../backend/backend.js';
+import type { SubnetManager } from '../manager.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
 import { LeaseWatcher, type StackFlags, leaseIdentity } from '../../lease-watcher.js';
 import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';

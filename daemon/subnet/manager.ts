@@ -1,0 +1,62 @@
+// The subnet manager seam (flannel's pkg/subnet/subnet.go `Manager`): where the network config
+// comes from, who holds which subnet, and how this node keeps its own. main.ts and the backends
+// speak only this interface; the datastore behind it is an implementation's business
+// (daemon/subnet/etcd/local-manager.ts for etcd, daemon/subnet/kube/ for Kubernetes Node objects).
+//
+// Compared with Go's interface: HandleSubnetFile is subnet-file.ts (the same for every manager),
+// WatchLease (own key) is folded into completeLease plus onOwnLeaseChange, and GetStoredMacAddresses /
+// GetStoredPublicIP (used only by Go's kube manager to carry a VtepMAC over a restart) are left to
+// the implementation: the vxlan backend keeps its VtepMAC in the data dir for every manager.
+import type { Lease, LeaseAttrs, LeaseEvent } from '../lease.js';
+import type { Config } from './config.js';
+import type { PreviousSubnets } from './subnet-file.js';
+
+export interface SubnetManager {
+  /** One line naming the manager, logged at start ("Created subnet manager: …"). */
+  name(): string;
+
+  /**
+   * The network config (Network, SubnetLen, Backend, …), parsed and checked (config.ts
+   * parseAndCheckConfig). Rejects when it is missing or invalid; main retries every second.
+   */
+  getNetworkConfig(signal: AbortSignal): Promise<Config>;
+
+  /**
+   * The subnets this node held before (subnet.env, or the network.json history for a reverted
+   * config), asked for first by acquireLease. main learns them after construction, once the
+   * config is known. A manager whose subnet is assigned elsewhere (Kubernetes podCIDR) may ignore it.
+   */
+  setPrevious(previous: PreviousSubnets): void;
+
+  /**
+   * Takes (or re-takes) this node's lease with `attrs` (PublicIP, backend type and data). Retries
+   * datastore outages until `signal` aborts; rejects on a refusal that a retry cannot cure.
+   */
+  acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease>;
+
+  /** Extends the lease now (Go's RenewLease), for managers whose leases expire. */
+  renewLease?(lease: Lease, signal: AbortSignal): Promise<Lease>;
+
+  /**
+   * Keeps `lease` alive until `signal` aborts, then resolves (the lease stays, for a restart).
+   * Rejects only when the lease is lost for good (another node holds the subnet now): the daemon
+   * then exits non-zero. Changes of the own lease are announced through onOwnLeaseChange.
+   */
+  completeLease(lease: Lease, signal: AbortSignal): Promise<void>;
+
+  /** The own lease as last acquired, renewed or changed; undefined before acquireLease. */
+  lease(): Lease | undefined;
+
+  /** Calls `f` on every change of the own lease (renewal, re-take, an operator's edit); returns the unsubscribe. */
+  onOwnLeaseChange(f: (lease: Lease) => void): () => void;
+
+  /**
+   * Peer lease batches, the own lease left out: the first batch is the snapshot (every peer
+   * `added`, possibly empty), then changes as they happen. Never throws for datastore trouble:
+   * it retries until `signal` aborts, then ends.
+   */
+  watchLeases(signal: AbortSignal): AsyncIterable<LeaseEvent[]>;
+
+  /** Every lease in the datastore now, ours included (e.g. to avoid a VtepMAC another node advertises). */
+  listLeases(signal: AbortSignal): Promise<Lease[]>;
+}
