@@ -6,9 +6,9 @@
 // final result; any error goes to stderr as its bare text with exit status 1.
 import { createHash } from 'node:crypto';
 import { basename, resolve } from 'node:path';
-import { isObject, parseJson } from '../../shared/cni/go-json.js';
-import { CNIConfig, DEFAULT_CACHE_DIR, errorText, loadConfList, type RuntimeConf } from '../../shared/cni/libcni.js';
 import { formatResult } from '../../shared/cni/version.js';
+import { isObject, parseJson } from '../../shared/go/json.js';
+import { CNIConfig, DEFAULT_CACHE_DIR, errorText, loadConfList, type RuntimeConf } from './libcni.js';
 
 export const DEFAULT_NET_DIR = '/etc/cni/net.d';
 

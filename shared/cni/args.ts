@@ -1,6 +1,8 @@
 // CNI_ARGS (`K=V;K2=V2`) parsed like Go's types.LoadArgs: keys match Go field names exactly
 // (case-sensitive), unknown keys are an error unless IgnoreUnknown is 1/true, a pair without exactly one
 // `=` is an error. Errors are plain (they surface as code 999, as in Go).
+import { goQuote } from '../go/quote.js';
+
 export function parseCniArgs(args: string, knownKeys: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   if (args === '') return out;
@@ -31,7 +33,5 @@ function parseGoBool(value: string, pair: string): boolean {
   throw new Error(`ARGS: error parsing value of pair ${goQuote(pair)}: boolean unmarshal error: invalid input ${value}`);
 }
 
-/** Go's %q for a plain string. */
-export function goQuote(s: string): string {
-  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+// goQuote moved to shared/go/quote.ts (re-exported for the redesign wave; deleted in the sweep).
+export { goQuote } from '../go/quote.js';

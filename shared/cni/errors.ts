@@ -36,7 +36,5 @@ export class CniError extends Error {
   }
 }
 
-/** The message of any thrown value, for wrapping (`failed to x: ${errorMessage(e)}`). */
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+// errorMessage moved to shared/log.ts (re-exported for the redesign wave; deleted in the sweep).
+export { errorMessage } from '../log.js';

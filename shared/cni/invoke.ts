@@ -23,8 +23,9 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { CniError, CniErrorCode, errorMessage } from './errors.js';
-import { isObject, parseJson } from './go-json.js';
+import { errorMessage } from '../log.js';
+import { CniError, CniErrorCode } from './errors.js';
+import { isObject, parseJson } from '../go/json.js';
 import { parseResult } from './version.js';
 import type { Result } from './types.js';
 import type { PluginIo } from './skel.js';

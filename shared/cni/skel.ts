@@ -14,8 +14,9 @@
 // - skel reads all of stdin; we stop at MAX_STDIN (an endless stdin such as /dev/zero would grow memory
 //   until the runtime kills us).
 import { readSync, statSync, writeSync } from 'node:fs';
-import { CniError, CniErrorCode, errorMessage } from './errors.js';
-import { GoJsonError, isObject, jsonTypeName, parseJson, marshal, marshalIndent } from './go-json.js';
+import { errorMessage } from '../log.js';
+import { CniError, CniErrorCode } from './errors.js';
+import { GoJsonError, isObject, jsonTypeName, parseJson, marshal, marshalIndent } from '../go/json.js';
 import { PreformattedResult, type CmdArgs, type PluginFuncs } from './types.js';
 import {
   CURRENT_VERSION,

@@ -5,7 +5,7 @@
 // version up to 1.0.0 (cni 1.0/1.1, what Debian's reference binaries print), and for 1.1.0 the cni ≥1.2
 // behaviour (keys sorted at every level, empty dns omitted). Results are json.MarshalIndent'ed.
 import { CniError, CniErrorCode } from './errors.js';
-import { GoJsonError, isObject, marshalIndent, sortKeysDeep, type JsonObject } from './go-json.js';
+import { GoJsonError, isObject, marshalIndent, sortKeysDeep, type JsonObject } from '../go/json.js';
 import type { DNS, IPConfig, Interface, Result, Route } from './types.js';
 import { tryParseCIDR, tryParseIP } from '../net/ip.js';
 

@@ -82,8 +82,5 @@ export function readFileBounded(path: string, max: number): Buffer {
   }
 }
 
-/** Go's os.PathError op for a failed read of `path`: 'read' when opening worked, else 'open'. */
-export function readErrorOp(err: unknown): 'open' | 'read' {
-  const e = err as NodeJS.ErrnoException;
-  return e.code === 'EISDIR' || e.syscall === 'read' ? 'read' : 'open';
-}
+// readErrorOp moved to shared/go/errors.ts (re-exported for the redesign wave; deleted in the sweep).
+export { readErrorOp } from '../go/errors.js';

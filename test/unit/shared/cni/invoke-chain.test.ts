@@ -5,9 +5,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CniError } from '../../../shared/cni/errors.js';
-import { CHAIN_ENV, MAX_DELEGATION_DEPTH, delegateAdd, delegateDel, extendChain, registerInProcess } from '../../../shared/cni/invoke.js';
-import { runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
+import { CniError } from '../../../../shared/cni/errors.js';
+import { CHAIN_ENV, MAX_DELEGATION_DEPTH, delegateAdd, delegateDel, extendChain, registerInProcess } from '../../../../shared/cni/invoke.js';
+import { runPlugin, type PluginIo } from '../../../../shared/cni/skel.js';
 
 let dir: string;
 const savedArgv1 = process.argv[1] ?? '';

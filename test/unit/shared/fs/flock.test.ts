@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync, f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lockFile, utilFlock, type FlockFn } from '../../../shared/fs/flock.js';
-import { lockContainer, lockPath } from '../../../plugins/flannel/container-lock.js';
+import { lockFile, utilFlock, type FlockFn } from '../../../../shared/fs/flock.js';
+import { lockContainer, lockPath } from '../../../../plugins/flannel/container-lock.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flock-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { goPathError } from '../../../shared/cni/libcni.js';
-import { MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../../shared/fs/read-bounded.js';
+import { pathError, readErrorOp } from '../../../../shared/go/errors.js';
+import { MAX_STATE_FILE, readFileBounded } from '../../../../shared/fs/read-bounded.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'read-bounded-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -15,7 +15,7 @@ function goError(path: string, max: number): string {
   try {
     readFileBounded(path, max);
   } catch (err) {
-    return goPathError(readErrorOp(err), path, err).message;
+    return pathError(readErrorOp(err), path, err).message;
   }
   return 'no error';
 }

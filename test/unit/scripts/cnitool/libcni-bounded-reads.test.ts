@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CNIConfig, loadConf, loadConfList } from '../../../shared/cni/libcni.js';
+import { CNIConfig, loadConf, loadConfList } from '../../../../scripts/cnitool/libcni.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'libcni-bounded-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { closeSync, openSync } from 'node:fs';
-import { MAX_STDIN, readBounded, runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
-import { CniError } from '../../../shared/cni/errors.js';
-import { SUPPORTED_VERSIONS } from '../../../shared/cni/version.js';
-import type { CmdArgs, PluginFuncs, Result } from '../../../shared/cni/types.js';
+import { MAX_STDIN, readBounded, runPlugin, type PluginIo } from '../../../../shared/cni/skel.js';
+import { CniError } from '../../../../shared/cni/errors.js';
+import { SUPPORTED_VERSIONS } from '../../../../shared/cni/version.js';
+import type { CmdArgs, PluginFuncs, Result } from '../../../../shared/cni/types.js';
 
 const RESULT: Result = {
   cniVersion: '1.0.0',

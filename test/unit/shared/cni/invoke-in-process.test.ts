@@ -5,9 +5,9 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CniError } from '../../../shared/cni/errors.js';
-import { delegateAdd, delegateDel, registerInProcess } from '../../../shared/cni/invoke.js';
-import type { PluginIo } from '../../../shared/cni/skel.js';
+import { CniError } from '../../../../shared/cni/errors.js';
+import { delegateAdd, delegateDel, registerInProcess } from '../../../../shared/cni/invoke.js';
+import type { PluginIo } from '../../../../shared/cni/skel.js';
 
 const RESULT = (by: string) => JSON.stringify({ cniVersion: '1.0.0', ips: [{ address: by === 'exec' ? '10.0.0.9/24' : '10.0.0.1/24' }] });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatIP, formatNet, netContains, nextIP, parseCIDR, parseIP, parseNet } from '../../../shared/net/ip.js';
+import { formatIP, formatNet, netContains, nextIP, parseCIDR, parseIP, parseNet } from '../../../../shared/net/ip.js';
 
 describe('ip', () => {
   it.each([
