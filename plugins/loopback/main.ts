@@ -1,6 +1,5 @@
-// loopback entry: the real process.
-import { runLoopback } from './process.js';
+// loopback entry: the real process (CJS bundle: no top-level await).
+import { processIo } from '../../shared/cni/skel.js';
+import { runLoopback } from './world.js';
 
-void runLoopback().then((code) => {
-  process.exitCode = code;
-});
+void runLoopback(processIo).then((code) => (process.exitCode = code));

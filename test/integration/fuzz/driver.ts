@@ -11,7 +11,7 @@ import { runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
 import { runBridge } from '../../../plugins/bridge/process.js';
 import { FLANNEL_FUNCS, INFO } from '../../../plugins/flannel/flannel.js';
 import { runHostLocal } from '../../../plugins/host-local/process.js';
-import { runLoopback } from '../../../plugins/loopback/process.js';
+import { runLoopback } from '../../../plugins/loopback/world.js';
 
 registerInProcess('bridge', runBridge);
 registerInProcess('host-local', runHostLocal);

@@ -1,8 +1,8 @@
 // The delegate config against the upstream expectations (flannel_linux_test.go, cni.md §2.3 / §7.1).
 import { describe, expect, it } from 'vitest';
-import { buildDelegateConf, getDelegateIPAM, parseRoutes } from '../../../plugins/flannel/delegate.js';
-import { parseFlannelNetConf } from '../../../plugins/flannel/netconf.js';
-import { parseSubnetEnv } from '../../../plugins/flannel/subnet-env.js';
+import { buildDelegateConf, getDelegateIPAM, parseRoutes } from '../../../../plugins/flannel/delegate.js';
+import { parseFlannelNetConf } from '../../../../plugins/flannel/netconf.js';
+import { parseSubnetEnv } from '../../../../plugins/flannel/subnet-env.js';
 
 const ENV = {
   v4: 'FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.17.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n',

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { add, calcGateways, check, del, formatChainName, formatComment, planEnsureAddr, status } from '../../../plugins/bridge/bridge.js';
-import { collectVlanTrunk, parseBridgeConf } from '../../../plugins/bridge/netconf.js';
-import { FakeKernel, withVethOperstate } from '../../../shared/kernel/fake-kernel.js';
-import type { Result } from '../../../shared/cni/types.js';
+import { add, calcGateways, check, del, formatChainName, formatComment, planEnsureAddr, status } from '../../../../plugins/bridge/bridge.js';
+import { collectVlanTrunk, parseBridgeConf } from '../../../../plugins/bridge/netconf.js';
+import { FakeKernel, withVethOperstate } from '../../../../shared/kernel/fake-kernel.js';
+import type { Result } from '../../../../shared/cni/types.js';
 import { fakeBridge, POD } from './fake-bridge.js';
-import { CniError } from '../../../shared/cni/errors.js';
+import { CniError } from '../../../../shared/cni/errors.js';
 
 describe('parseBridgeConf', () => {
   it('defaults', () => {

@@ -3,9 +3,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync
 import { join } from 'node:path';
 import tmp from 'tmp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { formatIP, parseIP } from '../../../shared/net/ip.js';
-import { DiskStore } from '../../../plugins/host-local/disk-store.js';
-import { nativeFlock, utilFlock } from '../../../plugins/host-local/file-lock.js';
+import { formatIP, parseIP } from '../../../../shared/net/ip.js';
+import { DiskStore } from '../../../../plugins/host-local/disk-store.js';
+import { nativeFlock, utilFlock } from '../../../../plugins/host-local/file-lock.js';
 
 let dir: tmp.DirResult;
 let store: DiskStore;
@@ -131,7 +131,7 @@ describe('DiskStore lock: a real flock(2) on <dir>/lock', () => {
   });
 });
 
-const ADDON = join(import.meta.dirname, '../../../dist/bin/flock.node');
+const ADDON = join(import.meta.dirname, '../../../../dist/bin/flock.node');
 
 describe.skipIf(!existsSync(ADDON))('the flock(2) addon (dist/bin/flock.node)', () => {
   it('loads and excludes another process like flock(1) does', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { runPlugin } from '../../../shared/cni/skel.js';
-import { SUPPORTED_VERSIONS } from '../../../shared/cni/version.js';
-import { type HostLocalDeps, hostLocal, parseResolvConf, parseValidAttachments } from '../../../plugins/host-local/host-local.js';
-import { MemoryStore } from '../../../plugins/host-local/memory-store.js';
+import { runPlugin } from '../../../../shared/cni/skel.js';
+import { SUPPORTED_VERSIONS } from '../../../../shared/cni/version.js';
+import { type HostLocalDeps, hostLocal, parseResolvConf, parseValidAttachments } from '../../../../plugins/host-local/host-local.js';
+import { MemoryStore } from '../../../../plugins/host-local/memory-store.js';
 
 const RESOLV = `# comment
 ; other comment

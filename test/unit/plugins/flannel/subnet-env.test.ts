@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatNet } from '../../../shared/net/ip.js';
-import { missingKeys, parseSubnetEnv, readSubnetEnv } from '../../../plugins/flannel/subnet-env.js';
+import { formatNet } from '../../../../shared/net/ip.js';
+import { missingKeys, parseSubnetEnv, readSubnetEnv } from '../../../../plugins/flannel/subnet-env.js';
 
 const V4 = 'FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.17.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n';
 const V6 = 'FLANNEL_IPV6_NETWORK=fc00::/48\nFLANNEL_IPV6_SUBNET=fc00::1/64\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n';

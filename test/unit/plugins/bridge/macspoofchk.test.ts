@@ -2,9 +2,9 @@
 // exec adapter) and the bridge's ADD/DEL/CHECK on FakeKernel + FakeNft. The same against the Go
 // reference on a real kernel: test/integration/bridge/macspoofchk.test.ts.
 import { describe, expect, it } from 'vitest';
-import { add, check, del } from '../../../plugins/bridge/bridge.js';
-import { KernelError } from '../../../shared/kernel/errors.js';
-import { FakeKernel, withVethOperstate } from '../../../shared/kernel/fake-kernel.js';
+import { add, check, del } from '../../../../plugins/bridge/bridge.js';
+import { KernelError } from '../../../../shared/kernel/errors.js';
+import { FakeKernel, withVethOperstate } from '../../../../shared/kernel/fake-kernel.js';
 import {
   createNft,
   FakeNft,
@@ -14,8 +14,8 @@ import {
   SpoofChecker,
   type NftRule,
   type NftTableContents,
-} from '../../../shared/kernel/nft.js';
-import type { Result } from '../../../shared/cni/types.js';
+} from '../../../../shared/kernel/nft.js';
+import type { Result } from '../../../../shared/cni/types.js';
 import { fakeBridge, POD } from './fake-bridge.js';
 
 const BR = { family: 'bridge', table: 'nat' } as const;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { formatIP } from '../../../shared/net/ip.js';
-import { loadIPAMConfig } from '../../../plugins/host-local/config.js';
-import { formatRangeSet } from '../../../plugins/host-local/range-set.js';
+import { formatIP } from '../../../../shared/net/ip.js';
+import { loadIPAMConfig } from '../../../../plugins/host-local/config.js';
+import { formatRangeSet } from '../../../../plugins/host-local/range-set.js';
 
 const conf = (ipam: unknown, extra: Record<string, unknown> = {}, cniVersion = '0.3.1'): string =>
   JSON.stringify({ cniVersion, name: 'mynet', ipam, ...extra });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { formatIP, parseIP } from '../../../shared/net/ip.js';
-import { canonicalizeRange, formatRange, rangeContains, rangesOverlap } from '../../../plugins/host-local/range.js';
-import { canonicalizeRangeSet, formatRangeSet, rangeFor, rangeSetContains, rangeSetsOverlap } from '../../../plugins/host-local/range-set.js';
+import { formatIP, parseIP } from '../../../../shared/net/ip.js';
+import { canonicalizeRange, formatRange, rangeContains, rangesOverlap } from '../../../../plugins/host-local/range.js';
+import { canonicalizeRangeSet, formatRangeSet, rangeFor, rangeSetContains, rangeSetsOverlap } from '../../../../plugins/host-local/range-set.js';
 import { rangeSet, spec } from './helpers.js';
 
 describe('canonicalizeRange (range_test.go)', () => {

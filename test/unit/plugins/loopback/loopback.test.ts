@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { runPlugin } from '../../../shared/cni/skel.js';
-import { SUPPORTED_VERSIONS } from '../../../shared/cni/version.js';
-import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
-import { loopback } from '../../../plugins/loopback/loopback.js';
-import { StatfsError } from '../../../plugins/loopback/netns-path.js';
+import { SUPPORTED_VERSIONS } from '../../../../shared/cni/version.js';
+import { FakeKernel } from '../../../../shared/kernel/fake-kernel.js';
+import { runLoopback } from '../../../../plugins/loopback/world.js';
+import { StatfsError } from '../../../../shared/ns/netns.js';
 
 const NS = '/var/run/netns/pod';
 const NSFS_MAGIC = 0x6e736673;
@@ -19,12 +18,13 @@ function world(o: { addrs?: string[] } = {}) {
   };
   const run = async (cmd: string, conf: unknown, netns = NS) => {
     let stdout = '';
-    const code = await runPlugin(loopback({ kernel, statfsType }), { about: 'loopback' }, {
+    const io = {
       env: { CNI_COMMAND: cmd, CNI_CONTAINERID: 'c1', CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
       readStdin: () => Buffer.from(typeof conf === 'string' ? conf : JSON.stringify(conf)),
-      writeStdout: (t) => (stdout += t),
+      writeStdout: (t: string) => void (stdout += t),
       writeStderr: () => {},
-    });
+    };
+    const code = await runLoopback(io, { kernel, statfsType });
     return { code, stdout, json: stdout === '' ? undefined : (JSON.parse(stdout) as Record<string, unknown>) };
   };
   return { kernel, ns, run, lo: () => ns.links.get('lo')! };

@@ -1,7 +1,7 @@
 // Builders shared by the host-local unit tests.
-import { parseCIDR, parseIP } from '../../../shared/net/ip.js';
-import type { RangeSpec } from '../../../plugins/host-local/range.js';
-import { type RangeSet, canonicalizeRangeSet } from '../../../plugins/host-local/range-set.js';
+import { parseCIDR, parseIP } from '../../../../shared/net/ip.js';
+import type { RangeSpec } from '../../../../plugins/host-local/range.js';
+import { type RangeSet, canonicalizeRangeSet } from '../../../../plugins/host-local/range-set.js';
 
 /** A RangeSpec from strings: `spec('10.0.0.0/24', {rangeStart: '10.0.0.5'})`. */
 export function spec(subnet: string, o: { rangeStart?: string; rangeEnd?: string; gateway?: string } = {}): RangeSpec {

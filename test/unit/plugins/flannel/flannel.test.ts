@@ -1,10 +1,10 @@
 // The handlers through runPlugin with injected deps: result re-printing, error passthrough, DEL rules.
 import { describe, expect, it } from 'vitest';
-import { runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
-import { CniError } from '../../../shared/cni/errors.js';
-import { FLANNEL_FUNCS, cmdAdd, cmdDel, type FlannelDeps } from '../../../plugins/flannel/flannel.js';
-import { parseSubnetEnv } from '../../../plugins/flannel/subnet-env.js';
-import type { PluginFuncs, Result } from '../../../shared/cni/types.js';
+import { runPlugin, type PluginIo } from '../../../../shared/cni/skel.js';
+import { CniError } from '../../../../shared/cni/errors.js';
+import { FLANNEL_FUNCS, cmdAdd, cmdDel, type FlannelDeps } from '../../../../plugins/flannel/flannel.js';
+import { parseSubnetEnv } from '../../../../plugins/flannel/subnet-env.js';
+import type { PluginFuncs, Result } from '../../../../shared/cni/types.js';
 
 const V4 = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
 

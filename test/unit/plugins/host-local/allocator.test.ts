@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { formatIP, parseIP } from '../../../shared/net/ip.js';
-import { IPAllocator } from '../../../plugins/host-local/allocator.js';
-import { MemoryStore } from '../../../plugins/host-local/memory-store.js';
+import { formatIP, parseIP } from '../../../../shared/net/ip.js';
+import { IPAllocator } from '../../../../plugins/host-local/allocator.js';
+import { MemoryStore } from '../../../../plugins/host-local/memory-store.js';
 import { rangeSet } from './helpers.js';
 
 function allocator(subnets: string[], taken: string[] = [], lastIP?: string): { alloc: IPAllocator; store: MemoryStore } {

@@ -1,11 +1,11 @@
 // The bridge plugin's world for unit tests: a FakeKernel with one pod netns, fake iptables/nftables,
 // a recording IPAM that returns `ipamResult`, deterministic randomness, and an args() builder whose
 // config starts from `base`.
-import { NetnsNotExistError, type BridgeDeps } from '../../../plugins/bridge/bridge.js';
-import type { CmdArgs, Result } from '../../../shared/cni/types.js';
-import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake-kernel.js';
-import { FakeIptables } from '../../../shared/kernel/iptables.js';
-import { FakeNft } from '../../../shared/kernel/nft.js';
+import { NetnsNotExistError, type BridgeDeps } from '../../../../plugins/bridge/bridge.js';
+import type { CmdArgs, Result } from '../../../../shared/cni/types.js';
+import { FakeKernel, FakeWorld } from '../../../../shared/kernel/fake-kernel.js';
+import { FakeIptables } from '../../../../shared/kernel/iptables.js';
+import { FakeNft } from '../../../../shared/kernel/nft.js';
 
 export const POD = '/var/run/netns/pod1';
 
