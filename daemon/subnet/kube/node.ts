@@ -1,0 +1,168 @@
+// A Node as flannel reads it (metadata.annotations, spec.podCIDR(s); nothing else), the lease a node's
+// annotations describe (Go's nodeToLease), and the two PATCH bodies flanneld sends (kube.md §4).
+import { type IP, type IPNet, formatIP, formatNet, netContains, netIP, parseCIDR, parseIP } from '../../../shared/net/ip.js';
+import type { Lease, LeaseAttrs } from '../../lease.js';
+import { goMarshal } from '../go-fields.js';
+import type { Annotations } from './annotations.js';
+
+export interface Node {
+  metadata: { name: string; resourceVersion?: string; annotations?: Record<string, string> | null };
+  spec?: { podCIDR?: string; podCIDRs?: string[] | null } | null;
+}
+
+export function annotationsOf(n: Node): Record<string, string> {
+  return n.metadata.annotations ?? {};
+}
+
+/** The node's pod CIDRs by family (Go: `spec.podCIDRs`, ≤ 2 entries, else `spec.podCIDR`). */
+export function podCIDRs(n: Node): { v4?: IPNet; v6?: IPNet } {
+  const list = n.spec?.podCIDRs?.length ? n.spec.podCIDRs : n.spec?.podCIDR ? [n.spec.podCIDR] : [];
+  if (list.length > 2) throw new Error(`node ${JSON.stringify(n.metadata.name)} pod cidrs should be IPv4/IPv6 only or dualstack`);
+  const out: { v4?: IPNet; v6?: IPNet } = {};
+  for (const text of list) {
+    const { net } = parseCIDR(text);
+    if (net.family === 4) out.v4 ??= net;
+    else out.v6 ??= net;
+  }
+  return out;
+}
+
+/** Go's containsCIDR: `inner` lies inside `outer` (same family, prefix at least as long). */
+export function containsCIDR(outer: IPNet, inner: IPNet): boolean {
+  return outer.family === inner.family && outer.prefix <= inner.prefix && netContains(outer, netIP(inner));
+}
+
+function parseFamilyIP(text: string | undefined, family: 4 | 6, key: string): IP {
+  let ip: IP | undefined;
+  try {
+    ip = text ? parseIP(text) : undefined;
+  } catch {
+    ip = undefined;
+  }
+  if (!ip || ip.family !== family) throw new Error(`annotation ${key} is not an IPv${family} address: ${JSON.stringify(text ?? '')}`);
+  return ip;
+}
+
+function parseData(text: string | undefined, key: string): unknown {
+  if (text === undefined || text === '' || text === 'null') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`annotation ${key} is not JSON: ${JSON.stringify(text.slice(0, 200))}`);
+  }
+}
+
+/** True when the node carries flannel's lease (`<prefix>kube-subnet-manager: "true"`). */
+export function isFlannelNode(n: Node, a: Annotations): boolean {
+  return annotationsOf(n)[a.subnetKubeManaged] === 'true';
+}
+
+/**
+ * The lease a flannel node's annotations describe, for the families the network enables. Throws a
+ * message naming what is wrong (a bad public IP, unparsable backend data, a missing pod CIDR).
+ */
+export function nodeToLease(n: Node, a: Annotations, flags: { enableIPv4: boolean; enableIPv6: boolean }): Lease {
+  const ann = annotationsOf(n);
+  const cidrs = podCIDRs(n);
+  const attrs: LeaseAttrs = { publicIP: { family: 4, value: 0n } };
+  const lease: Lease = { enableIPv4: false, enableIPv6: false, subnet: undefined as unknown as IPNet, attrs, expiration: 0 };
+  if (flags.enableIPv4) {
+    attrs.publicIP = parseFamilyIP(ann[a.publicIP], 4, a.publicIP);
+    const bd = parseData(ann[a.backendData], a.backendData);
+    if (bd !== undefined) attrs.backendData = bd;
+    if (!cidrs.v4) throw new Error('missing IPv4 address on n.Spec.PodCIDRs');
+    lease.subnet = cidrs.v4;
+    lease.enableIPv4 = true;
+  }
+  if (flags.enableIPv6) {
+    attrs.publicIPv6 = parseFamilyIP(ann[a.publicIPv6], 6, a.publicIPv6);
+    const bd6 = parseData(ann[a.backendV6Data], a.backendV6Data);
+    if (bd6 !== undefined) attrs.backendV6Data = bd6;
+    if (!cidrs.v6) throw new Error('missing IPv6 address on n.Spec.PodCIDRs');
+    lease.ipv6Subnet = cidrs.v6;
+    lease.enableIPv6 = true;
+  }
+  const bt = ann[a.backendType];
+  if (bt) attrs.backendType = bt;
+  return lease;
+}
+
+/** Identity of what a peer advertises: two equal strings mean no backend has anything to redo. */
+export function leaseFingerprint(l: Lease): string {
+  const a = l.attrs;
+  return [
+    l.subnet ? formatNet(l.subnet) : '',
+    l.ipv6Subnet ? formatNet(l.ipv6Subnet) : '',
+    formatIP(a.publicIP),
+    a.publicIPv6 ? formatIP(a.publicIPv6) : '',
+    a.backendType ?? '',
+    goMarshal(a.backendData ?? null),
+    goMarshal(a.backendV6Data ?? null),
+  ].join('|');
+}
+
+/**
+ * The owned annotations as flanneld wants them for `attrs` (Go's AcquireLease), given what the node
+ * has now: `public-ip-overwrite` wins over our address, v6 keys only where the backend advertises v6.
+ */
+export function desiredAnnotations(current: Record<string, string>, a: Annotations, attrs: LeaseAttrs): Record<string, string> {
+  const want: Record<string, string> = {};
+  const type = attrs.backendType ?? '';
+  const bd = goMarshal(attrs.backendData ?? null);
+  const bd6 = goMarshal(attrs.backendV6Data ?? null);
+  want[a.backendType] = type;
+  if (((type === 'vxlan' || type === 'wireguard') && bd !== 'null') || type !== 'vxlan') {
+    want[a.backendData] = bd;
+    want[a.publicIP] = current[a.publicIPOverwrite] || formatIP(attrs.publicIP);
+  }
+  const v6 = attrs.publicIPv6;
+  if (
+    (type === 'vxlan' && bd6 !== 'null') ||
+    (type === 'wireguard' && bd6 !== 'null' && v6) ||
+    ((type === 'host-gw' || type === 'extension') && v6)
+  ) {
+    want[a.backendV6Data] = bd6;
+    const v6text = current[a.publicIPv6Overwrite] || (v6 ? formatIP(v6) : '');
+    if (v6text) want[a.publicIPv6] = v6text;
+  }
+  want[a.subnetKubeManaged] = 'true';
+  return want;
+}
+
+/**
+ * The strategic-merge patch body for the owned annotations that differ, keys sorted (what Go's
+ * CreateTwoWayMergePatch produces), or undefined when nothing changes: a restart with the same values
+ * sends no PATCH.
+ */
+export function annotationPatch(current: Record<string, string>, want: Record<string, string>): string | undefined {
+  const changed = Object.keys(want)
+    .filter((k) => current[k] !== want[k])
+    .sort();
+  if (changed.length === 0) return undefined;
+  const body = Object.fromEntries(changed.map((k) => [k, want[k]!]));
+  return goMarshal({ metadata: { annotations: body } });
+}
+
+/** metav1.Now() as JSON: RFC 3339 UTC, whole seconds. */
+export function kubeTime(d: Date): string {
+  return `${d.toISOString().slice(0, 19)}Z`;
+}
+
+/** The NetworkUnavailable=False condition patch (CompleteLease), fields in the Go struct's order. */
+export function networkAvailablePatch(now: Date): string {
+  const t = kubeTime(now);
+  return goMarshal({
+    status: {
+      conditions: [
+        {
+          type: 'NetworkUnavailable',
+          status: 'False',
+          lastHeartbeatTime: t,
+          lastTransitionTime: t,
+          reason: 'FlannelIsUp',
+          message: 'Flannel is running on this node',
+        },
+      ],
+    },
+  });
+}
