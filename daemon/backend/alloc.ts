@@ -3,7 +3,8 @@
 // lease handling can be observed and measured end to end without a data plane.
 import { formatNet } from '../../shared/net/ip.js';
 import type { Lease, LeaseAttrs } from '../lease.js';
-import type { Backend, BackendDeps, BackendNetworkConfig, Network } from './backend.js';
+import { backendLogger, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from './backend.js';
+import type { Logger } from '../log.js';
 
 /** Batches larger than this are logged as a count, not lease by lease. */
 const LOG_EACH_UP_TO = 10;
@@ -14,7 +15,7 @@ export function createAllocBackend(deps: BackendDeps): Backend {
       const attrs: LeaseAttrs = { publicIP: deps.extIface.extAddr ?? { family: 4, value: 0n } };
       if (config.enableIPv6 && deps.extIface.extV6Addr) attrs.publicIPv6 = deps.extIface.extV6Addr;
       const lease = await deps.subnetManager.acquireLease(attrs, signal);
-      return new AllocNetwork(lease, deps);
+      return new AllocNetwork(lease, deps, backendLogger(deps));
     },
   };
 }
@@ -23,6 +24,7 @@ class AllocNetwork implements Network {
   constructor(
     private readonly own: Lease,
     private readonly deps: BackendDeps,
+    private readonly log: Logger,
   ) {}
 
   lease(): Lease {
@@ -37,15 +39,15 @@ class AllocNetwork implements Network {
     let first = true;
     for await (const batch of this.deps.subnetManager.watchLeases(signal)) {
       // the first batch is the snapshot of every lease at start (scripts/bench/leases.mjs times it)
-      if (first) this.deps.log(`Lease snapshot: ${batch.length} peers`);
+      if (first) this.log.info(`Lease snapshot: ${batch.length} peers`);
       first = false;
       if (batch.length <= LOG_EACH_UP_TO) {
         for (const e of batch) {
-          this.deps.log(`Subnet ${e.type === 'added' ? 'added' : 'removed'}: ${formatNet(e.lease.subnet)}`);
+          this.log.info(`Subnet ${e.type === 'added' ? 'added' : 'removed'}: ${formatNet(e.lease.subnet)}`);
         }
       } else {
         const added = batch.filter((e) => e.type === 'added').length;
-        this.deps.log(`Lease batch: ${added} added, ${batch.length - added} removed`);
+        this.log.info(`Lease batch: ${added} added, ${batch.length - added} removed`);
       }
     }
   }

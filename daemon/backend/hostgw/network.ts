@@ -35,6 +35,7 @@ import {
 import type { Network, SubnetManager } from '../backend.js';
 import { lastEventPerLease, type Lease, type LeaseEvent } from '../../lease.js';
 import { PeerGuard } from '../peer-guard.js';
+import { longestPrefixMatch, parseRouteDst } from '../../../shared/net/route.js';
 import { sleep } from '../../sleep.js';
 
 export const BACKEND_TYPE = 'host-gw';
@@ -420,17 +421,8 @@ export class HostgwNetwork implements Network {
       }
       out.set(family, (text) => {
         const ip = tryParseIP(text);
-        if (!ip) return false;
-        let best: Route | undefined;
-        let bestLen = -1;
-        for (const r of routes) {
-          if ((r.table ?? 254) !== 254 || r.dst === 'default') continue;
-          const dst = parseDst(r.dst);
-          if (!dst || !netContains(dst, ip) || dst.prefix <= bestLen) continue;
-          best = r;
-          bestLen = dst.prefix;
-        }
-        return !!best && best.via === undefined && best.dev === this.o.extIface;
+        const best = ip && longestPrefixMatch(routes, ip);
+        return !!best && best.dst !== 'default' && best.via === undefined && best.dev === this.o.extIface;
       });
     }
     return out;
@@ -471,7 +463,7 @@ export class HostgwNetwork implements Network {
       const present = new Set<string>();
       for (const r of have) {
         if ((r.table ?? 254) !== 254 || r.via === undefined || r.dev === undefined) continue;
-        const dst = parseDst(r.dst);
+        const dst = parseRouteDst(r.dst);
         const via = tryParseIP(r.via);
         if (dst && via) present.add(`${formatNet(dst)}|${formatIP(via)}|${r.dev}`);
       }
@@ -551,7 +543,7 @@ export class HostgwNetwork implements Network {
     if (r.scope !== undefined && r.scope !== 'global') return undefined;
     if (r.metric !== undefined && r.metric !== (family === 4 ? 0 : 1024)) return undefined;
     if (r.src !== undefined || r.mtu !== undefined || r.advmss !== undefined) return undefined;
-    const dst = parseDst(r.dst);
+    const dst = parseRouteDst(r.dst);
     const via = tryParseIP(r.via);
     if (!dst || !via || dst.family !== family || via.family !== family) return undefined;
     if (dst.prefix !== own.prefix || dst.prefix < network.prefix || !netContains(network, netIP(dst)) || netEqual(dst, own)) return undefined;
@@ -559,13 +551,6 @@ export class HostgwNetwork implements Network {
     if (this.routes.has(key) || this.snapshotDsts.has(key)) return undefined;
     return { dst: key, via: formatIP(via), dev };
   }
-}
-
-/** A route's `dst` as a network: `10.0.0.0/8`, or a bare host address; undefined for `default`. */
-function parseDst(text: string): IPNet | undefined {
-  if (text.includes('/')) return tryParseCIDR(text)?.net;
-  const ip = tryParseIP(text);
-  return ip ? makeNet(ip, ip.family === 4 ? 32 : 128) : undefined;
 }
 
 function describeRoute(op: KernelOp): string {

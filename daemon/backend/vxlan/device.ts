@@ -37,13 +37,6 @@ export interface VxlanDeviceAttrs {
   mac: string;
 }
 
-/** A 6-byte MAC as Go's net.HardwareAddr.String() prints it (lower-case, `:`), or undefined if invalid. */
-export function normalizeMac(text: unknown): string | undefined {
-  if (typeof text !== 'string') return undefined;
-  const m = /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}$/.exec(text);
-  return m ? text.replaceAll('-', ':').toLowerCase() : undefined;
-}
-
 /** A remote VTEP: the peer's subnet, its device MAC and the underlay address to encapsulate to. */
 export interface Neighbor {
   subnet: IPNet;

@@ -36,7 +36,9 @@ import type { Network, SubnetManager } from '../backend.js';
 import { lastEventPerLease, type Lease, type LeaseEvent } from '../../lease.js';
 import { PeerGuard } from '../peer-guard.js';
 import { sleep } from '../../sleep.js';
-import { normalizeMac, vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
+import { vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
+import { isUnicastMac, normalizeMac, ZERO_MAC } from '../../../shared/net/mac.js';
+import { longestPrefixMatch, parseRouteDst } from '../../../shared/net/route.js';
 
 export interface VxlanNetworkOptions {
   subnetManager: SubnetManager;
@@ -497,7 +499,7 @@ export class VxlanNetwork implements Network {
     for (const r of routes) {
       // `ip route show dev X` leaves `dev` out of each route: asked for ours, an absent one is ours
       if ((r.dev ?? name) !== name || !r.onlink || r.via === undefined || (r.table ?? 254) !== 254) continue;
-      const dst = tryParseDst(r.dst);
+      const dst = parseRouteDst(r.dst);
       const via = tryParseIP(r.via);
       if (!dst || !via || via.family !== family || dst.family !== family || via.value !== dst.base) continue;
       if (keepRoutes.has(formatNet(dst))) continue;
@@ -601,38 +603,9 @@ export function orderOps(ops: readonly KernelOp[]): KernelOp[] {
 }
 
 function isDirect(ip: IP, routes: Route[]): boolean {
-  // Longest-prefix match over the main table, as `ip route get` would pick: direct if it has no gateway.
-  let best: Route | undefined;
-  let bestLen = -1;
-  for (const r of routes) {
-    if (r.table !== undefined && r.table !== 254) continue;
-    let len: number;
-    if (r.dst === 'default') len = 0;
-    else {
-      const c = tryParseDst(r.dst);
-      if (!c || !netContains(c, ip)) continue;
-      len = c.prefix;
-    }
-    if (len > bestLen) {
-      best = r;
-      bestLen = len;
-    }
-  }
+  // the route `ip route get` would pick: direct if it has no gateway
+  const best = longestPrefixMatch(routes, ip);
   return !!best && !best.via && best.dst !== 'default';
-}
-
-/** A route's `dst` as a network: `10.0.0.0/8`, or a bare host address. */
-function tryParseDst(text: string): IPNet | undefined {
-  if (text.includes('/')) return tryParseCIDR(text)?.net;
-  const ip = tryParseIP(text);
-  return ip ? makeNet(ip, ip.family === 4 ? 32 : 128) : undefined;
-}
-
-const ZERO_MAC = '00:00:00:00:00:00';
-
-/** A MAC the kernel takes as a permanent FDB destination: not all-zero, not multicast (nor broadcast). */
-export function isUnicastMac(mac: string): boolean {
-  return mac !== ZERO_MAC && (parseInt(mac.slice(0, 2), 16) & 1) === 0;
 }
 
 function describeOp(op: KernelOp): string {

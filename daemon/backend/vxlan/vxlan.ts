@@ -34,9 +34,11 @@ import { join } from 'node:path';
 import { GoStruct } from '../../../shared/cni/go-json.js';
 import { field } from '../../../shared/cni/go-json.js';
 import { formatIP, formatNet, ipEqual, type IP } from '../../../shared/net/ip.js';
-import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
+import { acquireLeaseFor, backendLogger, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { Lease, LeaseAttrs } from '../../lease.js';
-import { normalizeMac, VxlanDevice, vxlanIncompat, type VxlanDeviceAttrs } from './device.js';
+import type { Logger } from '../../log.js';
+import { normalizeMac, randomMac } from '../../../shared/net/mac.js';
+import { VxlanDevice, vxlanIncompat, type VxlanDeviceAttrs } from './device.js';
 import { VxlanNetwork } from './network.js';
 import { underlayNetworks } from '../peer-guard.js';
 
@@ -83,13 +85,6 @@ export function parseVxlanConfig(raw: Record<string, unknown>, ifaceMtu: number)
 export interface VxlanLeaseAttrs {
   VNI: number;
   VtepMAC: string;
-}
-
-/** Random locally administered unicast MAC, as upstream's newHardwareAddr. */
-export function randomMac(): string {
-  const b = randomBytes(6);
-  b[0] = ((b[0] ?? 0) & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 /** Where the VtepMAC of a device survives restarts: `<stateDir>/<device>.mac`, one MAC line. */
@@ -166,10 +161,16 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
 }
 
 export class VxlanBackend implements Backend {
-  constructor(private readonly deps: BackendDeps) {}
+  private readonly logger: Logger;
+  constructor(private readonly deps: BackendDeps) {
+    this.logger = backendLogger(deps);
+  }
+
+  private readonly log = (m: string): void => this.logger.info(m);
 
   async registerNetwork(signal: AbortSignal, config: BackendNetworkConfig): Promise<Network> {
-    const { extIface, kernel, log, stateDir, subnetManager } = this.deps;
+    const { extIface, kernel, stateDir, subnetManager } = this.deps;
+    const log = this.log;
     const cfg = parseVxlanConfig(config.backend, extIface.iface.mtu);
     log(`VXLAN config: VNI=${cfg.vni} Port=${cfg.port} GBP=${cfg.gbp} Learning=${cfg.learning} DirectRouting=${cfg.directRouting}`);
 
@@ -252,7 +253,7 @@ export class VxlanBackend implements Backend {
       return await this.deps.subnetManager.listLeases(signal);
     } catch (err) {
       if (signal.aborted) throw err;
-      this.deps.log(`could not list the leases to check that our VtepMAC is no other node's: ${(err as Error).message}`);
+      this.logger.warn(`could not list the leases to check that our VtepMAC is no other node's: ${(err as Error).message}`);
       return [];
     }
   }
@@ -266,7 +267,8 @@ export class VxlanBackend implements Backend {
    * is picked and logged.
    */
   private async newDevice(attrs: VxlanDeviceAttrs, taken: Map<string, string>): Promise<VxlanDevice> {
-    const { kernel, log, stateDir, extIface } = this.deps;
+    const { kernel, stateDir, extIface } = this.deps;
+    const log = this.log;
     const underlay = await kernel.getLink(extIface.iface.name).catch(() => undefined);
     const node = `${attrs.vtepAddr} ${underlay ? normalizeMac(underlay.mac) ?? '-' : '-'}`;
     const stored = await readStoredMac(stateDir, attrs.name);
@@ -289,7 +291,7 @@ export class VxlanBackend implements Backend {
       mac = undefined;
     }
     if (!mac) {
-      do mac = randomMac();
+      do mac = randomMac(randomBytes);
       while (taken.has(mac));
     }
     if (stored?.mac !== mac || stored.node !== node) await writeStoredMac(stateDir, attrs.name, mac, node);

@@ -12,9 +12,8 @@ import {
   createVxlanBackend,
   macFilePath,
   parseVxlanConfig,
-  randomMac,
 } from '../../../daemon/backend/vxlan/vxlan.js';
-import { normalizeMac, vxlanIncompat } from '../../../daemon/backend/vxlan/device.js';
+import { vxlanIncompat } from '../../../daemon/backend/vxlan/device.js';
 import { orderOps, type VxlanNetwork } from '../../../daemon/backend/vxlan/network.js';
 import { planBatch } from '../../../shared/kernel/iproute.js';
 
@@ -107,25 +106,6 @@ describe('parseVxlanConfig', () => {
     [{ VNI: 1 << 24 }, /error decoding VXLAN backend config: VNI 16777216 out of range/],
   ])('rejects %j', (raw, msg) => {
     expect(() => parseVxlanConfig(raw, 1500)).toThrow(msg);
-  });
-});
-
-describe('MACs', () => {
-  it('makes locally administered unicast MACs', () => {
-    for (let i = 0; i < 50; i++) {
-      const mac = randomMac();
-      expect(mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
-      const b0 = parseInt(mac.slice(0, 2), 16);
-      expect(b0 & 1).toBe(0);
-      expect(b0 & 2).toBe(2);
-    }
-  });
-
-  it('normalizes like net.HardwareAddr.String()', () => {
-    expect(normalizeMac('AA-BB-CC-DD-EE-0F')).toBe('aa:bb:cc:dd:ee:0f');
-    expect(normalizeMac('aa:bb:cc:dd:ee')).toBeUndefined();
-    expect(normalizeMac('aa:bb-cc:dd:ee:ff')).toBeUndefined();
-    expect(normalizeMac(42)).toBeUndefined();
   });
 });
 
