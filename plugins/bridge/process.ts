@@ -2,7 +2,7 @@
 // process when CNI_PATH resolves it to our own build (shared/cni/invoke.ts, registerInProcess).
 import { registerInProcess } from '../../shared/cni/invoke.js';
 import { runPlugin, type PluginIo } from '../../shared/cni/skel.js';
-import { runHostLocal } from '../host-local/process.js';
+import { runHostLocal } from '../host-local/world.js';
 import { ABOUT, add, check, del, realDeps, status } from './bridge.js';
 
 registerInProcess('host-local', runHostLocal);

@@ -16,7 +16,7 @@ import { closeSync, constants, openSync, readdirSync, unlinkSync, writeFileSync,
 import { join } from 'node:path';
 import { MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { type IP, formatIP, tryParseIP } from '../../shared/net/ip.js';
-import { DEFAULT_DATA_DIR } from './config.js';
+import { DEFAULT_DATA_DIR } from './netconf.js';
 import { FileLock, type FlockFn } from './file-lock.js';
 import { mkdirAll, pathError } from './go-fs.js';
 import { type Attachment, LAST_IP_FILE_PREFIX, type Store, goTrimSpace, isValidReservation, reservationKey } from './store.js';

@@ -3,10 +3,10 @@
 // CHECK confirms one is held, GC (spec 1.1) releases every reservation the runtime no longer lists.
 // Every error is plain, so it reaches the runtime as code 999 with Go's message.
 import { GoJsonError, GoStruct, isObject, parseJson } from '../../shared/cni/go-json.js';
-import type { CmdArgs, DNS, IPConfig, PluginFuncs, Result } from '../../shared/cni/types.js';
+import type { CmdArgs, DNS, IPConfig, Result } from '../../shared/cni/types.js';
 import { type IP, formatIP, ipEqual } from '../../shared/net/ip.js';
 import { IPAllocator } from './allocator.js';
-import { loadIPAMConfig } from './config.js';
+import { loadIPAMConfig } from './netconf.js';
 import { rangeSetContains } from './range-set.js';
 import type { Attachment, Store } from './store.js';
 
@@ -21,13 +21,14 @@ export interface HostLocalDeps {
   log(msg: string): void;
 }
 
-export function hostLocal(deps: HostLocalDeps): Required<Pick<PluginFuncs, 'add' | 'del' | 'check' | 'gc'>> {
-  return {
-    add: async (a) => cmdAdd(a, deps),
-    del: async (a) => cmdDel(a, deps),
-    check: async (a) => cmdCheck(a, deps),
-    gc: async (a) => cmdGc(a, deps),
-  };
+/** Runs `f` on the network's store, closed (unlocked) afterwards whatever happens. */
+function withStore<T>(ipam: { name: string; dataDir: string }, deps: HostLocalDeps, f: (store: Store) => T): T {
+  const store = deps.openStore(ipam.name, ipam.dataDir);
+  try {
+    return f(store);
+  } finally {
+    store.close();
+  }
 }
 
 export function cmdAdd(args: CmdArgs, deps: HostLocalDeps): Result {
@@ -35,8 +36,7 @@ export function cmdAdd(args: CmdArgs, deps: HostLocalDeps): Result {
   const result: Result = { cniVersion };
   if (ipam.resolvConf !== '') result.dns = parseResolvConf(deps.readFile(ipam.resolvConf));
 
-  const store = deps.openStore(ipam.name, ipam.dataDir);
-  try {
+  return withStore(ipam, deps, (store) => {
     const allocs: IPAllocator[] = [];
     const releaseAll = (): void => {
       for (const alloc of allocs) {
@@ -71,15 +71,12 @@ export function cmdAdd(args: CmdArgs, deps: HostLocalDeps): Result {
     result.ips = ips;
     if (ipam.routes.length > 0) result.routes = ipam.routes;
     return result;
-  } finally {
-    store.close();
-  }
+  });
 }
 
 export function cmdDel(args: CmdArgs, deps: HostLocalDeps): void {
   const { ipam } = loadIPAMConfig(args.stdinData, args.args);
-  const store = deps.openStore(ipam.name, ipam.dataDir);
-  try {
+  withStore(ipam, deps, (store) => {
     // Release in every range set even if one fails; report all failures joined by ";".
     const errors: string[] = [];
     ipam.ranges.forEach((rangeSet, idx) => {
@@ -90,33 +87,23 @@ export function cmdDel(args: CmdArgs, deps: HostLocalDeps): void {
       }
     });
     if (errors.length > 0) throw new Error(errors.join(';'));
-  } finally {
-    store.close();
-  }
+  });
 }
 
 export function cmdCheck(args: CmdArgs, deps: HostLocalDeps): void {
   const { ipam } = loadIPAMConfig(args.stdinData, args.args);
-  const store = deps.openStore(ipam.name, ipam.dataDir);
-  try {
+  withStore(ipam, deps, (store) => {
     if (!store.findByID(args.containerId, args.ifName)) {
       throw new Error(`host-local: Failed to find address added by container ${args.containerId}`);
     }
-  } finally {
-    store.close();
-  }
+  });
 }
 
 /** GC: releases every reservation whose (containerID, ifname) is not in `cni.dev/valid-attachments`. */
 export function cmdGc(args: CmdArgs, deps: HostLocalDeps): void {
   const { ipam } = loadIPAMConfig(args.stdinData, args.args);
   const valid = parseValidAttachments(parseJson(args.stdinData));
-  const store = deps.openStore(ipam.name, ipam.dataDir);
-  try {
-    store.gc(valid);
-  } finally {
-    store.close();
-  }
+  withStore(ipam, deps, (store) => store.gc(valid));
 }
 
 const VALID_ATTACHMENTS = 'cni.dev/valid-attachments';

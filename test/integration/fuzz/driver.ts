@@ -10,7 +10,7 @@ import { registerInProcess } from '../../../shared/cni/invoke.js';
 import { runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
 import { runBridge } from '../../../plugins/bridge/process.js';
 import { FLANNEL_FUNCS, INFO } from '../../../plugins/flannel/flannel.js';
-import { runHostLocal } from '../../../plugins/host-local/process.js';
+import { runHostLocal } from '../../../plugins/host-local/world.js';
 import { runLoopback } from '../../../plugins/loopback/world.js';
 
 registerInProcess('bridge', runBridge);

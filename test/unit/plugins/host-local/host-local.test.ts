@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { runPlugin } from '../../../../shared/cni/skel.js';
 import { SUPPORTED_VERSIONS } from '../../../../shared/cni/version.js';
-import { type HostLocalDeps, hostLocal, parseResolvConf, parseValidAttachments } from '../../../../plugins/host-local/host-local.js';
+import { type HostLocalDeps, parseResolvConf, parseValidAttachments } from '../../../../plugins/host-local/host-local.js';
+import { runHostLocal } from '../../../../plugins/host-local/world.js';
 import { MemoryStore } from '../../../../plugins/host-local/memory-store.js';
 
 const RESOLV = `# comment
@@ -32,7 +32,7 @@ function world() {
   };
   const run = async (cmd: string, conf: unknown, o: { id?: string; ifname?: string; args?: string } = {}) => {
     let stdout = '';
-    const code = await runPlugin(hostLocal(deps), { about: 'host-local' }, {
+    const io = {
       env: {
         CNI_COMMAND: cmd,
         CNI_CONTAINERID: o.id ?? 'dummy',
@@ -42,9 +42,10 @@ function world() {
         CNI_ARGS: o.args ?? '',
       },
       readStdin: () => Buffer.from(typeof conf === 'string' ? conf : JSON.stringify(conf)),
-      writeStdout: (t) => (stdout += t),
+      writeStdout: (t: string) => void (stdout += t),
       writeStderr: () => {},
-    });
+    };
+    const code = await runHostLocal(io, deps);
     return { code, stdout, json: stdout === '' ? undefined : (JSON.parse(stdout) as Record<string, unknown>) };
   };
   return { stores, logs, run, store: (net = 'mynet', dir = '/d') => stores.get(`${dir}/${net}`) };

@@ -1,14 +1,15 @@
 // host-local wired to the real disk (with the fastest flock available) and to a skeleton io: the
 // executable's main.ts runs it on the process; bridge and flannel run it in-process as a delegate
-// (shared/cni/invoke.ts, registerInProcess).
+// (shared/cni/invoke.ts, registerInProcess); unit tests pass their own deps.
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { runPlugin, type PluginIo } from '../../shared/cni/skel.js';
+import { processIo, runPlugin, type PluginIo } from '../../shared/cni/skel.js';
+import type { CmdArgs } from '../../shared/cni/types.js';
 import { MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { DiskStore } from './disk-store.js';
 import { type FlockFn, nativeFlock, utilFlock } from './file-lock.js';
 import { pathError } from './go-fs.js';
-import { ABOUT, hostLocal } from './host-local.js';
+import { ABOUT, cmdAdd, cmdCheck, cmdDel, cmdGc, type HostLocalDeps } from './host-local.js';
 
 /** The addon sits next to the real executable; resolve symlinks (/opt/cni/bin/host-local → dist/bin) only if needed. */
 function addonPath(): string {
@@ -32,14 +33,20 @@ function readFile(path: string): string {
   }
 }
 
-export function runHostLocal(io: PluginIo): Promise<number> {
-  return runPlugin(
-    hostLocal({
-      openStore: (network, dataDir) => DiskStore.open(network, dataDir, lazyFlock),
-      readFile,
-      log: (msg) => io.writeStderr(`${new Date().toISOString().replace('T', ' ').slice(0, 19).replaceAll('-', '/')} ${msg}\n`),
-    }),
-    { about: ABOUT },
-    io,
-  );
+export function realDeps(io: PluginIo): HostLocalDeps {
+  return {
+    openStore: (network, dataDir) => DiskStore.open(network, dataDir, lazyFlock),
+    readFile,
+    log: (msg) => io.writeStderr(`${new Date().toISOString().replace('T', ' ').slice(0, 19).replaceAll('-', '/')} ${msg}\n`),
+  };
+}
+
+export function runHostLocal(io: PluginIo = processIo, deps: HostLocalDeps = realDeps(io)): Promise<number> {
+  const funcs = {
+    add: async (a: CmdArgs) => cmdAdd(a, deps),
+    del: async (a: CmdArgs) => cmdDel(a, deps),
+    check: async (a: CmdArgs) => cmdCheck(a, deps),
+    gc: async (a: CmdArgs) => cmdGc(a, deps),
+  };
+  return runPlugin(funcs, { about: ABOUT }, io);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatIP } from '../../../../shared/net/ip.js';
-import { loadIPAMConfig } from '../../../../plugins/host-local/config.js';
+import { loadIPAMConfig } from '../../../../plugins/host-local/netconf.js';
 import { formatRangeSet } from '../../../../plugins/host-local/range-set.js';
 
 const conf = (ipam: unknown, extra: Record<string, unknown> = {}, cniVersion = '0.3.1'): string =>
