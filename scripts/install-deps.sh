@@ -9,7 +9,7 @@ PACKAGES=(
   etcd-server etcd-client                                  # the flannel store (started by tests/lab on loopback or in a netns)
   containernetworking-plugins                              # Go reference plugins in /usr/lib/cni (side-by-side tests, portmap)
   iptables nftables tcpdump iperf3                         # ipMasq rules, captures, throughput bench
-  podman runc busybox                                      # a real container runtime for the e2e test
+  podman runc busybox containerd                           # real container runtimes for the e2e tests (podman; containerd CRI)
 )
 
 missing=()
