@@ -1,13 +1,12 @@
 // flanneld: one linear wiring script, as flannel's main.go. Only this file touches the world
 // (argv, env, files, signals, the real kernel and etcd):
-//   options → previous subnet → etcd registry → local manager → network config → external
+//   options → previous subnet → subnet manager (subnet/create-manager.ts) → network config → external
 //   interface → backend → registerNetwork (acquires the lease) → traffic rules (masq, forward,
 //   blackhole; daemon/traffic) → subnet.env → what a config change left behind (daemon/renumber) →
 //   run + keep the lease + warn about config changes (daemon/config-watch).
 // SIGTERM/SIGINT abort everything and the process exits 0, leaving the lease, the devices, the
 // routes and the iptables/nftables rules in place (zero-downtime restart). Exit 1 on start-up errors,
 // as Go.
-import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createKernel } from '../shared/kernel/iproute.js';
 import { createBlackholeRoutes } from '../shared/kernel/blackhole.js';
@@ -17,13 +16,12 @@ import { getBackendFactory } from './backend/registry.js';
 import { lookupExtIface } from './ext-iface.js';
 import { type HealthServer, startHealthServer } from './health.js';
 import { createLogger, errorMessage } from './log.js';
-import { checkRenewMargin, parseOptions, splitEndpoints, type Options } from './options.js';
+import { checkRenewMargin, parseOptions } from './options.js';
 import { startTraffic } from './traffic/traffic-manager.js';
 import { sleep } from './sleep.js';
 import type { Config } from './subnet/config.js';
-import { EtcdClient, type EtcdClientOptions } from './subnet/etcd/etcd-client.js';
-import { LocalManager } from './subnet/etcd/local-manager.js';
-import { EtcdRegistry } from './subnet/etcd/registry.js';
+import { type CreatedSubnetManager, createSubnetManager } from './subnet/create-manager.js';
+import type { SubnetManager } from './subnet/manager.js';
 import { readPreviousSubnets, writeSubnetFile } from './subnet/subnet-file.js';
 import { readStateFile } from './subnet/state-file.js';
 import { choosePrevious, settleNetworkChange } from './renumber.js';
@@ -38,32 +36,7 @@ function die(msg: string): never {
   process.exit(1);
 }
 
-/** A --etcd-*file, with an error that names the flag and the path (no stack trace for a typo). */
-async function readEtcdFile(flag: string, path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    throw new Error(`failed to read --${flag} ${JSON.stringify(path)}: ${errorMessage(err)}`, { cause: err });
-  }
-}
-
-async function etcdClientOptions(o: Options): Promise<EtcdClientOptions> {
-  const c: EtcdClientOptions = { endpoints: splitEndpoints(o.etcdEndpoints) };
-  if (o.etcdKeyfile && o.etcdCertfile) {
-    c.tls = { key: await readEtcdFile('etcd-keyfile', o.etcdKeyfile), cert: await readEtcdFile('etcd-certfile', o.etcdCertfile) };
-    if (o.etcdCafile) c.tls.ca = await readEtcdFile('etcd-cafile', o.etcdCafile);
-  } else {
-    log.info('no certificate provided: connecting to etcd with http. This is insecure');
-    if (o.etcdCafile) c.ca = await readEtcdFile('etcd-cafile', o.etcdCafile);
-  }
-  if (o.etcdUsername) {
-    c.username = o.etcdUsername;
-    c.password = o.etcdPassword;
-  }
-  return c;
-}
-
-async function getConfig(sm: LocalManager, signal: AbortSignal): Promise<Config | undefined> {
+async function getConfig(sm: SubnetManager, signal: AbortSignal): Promise<Config | undefined> {
   for (;;) {
     try {
       return await sm.getNetworkConfig(signal);
@@ -86,7 +59,6 @@ async function main(): Promise<number> {
   log.info(`CLI flags config: ${JSON.stringify({ ...shown, etcdPassword: o.etcdPassword ? '<redacted>' : '' })}`);
   const marginErr = checkRenewMargin(o.subnetLeaseRenewMargin);
   if (marginErr) die(marginErr);
-  if (o.kubeSubnetMgr) die('the Kubernetes subnet manager (--kube-subnet-mgr) is not supported by this build: use etcd');
 
   const ac = new AbortController();
   const onSignal = (sig: string) => {
@@ -110,13 +82,13 @@ async function main(): Promise<number> {
 
   const previous = await readPreviousSubnets(o.subnetFile);
   const state = await readStateFile(o.dataDir, log); // <data-dir>/network.json: last backend, subnets held
-  let registry: EtcdRegistry;
+  let created: CreatedSubnetManager;
   try {
-    registry = new EtcdRegistry(new EtcdClient(await etcdClientOptions(o)), o.etcdPrefix, log);
+    created = await createSubnetManager(o, { previous, log });
   } catch (err) {
     die(`Failed to create SubnetManager: ${errorMessage(err)}`); // Go's wording; exit 1
   }
-  const sm = new LocalManager({ registry, previous, renewMarginMs: o.subnetLeaseRenewMargin * 60_000, log });
+  const sm = created.manager;
   log.info(`Created subnet manager: ${sm.name()}`);
 
   const config = await getConfig(sm, ac.signal);
@@ -225,13 +197,14 @@ async function main(): Promise<number> {
     code = 1;
     ac.abort();
   });
+  const source = created.configSource;
   const configWatch =
-    o.netConfigPoll > 0
+    o.netConfigPoll > 0 && source
       ? watchNetworkConfig(
           {
-            read: (signal) => registry.getNetworkConfig(signal), // not sm's: it caches what it read
+            read: (signal) => source.read(signal),
             running: config,
-            key: `${o.etcdPrefix.replace(/\/+$/, '')}/config`,
+            key: source.where,
             intervalMs: o.netConfigPoll * 1000,
             context: () => ({ lease: sm.lease(), history: settled.history }),
             log,
@@ -248,7 +221,7 @@ async function main(): Promise<number> {
 
   async function shutdown(c: number): Promise<number> {
     await health?.close();
-    registry.close();
+    created.close();
     log.info('Exiting cleanly...');
     return c;
   }
