@@ -1,154 +1,123 @@
 // KernelError: the only error that leaves shared/kernel.
 //
-// This is the only file that reads a command's stderr. Callers ask `isNotFound(err)` (Go's
-// ErrLinkNotFound / ENOENT / ESRCH) or `isExists(err)` (EEXIST) instead of matching text.
-// iproute2 words the same errno differently per object, so the patterns below are collected from
-// iproute2 6.1 and iptables 1.8.9 (nft and legacy) as observed on this machine.
-
+// It carries a stable `code`, as undici's errors do (lib/core/errors.js) and as Node's system errors do:
+// the errno the kernel answered (`EEXIST`, `ENODEV`, ...), set by the adapter that talked to the kernel.
+// Callers decide on the code (`isNotFound(err)`, `isExists(err)`, `err.code === 'EPERM'`), never on the
+// message: the message is for people (and keeps the adapter's wording, which logs show). The iproute2
+// adapter derives the code from the tool's stderr (iproute2/errno.ts, the only stderr reader); a netlink
+// adapter would take it from the errno in the reply; fakes set it directly.
 import type { KernelOp } from './kernel.js';
+import { codeFromStderr } from './iproute2/errno.js';
+
+/** errno names (Linux) a kernel call can fail with; `UNKNOWN`: the adapter could not tell. */
+export type KernelErrorCode =
+  | 'ENOENT'
+  | 'EEXIST'
+  | 'EPERM'
+  | 'EACCES'
+  | 'EINVAL'
+  | 'EBUSY'
+  | 'ENODEV'
+  | 'ESRCH'
+  | 'EADDRNOTAVAIL'
+  | 'EOPNOTSUPP'
+  | 'ENETUNREACH'
+  | 'EIO'
+  | 'UNKNOWN';
+
+/** strerror(3) of each code: how a fake words the failure, as the kernel would. */
+export const ERRNO_TEXT: Readonly<Record<KernelErrorCode, string>> = {
+  ENOENT: 'No such file or directory',
+  EEXIST: 'File exists',
+  EPERM: 'Operation not permitted',
+  EACCES: 'Permission denied',
+  EINVAL: 'Invalid argument',
+  EBUSY: 'Device or resource busy',
+  ENODEV: 'No such device',
+  ESRCH: 'No such process',
+  EADDRNOTAVAIL: 'Cannot assign requested address',
+  EOPNOTSUPP: 'Operation not supported',
+  ENETUNREACH: 'Network is unreachable',
+  EIO: 'Input/output error',
+  UNKNOWN: 'unknown error',
+};
+
+export interface KernelErrorOptions {
+  /**
+   * The errno. Optional only while callers outside shared/kernel migrate (issue 10): without it the
+   * code is read from `stderr`, as the iproute2 adapter does.
+   */
+  code?: KernelErrorCode;
+  /** the op of a batch that failed */
+  op?: KernelOp;
+  /** its position in the batch (0-based) */
+  index?: number;
+  cause?: unknown;
+  /** adapter detail: argv of the exec that failed (for a batch: the whole command) */
+  argv?: readonly string[];
+  exitCode?: number | null;
+  stderr?: string;
+  /** adapter detail: the batch line that failed, when the tool named it */
+  line?: string;
+  /** what the command printed before failing (reads with `-force`) */
+  stdout?: string;
+}
 
 export class KernelError extends Error {
   override readonly name = 'KernelError';
-  /** argv of the exec that failed (for a batch: the whole command, e.g. `nsenter --net=/p ip -batch -`) */
+  readonly code: KernelErrorCode;
+  /** For a batch: the op that failed, and its index in the ops passed. */
+  readonly op?: KernelOp;
+  readonly index?: number;
+  /** Adapter detail (iproute2): argv, exit status, stderr, failed batch line, stdout. [] / null / '' when none. */
   readonly argv: readonly string[];
   readonly exitCode: number | null;
   readonly stderr: string;
-  /** for a batch: the line that failed (1-based in the stdin sent), when the tool named it */
   readonly line?: string;
-  /** what the command printed before failing (reads with `-force`) */
   readonly stdout?: string;
-  /** for a batch: the op that failed, when it can be told */
-  readonly op?: KernelOp;
 
-  constructor(
-    message: string,
-    o: {
-      argv: readonly string[];
-      exitCode: number | null;
-      stderr: string;
-      line?: string;
-      cause?: unknown;
-      stdout?: string;
-      op?: KernelOp;
-    },
-  ) {
+  constructor(message: string, o: KernelErrorOptions = {}) {
     super(message, o.cause === undefined ? undefined : { cause: o.cause });
-    this.argv = o.argv;
-    this.exitCode = o.exitCode;
-    this.stderr = o.stderr;
+    this.argv = o.argv ?? [];
+    this.exitCode = o.exitCode ?? null;
+    this.stderr = o.stderr ?? '';
+    this.code = o.code ?? codeFromStderr(this.stderr);
+    if (o.op !== undefined) this.op = o.op;
+    if (o.index !== undefined) this.index = o.index;
     if (o.line !== undefined) this.line = o.line;
     if (o.stdout !== undefined) this.stdout = o.stdout;
-    if (o.op !== undefined) this.op = o.op;
   }
 
-  /** The same error, naming the batch op (and line) that failed. */
-  withOp(op: KernelOp, line?: string): KernelError {
+  /** The same error, naming the batch op (its index, and the line when the adapter knows it) that failed. */
+  withOp(op: KernelOp, line?: string, index?: number): KernelError {
     const l = line ?? this.line;
     const reason = this.message.replace(/^(".*?"|\S.*?): /, '');
+    const i = index ?? this.index;
     return new KernelError(l !== undefined ? `"${l}": ${reason}` : this.message, {
+      code: this.code,
       argv: this.argv,
       exitCode: this.exitCode,
       stderr: this.stderr,
       ...(l !== undefined ? { line: l } : {}),
       ...(this.stdout !== undefined ? { stdout: this.stdout } : {}),
+      ...(i !== undefined ? { index: i } : {}),
       cause: this.cause,
       op,
     });
   }
 }
 
+const NOT_FOUND: ReadonlySet<KernelErrorCode> = new Set(['ENOENT', 'ESRCH', 'ENODEV', 'EADDRNOTAVAIL']);
+
 /**
- * Where a batch failed: `run` from the `@@kernel-run i` markers of a mixed (sh) batch, `line` (1-based,
- * within the run) from iproute2's "Command failed -:N".
+ * The object the call addressed is not there (link, address, route, neighbour, chain, rule, netns):
+ * Go's ErrLinkNotFound / ENOENT / ESRCH / ENODEV / EADDRNOTAVAIL.
  */
-export function batchFailure(stderr: string): { run?: number; line?: number } {
-  const out: { run?: number; line?: number } = {};
-  for (const l of stderr.split('\n')) {
-    const m = /^@@kernel-run (\d+)$/.exec(l.trim());
-    if (m) {
-      out.run = Number(m[1]);
-      delete out.line;
-      continue;
-    }
-    const f = /^Command failed -:(\d+)$/.exec(l.trim());
-    if (f) out.line = Number(f[1]);
-  }
-  return out;
-}
-
-/** Builds the KernelError for a failed exec; the message is the tool's last stderr line, as Go's netlink errors read. */
-export function kernelErrorFrom(
-  argv: readonly string[],
-  exitCode: number | null,
-  stderr: string,
-  o?: { input?: string; cause?: unknown; stdout?: string },
-): KernelError {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  // `ip -batch` / `bridge -batch` end with "Command failed -:N": name the line.
-  let line: string | undefined;
-  const failed = lines.findIndex((l) => /^Command failed -:\d+$/.test(l));
-  if (failed >= 0 && o?.input !== undefined) {
-    const n = Number(/(\d+)$/.exec(lines[failed]!)![1]);
-    line = o.input.split('\n')[n - 1];
-  }
-  const meaningful = lines.filter(
-    (l) => !/^Command failed -:\d+$/.test(l) && l !== 'Dump terminated' && !l.startsWith('@@kernel-run '),
-  );
-  const reason =
-    meaningful.map((l) => l.replace(/^RTNETLINK answers: /, '').replace(/^Error: /, '')).join('; ') ||
-    (o?.cause instanceof Error ? o.cause.message : `exit status ${exitCode ?? 'signal'}`);
-  const what = line !== undefined ? `"${line}"` : argv.join(' ');
-  return new KernelError(`${what}: ${reason}`, {
-    argv,
-    exitCode,
-    stderr,
-    ...(line !== undefined ? { line } : {}),
-    ...(o?.stdout ? { stdout: o.stdout } : {}),
-    cause: o?.cause,
-  });
-}
-
-/** For a mixed batch: the line that failed, given each run's lines (see batchFailure). */
-export function failedBatchLine(stderr: string, runs: readonly (readonly string[])[]): string | undefined {
-  const { run, line } = batchFailure(stderr);
-  if (run === undefined) return undefined;
-  const lines = runs[run];
-  if (lines === undefined) return undefined;
-  if (line !== undefined) return lines[line - 1];
-  return lines.length === 1 ? lines[0] : undefined;
-}
-
-const NOT_FOUND = [
-  /does not exist/i, // `Device "x" does not exist.`, iptables `Chain 'X' does not exist`, `FIB table does not exist`
-  /Cannot find device/,
-  /No such process/, // ESRCH: route del
-  /No such file or directory/i, // ENOENT: neigh/fdb del, missing sysctl, missing netns path
-  /address not found/i, // addr del: "ipv4: Address not found." / "ipv6: address not found."
-  /Cannot assign requested address/, // v6 addr del
-  /No chain\/target\/match by that name/, // iptables -X/-F of a missing chain
-  /Bad rule \(does a matching rule exist in that chain\?\)/, // iptables -D of a missing rule
-  /No such device/,
-  /Directory nonexistent/, // sh: sysctl of a missing interface
-  /cannot open .*: No such file/, // nsenter: netns path gone
-];
-
-const EXISTS = [/File exists/, /Address already assigned/, /Chain already exists/];
-
-function stderrOf(err: unknown): string | undefined {
-  if (err instanceof KernelError) return err.stderr;
-  return undefined;
-}
-
-/** The object the command addressed is not there (link, address, route, neighbour, chain, rule, netns). */
 export function isNotFound(err: unknown): boolean {
-  const s = stderrOf(err);
-  if (s === undefined) return false;
-  return NOT_FOUND.some((re) => re.test(s));
+  return err instanceof KernelError && NOT_FOUND.has(err.code);
 }
 
-/** The object the command would create is already there (EEXIST). */
+/** The object the call would create is already there (EEXIST). */
 export function isExists(err: unknown): boolean {
-  const s = stderrOf(err);
-  if (s === undefined) return false;
-  return EXISTS.some((re) => re.test(s));
+  return err instanceof KernelError && err.code === 'EEXIST';
 }

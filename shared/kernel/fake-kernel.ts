@@ -3,12 +3,12 @@
 //
 // One FakeWorld holds every namespace by path; `new FakeKernel()` is the root namespace ("/"), and
 // `inNetns(path)` a view of another one, which must exist (`world.addNetns(path)`) or every command
-// fails as nsenter would. Errors are KernelErrors whose stderr carries iproute2's words, so
-// isNotFound/isExists behave as with the real kernel. `failOn(name)` injects a failure into the next
-// call of a verb or batch op; `execs` counts what would have been execs with iproute.ts.
+// fails as nsenter would (ENOENT). Errors are KernelErrors with the errno the kernel would answer in
+// `code`, so isNotFound/isExists behave as with a real adapter. `failOn(name, code)` injects a failure
+// into the next call of a verb or batch op; `execs` counts what would have been execs with iproute.ts.
 import { formatIP, parseCIDR, netContains } from '../net/ip.js';
 import type { Family } from '../net/ip.js';
-import { KernelError } from './errors.js';
+import { ERRNO_TEXT, isExists, KernelError, type KernelErrorCode } from './errors.js';
 import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from './kernel.js';
 
 export interface FakeNs {
@@ -44,9 +44,9 @@ export class FakeWorld {
     this.namespaces.delete(path);
   }
 
-  /** The next call of verb/op `name` (e.g. `ensureAddr`, `addVeth`) fails with `stderr`. */
-  failOn(name: string, stderr = 'RTNETLINK answers: Operation not permitted'): void {
-    this.failures.set(name, new KernelError(`${name}: ${stderr}`, { argv: [name], exitCode: 2, stderr }));
+  /** The next call of verb/op `name` (e.g. `getLink`, `addVeth`) fails with `code`. */
+  failOn(name: string, code: KernelErrorCode = 'EPERM'): void {
+    this.failures.set(name, new KernelError(`${name}: ${ERRNO_TEXT[code]}`, { code }));
   }
 
   takeFailure(name: string): void {
@@ -63,12 +63,11 @@ export class FakeWorld {
   }
 }
 
-const notFound = (what: string) =>
-  new KernelError(`${what}: Cannot find device`, { argv: [what], exitCode: 1, stderr: `Cannot find device "${what}"` });
-const exists = (what: string) =>
-  new KernelError(`${what}: File exists`, { argv: [what], exitCode: 2, stderr: 'RTNETLINK answers: File exists' });
-const noSuch = (what: string) =>
-  new KernelError(`${what}: No such process`, { argv: [what], exitCode: 2, stderr: 'RTNETLINK answers: No such process' });
+/** `<what>: <strerror(code)>`, the shape of the adapter's messages. */
+const fail = (code: KernelErrorCode, what: string) => new KernelError(`${what}: ${ERRNO_TEXT[code]}`, { code });
+const notFound = (what: string) => fail('ENODEV', what);
+const exists = (what: string) => fail('EEXIST', what);
+const noSuch = (what: string) => fail('ESRCH', what);
 
 function famOf(s: string): Family {
   return s.includes(':') ? 6 : 4;
@@ -93,11 +92,7 @@ export class FakeKernel implements Kernel {
   get ns(): FakeNs {
     const ns = this.world.namespaces.get(this.path);
     if (ns === undefined) {
-      throw new KernelError(`nsenter: cannot open ${this.path}: No such file or directory`, {
-        argv: ['nsenter', `--net=${this.path}`],
-        exitCode: 1,
-        stderr: `nsenter: cannot open ${this.path}: No such file or directory`,
-      });
+      throw fail('ENOENT', `nsenter: cannot open ${this.path}`);
     }
     return ns;
   }
@@ -197,13 +192,13 @@ export class FakeKernel implements Kernel {
 
   async inspect(names: readonly string[], ops: readonly KernelOp[] = []): Promise<Map<string, LinkAddrs>> {
     const ns = this.enter('inspect');
-    for (const op of ops) {
+    for (const [i, op] of ops.entries()) {
       try {
         this.world.takeFailure(op.op);
         this.applyOp(ns, op);
       } catch (err) {
         if (op.op === 'sysctl' && op.optional) continue;
-        throw err instanceof KernelError ? err.withOp(op) : err;
+        throw err instanceof KernelError ? err.withOp(op, undefined, i) : err;
       }
     }
     const out = new Map<string, LinkAddrs>();
@@ -235,7 +230,7 @@ export class FakeKernel implements Kernel {
     try {
       this.applyOp(ns, { op: 'addAddr', dev, cidr });
     } catch (err) {
-      if (!(err instanceof KernelError && /File exists/.test(err.stderr))) throw err;
+      if (!isExists(err)) throw err;
     }
   }
 
@@ -248,10 +243,11 @@ export class FakeKernel implements Kernel {
     }
   }
 
-  async listRoutes(o?: { family?: Family; dev?: string; table?: number }): Promise<Route[]> {
+  async listRoutes(o?: { family?: Family; dev?: string; table?: number; type?: RouteSpec['type'] }): Promise<Route[]> {
     const ns = this.enter('listRoutes');
     return ns.routes
       .filter((r) => (o?.family === undefined || r.family === o.family) && (o?.dev === undefined || r.dev === o.dev) && (r.table ?? 254) === (o?.table ?? 254))
+      .filter((r) => o?.type === undefined || r.type === o.type)
       .map((r) => ({ ...r }));
   }
 
@@ -271,7 +267,7 @@ export class FakeKernel implements Kernel {
       }
     }
     if (best === undefined) {
-      throw new KernelError(`route get ${dst}: Network is unreachable`, { argv: ['ip', 'route', 'get', dst], exitCode: 2, stderr: 'RTNETLINK answers: Network is unreachable' });
+      throw fail('ENETUNREACH', `route get ${dst}`);
     }
     const out: Route & { prefsrc?: string } = { family: f, dst };
     if (best.via !== undefined) out.via = best.via;
@@ -332,13 +328,13 @@ export class FakeKernel implements Kernel {
     if (ops.length === 0) return;
     this.world.execs++;
     const ns = this.ns;
-    for (const op of ops) {
+    for (const [i, op] of ops.entries()) {
       try {
         this.world.takeFailure(op.op);
         this.applyOp(ns, op);
       } catch (err) {
         if (op.op === 'sysctl' && op.optional) continue;
-        throw err instanceof KernelError ? err.withOp(op) : err;
+        throw err instanceof KernelError ? err.withOp(op, undefined, i) : err;
       }
     }
   }
@@ -346,7 +342,7 @@ export class FakeKernel implements Kernel {
   async readSysctl(key: string): Promise<string> {
     const ns = this.enter('readSysctl');
     const v = ns.sysctls.get(normKey(key));
-    if (v === undefined) throw new KernelError(`cat ${key}: No such file or directory`, { argv: ['cat', key], exitCode: 1, stderr: 'No such file or directory' });
+    if (v === undefined) throw fail('ENOENT', `cat ${key}`);
     return v;
   }
 
@@ -369,7 +365,7 @@ export class FakeKernel implements Kernel {
         return;
       case 'addVeth': {
         const peerNs = op.peerNetns === undefined ? ns : this.world.namespaces.get(op.peerNetns);
-        if (peerNs === undefined) throw new KernelError(`netns ${op.peerNetns}: No such file or directory`, { argv: ['ip'], exitCode: 2, stderr: `Invalid "netns" value "${op.peerNetns}"` });
+        if (peerNs === undefined) throw fail('EINVAL', `netns ${op.peerNetns}`);
         if (ns.links.has(op.name) || peerNs.links.has(op.peer)) throw exists(op.name);
         const a = this.newLink(ns, { name: op.name, kind: 'veth', ...(op.mtu ? { mtu: op.mtu } : {}), ...(op.mac ? { mac: op.mac } : {}) });
         const b = this.newLink(peerNs, { name: op.peer, kind: 'veth', ...(op.mtu ? { mtu: op.mtu } : {}), ...(op.peerMac ? { mac: op.peerMac } : {}) });
@@ -388,7 +384,7 @@ export class FakeKernel implements Kernel {
         if (op.promisc !== undefined) l.promisc = op.promisc;
         if (op.master !== undefined) {
           const br = this.link(ns, op.master);
-          if (br.kind !== 'bridge') throw new KernelError('Operation not supported', { argv: ['ip'], exitCode: 2, stderr: 'RTNETLINK answers: Operation not supported' });
+          if (br.kind !== 'bridge') throw fail('EOPNOTSUPP', `link set dev ${op.dev} master ${op.master}`);
           l.master = op.master;
           l.port = { hairpin: false, isolated: false };
           if (!ns.vlans.has(op.dev)) ns.vlans.set(op.dev, [{ vid: 1, pvid: true, untagged: true }]);
@@ -402,7 +398,7 @@ export class FakeKernel implements Kernel {
       }
       case 'setBridgePort': {
         const l = this.link(ns, op.dev);
-        if (l.port === undefined) throw new KernelError('Operation not supported', { argv: ['ip'], exitCode: 2, stderr: 'RTNETLINK answers: Operation not supported' });
+        if (l.port === undefined) throw fail('EOPNOTSUPP', `link set dev ${op.dev} type bridge_slave`);
         if (op.hairpin !== undefined) l.port.hairpin = op.hairpin;
         if (op.isolated !== undefined) l.port.isolated = op.isolated;
         return;
@@ -434,7 +430,7 @@ export class FakeKernel implements Kernel {
       case 'deleteAddr': {
         const cidr = normCidr(op.cidr);
         const i = ns.addrs.findIndex((a) => a.dev === op.dev && a.cidr === cidr);
-        if (i < 0) throw new KernelError('Address not found', { argv: ['ip'], exitCode: 2, stderr: 'Error: ipv4: Address not found.' });
+        if (i < 0) throw fail('EADDRNOTAVAIL', `addr del ${op.cidr} dev ${op.dev}`);
         ns.addrs.splice(i, 1);
         ns.routes = ns.routes.filter((r) => !(r.proto === 'kernel' && r.dev === op.dev && r.dst === netOf(cidr)));
         return;
@@ -450,6 +446,27 @@ export class FakeKernel implements Kernel {
         const route: Route = { ...r, family: f, dst };
         if (i >= 0) ns.routes[i] = route;
         else ns.routes.push(route);
+        return;
+      }
+      case 'prependRoute': {
+        // NLM_F_CREATE alone: only an identical route is in the way; it goes before the others
+        const r = op.route;
+        if (r.dev !== undefined) this.link(ns, r.dev);
+        const f = famOf(r.dst === 'default' ? r.via ?? '' : r.dst);
+        const dst = r.dst === '::/0' || r.dst === '0.0.0.0/0' ? 'default' : r.dst;
+        const same = (x: Route) =>
+          x.family === f && x.dst === dst && (x.table ?? 254) === (r.table ?? 254) && (x.metric ?? 0) === (r.metric ?? 0) && x.via === r.via && x.dev === r.dev && x.type === r.type;
+        if (ns.routes.some(same)) throw exists(r.dst);
+        const at = ns.routes.findIndex((x) => x.family === f && x.dst === dst);
+        ns.routes.splice(at < 0 ? ns.routes.length : at, 0, { ...r, family: f, dst });
+        return;
+      }
+      case 'addVxlan': {
+        const { op: _, name, mtu, mac, ...spec } = op;
+        const vxlan: NonNullable<Link['vxlan']> = { vni: spec.vni, port: spec.port, learning: spec.learning, gbp: spec.gbp === true };
+        if (spec.local) vxlan.local = spec.local;
+        if (spec.dev !== undefined) vxlan.dev = spec.dev;
+        this.newLink(ns, { name, kind: 'vxlan', vxlan, ...(mtu ? { mtu } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}) });
         return;
       }
       case 'deleteRoute': {
@@ -468,7 +485,7 @@ export class FakeKernel implements Kernel {
       }
       case 'deleteNeigh': {
         const i = ns.neighs.findIndex((n) => n.dev === op.dev && n.ip === op.ip);
-        if (i < 0) throw new KernelError('No such file or directory', { argv: ['ip'], exitCode: 2, stderr: 'RTNETLINK answers: No such file or directory' });
+        if (i < 0) throw fail('ENOENT', `neigh del ${op.ip} dev ${op.dev}`);
         ns.neighs.splice(i, 1);
         return;
       }
@@ -485,7 +502,7 @@ export class FakeKernel implements Kernel {
       case 'deleteFdb': {
         const mac = op.mac.toLowerCase();
         const i = ns.fdb.findIndex((f) => f.dev === op.dev && f.mac === mac && (op.dst === undefined || f.dst === op.dst));
-        if (i < 0) throw new KernelError('No such file or directory', { argv: ['bridge'], exitCode: 2, stderr: 'RTNETLINK answers: No such file or directory' });
+        if (i < 0) throw fail('ENOENT', `fdb del ${op.mac} dev ${op.dev}`);
         ns.fdb.splice(i, 1);
         return;
       }
@@ -493,7 +510,7 @@ export class FakeKernel implements Kernel {
         const key = normKey(op.key);
         const m = /^net\/ipv[46]\/conf\/([^/]+)\//.exec(key);
         if (m && !['all', 'default'].includes(m[1]!) && !ns.links.has(m[1]!)) {
-          throw new KernelError(`sysctl ${key}: No such file or directory`, { argv: ['sysctl'], exitCode: 1, stderr: `open /proc/sys/${key}: No such file or directory` });
+          throw fail('ENOENT', `sysctl ${key}`);
         }
         ns.sysctls.set(key, op.value);
         return;

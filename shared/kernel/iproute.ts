@@ -19,7 +19,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Family } from '../net/ip.js';
-import { KernelError, batchFailure, isExists, isNotFound, kernelErrorFrom } from './errors.js';
+import { KernelError, isExists, isNotFound } from './errors.js';
+import { batchFailure, kernelErrorFrom } from './iproute2/errno.js';
 import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from './kernel.js';
 
 /** Runs argv with optional stdin; resolves stdout, rejects KernelError. Injectable for tests. */
@@ -93,7 +94,7 @@ function routeDst(r: RouteSpec): string {
 }
 
 export function routeArgs(r: RouteSpec): string[] {
-  const a = [routeDst(r)];
+  const a = r.type !== undefined ? [r.type, routeDst(r)] : [routeDst(r)];
   if (r.via !== undefined) a.push('via', r.via);
   if (r.dev !== undefined) a.push('dev', r.dev);
   if (r.onlink) a.push('onlink');
@@ -115,6 +116,18 @@ function brd(cidr: string): string[] {
 
 const onOff = (b: boolean) => (b ? 'on' : 'off');
 
+function vxlanArgs(name: string, spec: VxlanSpec): string[] {
+  const args = ['link', 'add', name];
+  if (spec.mtu) args.push('mtu', String(spec.mtu));
+  if (spec.mac !== undefined) args.push('address', spec.mac);
+  args.push('type', 'vxlan', 'id', String(spec.vni));
+  if (spec.local) args.push('local', spec.local);
+  if (spec.dev !== undefined) args.push('dev', spec.dev);
+  args.push('dstport', String(spec.port), spec.learning ? 'learning' : 'nolearning');
+  if (spec.gbp) args.push('gbp');
+  return args;
+}
+
 export type Tool = 'ip' | 'bridge' | 'sysctl';
 
 /** One op as a batch line for its tool (for `sysctl`: `<key> <value>`). */
@@ -124,8 +137,12 @@ export function opLine(op: KernelOp): { tool: Tool; args: string[] } {
       return { tool: 'ip', args: ['route', 'replace', ...routeArgs(op.route)] };
     case 'addRoute':
       return { tool: 'ip', args: ['route', 'add', ...routeArgs(op.route)] };
+    case 'prependRoute':
+      return { tool: 'ip', args: ['route', 'prepend', ...routeArgs(op.route)] };
     case 'deleteRoute':
       return { tool: 'ip', args: ['route', 'del', ...routeArgs(op.route)] };
+    case 'addVxlan':
+      return { tool: 'ip', args: vxlanArgs(op.name, op) };
     case 'replaceNeigh':
       return { tool: 'ip', args: ['neigh', 'replace', op.ip, 'lladdr', op.mac, 'dev', op.dev, 'nud', 'permanent'] };
     case 'deleteNeigh':
@@ -229,7 +246,7 @@ export function planBatch(ops: readonly KernelOp[]): BatchRun[] {
 }
 
 /** The error of a failed batch, naming the op that failed when the tool said which line. */
-function attachOp(err: unknown, runs: readonly BatchRun[], single: boolean): unknown {
+function attachOp(err: unknown, runs: readonly BatchRun[], single: boolean, offset = 0): unknown {
   if (!(err instanceof KernelError)) return err;
   const f = batchFailure(err.stderr);
   const run = single ? runs[0] : f.run !== undefined ? runs[f.run] : undefined;
@@ -237,7 +254,8 @@ function attachOp(err: unknown, runs: readonly BatchRun[], single: boolean): unk
   const i = f.line !== undefined ? f.line - 1 : run.ops.length === 1 ? 0 : -1;
   const op = run.ops[i];
   if (op === undefined) return err;
-  return err.withOp(op, run.tool === 'sysctl' ? `sysctl ${run.lines[i]!.join(' ')}` : run.lines[i]!.join(' '));
+  const index = offset + runs.slice(0, runs.indexOf(run)).reduce((n, r) => n + r.ops.length, 0) + i;
+  return err.withOp(op, run.tool === 'sysctl' ? `sysctl ${run.lines[i]!.join(' ')}` : run.lines[i]!.join(' '), index);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -321,6 +339,8 @@ function addrsOf(l: J): Addr[] {
 
 function parseRoute(j: J, family: Family): Route {
   const r: Route = { family, dst: str(j.dst) ?? 'default' };
+  const type = str(j.type);
+  if (type === 'blackhole' || type === 'unreachable' || type === 'prohibit') r.type = type;
   const via = str(j.gateway) ?? (isObj(j.via) ? str(j.via.host) : undefined);
   if (via !== undefined) r.via = via;
   const dev = str(j.dev);
@@ -466,7 +486,7 @@ class IprouteKernel implements Kernel {
     try {
       stdout = await this.exec(argv, input);
     } catch (err) {
-      if (ipRun !== undefined) throw attachOp(err, [ipRun], true);
+      if (ipRun !== undefined) throw attachOp(err, [ipRun], true, ops.length - ipRun.ops.length);
       // -force: a missing link makes the exit status 1 but the other reads still print
       if (!(err instanceof KernelError) || !isNotFound(err)) throw err;
       stdout = err.stdout ?? '';
@@ -516,18 +536,20 @@ class IprouteKernel implements Kernel {
 
   // ---- routes
 
-  async listRoutes(o?: { family?: Family; dev?: string; table?: number }): Promise<Route[]> {
+  async listRoutes(o?: { family?: Family; dev?: string; table?: number; type?: RouteSpec['type'] }): Promise<Route[]> {
     const families: Family[] = o?.family ? [o.family] : [4, 6];
     const lists = await Promise.all(
       families.map(async (f) => {
         const args = [`-${f}`, 'route', 'show'];
         if (o?.table !== undefined) args.push('table', String(o.table));
         if (o?.dev !== undefined) args.push('dev', o.dev);
+        if (o?.type !== undefined) args.push('type', o.type);
         try {
           // `ip route show dev X` leaves dev out of each route: it is the filter's
           return (await this.ipJson(args)).map((j) => {
             const r = parseRoute(j, f);
             if (o?.dev !== undefined && r.dev === undefined) r.dev = o.dev;
+            if (o?.type !== undefined) r.type = o.type; // likewise the type (iproute2 prints it only unfiltered)
             return r;
           });
         } catch (err) {
@@ -571,15 +593,7 @@ class IprouteKernel implements Kernel {
       }
       await this.deleteLink(name, { missingOk: true });
     }
-    const args = ['link', 'add', name];
-    if (spec.mtu) args.push('mtu', String(spec.mtu));
-    if (spec.mac !== undefined) args.push('address', spec.mac);
-    args.push('type', 'vxlan', 'id', String(spec.vni));
-    if (spec.local) args.push('local', spec.local);
-    if (spec.dev !== undefined) args.push('dev', spec.dev);
-    args.push('dstport', String(spec.port), spec.learning ? 'learning' : 'nolearning');
-    if (spec.gbp) args.push('gbp');
-    await this.ip(args);
+    await this.ip(vxlanArgs(name, spec));
     const link = await this.getLink(name);
     if (link === undefined) throw new KernelError(`link ${JSON.stringify(name)} vanished after creation`, { argv: [], exitCode: null, stderr: `Device "${name}" does not exist.` });
     return link;
@@ -633,7 +647,7 @@ class IprouteKernel implements Kernel {
         try {
           await this.writeSysctl(op.key, op.value);
         } catch (err) {
-          if (!op.optional) throw err instanceof KernelError ? err.withOp(op, `sysctl ${op.key} ${op.value}`) : err;
+          if (!op.optional) throw err instanceof KernelError ? err.withOp(op, `sysctl ${op.key} ${op.value}`, ops.indexOf(op)) : err;
         }
       }
       return;

@@ -60,6 +60,8 @@ export interface LinkAddrs extends Link {
 export interface RouteSpec {
   /** `default`, or a network `10.244.2.0/24` */
   dst: string;
+  /** route type (`ip route add blackhole 10.0.0.0/8`); absent: unicast */
+  type?: 'blackhole' | 'unreachable' | 'prohibit';
   via?: string;
   dev?: string;
   onlink?: boolean;
@@ -116,6 +118,13 @@ export type KernelOp =
   | { op: 'deleteAddr'; dev: string; cidr: string }
   /** strict `ip route add` (EEXIST fails, like netlink RouteAdd) */
   | { op: 'addRoute'; route: RouteSpec }
+  /**
+   * `ip route prepend`: create without exclusivity (netlink NLM_F_CREATE only, Go's RouteAddEcmp). Another
+   * route to the same dst does not stop it; only an identical route fails (EEXIST).
+   */
+  | { op: 'prependRoute'; route: RouteSpec }
+  /** strict `ip link add … type vxlan` (EEXIST fails); whether an existing device fits is the caller's call */
+  | ({ op: 'addVxlan'; name: string } & VxlanSpec)
   | { op: 'deleteLink'; dev: string }
   /** write `/proc/sys/<key>` in the batch's namespace (key as in writeSysctl); `optional`: ignore failure (Go's `_, _ = sysctl.Sysctl`) */
   | { op: 'sysctl'; key: string; value: string; optional?: boolean }
@@ -126,7 +135,7 @@ export type KernelOp =
 export interface VxlanSpec {
   vni: number;
   port: number;
-  /** local (underlay) address */
+  /** local (underlay) address; '' for none */
   local: string;
   /** underlay device */
   dev?: string;
@@ -152,7 +161,8 @@ export interface Kernel {
   ensureAddr(dev: string, cidr: string): Promise<void>;
   deleteAddr(dev: string, cidr: string, o?: { missingOk?: boolean }): Promise<void>;
 
-  listRoutes(o?: { family?: Family; dev?: string; table?: number }): Promise<Route[]>;
+  /** Routes of the main table (or `table`); with `type`, only routes of that type (`blackhole`). */
+  listRoutes(o?: { family?: Family; dev?: string; table?: number; type?: RouteSpec['type'] }): Promise<Route[]>;
   /** `ip route get <dst>`: the route the kernel would take (used for --iface-can-reach). */
   routeGet(dst: string): Promise<Route & { prefsrc?: string }>;
   replaceRoute(r: RouteSpec): Promise<void>;

@@ -1,28 +1,44 @@
 import { describe, expect, it } from 'vitest';
-import { failedBatchLine, isExists, isNotFound, KernelError, kernelErrorFrom } from '../../../shared/kernel/errors.js';
-import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake-kernel.js';
-import { createKernel, opLine, planBatch, sysctlPath } from '../../../shared/kernel/iproute.js';
-import type { Exec } from '../../../shared/kernel/iproute.js';
-import { FakeIptables } from '../../../shared/kernel/iptables.js';
+import { isExists, isNotFound, KernelError } from '../../../../shared/kernel/errors.js';
+import { codeFromStderr, failedBatchLine, kernelErrorFrom } from '../../../../shared/kernel/iproute2/errno.js';
+import { FakeKernel, FakeWorld } from '../../../../shared/kernel/fake-kernel.js';
+import { createKernel, opLine, planBatch, sysctlPath } from '../../../../shared/kernel/iproute.js';
+import type { Exec } from '../../../../shared/kernel/iproute.js';
+import { FakeIptables } from '../../../../shared/kernel/iptables.js';
 
 describe('KernelError classification', () => {
   it.each([
-    ['Cannot find device "eth0"', true, false],
-    ['Device "nope" does not exist.', true, false],
-    ['RTNETLINK answers: No such process', true, false],
-    ['Error: ipv4: Address not found.', true, false],
-    ['Error: ipv6: address not found.', true, false],
-    ['RTNETLINK answers: File exists', false, true],
-    ['Error: ipv4: Address already assigned.', false, true],
-    ['iptables: Bad rule (does a matching rule exist in that chain?).', true, false],
-    ["iptables v1.8.9 (nf_tables): Chain 'CNI-x' does not exist", true, false],
-    ['iptables: No chain/target/match by that name.', true, false],
-    ['nsenter: cannot open /var/run/netns/x: No such file or directory', true, false],
-    ['RTNETLINK answers: Operation not permitted', false, false],
-  ])('%s', (stderr, nf, ex) => {
+    ['Cannot find device "eth0"', 'ENODEV'],
+    ['Device "nope" does not exist.', 'ENODEV'],
+    ['RTNETLINK answers: No such process', 'ESRCH'],
+    ['Error: ipv4: Address not found.', 'EADDRNOTAVAIL'],
+    ['Error: ipv6: address not found.', 'EADDRNOTAVAIL'],
+    ['RTNETLINK answers: File exists', 'EEXIST'],
+    ['Error: ipv4: Address already assigned.', 'EEXIST'],
+    ['iptables: Chain already exists.', 'EEXIST'],
+    ['iptables: Bad rule (does a matching rule exist in that chain?).', 'ENOENT'],
+    ["iptables v1.8.9 (nf_tables): Chain 'CNI-x' does not exist", 'ENOENT'],
+    ['iptables: No chain/target/match by that name.', 'ENOENT'],
+    ['nsenter: cannot open /var/run/netns/x: No such file or directory', 'ENOENT'],
+    ['Error: No such file or directory\nlist table bridge nat', 'ENOENT'],
+    ['RTNETLINK answers: Operation not permitted', 'EPERM'],
+    ['Error: Nexthop has invalid gateway.\nCommand failed -:1', 'EINVAL'],
+    ['internal:0:0-0: Error: Could not process rule: Device or resource busy', 'EBUSY'],
+    ['RTNETLINK answers: Operation not supported', 'EOPNOTSUPP'],
+    ['RTNETLINK answers: Network is unreachable', 'ENETUNREACH'],
+    ['something new', 'UNKNOWN'],
+  ] as const)('%s → %s', (stderr, code) => {
+    expect(codeFromStderr(stderr)).toBe(code);
     const e = kernelErrorFrom(['ip'], 2, stderr);
-    expect(isNotFound(e)).toBe(nf);
-    expect(isExists(e)).toBe(ex);
+    expect(e.code).toBe(code);
+    expect(isNotFound(e)).toBe(['ENODEV', 'ESRCH', 'ENOENT', 'EADDRNOTAVAIL'].includes(code));
+    expect(isExists(e)).toBe(code === 'EEXIST');
+  });
+
+  it('callers decide on the code, not on the words', () => {
+    expect(isNotFound(new KernelError('gone', { code: 'ENODEV' }))).toBe(true);
+    expect(isExists(new KernelError('Cannot find device', { code: 'EEXIST' }))).toBe(true);
+    expect(isNotFound(new KernelError('File exists', { code: 'EPERM' }))).toBe(false);
   });
 
   it('non-kernel errors are neither', () => {
@@ -50,6 +66,22 @@ describe('argv building', () => {
     expect(opLine({ op: 'replaceRoute', route: { dst: '10.1.0.0/16', via: '10.1.0.0', dev: 'flannel.1', onlink: true } }).args.join(' ')).toBe(
       'route replace 10.1.0.0/16 via 10.1.0.0 dev flannel.1 onlink',
     );
+  });
+  it('route types, prepend and vxlan creation are ip lines', () => {
+    expect(opLine({ op: 'addRoute', route: { dst: '10.244.0.0/16', type: 'blackhole' } }).args.join(' ')).toBe('route add blackhole 10.244.0.0/16');
+    expect(opLine({ op: 'prependRoute', route: { dst: '10.244.1.0/24', via: '10.244.1.1', dev: 'eth0' } }).args.join(' ')).toBe('route prepend 10.244.1.0/24 via 10.244.1.1 dev eth0');
+    expect(opLine({ op: 'addVxlan', name: 'flannel.1', vni: 1, port: 8472, local: '10.0.0.1', dev: 'eth0', learning: false, mtu: 1450, mac: '02:00:00:00:00:01' }).args.join(' ')).toBe(
+      'link add flannel.1 mtu 1450 address 02:00:00:00:00:01 type vxlan id 1 local 10.0.0.1 dev eth0 dstport 8472 nolearning',
+    );
+  });
+  it('listRoutes({type}) filters by type and names it in what it returns', async () => {
+    const calls: string[] = [];
+    const exec: Exec = async (argv) => {
+      calls.push(argv.slice(1).join(' '));
+      return argv.includes('-4') ? '[{"dst":"10.244.0.0/16","flags":[]}]' : '[]';
+    };
+    expect(await createKernel({ exec }).listRoutes({ type: 'blackhole' })).toEqual([{ family: 4, dst: '10.244.0.0/16', type: 'blackhole' }]);
+    expect(calls).toEqual(['-json -4 route show type blackhole', '-json -6 route show type blackhole']);
   });
   it('groups ops into runs by tool, keeping order', () => {
     const runs = planBatch([
@@ -118,6 +150,33 @@ describe('FakeKernel', () => {
     await k.ensureAddr('lo', '10.0.0.1/8');
     await k.ensureAddr('lo', '10.0.0.1/8');
     expect(k.world.execs - before).toBe(2);
+  });
+
+  it('blackhole routes: strict add is refused while another route holds the dst; listRoutes({type})', async () => {
+    const k = new FakeKernel();
+    await k.batch([{ op: 'addBridge', name: 'cni0' }, { op: 'addAddr', dev: 'cni0', cidr: '10.244.1.1/24' }]);
+    const err = await k.batch([{ op: 'addRoute', route: { dst: '10.244.1.0/24', type: 'blackhole' } }]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'EEXIST', index: 0, op: { op: 'addRoute' } });
+    await k.batch([{ op: 'addRoute', route: { dst: '10.244.2.0/24', type: 'blackhole' } }]);
+    expect(await k.listRoutes({ type: 'blackhole' })).toEqual([{ family: 4, dst: '10.244.2.0/24', type: 'blackhole' }]);
+  });
+
+  it('prependRoute adds beside another route to the same dst; an identical one is EEXIST', async () => {
+    const k = new FakeKernel();
+    await k.batch([{ op: 'addBridge', name: 'cni0' }, { op: 'addAddr', dev: 'cni0', cidr: '10.244.1.1/24' }]);
+    const route = { dst: '10.244.1.0/24', via: '10.244.1.1', dev: 'cni0' };
+    expect(await k.batch([{ op: 'addRoute', route }]).catch((e: unknown) => e)).toMatchObject({ code: 'EEXIST' });
+    await k.batch([{ op: 'prependRoute', route }]);
+    expect((await k.listRoutes({ dev: 'cni0' })).filter((r) => r.dst === '10.244.1.0/24')).toHaveLength(2);
+    expect(await k.batch([{ op: 'prependRoute', route }]).catch((e: unknown) => e)).toMatchObject({ code: 'EEXIST' });
+  });
+
+  it('addVxlan creates strictly', async () => {
+    const k = new FakeKernel();
+    const spec = { vni: 1, port: 8472, local: '10.0.0.1', learning: false, mac: '02:AA:00:00:00:01' };
+    await k.batch([{ op: 'addVxlan', name: 'flannel.1', ...spec }]);
+    expect(await k.getLink('flannel.1')).toMatchObject({ kind: 'vxlan', mac: '02:aa:00:00:00:01', vxlan: { vni: 1, port: 8472, local: '10.0.0.1', learning: false, gbp: false } });
+    expect(await k.batch([{ op: 'addVxlan', name: 'flannel.1', ...spec }]).catch((e: unknown) => e)).toMatchObject({ code: 'EEXIST' });
   });
 
   it('fdb append twice does not duplicate; neigh replace overwrites', async () => {
