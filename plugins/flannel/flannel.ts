@@ -4,14 +4,14 @@
 // ADD and DEL of one container are serialized by a lock in the dataDir (container-lock.ts).
 import { CniError, errorMessage } from '../../shared/cni/errors.js';
 import { GoStruct, parseJson } from '../../shared/cni/go-json.js';
-import { delegateAdd, delegateDel, type InvokeOptions } from '../../shared/cni/invoke.js';
+import type { InvokeOptions } from '../../shared/cni/invoke.js';
 import { PreformattedResult, type CmdArgs, type Result } from '../../shared/cni/types.js';
 import { formatResult } from '../../shared/cni/version.js';
 import type { HeldLock } from '../../shared/fs/flock.js';
-import { lockContainer, NAME_MAX } from './container-lock.js';
-import { buildDelegateConf, consumeScratch, goSyntax, refuseSelfDelegation, saveScratch, type Scratch } from './delegate.js';
+import { NAME_MAX } from './container-lock.js';
+import { buildDelegateConf, goSyntax, refuseSelfDelegation, type Scratch } from './delegate.js';
 import { parseFlannelNetConf } from './netconf.js';
-import { readSubnetEnv, subnetEnvError, type SubnetEnv } from './subnet-env.js';
+import { subnetEnvError, type SubnetEnv } from './subnet-env.js';
 
 /** What the handlers touch; tests swap parts of it. */
 export interface FlannelDeps {
@@ -28,17 +28,7 @@ export interface FlannelDeps {
   writeStderr(text: string): void;
 }
 
-export const DEFAULT_DEPS: FlannelDeps = {
-  readSubnetEnv: (path) => readSubnetEnv(path),
-  lockContainer: (dataDir, containerId, create) => lockContainer(dataDir, containerId, create),
-  saveScratch,
-  consumeScratch,
-  delegateAdd,
-  delegateDel,
-  writeStderr: (text) => process.stderr.write(text),
-};
-
-export async function cmdAdd(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): Promise<PreformattedResult> {
+export async function cmdAdd(args: CmdArgs, deps: FlannelDeps): Promise<PreformattedResult> {
   const n = parseFlannelNetConf(args.stdinData);
   let fenv: SubnetEnv;
   try {
@@ -72,7 +62,7 @@ export async function cmdAdd(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): P
   return new PreformattedResult(formatResult(result, result.cniVersion));
 }
 
-export async function cmdDel(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): Promise<void> {
+export async function cmdDel(args: CmdArgs, deps: FlannelDeps): Promise<void> {
   const n = parseFlannelNetConf(args.stdinData);
   const lock = deps.lockContainer(n.dataDir, args.containerId, false);
   // no dataDir: no ADD ever saved anything here
@@ -124,20 +114,16 @@ export async function cmdDel(args: CmdArgs, deps: FlannelDeps = DEFAULT_DEPS): P
 }
 
 /** The reference's cmdCheck is a stub that returns nil; it does not CHECK the delegate either. */
-export async function cmdCheck(_args: CmdArgs): Promise<void> {}
+export async function cmdCheck(_args: CmdArgs, _deps?: FlannelDeps): Promise<void> {}
 
 /** The reference registers no STATUS handler: success with no output (for configs ≥ 1.1.0). */
-export async function cmdStatus(_args: CmdArgs): Promise<void> {}
+export async function cmdStatus(_args: CmdArgs, _deps?: FlannelDeps): Promise<void> {}
 
 /** The reference registers no GC handler: success with no output (for configs ≥ 1.1.0). */
-export async function cmdGc(_args: CmdArgs): Promise<void> {}
+export async function cmdGc(_args: CmdArgs, _deps?: FlannelDeps): Promise<void> {}
 
 const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
 export const FLANNEL_VERSION = 'v1.9.1-flannel1-ts';
 
-export const INFO = {
-  about: `CNI Plugin flannel version ${FLANNEL_VERSION} (linux/${GOARCH[process.arch] ?? process.arch}) commit unknown`,
-};
-
-export const FLANNEL_FUNCS = { add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: cmdGc };
+export const ABOUT = `CNI Plugin flannel version ${FLANNEL_VERSION} (linux/${GOARCH[process.arch] ?? process.arch}) commit unknown`;

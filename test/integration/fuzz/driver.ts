@@ -7,9 +7,9 @@
 // the plugin's copy in the private bin dir), anything else is exec'd from there.
 import { createInterface } from 'node:readline';
 import { registerInProcess } from '../../../shared/cni/invoke.js';
-import { runPlugin, type PluginIo } from '../../../shared/cni/skel.js';
+import type { PluginIo } from '../../../shared/cni/skel.js';
 import { runBridge } from '../../../plugins/bridge/process.js';
-import { FLANNEL_FUNCS, INFO } from '../../../plugins/flannel/flannel.js';
+import { runFlannel } from '../../../plugins/flannel/world.js';
 import { runHostLocal } from '../../../plugins/host-local/world.js';
 import { runLoopback } from '../../../plugins/loopback/world.js';
 
@@ -20,7 +20,7 @@ const RUN: Record<string, (io: PluginIo) => Promise<number>> = {
   bridge: runBridge,
   'host-local': runHostLocal,
   loopback: runLoopback,
-  flannel: (io) => runPlugin(FLANNEL_FUNCS, INFO, io),
+  flannel: runFlannel,
 };
 
 interface Request {

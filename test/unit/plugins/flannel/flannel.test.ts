@@ -1,10 +1,11 @@
-// The handlers through runPlugin with injected deps: result re-printing, error passthrough, DEL rules.
+// The handlers through runFlannel (the skeleton) with injected deps: result re-printing, error passthrough, DEL rules.
 import { describe, expect, it } from 'vitest';
-import { runPlugin, type PluginIo } from '../../../../shared/cni/skel.js';
+import type { PluginIo } from '../../../../shared/cni/skel.js';
 import { CniError } from '../../../../shared/cni/errors.js';
-import { FLANNEL_FUNCS, cmdAdd, cmdDel, type FlannelDeps } from '../../../../plugins/flannel/flannel.js';
+import type { FlannelDeps } from '../../../../plugins/flannel/flannel.js';
+import { runFlannel } from '../../../../plugins/flannel/world.js';
 import { parseSubnetEnv } from '../../../../plugins/flannel/subnet-env.js';
-import type { PluginFuncs, Result } from '../../../../shared/cni/types.js';
+import type { Result } from '../../../../shared/cni/types.js';
 
 const V4 = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
 
@@ -47,14 +48,13 @@ function io(cmd: string, stdin: string): PluginIo & { out: string } {
   return s;
 }
 
-const funcs = (deps: FlannelDeps): PluginFuncs => ({ ...FLANNEL_FUNCS, add: (a) => cmdAdd(a, deps), del: (a) => cmdDel(a, deps) });
 const CONF = (v = '0.3.1') => JSON.stringify({ cniVersion: v, name: 'cbr0', type: 'flannel', dataDir: '/d' });
 
 describe('flannel handlers', () => {
   it('ADD saves the conf before delegating and prints the delegate result at its version', async () => {
     const f = fakeDeps();
     const s = io('ADD', CONF());
-    expect(await runPlugin(funcs(f.deps), { about: '' }, s)).toBe(0);
+    expect(await runFlannel(s, f.deps)).toBe(0);
     expect(f.files.get('/d/c1')).toBe(f.calls[0]!.conf);
     expect(JSON.parse(s.out)).toEqual({ cniVersion: '0.3.1', ips: [{ version: '4', address: '10.244.1.2/24', gateway: '10.244.1.1' }], dns: {} });
   });
@@ -62,12 +62,12 @@ describe('flannel handlers', () => {
   it('a delegate CniError passes through unchanged; other failures are wrapped with "failed to delegate add"', async () => {
     const cni = fakeDeps({ delegateAdd: async () => Promise.reject(new CniError(11, 'busy', 'd')) });
     const s1 = io('ADD', CONF());
-    expect(await runPlugin(funcs(cni.deps), { about: '' }, s1)).toBe(1);
+    expect(await runFlannel(s1, cni.deps)).toBe(1);
     expect(JSON.parse(s1.out)).toEqual({ code: 11, msg: 'busy', details: 'd' });
     expect(cni.files.has('/d/c1')).toBe(true); // kept for the runtime's DEL
     const plain = fakeDeps({ delegateAdd: async () => Promise.reject(new Error('failed to find plugin "bridge" in path [/bin]')) });
     const s2 = io('ADD', CONF());
-    await runPlugin(funcs(plain.deps), { about: '' }, s2);
+    await runFlannel(s2, plain.deps);
     expect(JSON.parse(s2.out)).toEqual({ code: 999, msg: 'failed to delegate add: failed to find plugin "bridge" in path [/bin]' });
   });
 
@@ -78,7 +78,7 @@ describe('flannel handlers', () => {
       },
     });
     const s = io('ADD', CONF());
-    await runPlugin(funcs(f.deps), { about: '' }, s);
+    await runFlannel(s, f.deps);
     expect(JSON.parse(s.out)).toEqual({
       code: 999,
       msg: "failed to load flannel 'subnet.env' file: open /run/flannel/subnet.env: no such file or directory. Check the flannel pod log for this node.",
@@ -88,19 +88,19 @@ describe('flannel handlers', () => {
 
   it('DEL replays the saved bytes verbatim and removes the file; a second DEL is a no-op', async () => {
     const f = fakeDeps();
-    await runPlugin(funcs(f.deps), { about: '' }, io('ADD', CONF()));
+    await runFlannel(io('ADD', CONF()), f.deps);
     const saved = f.files.get('/d/c1');
-    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF('1.0.0')))).toBe(0);
+    expect(await runFlannel(io('DEL', CONF('1.0.0')), f.deps)).toBe(0);
     expect(f.calls[1]).toEqual({ verb: 'DEL', type: 'bridge', conf: saved });
     expect(f.files.size).toBe(0);
-    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()))).toBe(0);
+    expect(await runFlannel(io('DEL', CONF()), f.deps)).toBe(0);
     expect(f.calls).toHaveLength(2);
   });
 
   it('DEL of a corrupt file succeeds without calling the delegate and keeps the file', async () => {
     const f = fakeDeps();
     f.files.set('/d/c1', '');
-    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()))).toBe(0);
+    expect(await runFlannel(io('DEL', CONF()), f.deps)).toBe(0);
     expect(f.calls).toHaveLength(0);
     expect(f.files.has('/d/c1')).toBe(true);
   });
@@ -109,7 +109,7 @@ describe('flannel handlers', () => {
     const f = fakeDeps({ delegateDel: async () => Promise.reject(new CniError(999, 'iptables failed')) });
     f.files.set('/d/c1', '{"type":"bridge"}');
     const s = io('DEL', CONF());
-    expect(await runPlugin(funcs(f.deps), { about: '' }, s)).toBe(1);
+    expect(await runFlannel(s, f.deps)).toBe(1);
     expect(JSON.parse(s.out).msg).toBe('iptables failed');
     expect(f.files.size).toBe(0);
   });
@@ -122,14 +122,14 @@ describe('flannel handlers', () => {
       },
       delegateDel: async () => void f.locks.push('delegate DEL'),
     });
-    await runPlugin(funcs(f.deps), { about: '' }, io('ADD', CONF()));
-    await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()));
+    await runFlannel(io('ADD', CONF()), f.deps);
+    await runFlannel(io('DEL', CONF()), f.deps);
     expect(f.locks).toEqual(['lock /d/c1 create', 'delegate ADD', 'release', 'lock /d/c1', 'delegate DEL', 'release remove']);
   });
 
   it('DEL whose dataDir does not exist (no lock to take) does nothing', async () => {
     const f = fakeDeps({ lockContainer: () => undefined });
-    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()))).toBe(0);
+    expect(await runFlannel(io('DEL', CONF()), f.deps)).toBe(0);
     expect(f.calls).toHaveLength(0);
   });
 
@@ -140,7 +140,7 @@ describe('flannel handlers', () => {
   ])('ADD with %s is refused (code 7) before anything is saved or run', async (_name, extra, msg) => {
     const f = fakeDeps();
     const s = io('ADD', JSON.stringify({ ...JSON.parse(CONF('1.0.0')), ...extra }));
-    expect(await runPlugin(funcs(f.deps), { about: '' }, s)).toBe(1);
+    expect(await runFlannel(s, f.deps)).toBe(1);
     const out = JSON.parse(s.out);
     expect(out.code).toBe(7);
     expect(out.msg).toContain(msg);
@@ -152,7 +152,7 @@ describe('flannel handlers', () => {
   it('DEL of a saved config naming flannel (as a Go ADD may have saved) does not run itself again', async () => {
     const f = fakeDeps();
     f.files.set('/d/c1', '{"type":"flannel","name":"cbr0"}');
-    expect(await runPlugin(funcs(f.deps), { about: '' }, io('DEL', CONF()))).toBe(0);
+    expect(await runFlannel(io('DEL', CONF()), f.deps)).toBe(0);
     expect(f.calls).toHaveLength(0);
     expect(f.files.has('/d/c1')).toBe(true); // kept, as a corrupt file is
   });
@@ -161,7 +161,7 @@ describe('flannel handlers', () => {
     const f = fakeDeps();
     for (const cmd of ['CHECK', 'STATUS', 'GC']) {
       const s = io(cmd, CONF('1.1.0'));
-      expect(await runPlugin(funcs(f.deps), { about: '' }, s)).toBe(0);
+      expect(await runFlannel(s, f.deps)).toBe(0);
       expect(s.out).toBe('');
     }
     expect(f.calls).toHaveLength(0);
