@@ -35,3 +35,6 @@ export class Backoff {
     this.next = this.initial;
   }
 }
+
+/** `(ms, signal) → true when the time passed, false when aborted`: sleep's shape, for injecting a fake clock. */
+export type Sleep = (ms: number, signal: AbortSignal) => Promise<boolean>;

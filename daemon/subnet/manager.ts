@@ -8,6 +8,7 @@
 // GetStoredPublicIP (used only by Go's kube manager to carry a VtepMAC over a restart) are left to
 // the implementation: the vxlan backend keeps its VtepMAC in the data dir for every manager.
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease.js';
+import type { Logger } from '../log.js';
 import type { Config } from './config.js';
 import type { PreviousSubnets } from './subnet-file.js';
 
@@ -59,4 +60,23 @@ export interface SubnetManager {
 
   /** Every lease in the datastore now, ours included (e.g. to avoid a VtepMAC another node advertises). */
   listLeases(signal: AbortSignal): Promise<Lease[]>;
+}
+
+/** What every manager's constructor function (create-manager.ts) gets besides the flags. */
+export interface SubnetManagerDeps {
+  /** subnet.env's subnets from the previous run (main may refine them later: setPrevious) */
+  previous: PreviousSubnets;
+  log: Logger;
+}
+
+/** A constructed manager, with what main needs beside the interface. */
+export interface CreatedSubnetManager {
+  manager: SubnetManager;
+  /**
+   * The network config's raw text read afresh (not a manager's cached copy) and where it lives
+   * (for log lines), polled by config-watch.ts. Absent: the config is not watched.
+   */
+  configSource?: { where: string; read(signal: AbortSignal): Promise<string> };
+  /** Releases connections; the lease stays in the datastore (a restart takes it again). */
+  close(): void;
 }

@@ -12,7 +12,7 @@ import { formatNet, netEqual, tryParseCIDR } from '../../shared/net/ip.js';
 import type { BlackholeRoutes } from '../../shared/kernel/blackhole.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../log.js';
-import type { Sleep } from './traffic-manager.js';
+import type { Sleep } from '../sleep.js';
 
 /** A dst as `ip` prints it (`10.1.2.3` for a /32) as a network. */
 function parseDst(dst: string, family: 4 | 6): IPNet | undefined {

@@ -20,7 +20,8 @@ import type { Iptables, RestoreRule } from '../../shared/kernel/iptables.js';
 import { isNotFound, KernelError } from '../../shared/kernel/errors.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../log.js';
-import type { ForwardParams, MasqParams, Sleep, TrafficManager } from './traffic-manager.js';
+import type { Sleep } from '../sleep.js';
+import type { ForwardParams, MasqParams, TrafficManager } from './traffic-manager.js';
 
 /** kube-proxy's masquerade mark: traffic it marked is left to it (no double NAT). */
 export const KUBE_PROXY_MARK = '0x4000/0x4000';

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Logger, errorMessage } from '../../log.js';
 import { type Options, splitEndpoints } from '../../options.js';
-import type { CreatedSubnetManager, SubnetManagerDeps } from '../create-manager.js';
+import type { CreatedSubnetManager, SubnetManagerDeps } from '../manager.js';
 import { EtcdClient, type EtcdClientOptions } from './etcd-client.js';
 import { LocalManager } from './local-manager.js';
 import { EtcdRegistry } from './registry.js';
