@@ -29,7 +29,8 @@
 // anything is left) reports errors on stderr only, as upstream; unlike upstream it also runs when
 // CNI_NETNS is empty or gone. CHECK does not look at the spoof check (neither does upstream).
 import { closeSync, openSync, readSync, statfsSync } from 'node:fs';
-import { CniError, errorMessage } from '../../shared/cni/errors.js';
+import { CniError } from '../../shared/cni/errors.js';
+import { errorMessage } from '../../shared/log.js';
 import { delegateAdd, delegateCheck, delegateDel, delegateStatus } from '../../shared/cni/invoke.js';
 import type { CmdArgs, Interface, Result, Route as CniRoute } from '../../shared/cni/types.js';
 import { parseResult } from '../../shared/cni/version.js';

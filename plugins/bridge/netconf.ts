@@ -3,7 +3,7 @@
 // the VLAN checks, and the container MAC from CNI_ARGS < args.cni.mac < runtimeConfig.mac.
 // Every error here is plain: it reaches the runtime as code 999 with Go's message.
 import { parseCniArgs } from '../../shared/cni/args.js';
-import { GoJsonError, GoStruct, parseJson } from '../../shared/cni/go-json.js';
+import { GoJsonError, GoStruct, parseJson } from '../../shared/go/json.js';
 import type { DNS } from '../../shared/cni/types.js';
 
 export const DEFAULT_BRIDGE = 'cni0';

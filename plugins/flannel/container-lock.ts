@@ -13,8 +13,8 @@
 // the removed inode notices and starts over), so a deleted pod leaves nothing in the dataDir. A pod whose
 // DEL never comes leaves one empty lock file next to its scratch file.
 import { join } from 'node:path';
-import { errorMessage } from '../../shared/cni/errors.js';
-import { goPathError } from '../../shared/cni/libcni.js';
+import { errorMessage } from '../../shared/log.js';
+import { pathError } from '../../shared/go/errors.js';
 import { lockFile, processFlock, type FlockFn, type HeldLock } from '../../shared/fs/flock.js';
 import { makeDataDir } from './delegate.js';
 
@@ -40,6 +40,6 @@ export function lockContainer(dataDir: string, containerId: string, create: bool
     const code = (err as NodeJS.ErrnoException).code;
     if (!create && code === 'ENOENT') return undefined;
     // an fs error is worded as Go's (`open <path>: permission denied`); a flock failure is already clear
-    throw new Error(`failed to lock out other ADD/DEL of this container: ${code ? goPathError('open', path, err).message : errorMessage(err)}`, { cause: err });
+    throw new Error(`failed to lock out other ADD/DEL of this container: ${code ? pathError('open', path, err).message : errorMessage(err)}`, { cause: err });
   }
 }

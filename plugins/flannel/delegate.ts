@@ -10,10 +10,11 @@
 // routes, which are types.Route structs (field order dst, gw, mtu, advmss, priority, table, scope).
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError, CniErrorCode, errorMessage } from '../../shared/cni/errors.js';
-import { isObject, marshal, sortKeysDeep, type JsonObject } from '../../shared/cni/go-json.js';
-import { goPathError } from '../../shared/cni/libcni.js';
-import { formatSize, MAX_NETCONF_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
+import { CniError, CniErrorCode } from '../../shared/cni/errors.js';
+import { errorMessage } from '../../shared/log.js';
+import { isObject, marshal, sortKeysDeep, type JsonObject } from '../../shared/go/json.js';
+import { pathError, readErrorOp } from '../../shared/go/errors.js';
+import { formatSize, MAX_NETCONF_FILE, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { formatCIDR, formatIP, formatNet, parseCIDR, parseIP } from '../../shared/net/ip.js';
 import type { FlannelNetConf } from './netconf.js';
 import type { SubnetEnv } from './subnet-env.js';
@@ -192,7 +193,7 @@ export function makeDataDir(dataDir: string): void {
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw goPathError('mkdir', dataDir, err);
+    throw pathError('mkdir', dataDir, err);
   }
 }
 
@@ -212,14 +213,14 @@ export function saveScratch(dataDir: string, containerId: string, bytes: string)
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   } catch (err) {
-    throw goPathError('open', path, err);
+    throw pathError('open', path, err);
   }
   try {
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off);
     fsyncSync(fd);
   } catch (err) {
-    throw goPathError('write', path, err);
+    throw pathError('write', path, err);
   } finally {
     closeSync(fd);
   }
@@ -242,7 +243,7 @@ export function consumeScratch(dataDir: string, containerId: string): Scratch {
   try {
     bytes = readFileBounded(path, MAX_NETCONF_FILE);
   } catch (err) {
-    throw goPathError(readErrorOp(err), path, err);
+    throw pathError(readErrorOp(err), path, err);
   }
   return {
     bytes,

@@ -2,8 +2,9 @@
 // bridge + host-local config (delegate.ts), saves that to <dataDir>/<containerID> and execs the delegate
 // by type from CNI_PATH. DEL replays the saved config; CHECK/STATUS/GC do what the reference does.
 // ADD and DEL of one container are serialized by a lock in the dataDir (container-lock.ts).
-import { CniError, errorMessage } from '../../shared/cni/errors.js';
-import { GoStruct, parseJson } from '../../shared/cni/go-json.js';
+import { CniError } from '../../shared/cni/errors.js';
+import { errorMessage } from '../../shared/log.js';
+import { GoStruct, parseJson } from '../../shared/go/json.js';
 import type { InvokeOptions } from '../../shared/cni/invoke.js';
 import { PreformattedResult, type CmdArgs, type Result } from '../../shared/cni/types.js';
 import { formatResult } from '../../shared/cni/version.js';

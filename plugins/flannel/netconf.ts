@@ -1,8 +1,8 @@
 // The flannel plugin's own config (flannel-io/cni-plugin NetConf): types.NetConf plus subnetFile,
 // dataDir, delegate, ipam and runtimeConfig. Keys match case-insensitively and wrong JSON types are
 // errors, as Go's encoding/json does; `delegate`, `ipam` and `runtimeConfig` stay raw maps.
-import { GoStruct, isObject, parseJson, type JsonObject } from '../../shared/cni/go-json.js';
-import { errorMessage } from '../../shared/cni/errors.js';
+import { GoStruct, isObject, parseJson, type JsonObject } from '../../shared/go/json.js';
+import { errorMessage } from '../../shared/log.js';
 
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/flannel';

@@ -13,9 +13,9 @@
 // Where we differ from Go on purpose: the file is read bounded (shared/fs/read-bounded.ts): a regular
 // file of at most 1 MiB. Go reads any file line by line without end (an endless file of short lines
 // never answers); a FIFO, device or directory here is `read <path>: not a regular file (...)`.
-import { goQuote } from '../../shared/cni/args.js';
-import { goPathError } from '../../shared/cni/libcni.js';
-import { MAX_LINE, MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
+import { goQuote } from '../../shared/go/quote.js';
+import { pathError, readErrorOp } from '../../shared/go/errors.js';
+import { MAX_LINE, MAX_STATE_FILE, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { formatNet, parseCIDR, type IPNet } from '../../shared/net/ip.js';
 
 export interface SubnetEnv {
@@ -122,7 +122,7 @@ export function readSubnetEnv(path: string, readFile: (p: string) => Buffer = re
     data = readFile(path);
   } catch (err) {
     // os.Open succeeds on a directory (or a device); the scanner's first read is what fails there.
-    throw goPathError(readErrorOp(err), path, err);
+    throw pathError(readErrorOp(err), path, err);
   }
   return parseSubnetEnv(data.toString('utf8'), path);
 }

@@ -14,11 +14,12 @@
 // O_NONBLOCK, so a FIFO there is an error instead of a hang.
 import { closeSync, constants, openSync, readdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
+import { MAX_STATE_FILE, readFileBounded } from '../../shared/fs/read-bounded.js';
+import { pathError, readErrorOp } from '../../shared/go/errors.js';
 import { type IP, formatIP, tryParseIP } from '../../shared/net/ip.js';
 import { DEFAULT_DATA_DIR } from './netconf.js';
 import { FileLock, type FlockFn } from './file-lock.js';
-import { mkdirAll, pathError } from './go-fs.js';
+import { mkdirAll } from './go-fs.js';
 import { type Attachment, LAST_IP_FILE_PREFIX, type Store, goTrimSpace, isValidReservation, reservationKey } from './store.js';
 
 const FILE_MODE = 0o600;

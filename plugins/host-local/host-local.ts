@@ -2,7 +2,7 @@
 // store shared by every plugin process on the node, DEL releases all addresses of (container ID, ifname),
 // CHECK confirms one is held, GC (spec 1.1) releases every reservation the runtime no longer lists.
 // Every error is plain, so it reaches the runtime as code 999 with Go's message.
-import { GoJsonError, GoStruct, isObject, parseJson } from '../../shared/cni/go-json.js';
+import { GoJsonError, GoStruct, isObject, parseJson } from '../../shared/go/json.js';
 import type { CmdArgs, DNS, IPConfig, Result } from '../../shared/cni/types.js';
 import { type IP, formatIP, ipEqual } from '../../shared/net/ip.js';
 import { IPAllocator } from './allocator.js';

@@ -3,8 +3,9 @@
 // `args.cni.ips`, plus CNI_ARGS `IP=`. Range sets come out in Go's order: runtime ipRanges, then the
 // legacy single range (ipam.subnet/rangeStart/rangeEnd/gateway), then ipam.ranges. Type mismatches and
 // invalid values produce Go's messages (captured from the reference binary), which surface as code 999.
-import { goQuote, parseCniArgs } from '../../shared/cni/args.js';
-import { GoJsonError, GoStruct, isObject, jsonTypeName, parseJson } from '../../shared/cni/go-json.js';
+import { parseCniArgs } from '../../shared/cni/args.js';
+import { goQuote } from '../../shared/go/quote.js';
+import { GoJsonError, GoStruct, isObject, jsonTypeName, parseJson } from '../../shared/go/json.js';
 import type { Route } from '../../shared/cni/types.js';
 import { versionAtLeast } from '../../shared/cni/version.js';
 import { type IP, formatIP, tryParseCIDR, tryParseIP } from '../../shared/net/ip.js';

@@ -5,10 +5,10 @@ import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { processIo, runPlugin, type PluginIo } from '../../shared/cni/skel.js';
 import type { CmdArgs } from '../../shared/cni/types.js';
-import { MAX_STATE_FILE, readErrorOp, readFileBounded } from '../../shared/fs/read-bounded.js';
+import { MAX_STATE_FILE, readFileBounded } from '../../shared/fs/read-bounded.js';
+import { pathError, readErrorOp } from '../../shared/go/errors.js';
 import { DiskStore } from './disk-store.js';
 import { type FlockFn, nativeFlock, utilFlock } from './file-lock.js';
-import { pathError } from './go-fs.js';
 import { ABOUT, cmdAdd, cmdCheck, cmdDel, cmdGc, type HostLocalDeps } from './host-local.js';
 
 /** The addon sits next to the real executable; resolve symlinks (/opt/cni/bin/host-local → dist/bin) only if needed. */

@@ -3,7 +3,7 @@
 // Go's convert short-circuits when from == to, printed WITHOUT conversion: a 0.3.1 config gets
 // 1.0-shaped `ips` (no `version`). Only an absent cniVersion converts (to the 0.1.0 `ip4`/`ip6` shape).
 // With a prevResult, that result is passed through at the config's version.
-import { marshalIndent } from '../../shared/cni/go-json.js';
+import { marshalIndent } from '../../shared/go/json.js';
 import { type CmdArgs, type IPConfig, PreformattedResult, type Result } from '../../shared/cni/types.js';
 import { formatResult, parseResult } from '../../shared/cni/version.js';
 import type { Kernel } from '../../shared/kernel/kernel.js';

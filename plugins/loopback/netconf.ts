@@ -1,7 +1,7 @@
 // loopback's config (types.NetConf, read the way Go's loopback reads it): every known field must have
 // its Go type, and a prevResult must parse at the config's version. Errors are plain (code 999), Go's words.
 import { CniError } from '../../shared/cni/errors.js';
-import { GoJsonError, GoStruct, isObject, jsonTypeName, parseJson } from '../../shared/cni/go-json.js';
+import { GoJsonError, GoStruct, isObject, jsonTypeName, parseJson } from '../../shared/go/json.js';
 import { decodePrevResult } from '../../shared/cni/version.js';
 
 export interface LoopbackConf {

@@ -3,7 +3,7 @@
 // "already gone". Every plugin checks CNI_NETNS through this one function, so the words are Go's everywhere
 // (`failed to Statfs "<path>": no such file or directory`).
 import { statfsSync } from 'node:fs';
-import { goQuote } from '../cni/args.js';
+import { goQuote } from '../go/quote.js';
 
 const NSFS_MAGIC = 0x6e736673;
 const PROCFS_MAGIC = 0x9fa0;
