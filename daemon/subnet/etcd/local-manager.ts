@@ -24,7 +24,7 @@
 import { type IPNet, formatIP, formatNet, ipEqual, netEqual } from '../../../shared/net/ip.js';
 import type { SubnetManager } from '../manager.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
-import { LeaseWatcher, type StackFlags, leaseIdentity } from '../../lease-watcher.js';
+import { LeaseWatcher, type StackFlags, leaseIdentity } from '../lease-watcher.js';
 import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';
 import { Backoff, sleep } from '../../sleep.js';
 import { pickSubnet } from '../allocate.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { formatNet, parseIP, parseNet } from '../../../shared/net/ip.js';
-import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
-import { LeaseWatcher } from '../../../daemon/lease-watcher.js';
+import { formatNet, parseIP, parseNet } from '../../../../shared/net/ip.js';
+import type { Lease, LeaseEvent } from '../../../../daemon/lease.js';
+import { LeaseWatcher } from '../../../../daemon/subnet/lease-watcher.js';
 
 const lease = (cidr: string, ip = '1.1.1.1', mac = 'aa'): Lease => ({
   enableIPv4: true,

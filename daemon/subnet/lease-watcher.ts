@@ -8,10 +8,10 @@
 // Two fixes over Go: reset() also emits `added` for a known lease whose attrs changed while we were
 // not watching (Go keeps the stale VtepMAC), and reset() is only ever called with a real snapshot,
 // never with "no events" (the mass-removal hazard of flannel's watchSubnets).
-import { formatNet } from '../shared/net/ip.js';
-import type { Lease, LeaseEvent } from './lease.js';
-import type { Logger } from './log.js';
-import { marshalLeaseAttrs } from './subnet/lease-json.js';
+import { formatNet } from '../../shared/net/ip.js';
+import type { Lease, LeaseEvent } from '../lease.js';
+import type { Logger } from '../log.js';
+import { marshalLeaseAttrs } from './lease-json.js';
 
 export interface StackFlags {
   enableIPv4: boolean;
