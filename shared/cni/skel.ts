@@ -187,42 +187,44 @@ async function dispatch(funcs: PluginFuncs, info: { about: string }, io: PluginI
     stdinData,
   };
   const conf = validateConfig(stdinData);
-  if (cmd === 'ADD' || cmd === 'DEL' || cmd === 'CHECK') {
+  const verb = VERBS.get(cmd);
+  if (verb?.container) {
     validateContainerId(args.containerId);
     validateInterfaceName(args.ifName);
   }
   const version = decodeConfVersion(conf);
-  switch (cmd) {
-    case 'ADD': {
-      checkSupported(version);
-      checkNotOwnNetns(args);
-      const result = await funcs.add(args);
-      io.writeStdout(result instanceof PreformattedResult ? result.text : formatResult(result, version));
-      return;
-    }
-    case 'DEL':
-      checkSupported(version);
-      checkNotOwnNetns(args);
-      await funcs.del(args);
-      return;
-    case 'CHECK':
-      requireAtLeast(version, '0.4.0', 'CHECK');
-      checkSupported(version);
-      await funcs.check?.(args);
-      return;
-    case 'STATUS':
-      requireAtLeast(version, '1.1.0', 'STATUS');
-      checkSupported(version);
-      await funcs.status?.(args);
-      return;
-    case 'GC':
-      requireAtLeast(version, '1.1.0', 'GC');
-      checkSupported(version);
-      await funcs.gc?.(args);
-      return;
-    default:
-      throw new CniError(CniErrorCode.InvalidEnvironmentVariables, `unknown CNI_COMMAND: ${cmd}`);
+  if (!verb) throw new CniError(CniErrorCode.InvalidEnvironmentVariables, `unknown CNI_COMMAND: ${cmd}`);
+  if (verb.since && !versionAtLeast(version, verb.since)) {
+    throw new CniError(CniErrorCode.IncompatibleCniVersion, `config version does not allow ${cmd}`);
   }
+  if (!isSupportedVersion(version)) throw incompatibleVersionError(version);
+  if (verb.ownNetns) checkNotOwnNetns(args);
+  await verb.run(funcs, args, io, version);
+}
+
+interface Verb {
+  /** the container ID and ifname are validated */
+  container?: true;
+  /** the least config version that allows the verb ("config version does not allow CHECK") */
+  since?: string;
+  /** CNI_NETNS must not be the plugin's own netns */
+  ownNetns?: true;
+  run(f: PluginFuncs, a: CmdArgs, io: PluginIo, version: string): Promise<void>;
+}
+
+/** The verbs after VERSION, as skel checks them: one path in dispatch, the differences here. */
+const VERBS = new Map<string, Verb>([
+  ['ADD', { container: true, ownNetns: true, run: printAdd }],
+  ['DEL', { container: true, ownNetns: true, run: (f, a) => f.del(a) }],
+  ['CHECK', { container: true, since: '0.4.0', run: async (f, a) => f.check?.(a) }],
+  ['STATUS', { since: '1.1.0', run: async (f, a) => f.status?.(a) }],
+  ['GC', { since: '1.1.0', run: async (f, a) => f.gc?.(a) }],
+]);
+
+/** ADD prints its result at the config's version. */
+async function printAdd(f: PluginFuncs, a: CmdArgs, io: PluginIo, version: string): Promise<void> {
+  const result = await f.add(a);
+  io.writeStdout(result instanceof PreformattedResult ? result.text : formatResult(result, version));
 }
 
 /**
@@ -246,10 +248,3 @@ function checkNotOwnNetns(args: CmdArgs): void {
   if (same) throw new CniError(CniErrorCode.InvalidNetNs, "plugin's netns and netns from CNI_NETNS should not be the same");
 }
 
-function checkSupported(version: string): void {
-  if (!isSupportedVersion(version)) throw incompatibleVersionError(version);
-}
-
-function requireAtLeast(version: string, min: string, verb: string): void {
-  if (!versionAtLeast(version, min)) throw new CniError(CniErrorCode.IncompatibleCniVersion, `config version does not allow ${verb}`);
-}

@@ -5,25 +5,14 @@
 // PublicIP and one with a broadcast VtepMAC. Every flanneld refuses each with a log line, h1's and h2's
 // entries for each other never change, and no ping is lost, during or after.
 // Namespaces fl-e2b-<pid>-*, state in a temp dir; afterAll tears it all down.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labShell, ROOT } from './lab-harness.js';
 import { until } from '../helpers/until.js';
+import { labCanRun, newLab } from './lab-harness.js';
 
-const canRun =
-  process.getuid?.() === 0 &&
-  spawnSync('which', ['etcd', 'etcdctl', 'ping']).status === 0 &&
-  spawnSync('test', ['-x', join(ROOT, 'dist/bin/flanneld')]).status === 0 &&
-  spawnSync('test', ['-x', join(ROOT, 'dist/bin/cnitool')]).status === 0;
-
-const LAB_DIR = mkdtempSync(join(tmpdir(), 'flannel-e2e-bogus-'));
-const ENV = { ...process.env, LAB_DIR, LAB_PREFIX: `fl-e2b-${process.pid}-`, LAB_HOSTS: '2', LAB_PODS: '1' };
-const lab = labShell(ENV);
-const inHost = (i: number, argv: string[]) => spawnSync('ip', ['netns', 'exec', `${ENV.LAB_PREFIX}h${i}`, ...argv], { encoding: 'utf8' });
-const flanneldLog = (i: number) => readFileSync(join(LAB_DIR, `h${i}`, 'flanneld.log'), 'utf8');
+const canRun = labCanRun();
+const L = newLab({ name: 'bogus', prefix: 'fl-e2b', hosts: 2, pods: 1 });
+const { run: lab, ns, inHost, flanneldLog } = L;
 
 interface Host {
   subnet: string; // 10.23.16.0/20
@@ -52,7 +41,7 @@ const value = (publicIP: string, mac: string) =>
 
 /** A continuous ping (every 0.2 s) from one pod; stop() ends it with SIGINT and returns the summary. */
 function pinger(fromPod: string, dst: string): { stop(): Promise<{ sent: number; received: number; late: number; text: string }> } {
-  const p: ChildProcess = spawn('ip', ['netns', 'exec', `${ENV.LAB_PREFIX}${fromPod}`, 'ping', '-O', '-i', '0.2', '-W', '1', dst], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p: ChildProcess = spawn('ip', ['netns', 'exec', ns(fromPod), 'ping', '-O', '-i', '0.2', '-W', '1', dst], { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   p.stdout!.on('data', (d) => (text += d));
   p.stderr!.on('data', (d) => (text += d));
@@ -73,8 +62,7 @@ describe.skipIf(!canRun)('bogus leases on the lab', () => {
   }, 120_000);
 
   afterAll(() => {
-    lab('lab_down', true);
-    rmSync(LAB_DIR, { recursive: true, force: true });
+    L.down();
   });
 
   it('are refused by every flanneld, and neither they nor their deletion disturb the healthy pods', async () => {
@@ -97,18 +85,18 @@ describe.skipIf(!canRun)('bogus leases on the lab', () => {
     let stats: Awaited<ReturnType<ReturnType<typeof pinger>['stop']>>[] = [];
     try {
       // the pings work before anything is done
-      await until(() => lab(`lab_ping 1 1 ${dst2}`, true).status === 0, 'h1p1 → h2p1', 10_000);
+      await until(() => lab(`lab_ping 1 1 ${dst2}`, true).status === 0, 'h1p1 → h2p1', { ms: 10_000 });
 
       lab(bogus.map(([s, v]) => `lab_etcdctl put ${key(s)} '${v}' >/dev/null`).join(' && '));
       for (const i of [1, 2]) {
-        await until(() => (flanneldLog(i).match(/refusing peer lease/g) ?? []).length >= bogus.length, `h${i}'s flanneld to refuse the ${bogus.length} leases`, 15_000);
+        await until(() => (flanneldLog(i).match(/refusing peer lease/g) ?? []).length >= bogus.length, `h${i}'s flanneld to refuse the ${bogus.length} leases`, { ms: 15_000 });
       }
       await new Promise((r) => setTimeout(r, 2000)); // pings go on while the bogus leases are present
       expect([entries(1, h2), entries(2, h1)]).toEqual(healthy);
 
       lab(bogus.map(([s]) => `lab_etcdctl del ${key(s)} >/dev/null`).join(' && '));
       for (const i of [1, 2]) {
-        await until(() => (flanneldLog(i).match(/refused peer lease .* was removed/g) ?? []).length >= bogus.length, `h${i}'s flanneld to see the deletions`, 15_000);
+        await until(() => (flanneldLog(i).match(/refused peer lease .* was removed/g) ?? []).length >= bogus.length, `h${i}'s flanneld to see the deletions`, { ms: 15_000 });
       }
       await new Promise((r) => setTimeout(r, 2000)); // and after they are gone
       expect([entries(1, h2), entries(2, h1)]).toEqual(healthy);

@@ -3,24 +3,14 @@
 // config put back (lab_etcd_wipe). Wanted: the ping keeps working during and after (the data plane is
 // never torn down), every daemon's lease is back with the same subnet and value within seconds, and
 // a host that joins afterwards is programmed by the old hosts and reachable from their pods.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../helpers/until.js';
-import { labShell, ROOT } from './lab-harness.js';
+import { labCanRun, labShell, newLab } from './lab-harness.js';
 
-const canRun =
-  process.getuid?.() === 0 &&
-  spawnSync('which', ['etcd', 'etcdctl', 'ping']).status === 0 &&
-  spawnSync('test', ['-x', join(ROOT, 'dist/bin/flanneld')]).status === 0 &&
-  spawnSync('test', ['-x', join(ROOT, 'dist/bin/cnitool')]).status === 0;
-
-const LAB_DIR = mkdtempSync(join(tmpdir(), 'flannel-e2e-wipe-'));
-const ENV = { ...process.env, LAB_DIR, LAB_PREFIX: `fl-ew-${process.pid}-`, LAB_HOSTS: '2', LAB_PODS: '1' };
-const lab = labShell(ENV);
-const ns = (name: string) => `${ENV.LAB_PREFIX}${name}`;
+const canRun = labCanRun();
+const L = newLab({ name: 'wipe', prefix: 'fl-ew', hosts: 2, pods: 1 });
+const { run: lab, ns, flanneldLog } = L;
 const leaseKey = (i: number) => `/coreos.com/network/subnets/${lab(`lab_host_subnet ${i}`).stdout.trim().replace('/', '-')}`;
 const etcdGet = (key: string) => lab(`lab_etcdctl get --print-value-only ${key}`, true).stdout.trim();
 
@@ -48,8 +38,7 @@ describe.skipIf(!canRun)('the lab: etcd rebuilt empty under running daemons', ()
   }, 120_000);
 
   afterAll(() => {
-    lab('lab_down', true);
-    rmSync(LAB_DIR, { recursive: true, force: true });
+    L.down();
   });
 
   it('pods keep pinging, every lease comes back with the same subnet, a host added afterwards is reachable', async () => {
@@ -63,21 +52,20 @@ describe.skipIf(!canRun)('the lab: etcd rebuilt empty under running daemons', ()
 
       lab('lab_etcd_wipe'); // returns once the empty etcd answers and the config is back
       // every daemon re-creates its own lease: same key (subnet), same value (PublicIP, VtepMAC)
-      await until(() => keys.every((k, n) => etcdGet(k) === values[n]), 'both leases re-created', 15_000, 200);
+      await until(() => keys.every((k, n) => etcdGet(k) === values[n]), 'both leases re-created', { ms: 15_000, every: 200 });
       for (const i of [1, 2]) {
-        const log = readFileSync(join(LAB_DIR, `h${i}`, 'flanneld.log'), 'utf8');
+        const log = flanneldLog(i);
         expect(log).toMatch(/etcd store reset detected: the etcd revision went back/);
         expect(log).toMatch(/Re-acquired lease/);
       }
 
       // a host that joins after the wipe: its lease is new, the old hosts program it
-      const join3 = { ...ENV, LAB_HOSTS: '3' };
-      labShell(join3)('lab_host_join 3 1');
+      labShell({ ...L.env, LAB_HOSTS: '3' })('lab_host_join 3 1');
       const k3 = leaseKey(3);
       expect(keys).not.toContain(k3);
-      for (const i of [1, 2]) await until(() => lab(`lab_peer_routes ${i}`).stdout.trim() === '2', `h${i} to program h3`, 15_000, 200);
+      for (const i of [1, 2]) await until(() => lab(`lab_peer_routes ${i}`).stdout.trim() === '2', `h${i} to program h3`, { ms: 15_000, every: 200 });
       const h3p1 = lab('lab_pod_ip 3 1').stdout.trim();
-      await until(() => lab(`lab_ping 1 1 ${h3p1}`, true).status === 0, 'h1p1 → h3p1', 15_000, 200);
+      await until(() => lab(`lab_ping 1 1 ${h3p1}`, true).status === 0, 'h1p1 → h3p1', { ms: 15_000, every: 200 });
       expect(lab(`lab_ping 2 1 ${h3p1}`, true).status).toBe(0);
       // the pinging pair was never torn down: still answering after the joins
       const before = ping.replies();
@@ -91,7 +79,7 @@ describe.skipIf(!canRun)('the lab: etcd rebuilt empty under running daemons', ()
       expect(sent - received, out).toBeLessThanOrEqual(2);
     }
     for (const i of [1, 2]) {
-      const log = readFileSync(join(LAB_DIR, `h${i}`, 'flanneld.log'), 'utf8');
+      const log = flanneldLog(i);
       expect(log).not.toMatch(/not re-created within .* removing them/);
     }
   }, 60_000);

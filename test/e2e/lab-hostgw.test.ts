@@ -1,39 +1,25 @@
 // The lab with the host-gw backend: 2 hosts on one underlay, 1 pod each through our CNI plugins;
 // pods reach each other through plain routes via the peer's underlay address, no VXLAN device.
 // Namespaces fl-e2g-<pid>-*, state in a temp dir; afterAll tears it all down.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labShell, ROOT } from './lab-harness.js';
+import { labCanRun, newLab } from './lab-harness.js';
 
-const canRun =
-  process.getuid?.() === 0 &&
-  spawnSync('which', ['etcd', 'etcdctl', 'ping']).status === 0 &&
-  spawnSync('test', ['-x', join(ROOT, 'dist/bin/flanneld')]).status === 0 &&
-  spawnSync('test', ['-x', join(ROOT, 'dist/bin/cnitool')]).status === 0;
-
-const LAB_DIR = mkdtempSync(join(tmpdir(), 'flannel-e2e-hostgw-'));
-const ENV = {
-  ...process.env,
-  LAB_DIR,
-  LAB_PREFIX: `fl-e2g-${process.pid}-`,
-  LAB_HOSTS: '2',
-  LAB_PODS: '1',
-  LAB_CONFIG: '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.99.0.0","Backend":{"Type":"host-gw"}}',
-};
-
-const lab = labShell(ENV);
-const inHost = (i: number, argv: string[]) => spawnSync('ip', ['netns', 'exec', `${ENV.LAB_PREFIX}h${i}`, ...argv], { encoding: 'utf8' });
+const canRun = labCanRun();
+const L = newLab({
+  name: 'hostgw',
+  prefix: 'fl-e2g',
+  hosts: 2,
+  pods: 1,
+  config: '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.99.0.0","Backend":{"Type":"host-gw"}}',
+});
+const { run: lab, inHost } = L;
 
 describe.skipIf(!canRun)('the lab with host-gw', () => {
   beforeAll(() => {
     lab('lab_up');
   }, 120_000);
   afterAll(() => {
-    lab('lab_down', true);
-    rmSync(LAB_DIR, { recursive: true, force: true });
+    L.down();
   });
 
   it('pods ping across hosts through routes via the peer, with no VXLAN device', () => {

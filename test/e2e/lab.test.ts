@@ -1,38 +1,20 @@
 // End to end on the lab (scripts/lab/lib.sh): etcd in an underlay namespace, our flanneld in 3 host
 // namespaces, 2 pods per host added through our CNI plugins by our cnitool. Everything is in
 // namespaces named fl-e2e-<pid>-*, state in a temp dir; afterAll tears it all down.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labShell, ROOT } from './lab-harness.js';
+import { until } from '../helpers/until.js';
+import { labCanRun, newLab } from './lab-harness.js';
 
 const HOSTS = [1, 2, 3] as const;
-const canRun =
-  process.getuid?.() === 0 &&
-  spawnSync('which', ['etcd', 'etcdctl', 'tcpdump', 'ping']).status === 0 &&
-  spawnSync('test', ['-x', join(ROOT, 'dist/bin/flanneld')]).status === 0 &&
-  (process.env.LAB_MANUAL_PODS === '1' || spawnSync('test', ['-x', join(ROOT, 'dist/bin/cnitool')]).status === 0);
+const canRun = labCanRun(['tcpdump'], process.env.LAB_MANUAL_PODS !== '1');
 
-const LAB_DIR = mkdtempSync(join(tmpdir(), 'flannel-e2e-'));
-const ENV = { ...process.env, LAB_DIR, LAB_PREFIX: `fl-e2e-${process.pid}-`, LAB_HOSTS: '3', LAB_PODS: '2' };
-
-const lab = labShell(ENV);
-
-const ns = (name: string) => `${ENV.LAB_PREFIX}${name}`;
-const sh = (argv: string[]) => spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
-const inHost = (i: number, argv: string[]) => sh(['ip', 'netns', 'exec', ns(`h${i}`), ...argv]);
-
-async function until<T>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const L = newLab({ name: 'vxlan', prefix: 'fl-e2e', hosts: 3, pods: 2 });
+const { run: lab, ns, inHost, dir: LAB_DIR } = L;
+/** Lab waits are longer than the helper's default: a daemon restart plus a full resync takes seconds. */
+const LAB_WAIT = { ms: 20_000, every: 50 };
 
 interface HostView {
   subnet: string; // 10.10.16.0/20
@@ -67,8 +49,7 @@ describe.skipIf(!canRun)('the lab end to end', () => {
   }, 180_000);
 
   afterAll(() => {
-    lab('lab_down', true);
-    rmSync(LAB_DIR, { recursive: true, force: true });
+    L.down();
   });
 
   it('every pod pings every pod across hosts', () => {
@@ -88,12 +69,12 @@ describe.skipIf(!canRun)('the lab end to end', () => {
     cap.stderr.on('data', (d) => (err += d));
     const exited = new Promise((r) => cap.once('exit', r));
     try {
-      await until('tcpdump to listen', () => err.includes('listening on'));
+      await until(() => err.includes('listening on'), 'tcpdump to listen', LAB_WAIT);
       const dst = lab('lab_pod_ip 2 1').stdout.trim();
-      await until('captured VXLAN packets', () => {
+      await until(() => {
         lab(`lab_ping 1 1 ${dst}`, true);
         return out.split('\n').filter((l) => l.includes('VXLAN')).length >= 2;
-      });
+      }, 'captured VXLAN packets', LAB_WAIT);
       await exited;
     } finally {
       cap.kill();
@@ -135,7 +116,7 @@ describe.skipIf(!canRun)('the lab end to end', () => {
       // A monitor is surely subscribed once it has printed a change made after it started: add and
       // delete a probe route (TEST-NET-1, in a table nothing reads) until both monitors have shown it.
       const probe = ['unreachable', '192.0.2.1/32', 'table', '4242'];
-      await until('the route monitors to subscribe', () => {
+      await until(() => {
         for (const i of [1, 3]) {
           for (const verb of ['add', 'del']) {
             const r = inHost(i, ['ip', 'route', verb, ...probe]);
@@ -143,7 +124,7 @@ describe.skipIf(!canRun)('the lab end to end', () => {
           }
         }
         return monitors.every(({ text }) => text().includes('Deleted unreachable 192.0.2.1'));
-      });
+      }, 'the route monitors to subscribe', LAB_WAIT);
       // an operator's address outside the flannel Network on flannel.100 survives the restart (Go's
       // rule: only other addresses inside the Network are removed); one inside it does not
       for (const a of ['192.0.2.7/32', '10.99.255.7/32']) {
@@ -154,12 +135,12 @@ describe.skipIf(!canRun)('the lab end to end', () => {
       const before = statSync(subnetEnv).mtimeMs;
       lab('lab_kill flanneld-h2 KILL');
       lab('lab_flanneld_start 2');
-      await until('the restarted flanneld to rewrite subnet.env', () => statSync(subnetEnv, { throwIfNoEntry: false })?.mtimeMs !== before);
+      await until(() => statSync(subnetEnv, { throwIfNoEntry: false })?.mtimeMs !== before, 'the restarted flanneld to rewrite subnet.env', LAB_WAIT);
       const after = hostView(2);
       expect(after.subnet).toBe(h2.subnet);
       expect(after.mac).toBe(h2.mac);
       expect(etcdGet(`/coreos.com/network/subnets/${h2.subnet.replace('/', '-')}`)).toContain(`"VtepMAC":"${h2.mac}"`);
-      await until('h2 to hold its 2 peers', () => lab('lab_peer_routes 2').stdout.trim() === '2');
+      await until(() => lab('lab_peer_routes 2').stdout.trim() === '2', 'h2 to hold its 2 peers', LAB_WAIT);
       const dst = lab('lab_pod_ip 2 1').stdout.trim();
       expect(lab(`lab_ping 1 1 ${dst}`, true).status).toBe(0);
       for (const { text } of monitors) expect(text()).not.toMatch(new RegExp(`Deleted ${h2.subnet.replace(/\./g, '\\.')}`));
@@ -176,7 +157,7 @@ describe.skipIf(!canRun)('the lab end to end', () => {
   it('deleting flannel.100 on a host is healed with the same MAC and all peers back', async () => {
     const h1 = views.get(1)!;
     inHost(1, ['ip', 'link', 'del', 'flannel.100']);
-    await until('flannel.100 back on h1 with its 2 peer routes', () => lab('lab_peer_routes 1', true).stdout.trim() === '2');
+    await until(() => lab('lab_peer_routes 1', true).stdout.trim() === '2', 'flannel.100 back on h1 with its 2 peer routes', LAB_WAIT);
     expect(lab('lab_vtep_mac 1').stdout.trim()).toBe(h1.mac);
     for (const p of [2, 3]) {
       const e = entries(1, views.get(p)!);
@@ -184,7 +165,7 @@ describe.skipIf(!canRun)('the lab end to end', () => {
       expect(e.fdb).toContain(`dst ${views.get(p)!.ip}`);
     }
     const dst = lab('lab_pod_ip 3 2').stdout.trim();
-    await until('h1p1 → h3p2 to answer', () => lab(`lab_ping 1 1 ${dst}`, true).status === 0);
+    await until(() => lab(`lab_ping 1 1 ${dst}`, true).status === 0, 'h1p1 → h3p2 to answer', LAB_WAIT);
   });
 
   it("deleting a lease in etcd removes exactly that peer's route, neighbour and FDB entry everywhere", async () => {
@@ -199,10 +180,10 @@ describe.skipIf(!canRun)('the lab end to end', () => {
     expect(entries(1, h3).route).toContain(`via ${h3.gw}`);
     lab(`lab_etcdctl del /coreos.com/network/subnets/${h3.subnet.replace('/', '-')}`);
     for (const i of [1, 2]) {
-      await until(`h${i} to drop h3`, () => {
+      await until(() => {
         const e = entries(i, h3);
         return e.route === '' && e.neigh === '' && e.fdb === '';
-      });
+      }, `h${i} to drop h3`, LAB_WAIT);
     }
     // the other peer is untouched
     expect(entries(1, h2).route).toContain(`via ${h2.gw}`);
@@ -212,7 +193,7 @@ describe.skipIf(!canRun)('the lab end to end', () => {
     // h3 comes back: it re-acquires its previous subnet (subnet.env hint) and the others re-add it
     lab('lab_flanneld_start 3');
     for (const i of [1, 2]) {
-      await until(`h${i} to re-add h3`, () => entries(i, h3).route.includes(`via ${h3.gw}`) && entries(i, h3).fdb !== '');
+      await until(() => entries(i, h3).route.includes(`via ${h3.gw}`) && entries(i, h3).fdb !== '', `h${i} to re-add h3`, LAB_WAIT);
     }
   });
 });

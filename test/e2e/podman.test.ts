@@ -16,10 +16,11 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../helpers/netns.js';
-import { DIST, GO_CNI, ROOT, ensureBuilt, tempDir } from '../integration/flannel/helpers.js';
+import { DIST_BIN, GO_CNI_BIN, ROOT } from '../helpers/paths.js';
+import { ensureBuilt, tempDir } from '../integration/flannel/helpers.js';
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const usable = canUseNetns && ['podman', 'runc', 'busybox', 'unshare', 'nsenter'].every(have) && existsSync(join(GO_CNI, 'portmap'));
+const usable = canUseNetns && ['podman', 'runc', 'busybox', 'unshare', 'nsenter'].every(have) && existsSync(join(GO_CNI_BIN, 'portmap'));
 
 let T: string;
 let rootfs: string;
@@ -155,17 +156,17 @@ function expectContainerOnFlannel(c: Case, subnet: number): void {
 describe.skipIf(!usable)('podman (CNI backend) → flannel', () => {
   it('through our flannel → our bridge → our host-local (portmap from the reference plugins)', () => {
     const c = podmanCase('ours', 7, {
-      flannel: join(DIST, 'flannel'),
-      bridge: join(DIST, 'bridge'),
-      'host-local': join(DIST, 'host-local'),
-      loopback: join(DIST, 'loopback'),
-      portmap: join(GO_CNI, 'portmap'),
+      flannel: join(DIST_BIN, 'flannel'),
+      bridge: join(DIST_BIN, 'bridge'),
+      'host-local': join(DIST_BIN, 'host-local'),
+      loopback: join(DIST_BIN, 'loopback'),
+      portmap: join(GO_CNI_BIN, 'portmap'),
     }, []);
     expectContainerOnFlannel(c, 7);
   });
 
   it('through our flannel → the Go bridge and host-local', () => {
-    const c = podmanCase('godeleg', 8, { flannel: join(DIST, 'flannel') }, [GO_CNI]);
+    const c = podmanCase('godeleg', 8, { flannel: join(DIST_BIN, 'flannel') }, [GO_CNI_BIN]);
     expectContainerOnFlannel(c, 8);
   });
 });

@@ -7,9 +7,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { DIST, GO_CNI, ROOT, ensureBuilt, guardRootNetns, hasGoPlugins, SUBNET_ENV, tempDir, writeSubnetEnv } from '../flannel/helpers.js';
+import { DIST_BIN, GO_CNI_BIN, ROOT } from '../../helpers/paths.js';
+import { ensureBuilt, guardRootNetns, hasGoPlugins, SUBNET_ENV, tempDir, writeSubnetEnv } from '../flannel/helpers.js';
 
-const CNITOOL = join(DIST, 'cnitool');
+const CNITOOL = join(DIST_BIN, 'cnitool');
 let work: string;
 
 beforeAll(() => {
@@ -19,7 +20,7 @@ beforeAll(() => {
 guardRootNetns(() => work);
 
 let seq = 0;
-function setup(conflists: (dir: string) => Record<string, object>, cniPath = GO_CNI) {
+function setup(conflists: (dir: string) => Record<string, object>, cniPath = GO_CNI_BIN) {
   const dir = join(work, `t${++seq}`);
   const netdir = join(dir, 'net.d');
   mkdirSync(netdir, { recursive: true });
@@ -137,13 +138,13 @@ describe.skipIf(!canUseNetns || !hasGoPlugins)('cnitool with real plugins', () =
     const flBin = join(work, 'fl-bin');
     if (!existsSync(flBin)) {
       mkdirSync(flBin);
-      symlinkSync(join(DIST, 'flannel'), join(flBin, 'flannel'));
+      symlinkSync(join(DIST_BIN, 'flannel'), join(flBin, 'flannel'));
     }
     const t = setup((d) => {
       const shipped = JSON.parse(readFileSync(join(ROOT, 'conf/10-flannel.conflist'), 'utf8'));
       Object.assign(shipped.plugins[0], { subnetFile: writeSubnetEnv(d, SUBNET_ENV.v4()), dataDir: join(d, 'flannel'), ipam: { dataDir: join(d, 'ipam') } });
       return { '10-flannel.conflist': shipped };
-    }, `${flBin}:${GO_CNI}`);
+    }, `${flBin}:${GO_CNI_BIN}`);
     const pod = createNetns('ctp');
     const add = t.tool(['add', 'cbr0', pod.path]);
     expect(add.status, add.stderr).toBe(0);

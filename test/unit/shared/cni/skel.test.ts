@@ -69,10 +69,10 @@ describe('runPlugin environment', () => {
     expect(s.err).toBe(`CNI test plugin v1\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
   });
 
-  it('rejects an unknown command with code 4', async () => {
-    const s = io({ ...ENV, CNI_COMMAND: 'FROB' }, conf('1.0.0'));
+  it.each(['FROB', 'toString', 'constructor', 'add'])('rejects an unknown command (%s) with code 4', async (cmd) => {
+    const s = io({ ...ENV, CNI_COMMAND: cmd }, conf('1.0.0'));
     expect(await runPlugin(funcs(), { about: 'x' }, s)).toBe(1);
-    expect(JSON.parse(s.out)).toEqual({ code: 4, msg: 'unknown CNI_COMMAND: FROB' });
+    expect(JSON.parse(s.out)).toEqual({ code: 4, msg: `unknown CNI_COMMAND: ${cmd}` });
   });
 
   it.each([
