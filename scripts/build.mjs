@@ -31,6 +31,7 @@ const PARTS = {
   flannel: ['plugins/flannel/main.ts', 'cjs'],
   cnitool: ['scripts/cnitool/main.ts', 'cjs'],
   flanneld: ['daemon/main.ts', 'esm'],
+  'install-cni': ['scripts/install-cni/main.ts', 'cjs'],
 };
 
 /**
