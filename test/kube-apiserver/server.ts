@@ -593,7 +593,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
         for (const { obj } of current(resource, namespace, match)) send(w, 'ADDED', obj);
       } else {
         if (from < compactRev) {
-          res.write(`${JSON.stringify({ type: 'ERROR', object: S.expired(`too old resource version: ${from} (${compactRev + 1})`) })}\n`);
+          res.write(`${JSON.stringify({ type: 'ERROR', object: S.expired(`too old resource version: ${from} (${compactRev})`) })}\n`);
           res.end();
           return;
         }
@@ -798,7 +798,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       for (const w of watchers) w.stalled = true;
     },
     failNextWatch(st) {
-      nextWatchError = st ?? S.expired(`too old resource version: ${compactRev} (${compactRev + 1})`);
+      nextWatchError = st ?? S.expired(`too old resource version: ${compactRev} (${compactRev})`);
     },
     inject(f) {
       faults.push({ count: 1, ...f });
