@@ -74,7 +74,7 @@ function hostLocalSuite() {
 /**
  * The whole pod ADD/DEL chain in network namespaces the suite creates: ours (flannel → bridge →
  * host-local, the kube-flannel conflist's first plugin) vs the Go chain (bridge → host-local with the
- * delegate config the flannel plugin writes; the Go flannel plugin is not packaged here) and our
+ * delegate config the flannel plugin writes; Debian does not package the Go flannel plugin) and our
  * bridge → host-local alone. Each variant has its own "host" netns (its own cni0); every round
  * creates a fresh pod netns per variant outside the timed exec. Plugins run in the host netns through
  * `nsenter --net=` for every variant alike (about 1 ms of the figures, see the floor rows).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput: iperf3 pod-to-pod across hosts through OUR fabric (the lab: flanneld + our CNI plugins)
-# versus the same kernel VXLAN set up by hand (lab.md §1 recipe, plus the pod-side bridge port and
-# masquerade rules the CNI chain makes, see hand_pod), interleaved run by run so machine
+# versus the same kernel VXLAN set up by hand with ip(8) (the device, routes, neighbour and FDB entries
+# flanneld would program, plus the pod-side bridge port and masquerade rules the CNI chain makes, see
+# hand_pod), interleaved run by run so machine
 # noise hits both alike. Prints a table and the ratio of medians (target ≥ 0.95).
 #   ROUNDS (default 5), SECS per run (default 4)
 # Everything lives in its own namespaces (fl-bt-* for our fabric, fl-bh-* for the hand-made one) and is

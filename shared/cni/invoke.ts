@@ -9,7 +9,7 @@
 // `// flannel-ts build <id>`, equals ours: scripts/build.mjs), the delegate runs inside this process
 // through the same skeleton, fed the same stdin and environment, and its exit code and stdout are
 // judged exactly as an exec'd one's (its stderr is passed on after it ends, as for an exec). That
-// saves one Node start (~40 ms) per delegation. Anything else found on CNI_PATH (a Go plugin, even
+// saves one Node start per delegation (scripts/bench/cni-latency.mjs measures it). Anything else found on CNI_PATH (a Go plugin, even
 // beside a copy of ours; another build of ours) is exec'd. CNI_TS_EXEC_DELEGATES=1 forces exec.
 //
 // Delegation loops: a config whose delegate names the calling plugin (`{"type":"bridge","ipam":
@@ -239,8 +239,4 @@ export async function delegateCheck(type: string, netconf: Buffer | string, o: I
 
 export async function delegateStatus(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<void> {
   await delegate('STATUS', type, netconf, o);
-}
-
-export async function delegateGc(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<void> {
-  await delegate('GC', type, netconf, o);
 }

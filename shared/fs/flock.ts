@@ -1,13 +1,11 @@
-// flock(2) for the plugins. Node has no flock binding; the options, measured on this machine (Node 20,
-// 2 vCPU; see README "Performance"):
-// - re-exec the whole plugin under `flock(1) <lock> node ...`: a second Node start, ~+24 ms per call;
+// flock(2) for the plugins. Node has no flock binding; the options, cheapest last:
+// - re-exec the whole plugin under `flock(1) <lock> node ...`: a second Node start per call;
 // - a child `flock <lock> cat` kept alive by a pipe until we are done: one async spawn plus a readiness
 //   handshake per lock, and a lock that outlives us if the child is orphaned;
 // - `flock -x 3` run with our own fd as its fd 3 (`utilFlock`): flock(1) locks the open file
 //   description it shares with us and exits; the lock stays held by our fd until we close it.
-//   Costs one spawnSync (~4 ms for the first in a process, ~1.2 ms after), needs only util-linux
-//   (Essential in Debian) and no build step;
-// - a 20-line N-API addon calling flock(2) (`nativeFlock`): ~0.3 ms to dlopen, ~0.2 µs per call, but
+//   Costs one spawnSync per lock (a few ms), needs only util-linux (Essential in Debian) and no build step;
+// - a 20-line N-API addon calling flock(2) (`nativeFlock`): a dlopen once, then a plain syscall, but
 //   it must be compiled with the Node headers and a C compiler at build time
 //   (plugins/host-local/native/build.mjs writes dist/bin/flock.node).
 // `processFlock` picks the addon when the build put it next to the executable, flock(1) otherwise.

@@ -74,11 +74,6 @@ export function ipEqual(a: IP, b: IP): boolean {
   return a.family === b.family && a.value === b.value;
 }
 
-export function compareIP(a: IP, b: IP): number {
-  if (a.family !== b.family) return a.family - b.family;
-  return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
-}
-
 export function addToIP(ip: IP, delta: bigint): IP {
   const max = (1n << BigInt(BITS[ip.family])) - 1n;
   const value = ip.value + delta;

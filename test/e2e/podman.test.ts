@@ -3,7 +3,7 @@
 // to the Go bridge/host-local). It checks the container's address, routes and a ping to the gateway.
 //
 // Safety: podman runs the CNI plugins in its own network namespace, so it runs under
-// `nsenter --net=<host netns made here>` (lab.md §5: not `ip netns exec`, which remounts /sys and
+// `nsenter --net=<host netns made here>` (not `ip netns exec`, which remounts /sys and
 // breaks runc's cgroup setup): cni0 and the veth host ends land in that netns, never in the root one.
 // podman's state (root, runroot, tmpdir, events, CNI config dir) is under a temp dir; libcni's cache,
 // which podman 4.3 always puts in /var/lib/cni, goes to a tmpfs-backed overlay on /var/lib in a private

@@ -23,7 +23,7 @@ function netdir(files: Record<string, string>): string {
 }
 
 describe('cnitool command line', () => {
-  it('container ID is cnitool- + sha512(netns)[:10 bytes] (verified vector, cni.md §6.4)', () => {
+  it('container ID is cnitool- + sha512(netns)[:10 bytes] (the ID Go cnitool derives for that netns path)', () => {
     expect(containerIdFor('/var/run/netns/cnires-c1')).toBe('cnitool-3047cba8a257f4c2abeb');
   });
 
