@@ -10,7 +10,7 @@
 // lease and watch loops, which already report them.
 import { type IPNet, formatIP, formatNet, type IP } from '../shared/net/ip.js';
 import type { Lease } from './lease.js';
-import { type Logger, errorMessage } from './log.js';
+import { type Logger, errorMessage } from '../shared/log.js';
 import { backendDevices, fitsFamily } from './renumber.js';
 import { sleep } from './sleep.js';
 import { type Config, parseAndCheckConfig } from './subnet/config.js';

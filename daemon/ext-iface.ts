@@ -8,7 +8,7 @@
 import type { Addr, Kernel, Link } from '../shared/kernel/kernel.js';
 import { type IP, formatIP, parseIP, tryParseIP, ipEqual } from '../shared/net/ip.js';
 import type { ExternalInterface } from './backend/backend.js';
-import type { Logger } from './log.js';
+import { type Logger, errorMessage } from '../shared/log.js';
 
 export interface ExtIfaceOptions {
   ifaces: string[];
@@ -78,7 +78,7 @@ async function tryOne(kernel: Kernel, o: ExtIfaceOptions, log: Logger, what: str
   try {
     return await f();
   } catch (err) {
-    log.warn(`Could not find valid interface matching ${what}: ${err instanceof Error ? err.message : String(err)}`);
+    log.warn(`Could not find valid interface matching ${what}: ${errorMessage(err)}`);
     return undefined;
   }
 }
@@ -145,6 +145,6 @@ export async function lookupExtIface(kernel: Kernel, o: ExtIfaceOptions, log: Lo
     if (!link) throw new Error(`Link not found: ${dev}`);
     return await complete(kernel, link, o, log);
   } catch (err) {
-    throw new Error(`Failed to find any valid interface to use: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`Failed to find any valid interface to use: ${errorMessage(err)}`, { cause: err });
   }
 }

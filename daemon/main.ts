@@ -15,7 +15,7 @@ import { createNft } from '../shared/kernel/nft.js';
 import { getBackendFactory } from './backend/registry.js';
 import { lookupExtIface } from './ext-iface.js';
 import { type HealthServer, startHealthServer } from './health.js';
-import { createLogger, errorMessage } from './log.js';
+import { createLogger, errorMessage } from '../shared/log.js';
 import { checkRenewMargin, parseOptions } from './options.js';
 import { startTraffic } from './traffic/start.js';
 import { sleep } from './sleep.js';

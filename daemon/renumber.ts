@@ -25,7 +25,7 @@ import type { Kernel } from '../shared/kernel/kernel.js';
 import { type IPNet, formatCIDR, formatNet, netEqual, netIP, nextIP, tryParseCIDR } from '../shared/net/ip.js';
 import { parseVxlanConfig } from './backend/vxlan/vxlan.js';
 import type { Lease } from './lease.js';
-import { type Logger, errorMessage } from './log.js';
+import { type Logger, errorMessage } from '../shared/log.js';
 import { type Config, subnetFits } from './subnet/config.js';
 import type { PreviousSubnets } from './subnet/subnet-file.js';
 import {

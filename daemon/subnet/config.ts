@@ -12,7 +12,7 @@ import {
   parseCIDR,
   parseIP,
 } from '../../shared/net/ip.js';
-import { goBool, goField, goUint, isObject, unmarshalTypeError } from './go-fields.js';
+import { GoStruct } from '../../shared/go/json.js';
 
 export interface Config {
   enableIPv4: boolean;
@@ -32,64 +32,50 @@ export interface Config {
   backend: Record<string, unknown>;
 }
 
-function ip4Net(v: unknown, field: string): IPNet | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw unmarshalTypeError(v, 'Config', field, 'ip.IP4Net');
+/** An ip.IP4Net / ip.IP6Net field (a CIDR, masked); null or absent reads as unset. */
+function netField(s: GoStruct, name: string, family: 4 | 6): IPNet | undefined {
+  const v = s.raw(name);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw s.mismatch(name, v, `ip.IP${family}Net`);
   const { net } = parseCIDR(v);
-  if (net.family !== 4) throw new TypeError('invalid IPv4 CIDR format');
+  if (net.family !== family) throw new TypeError(`invalid IPv${family} CIDR format`);
   return net;
 }
 
-function ip6Net(v: unknown, field: string): IPNet | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw unmarshalTypeError(v, 'Config', field, 'ip.IP6Net');
-  const { net } = parseCIDR(v);
-  if (net.family !== 6) throw new TypeError('invalid IPv6 CIDR format');
-  return net;
-}
-
-function ip4(v: unknown, field: string): IP | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw unmarshalTypeError(v, 'Config', field, 'ip.IP4');
+/** An ip.IP4 / ip.IP6 field; the zero address counts as unset. ip.IP6 takes IPv4 text too (IPv4-mapped). */
+function ipField(s: GoStruct, name: string, family: 4 | 6): IP | undefined {
+  const v = s.raw(name);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw s.mismatch(name, v, `ip.IP${family}`);
   let ip: IP;
   try {
     ip = parseIP(v);
   } catch {
-    throw new TypeError('invalid IPv4 address format');
+    throw new TypeError(`invalid IPv${family} address format`);
   }
-  if (ip.family !== 4) throw new TypeError('invalid IPv4 address format');
-  return ip.value === 0n ? undefined : ip; // "0.0.0.0" counts as unset
+  if (family === 4 && ip.family !== 4) throw new TypeError('invalid IPv4 address format');
+  const value = family === 6 && ip.family === 4 ? (0xffffn << 32n) | ip.value : ip.value;
+  return value === 0n ? undefined : { family, value };
 }
 
-function ip6(v: unknown, field: string): IP | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw unmarshalTypeError(v, 'Config', field, 'ip.IP6');
-  let ip: IP;
+const BACKEND_STRUCT = 'struct { Type string }';
+
+/**
+ * Go's parseBackendType: absent → "udp"; `null` → "" (Backend is a json.RawMessage, which keeps the
+ * literal null, where other fields read null as absent); no Type → ""; lower-cased as GetBackend does.
+ */
+function parseBackend(cfg: GoStruct): { backendType: string; backend: Record<string, unknown> } {
+  const v = cfg.raw('Backend');
+  if (v === undefined) {
+    const isNull = Object.keys(cfg.obj).some((k) => k.toLowerCase() === 'backend'); // present, so the last one was null
+    return { backendType: isNull ? '' : 'udp', backend: {} };
+  }
   try {
-    ip = parseIP(v);
-  } catch {
-    throw new TypeError('invalid IPv6 address format');
+    const b = GoStruct.from(v, BACKEND_STRUCT);
+    return { backendType: (b.string('Type') ?? '').toLowerCase(), backend: b.obj };
+  } catch (err) {
+    throw new TypeError(`error decoding Backend property of config: ${(err as Error).message}`, { cause: err });
   }
-  // Go's ParseIP6 takes IPv4 text too, as the IPv4-mapped IPv6 address.
-  const value = ip.family === 4 ? (0xffffn << 32n) | ip.value : ip.value;
-  return value === 0n ? undefined : { family: 6, value };
-}
-
-/** Go's parseBackendType: absent → "udp"; no Type → ""; lower-cased as GetBackend does. */
-function parseBackend(v: unknown): { backendType: string; backend: Record<string, unknown> } {
-  if (v === undefined) return { backendType: 'udp', backend: {} };
-  if (v === null) return { backendType: '', backend: {} };
-  if (!isObject(v)) {
-    const what = Array.isArray(v) ? 'array' : typeof v;
-    throw new TypeError(`error decoding Backend property of config: json: cannot unmarshal ${what} into Go value of type struct { Type string }`);
-  }
-  const t = goField(v, 'Type');
-  if (t !== undefined && t !== null && typeof t !== 'string') {
-    throw new TypeError(
-      `error decoding Backend property of config: ${unmarshalTypeError(t, 'struct { Type string }', 'Type', 'string').message}`,
-    );
-  }
-  return { backendType: (t ?? '').toLowerCase(), backend: v };
 }
 
 /** pkg/subnet ParseConfig: decode only, no defaults beyond EnableIPv4 = true. */
@@ -100,23 +86,21 @@ export function parseConfig(text: string): Config {
   } catch (err) {
     throw new SyntaxError(`failed to parse network config: ${(err as Error).message}`, { cause: err });
   }
-  if (!isObject(raw)) {
-    const what = raw === null ? 'null' : Array.isArray(raw) ? 'array' : typeof raw;
-    throw new TypeError(`json: cannot unmarshal ${what} into Go value of type subnet.Config`);
-  }
+  // Go names the value `subnet.Config` and its fields `Config.<name>`
+  const s = new GoStruct(GoStruct.from(raw, 'subnet.Config').obj, 'Config');
   return {
-    enableIPv4: goBool(raw, 'Config', 'EnableIPv4', true),
-    enableIPv6: goBool(raw, 'Config', 'EnableIPv6', false),
-    enableNFTables: goBool(raw, 'Config', 'EnableNFTables', false),
-    network: ip4Net(goField(raw, 'Network'), 'Network'),
-    subnetMin: ip4(goField(raw, 'SubnetMin'), 'SubnetMin'),
-    subnetMax: ip4(goField(raw, 'SubnetMax'), 'SubnetMax'),
-    subnetLen: goUint(raw, 'Config', 'SubnetLen'),
-    ipv6Network: ip6Net(goField(raw, 'IPv6Network'), 'IPv6Network'),
-    ipv6SubnetMin: ip6(goField(raw, 'IPv6SubnetMin'), 'IPv6SubnetMin'),
-    ipv6SubnetMax: ip6(goField(raw, 'IPv6SubnetMax'), 'IPv6SubnetMax'),
-    ipv6SubnetLen: goUint(raw, 'Config', 'IPv6SubnetLen'),
-    ...parseBackend(goField(raw, 'Backend')),
+    enableIPv4: s.bool('EnableIPv4', true),
+    enableIPv6: s.bool('EnableIPv6', false),
+    enableNFTables: s.bool('EnableNFTables', false),
+    network: netField(s, 'Network', 4),
+    subnetMin: ipField(s, 'SubnetMin', 4),
+    subnetMax: ipField(s, 'SubnetMax', 4),
+    subnetLen: s.uint('SubnetLen'),
+    ipv6Network: netField(s, 'IPv6Network', 6),
+    ipv6SubnetMin: ipField(s, 'IPv6SubnetMin', 6),
+    ipv6SubnetMax: ipField(s, 'IPv6SubnetMax', 6),
+    ipv6SubnetLen: s.uint('IPv6SubnetLen'),
+    ...parseBackend(s),
   };
 }
 

@@ -10,7 +10,7 @@
 // never with "no events" (the mass-removal hazard of flannel's watchSubnets).
 import { formatNet } from '../../shared/net/ip.js';
 import type { Lease, LeaseEvent } from '../lease.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/log.js';
 import { marshalLeaseAttrs } from './lease-json.js';
 
 export interface StackFlags {

@@ -8,7 +8,7 @@
 // GetStoredPublicIP (used only by Go's kube manager to carry a VtepMAC over a restart) are left to
 // the implementation: the vxlan backend keeps its VtepMAC in the data dir for every manager.
 import type { Lease, LeaseAttrs, LeaseEvent } from '../lease.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/log.js';
 import type { Config } from './config.js';
 import type { PreviousSubnets } from './subnet-file.js';
 

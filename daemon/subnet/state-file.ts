@@ -15,7 +15,7 @@
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type IPNet, formatNet, netEqual, tryParseCIDR } from '../../shared/net/ip.js';
-import { type Logger, errorMessage } from '../log.js';
+import { type Logger, errorMessage } from '../../shared/log.js';
 import { writeFileAtomic } from './subnet-file.js';
 
 export const STATE_FILE_NAME = 'network.json';

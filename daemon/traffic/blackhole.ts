@@ -10,8 +10,8 @@
 import type { IPNet } from '../../shared/net/ip.js';
 import { formatNet, netEqual, tryParseCIDR } from '../../shared/net/ip.js';
 import type { BlackholeRoutes } from '../../shared/kernel/blackhole.js';
-import type { Logger } from '../log.js';
-import { errorMessage } from '../log.js';
+import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../shared/log.js';
 import type { Sleep } from '../sleep.js';
 
 /** A dst as `ip` prints it (`10.1.2.3` for a /32) as a network. */

@@ -18,8 +18,8 @@ import type { Family, IPNet } from '../../shared/net/ip.js';
 import { formatNet, netEqual } from '../../shared/net/ip.js';
 import type { Iptables, RestoreRule } from '../../shared/kernel/iptables.js';
 import { isNotFound, KernelError } from '../../shared/kernel/errors.js';
-import type { Logger } from '../log.js';
-import { errorMessage } from '../log.js';
+import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../shared/log.js';
 import type { Sleep } from '../sleep.js';
 import type { ForwardParams, MasqParams, TrafficManager } from './traffic-manager.js';
 

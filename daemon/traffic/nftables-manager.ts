@@ -16,8 +16,8 @@ import type { Family, IPNet } from '../../shared/net/ip.js';
 import { formatIP, netIP } from '../../shared/net/ip.js';
 import { KernelError } from '../../shared/kernel/errors.js';
 import type { Nft, NftChain, NftCommand, NftFamily, NftStatement, NftTable } from '../../shared/kernel/nft.js';
-import type { Logger } from '../log.js';
-import { errorMessage } from '../log.js';
+import type { Logger } from '../../shared/log.js';
+import { errorMessage } from '../../shared/log.js';
 import type { ForwardParams, MasqParams, TrafficManager } from './traffic-manager.js';
 
 export const IPV4_TABLE = 'flannel-ipv4';

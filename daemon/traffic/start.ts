@@ -8,7 +8,7 @@
 // their failures and never end the daemon; `done` resolves once they all stopped. Nothing is removed
 // on exit: rules and routes stay for the next start (zero-downtime restart).
 import type { IPNet } from '../../shared/net/ip.js';
-import { type Logger, errorMessage } from '../log.js';
+import { type Logger, errorMessage } from '../../shared/log.js';
 import { type Sleep, sleep as realSleep } from '../sleep.js';
 import { runBlackholeRoutes } from './blackhole.js';
 import { IPTablesManager } from './iptables-manager.js';

@@ -1,7 +1,7 @@
 // The etcd subnet manager from flanneld's --etcd-* flags (Go's newSubnetManager, etcd branch):
 // client TLS/auth from the flag files, the registry under --etcd-prefix, LocalManager on top.
 import { readFile } from 'node:fs/promises';
-import { type Logger, errorMessage } from '../../log.js';
+import { type Logger, errorMessage } from '../../../shared/log.js';
 import { type Options, splitEndpoints } from '../../options.js';
 import type { CreatedSubnetManager, SubnetManagerDeps } from '../manager.js';
 import { EtcdClient, type EtcdClientOptions } from './etcd-client.js';

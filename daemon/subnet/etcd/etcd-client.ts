@@ -3,15 +3,16 @@
 // grant/revoke/time-to-live, a streaming watch, user/password auth and TLS client certificates.
 //
 // Why not the etcd3 npm package: loading it (grpc-js + protobufjs parsing rpc.proto at start-up)
-// costs ~300 ms and ~23 MiB of RSS before a single key is read (Node 20: 39 MiB bare, 62 MiB after
-// `require('etcd3')`), which alone breaks kube-flannel's 50 MiB memory limit. node:http(s) is
-// already in the runtime. The data written is the same: keys, values and leases are etcd's own.
+// adds hundreds of ms and over 20 MiB of RSS before a single key is read (compare `node -e
+// "require('etcd3')"` with a bare node), which alone breaks kube-flannel's 50 MiB memory limit.
+// node:http(s) is already in the runtime. The data written is the same: etcd's keys, values, leases.
 //
 // Errors: EtcdError carries the gRPC status code the gateway reports (14 = unavailable, ...) and a
 // `recoverable` flag (transport failures, unavailable, deadline, leader changes) that callers use to
 // decide to retry; every other error is final.
 import http from 'node:http';
 import https from 'node:https';
+import { errorMessage } from '../../../shared/log.js';
 
 export interface EtcdTls {
   key: Buffer;
@@ -246,7 +247,7 @@ export class EtcdClient {
       }
     }
     throw new EtcdError(
-      `etcd cluster is unavailable or misconfigured: ${last instanceof Error ? last.message : String(last)}`,
+      `etcd cluster is unavailable or misconfigured: ${errorMessage(last)}`,
       14,
       true,
       { cause: last },
@@ -381,7 +382,7 @@ export class EtcdClient {
         this.postOnce(u, '/v3/kv/range', { key: b64(key), count_only: true }, local.signal)
           .catch((e: unknown) => {
             if (local.signal.aborted || (e instanceof EtcdError && !e.recoverable)) return;
-            dead = e instanceof Error ? e.message : String(e);
+            dead = errorMessage(e);
             local.abort();
           })
           .finally(() => (probing = false));

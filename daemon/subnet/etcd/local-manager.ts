@@ -25,7 +25,7 @@ import { type IPNet, formatIP, formatNet, ipEqual, netEqual } from '../../../sha
 import type { SubnetManager } from '../manager.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
 import { LeaseWatcher, type StackFlags, leaseIdentity } from '../lease-watcher.js';
-import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';
+import { type Logger, NOOP_LOGGER, errorMessage } from '../../../shared/log.js';
 import { Backoff, sleep } from '../../sleep.js';
 import { pickSubnet } from '../allocate.js';
 import { type Config, parseAndCheckConfig, subnetFits } from '../config.js';

@@ -3,8 +3,8 @@
 //
 // Lease TTLs: Go calls TimeToLive once per key, one after the other, on every listing and on every
 // watch event, and then uses the expiration of exactly one lease: its own (the renew timer). With
-// 5000 leases that is 5000 round trips per listing (~1.3 s and +60 MiB of RSS here, measured by
-// scripts/bench/leases.mjs), twice at start (acquire, then the watch snapshot). So here:
+// 5000 leases that is 5000 round trips per listing (seconds, and tens of MiB of RSS: run
+// scripts/bench/leases.mjs), twice at start (acquire, then the watch snapshot). So this registry:
 //   - the kv's lease id already says what the daemon needs to know: 0 means a reservation
 //     (expiration now - 1 s, exactly what Go computes from etcd's TTL -1, plus `reservation`);
 //   - TimeToLive is called only when asked for (`withTTL`: the own-key reads and watch that drive the
@@ -18,7 +18,7 @@
 // here means "unknown", never "expired"; LocalManager then keeps the expiration it already knows.
 import { type IPNet, formatNet } from '../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
-import { type Logger, NOOP_LOGGER, errorMessage } from '../../log.js';
+import { type Logger, NOOP_LOGGER, errorMessage } from '../../../shared/log.js';
 import { marshalLeaseAttrs, parseLeaseAttrs } from '../lease-json.js';
 import { makeSubnetKey, parseSubnetKey } from '../subnet-key.js';
 import { EtcdClient, EtcdError, type KeyValue } from './etcd-client.js';

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIP, parseIP } from '../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../../daemon/lease.js';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import { EtcdClient } from '../../../daemon/subnet/etcd/etcd-client.js';
 import { LocalManager } from '../../../daemon/subnet/etcd/local-manager.js';
 import { EtcdRegistry, type WatchBatch } from '../../../daemon/subnet/etcd/registry.js';

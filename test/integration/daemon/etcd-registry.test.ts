@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIP, formatNet, parseIP, parseNet } from '../../../shared/net/ip.js';
 import type { LeaseEvent } from '../../../daemon/lease.js';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import { EtcdClient } from '../../../daemon/subnet/etcd/etcd-client.js';
 import { LocalManager } from '../../../daemon/subnet/etcd/local-manager.js';
 import { CONFIG_NOT_FOUND, EtcdRegistry, type WatchBatch } from '../../../daemon/subnet/etcd/registry.js';

@@ -10,7 +10,7 @@ import { createKernel } from '../../../shared/kernel/iproute.js';
 import type { Kernel } from '../../../shared/kernel/kernel.js';
 import { formatIP } from '../../../shared/net/ip.js';
 import { type ExtIfaceOptions, lookupExtIface } from '../../../daemon/ext-iface.js';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
 
 const base: ExtIfaceOptions = { ifaces: [], ifaceRegex: [], enableIPv4: true, enableIPv6: false };

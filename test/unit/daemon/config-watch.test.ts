@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseIP, parseNet } from '../../../shared/net/ip.js';
 import { configDiff, judge, restartOutcome, watchNetworkConfig } from '../../../daemon/config-watch.js';
 import type { Lease } from '../../../daemon/lease.js';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import { parseAndCheckConfig } from '../../../daemon/subnet/config.js';
 import { CONFIG_NOT_FOUND } from '../../../daemon/subnet/etcd/registry.js';
 import { until } from '../../helpers/until.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
 import { formatIP } from '../../../shared/net/ip.js';
 import { lookupExtIface, type ExtIfaceOptions } from '../../../daemon/ext-iface.js';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 
 // match_test.go's setup: dummy0 with several addresses, plus eth0 holding the default route.
 function world(): FakeKernel {

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { formatIP, formatNet } from '../../../shared/net/ip.js';
 import { parseVxlanConfig } from '../../../daemon/backend/vxlan/vxlan.js';
 import type { LeaseEvent } from '../../../daemon/lease.js';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import { type Config, checkNetworkConfig, parseConfig } from '../../../daemon/subnet/config.js';
 import type { EtcdClient, KeyValue, WatchResponse } from '../../../daemon/subnet/etcd/etcd-client.js';
 import { EtcdRegistry } from '../../../daemon/subnet/etcd/registry.js';

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake-kernel.js';
 import { formatNet, parseIP, parseNet } from '../../../shared/net/ip.js';
 import type { Lease } from '../../../daemon/lease.js';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import {
   choosePrevious,
   cleanUpRenumbering,

@@ -1,7 +1,7 @@
 // The iptables traffic manager (spec §5.1) on FakeIptables: exact rule text and order, the
 // iptables-restore bootstrap (-D then -A), the resync loop, recycling the previous run's rules, IPv6.
 import { describe, expect, it } from 'vitest';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import {
   IPTablesManager,
   ensureIPTables,

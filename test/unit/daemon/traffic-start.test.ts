@@ -1,7 +1,7 @@
 // startTraffic (main.go's traffic sequence), the nftables manager on FakeNft, the blackhole route loop,
 // and the kernel-side verbs the traffic manager added to shared/kernel/iptables.ts (argv and stdin).
 import { describe, expect, it } from 'vitest';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import { ensureBlackholeRoutes, runBlackholeRoutes } from '../../../daemon/traffic/blackhole.js';
 import { forwardRules, ipTablesBootstrap, masqRules } from '../../../daemon/traffic/iptables-manager.js';
 import { NFTablesManager, masqCommands } from '../../../daemon/traffic/nftables-manager.js';

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatIP, formatNet, parseIP, parseNet } from '../../../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../../../../daemon/lease.js';
-import { memoryLogger } from '../../../../../daemon/log.js';
+import { memoryLogger } from '../../../../../shared/log.js';
 import { LocalManager, type LocalManagerOptions } from '../../../../../daemon/subnet/etcd/local-manager.js';
 import { MemoryRegistry } from '../../../../../daemon/subnet/etcd/memory-registry.js';
 import { marshalLeaseAttrs } from '../../../../../daemon/subnet/lease-json.js';

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatNet, parseIP, parseNet } from '../../../../../shared/net/ip.js';
 import type { LeaseAttrs } from '../../../../../daemon/lease.js';
-import { memoryLogger } from '../../../../../daemon/log.js';
+import { memoryLogger } from '../../../../../shared/log.js';
 import { LocalManager, type LocalManagerOptions } from '../../../../../daemon/subnet/etcd/local-manager.js';
 import { MemoryRegistry } from '../../../../../daemon/subnet/etcd/memory-registry.js';
 
