@@ -4,7 +4,7 @@
 import { formatNet } from '../../shared/net/ip.js';
 import type { Lease, LeaseAttrs } from '../lease.js';
 import { backendLogger, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from './backend.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../shared/log.js';
 
 /** Batches larger than this are logged as a count, not lease by lease. */
 const LOG_EACH_UP_TO = 10;

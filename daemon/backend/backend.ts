@@ -4,8 +4,9 @@
 //   await network.run(signal)   → consumes peer lease events until the signal aborts
 import type { IP, IPNet } from '../../shared/net/ip.js';
 import type { Kernel } from '../../shared/kernel/kernel.js';
-import type { Lease, LeaseAttrs, LeaseEvent } from '../lease.js';
-import { NOOP_LOGGER, type Logger } from '../log.js';
+import type { Lease, LeaseAttrs } from '../lease.js';
+import { NOOP_LOGGER, type Logger } from '../../shared/log.js';
+import type { SubnetManager } from '../subnet/manager.js';
 
 /** The host's underlay interface and addresses (pkg/ipmatch LookupExtIface). */
 export interface ExternalInterface {
@@ -18,15 +19,10 @@ export interface ExternalInterface {
   extV6Addr?: IP;
 }
 
-/** What a backend needs from the subnet manager (pkg/subnet.Manager). */
-export interface SubnetManager {
-  acquireLease(attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease>;
-  /** Peer lease batches: the first batch is the snapshot (added), then changes as they happen. */
-  watchLeases(signal: AbortSignal): AsyncIterable<LeaseEvent[]>;
-  /** Every lease in the datastore now, ours included (e.g. to avoid a VtepMAC another node advertises). */
-  listLeases(signal: AbortSignal): Promise<Lease[]>;
-  name(): string;
-}
+/** What a backend needs of the subnet manager (daemon/subnet/manager.ts, Go's subnet.Manager). */
+export type BackendSubnetManager = Pick<SubnetManager, 'acquireLease' | 'watchLeases' | 'listLeases' | 'name'>;
+/** @deprecated the wave's old home: import SubnetManager from daemon/subnet/manager.ts */
+export type { SubnetManager };
 
 export interface Network {
   lease(): Lease;
@@ -51,7 +47,7 @@ export interface BackendNetworkConfig {
 }
 
 export interface BackendDeps {
-  subnetManager: SubnetManager;
+  subnetManager: BackendSubnetManager;
   extIface: ExternalInterface;
   kernel: Kernel;
   /** flannel's data dir for state kept across restarts (e.g. the VtepMAC) */
@@ -72,7 +68,7 @@ export function backendLogger(deps: Pick<BackendDeps, 'logger' | 'log'>): Logger
 export type BackendFactory = (deps: BackendDeps) => Backend;
 
 /** acquireLease, with Go's "failed to acquire lease" context on a failure that is not our own abort. */
-export async function acquireLeaseFor(sm: SubnetManager, attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
+export async function acquireLeaseFor(sm: Pick<SubnetManager, 'acquireLease'>, attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
   try {
     return await sm.acquireLease(attrs, signal);
   } catch (err) {

@@ -1,9 +1,9 @@
 // A SubnetManager whose peer lease batches the test pushes, for driving a backend without etcd.
 import { parseIP, parseNet } from '../../shared/net/ip.js';
-import type { SubnetManager } from '../../daemon/backend/backend.js';
+import type { BackendSubnetManager } from '../../daemon/backend/backend.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../daemon/lease.js';
 
-export class FakeSubnetManager implements SubnetManager {
+export class FakeSubnetManager implements BackendSubnetManager {
   readonly acquired: LeaseAttrs[] = [];
   /** what listLeases answers (other nodes' leases the test pretends are in the datastore) */
   others: Lease[] = [];
@@ -26,6 +26,11 @@ export class FakeSubnetManager implements SubnetManager {
       attrs,
       expiration: Date.now() + 86_400_000,
     };
+  }
+
+  /** Batches pushed and not yet taken by watchLeases. */
+  get queued(): number {
+    return this.queue.length;
   }
 
   push(batch: LeaseEvent[]): void {

@@ -1,4 +1,4 @@
-// The host-gw backend (flannel's pkg/backend/hostgw/hostgw.go; the event loop is network.ts).
+// The host-gw backend (flannel's pkg/backend/hostgw/hostgw.go); network.ts and ../route-network.ts run it.
 //
 // Design notes.
 // host-gw needs no device and no encapsulation: every host is the gateway for its own subnet, so for
@@ -49,7 +49,6 @@ export class HostgwBackend implements Backend {
   async registerNetwork(signal: AbortSignal, config: BackendNetworkConfig): Promise<Network> {
     const { extIface, kernel, subnetManager } = this.deps;
     const logger = backendLogger(this.deps);
-    const log = (m: string): void => logger.info(m);
     if (!sameIP(extIface.extAddr, extIface.ifaceAddr)) throw new Error(NAT_ERROR);
     if (config.enableIPv6 && !sameIP(extIface.extV6Addr, extIface.ifaceV6Addr)) {
       // upstream checks IPv4 only; peers' routes via a v6 address that is not ours will not work
@@ -71,14 +70,14 @@ export class HostgwBackend implements Backend {
     return new HostgwNetwork({
       subnetManager,
       kernel,
-      log,
+      logger,
       lease,
       extIface: extIface.iface.name,
       mtu: extIface.iface.mtu,
       enableIPv4: config.enableIPv4,
       enableIPv6: config.enableIPv6,
       ownAddrs: [extIface.ifaceAddr, extIface.ifaceV6Addr],
-      underlay: await underlayNetworks(kernel, extIface.iface.name, log),
+      underlay: await underlayNetworks(kernel, extIface.iface.name, (m) => logger.warn(m)),
       ...(config.network ? { network: config.network } : {}),
       ...(config.ipv6Network ? { ipv6Network: config.ipv6Network } : {}),
     });

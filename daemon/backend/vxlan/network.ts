@@ -1,17 +1,15 @@
-// The vxlan event loop (flannel's vxlan_network.go): turns peer lease batches into kernel state.
+// The vxlan network (flannel's vxlan_network.go): turns accepted peer leases into kernel state, as a
+// handler of the shared lease loop (../lease-loop.ts: serial queue, snapshot, retries, periodic work).
 //
-// - Every batch from `watchLeases` (the snapshot first, then changes) becomes ONE `Kernel.batch()` call:
-//   per added peer neighbour → FDB → route, per removed peer route → neighbour → FDB. With iproute2 that is
-//   one `ip -batch` (plus one `bridge -batch`) exec for the whole batch, so 5000 peers converge in a few
-//   execs instead of 15000.
-// - Never half-programmed: if the combined batch fails, each lease is retried on its own; a lease that
-//   still fails is rolled back (its neighbour and FDB entry removed), logged and retried later with
-//   back-off, and the other leases are unaffected. A lease we cannot use (other backend type, bad
-//   BackendData, no PublicIP) is logged and skipped.
-// - Leftovers: after the first batch (the snapshot of every current peer) is programmed, the flannel-owned
-//   routes, neighbours and FDB entries on our own devices that no current peer accounts for are removed
-//   in one batch (`removeStaleEntries`): those of leases deleted while flanneld was not running, which
-//   upstream keeps forever.
+// - Every batch (the snapshot first, then changes) becomes ONE op list: per added peer neighbour → FDB →
+//   route, per removed peer route → neighbour → FDB (ordered per tool by ops.ts orderOps). With iproute2
+//   that is one `ip -batch` (plus one `bridge -batch`) exec for the whole batch.
+// - Never half-programmed: a failed op fails the lease that owns it, whose remaining writes are skipped
+//   and whose written ones are rolled back; it is logged at error level (once per error) and retried
+//   with back-off, and the batch resumes after it for the other leases. A lease we cannot use (other
+//   backend type, bad BackendData, no PublicIP) is logged and skipped.
+// - Leftovers: after the snapshot is programmed, flannel-owned entries on our own devices that no current
+//   peer accounts for are removed in one batch (`removeStale`), which upstream keeps forever.
 // - Device watchdog: we poll `getLink` (one `ip -j link show dev` exec, ~2 ms) every second rather than
 //   keep an `ip monitor link` child. Polling cannot miss an event (a monitor can lose lines when its pipe
 //   or process dies, and needs its own restart logic), sees every kind of damage in one read (deleted,
@@ -20,30 +18,24 @@
 //   device is re-created with the same MAC and every known peer is re-programmed in one batch.
 import type { Kernel, KernelOp, Route } from '../../../shared/kernel/kernel.js';
 import { field } from '../../../shared/cni/go-json.js';
-import {
-  formatIP,
-  formatNet,
-  makeNet,
-  netContains,
-  netEqual,
-  netIP,
-  tryParseCIDR,
-  tryParseIP,
-  type IP,
-  type IPNet,
-} from '../../../shared/net/ip.js';
+import { errorMessage, type Logger } from '../../../shared/log.js';
+import { formatIP, formatNet, type IP, type IPNet } from '../../../shared/net/ip.js';
+import { isUnicastMac, normalizeMac } from '../../../shared/net/mac.js';
+import { longestPrefixMatch } from '../../../shared/net/route.js';
 import type { Network, SubnetManager } from '../backend.js';
-import { lastEventPerLease, type Lease, type LeaseEvent } from '../../lease.js';
+import type { Lease, LeaseEvent } from '../../lease.js';
+import { LeaseLoop, type LeaseHandler } from '../lease-loop.js';
+import { applyResumable, removeBestEffort } from '../op-applier.js';
 import { PeerGuard } from '../peer-guard.js';
-import { sleep } from '../../sleep.js';
 import { vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
-import { isUnicastMac, normalizeMac, ZERO_MAC } from '../../../shared/net/mac.js';
-import { longestPrefixMatch, parseRouteDst } from '../../../shared/net/route.js';
+import { describeOp, orderOps, staleOps } from './ops.js';
+
+export { orderOps };
 
 export interface VxlanNetworkOptions {
-  subnetManager: SubnetManager;
+  subnetManager: Pick<SubnetManager, 'watchLeases'>;
   kernel: Kernel;
-  log: (msg: string) => void;
+  logger: Logger;
   lease: Lease;
   dev?: VxlanDevice;
   v6Dev?: VxlanDevice;
@@ -89,32 +81,44 @@ interface Plan {
 
 const isZero = (ip: IP | undefined): boolean => ip === undefined || ip.value === 0n;
 
-export class VxlanNetwork implements Network {
+export class VxlanNetwork implements Network, LeaseHandler {
   private readonly peers = new Map<string, Peer>();
-  private readonly retries = new Map<string, { lease: Lease; delay: number; at: number }>();
-  private retryTimer: NodeJS.Timeout | undefined;
-  private firstSyncDone: () => void = () => {};
-  /** Settles once the first lease snapshot is programmed and stale entries are removed. */
-  readonly firstSync = new Promise<void>((resolve) => (this.firstSyncDone = resolve));
-  private tail: Promise<void> = Promise.resolve();
-  private signal: AbortSignal | undefined;
-  /** which peer leases may be programmed (overlaps, shared VtepMACs, bad PublicIPs are refused) */
-  private readonly guard: PeerGuard;
+  private readonly loop: LeaseLoop;
+  /** Settles once the first lease snapshot is programmed and stale entries are removed (also on failure). */
+  readonly firstSync: Promise<void>;
   /** lease key → the last error programming it, so a lease the kernel keeps refusing is logged once */
   private readonly failing = new Map<string, string>();
+  readonly periodic = [{ everyMs: () => this.o.pollInterval ?? 1000, run: () => this.checkDevices() }];
 
   constructor(private readonly o: VxlanNetworkOptions) {
-    this.guard = new PeerGuard({
+    const enableIPv4 = !!o.dev;
+    const enableIPv6 = !!o.v6Dev;
+    const guard = new PeerGuard({
       own: o.lease,
-      enableIPv4: !!o.dev,
-      enableIPv6: !!o.v6Dev,
+      enableIPv4,
+      enableIPv6,
       ...(o.network ? { network: o.network } : {}),
       ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
       ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
       ...(o.underlay ? { underlay: o.underlay } : {}),
       claims: (l) => this.claims(l),
-      log: o.log,
+      log: (m) => o.logger.warn(m),
     });
+    this.loop = new LeaseLoop({
+      name: 'vxlan',
+      subnetManager: o.subnetManager,
+      logger: o.logger,
+      own: o.lease,
+      enableIPv4,
+      enableIPv6,
+      guard,
+      retryDelay: () => this.o.retryDelay ?? 1000,
+    });
+    this.firstSync = this.loop.firstSync;
+  }
+
+  private log(msg: string): void {
+    this.o.logger.info(msg);
   }
 
   /**
@@ -145,164 +149,100 @@ export class VxlanNetwork implements Network {
     return this.o.mtu;
   }
 
+  /** Timing knobs, read at each use (tests shorten them): watchdog period and first retry delay in ms. */
+  get timing(): { pollInterval?: number; retryDelay?: number } {
+    return this.o;
+  }
+
   /** Known peers (subnet key → lease), for tests and diagnostics. */
   knownPeers(): Map<string, Lease> {
     return new Map([...this.peers].map(([k, p]) => [k, p.lease]));
   }
 
-  async run(signal: AbortSignal): Promise<void> {
-    this.signal = signal;
-    const watchdog = this.watchDevices(signal);
-    try {
-      let snapshot = true;
-      for await (const batch of this.o.subnetManager.watchLeases(signal)) {
-        if (signal.aborted) break;
-        const first = snapshot;
-        snapshot = false;
-        await this.serial(async () => {
-          await this.handleBatch(batch);
-          // the first batch is every current peer: whatever else we find on our devices is left over
-          if (first) {
-            await this.removeStaleEntries();
-            this.firstSyncDone();
-          }
-        });
-      }
-    } finally {
-      if (this.retryTimer) clearTimeout(this.retryTimer);
-      await watchdog;
-    }
+  /** Leases waiting for a retry (key → current back-off delay), for tests and diagnostics. */
+  pendingRetries(): Map<string, number> {
+    return new Map([...this.loop.pendingRetries()].map(([k, r]) => [k, r.delay]));
   }
 
-  /** Runs f after everything queued before it (batches, retries and device heals never interleave). */
-  private serial(f: () => Promise<void>): Promise<void> {
-    const next = this.tail.then(f, f);
-    this.tail = next.catch(() => undefined);
-    return next;
+  /** Settles when every batch, retry and device check queued so far has run. */
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
-  /** Applies one batch of lease events; never throws for a bad lease. */
-  async handleBatch(events: readonly LeaseEvent[]): Promise<void> {
-    const last = lastEventPerLease(this.guard.update(events), (l) => this.isOwn(l));
+  run(signal: AbortSignal): Promise<void> {
+    return this.loop.run(signal, this);
+  }
+
+  /** Applies one batch of accepted peer events (LeaseHandler); never throws for a bad lease. */
+  async handleBatch(last: Map<string, LeaseEvent>): Promise<void> {
     if (last.size === 0) return;
     const t0 = performance.now();
     const routes = await this.routesForDirect();
     const plans: Plan[] = [];
     for (const [key, ev] of last) {
-      this.retries.delete(key);
       const plan = ev.type === 'added' ? this.planAdd(key, ev.lease, routes) : this.planRemove(key, ev.lease);
       if (plan) plans.push(plan);
     }
     await this.apply(plans);
     if (last.size > 1) {
-      this.o.log(`applied a batch of ${last.size} lease events in ${(performance.now() - t0).toFixed(0)} ms (${this.peers.size} peers)`);
+      this.log(`applied a batch of ${last.size} lease events in ${(performance.now() - t0).toFixed(0)} ms (${this.peers.size} peers)`);
     }
   }
 
-  private isOwn(lease: Lease): boolean {
-    const own = this.o.lease;
-    return (
-      (!!lease.subnet && !!own.subnet && netEqual(lease.subnet, own.subnet)) ||
-      (!!lease.ipv6Subnet && !!own.ipv6Subnet && netEqual(lease.ipv6Subnet, own.ipv6Subnet))
-    );
-  }
-
+  /**
+   * Writes the plans in one batch. A failed op fails the plan that owns it (an add is rolled back and
+   * retried later, a removal goes on best effort); the batch resumes after it, so one bad peer costs
+   * one more exec and never holds up the others.
+   */
   private async apply(plans: Plan[]): Promise<void> {
     if (plans.length === 0) return;
-    const all = orderOps(plans.flatMap((p) => p.ops));
-    try {
-      if (all.length > 0) await this.o.kernel.batch(all);
-      for (const p of plans) p.commit();
-      return;
-    } catch (err) {
-      if (plans.length > 1) this.o.log(`batch of ${plans.length} lease changes failed (${errText(err)}); applying them one by one`);
-      else if (plans[0]?.kind === 'add') {
-        return this.failAdd(plans[0], err);
-      }
-    }
+    const owner = new Map<KernelOp, Plan>();
+    for (const p of plans) for (const op of p.ops) owner.set(op, p);
+    let said = false;
+    const failed = await applyResumable(this.o.kernel, orderOps(plans.flatMap((p) => p.ops)), (op, err) => {
+      if (!said && plans.length > 1) this.o.logger.warn(`batch of ${plans.length} lease changes failed (${errorMessage(err)}); applying them one by one`);
+      said = true;
+      // the rest of a failed add is not written (it is rolled back); a removal goes on
+      const p = owner.get(op);
+      return p?.kind === 'add' ? p.ops : [];
+    });
     for (const p of plans) {
-      if (p.kind === 'remove') {
-        await this.removeBestEffort(p.ops);
-        p.commit();
-        continue;
-      }
-      try {
-        await this.o.kernel.batch(orderOps(p.ops));
-        p.commit();
-      } catch (err) {
-        await this.failAdd(p, err);
-      }
+      const err = p.kind === 'add' ? p.ops.map((op) => failed.get(op)).find((e) => e !== undefined) : undefined;
+      if (err === undefined) p.commit();
+      else await this.failAdd(p, err);
     }
   }
 
   private async failAdd(p: Plan, err: unknown): Promise<void> {
     // once per lease and error: a peer the kernel keeps refusing must not flood the log on every retry
-    if (this.failing.get(p.key) !== errText(err)) {
-      this.o.log(`failed to program lease ${p.key}: ${errText(err)}; rolling it back and retrying later (with back-off, logged again only if the error changes)`);
-      this.failing.set(p.key, errText(err));
+    if (this.failing.get(p.key) !== errorMessage(err)) {
+      this.o.logger.error(`failed to program lease ${p.key}: ${errorMessage(err)}; rolling it back and retrying later (with back-off, logged again only if the error changes)`);
+      this.failing.set(p.key, errorMessage(err));
     }
-    if (p.undo) await this.removeBestEffort(p.undo);
+    if (p.undo) await removeBestEffort(this.o.kernel, p.undo);
     // What we had before is gone too (undo removed the entries): forget it so a later add starts clean.
     this.peers.delete(p.key);
-    if (p.lease) this.scheduleRetry(p.key, p.lease);
+    if (p.lease) this.loop.scheduleRetry(p.key, p.lease);
   }
 
-  /** Removal never stops early: each write on its own, a missing entry is fine (as upstream's DelX calls). */
-  private async removeBestEffort(ops: KernelOp[]): Promise<void> {
-    try {
-      await this.o.kernel.batch(ops);
-      return;
-    } catch {
-      /* some entry was already gone: go one by one */
-    }
-    for (const op of ops) {
-      try {
-        await this.o.kernel.batch([op]);
-      } catch {
-        /* already gone, or the device itself is gone: nothing left to remove */
-      }
-    }
-  }
-
-  private scheduleRetry(key: string, lease: Lease): void {
-    const prev = this.retries.get(key);
-    const base = this.o.retryDelay ?? 1000;
-    const delay = prev ? Math.min(prev.delay * 2, 30_000) : base;
-    this.retries.set(key, { lease, delay, at: Date.now() + delay });
-    this.armRetryTimer();
-  }
-
-  private armRetryTimer(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.retries.size === 0 || this.signal?.aborted) return;
-    const next = Math.min(...[...this.retries.values()].map((r) => r.at));
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.serial(() => this.runRetries());
-    }, Math.max(0, next - Date.now()));
-    this.retryTimer.unref?.();
-  }
-
-  private async runRetries(): Promise<void> {
-    const now = Date.now();
-    const due = [...this.retries].filter(([, r]) => r.at <= now);
+  /** Leases whose retry is due (LeaseHandler): programmed again; success or nothing to do ends the retry. */
+  async retry(due: Map<string, Lease>): Promise<void> {
     const routes = await this.routesForDirect();
     const plans: Plan[] = [];
-    for (const [key, r] of due) {
-      const plan = this.planAdd(key, r.lease, routes);
-      if (!plan) this.retries.delete(key);
-      else plans.push(plan);
-    }
-    // keep the back-off state until the plan succeeds; success clears it in commit()
-    for (const p of plans) {
-      const c = p.commit;
-      p.commit = () => {
+    for (const [key, lease] of due) {
+      const plan = this.planAdd(key, lease, routes);
+      if (!plan) {
+        this.loop.cancelRetry(key);
+        continue;
+      }
+      const c = plan.commit;
+      plan.commit = () => {
         c();
-        this.retries.delete(p.key);
+        this.loop.cancelRetry(key);
       };
+      plans.push(plan);
     }
     await this.apply(plans);
-    this.armRetryTimer();
   }
 
   /** Neighbor for one family of a lease, or a reason why the lease cannot be used. */
@@ -321,7 +261,7 @@ export class VxlanNetwork implements Network {
 
   private planAdd(key: string, lease: Lease, routes: Map<4 | 6, Route[]>): Plan | undefined {
     if (lease.attrs.backendType !== 'vxlan') {
-      this.o.log(`ignoring non-vxlan v4Subnet(${lease.subnet ? formatNet(lease.subnet) : ''}) v6Subnet(${lease.ipv6Subnet ? formatNet(lease.ipv6Subnet) : ''}): type=${lease.attrs.backendType ?? ''}`);
+      this.o.logger.warn(`ignoring non-vxlan v4Subnet(${lease.subnet ? formatNet(lease.subnet) : ''}) v6Subnet(${lease.ipv6Subnet ? formatNet(lease.ipv6Subnet) : ''}): type=${lease.attrs.backendType ?? ''}`);
       // a peer that switched backends: take down what we had programmed for it
       return this.peers.has(key) ? this.planRemove(key, lease) : undefined;
     }
@@ -339,7 +279,7 @@ export class VxlanNetwork implements Network {
         continue;
       }
       if (typeof n === 'string') {
-        this.o.log(`skipping lease ${key}: ${n}`);
+        this.o.logger.warn(`skipping lease ${key}: ${n}`);
         if (prev) ops.push(...this.removeOps(dev, prev));
         continue;
       }
@@ -353,7 +293,7 @@ export class VxlanNetwork implements Network {
         }
       }
       if (direct) {
-        this.o.log(`adding direct route to subnet: ${formatNet(n.subnet)} PublicIP: ${formatIP(n.publicIP)}`);
+        this.log(`adding direct route to subnet: ${formatNet(n.subnet)} PublicIP: ${formatIP(n.publicIP)}`);
         ops.push(...dev.addDirectOps(n));
       } else {
         ops.push(...dev.addPeerOps(n));
@@ -375,7 +315,7 @@ export class VxlanNetwork implements Network {
         const had = this.failing.get(key);
         if (had !== undefined) {
           this.failing.delete(key);
-          this.o.log(`programmed lease ${key}, which had failed: ${had}`);
+          this.log(`programmed lease ${key}, which had failed: ${had}`);
         }
       },
     };
@@ -395,7 +335,7 @@ export class VxlanNetwork implements Network {
       }
       if (state) ops.push(...this.removeOps(dev, state));
     }
-    if (!known) this.o.log(`removed subnet ${key} was not known; removing its entries anyway`);
+    if (!known) this.log(`removed subnet ${key} was not known; removing its entries anyway`);
     if (ops.length === 0) {
       this.peers.delete(key);
       this.failing.delete(key);
@@ -424,7 +364,7 @@ export class VxlanNetwork implements Network {
       try {
         out.set(family, await this.o.kernel.listRoutes({ family }));
       } catch (err) {
-        this.o.log(`failed to list routes for DirectRouting: ${errText(err)}`);
+        this.o.logger.warn(`failed to list routes for DirectRouting: ${errorMessage(err)}`);
       }
     }
     return out;
@@ -434,103 +374,54 @@ export class VxlanNetwork implements Network {
 
   /**
    * Removes, in one kernel batch, the entries on our own devices that no current peer lease accounts
-   * for. Upstream never does this: its LeaseWatcher starts empty, so a lease deleted while flanneld was
-   * down yields no EventRemoved and its route, neighbour and FDB entry stay forever (traffic to a
-   * re-used subnet or PublicIP then goes to the wrong host). Run once, after the first lease batch (the
-   * snapshot) is programmed, so that what we keep is exactly what we just wrote.
-   *
-   * Flannel-owned means, on flannel.<VNI> / flannel-v6.<VNI> only:
-   * - a route `<net> via <net's own address> dev <ours> onlink` (the shape of every vxlan route we
-   *   write; kernel prefix routes, link-local routes and an operator's `dev`-only routes do not match);
-   * - a PERMANENT neighbour (we never write any other kind; learned entries are left to the kernel);
-   * - a `self permanent` FDB entry with a remote `dst`, other than the all-zeros default destination.
-   * Kept: every programmed peer (and every lease waiting for a retry) as neighbour IP, FDB (MAC, dst)
-   * pair and route destination. Direct routes (DirectRouting) are not on our devices and are not touched.
+   * for (LeaseHandler; see ops.ts staleOps for what counts as ours). Upstream never does this: its
+   * LeaseWatcher starts empty, so a lease deleted while flanneld was down yields no EventRemoved and its
+   * route, neighbour and FDB entry stay forever (traffic to a re-used subnet or PublicIP then goes to
+   * the wrong host). Run once, after the snapshot is programmed, so that what we keep is exactly what
+   * we just wrote: every programmed peer and every lease waiting for a retry. Direct routes
+   * (DirectRouting) are not on our devices and are not touched.
    */
-  async removeStaleEntries(): Promise<void> {
+  async removeStale(): Promise<void> {
     const ops: KernelOp[] = [];
     for (const dev of [this.o.dev, this.o.v6Dev]) {
       // a device we just created holds nothing of an earlier run: no need to read it
       if (!dev || dev.created) continue;
+      const { name, family } = dev.attrs;
       try {
-        ops.push(...(await this.staleOps(dev)));
+        const [routes, neighs, fdb] = await Promise.all([
+          this.o.kernel.listRoutes({ family, dev: name }),
+          this.o.kernel.listNeighs(name),
+          this.o.kernel.listFdb(name),
+        ]);
+        ops.push(...staleOps(dev.attrs, this.kept(family), { routes, neighs, fdb }));
       } catch (err) {
-        this.o.log(`failed to look for stale entries on ${dev.attrs.name}: ${errText(err)}`);
+        this.o.logger.warn(`failed to look for stale entries on ${name}: ${errorMessage(err)}`);
       }
     }
     if (ops.length === 0) return;
     const shown = ops.slice(0, 10).map(describeOp).join(', ');
     const what = ops.length > 10 ? `${shown} and ${ops.length - 10} more` : shown;
-    try {
-      await this.o.kernel.batch(orderOps(ops));
-    } catch (err) {
-      this.o.log(`failed to remove stale entries in one batch (${errText(err)}); removing them one by one`);
-      await this.removeBestEffort(orderOps(ops));
-    }
-    this.o.log(`removed ${ops.length} stale entries left by leases deleted while flanneld was not running: ${what}`);
+    let said = false;
+    await removeBestEffort(this.o.kernel, orderOps(ops), (_op, err) => {
+      if (!said) this.o.logger.warn(`failed to remove stale entries in one batch (${errorMessage(err)}); removing them one by one`);
+      said = true;
+    });
+    this.log(`removed ${ops.length} stale entries left by leases deleted while flanneld was not running: ${what}`);
   }
 
-  private async staleOps(dev: VxlanDevice): Promise<KernelOp[]> {
-    const family = dev.attrs.family;
-    const name = dev.attrs.name;
-    const keepRoutes = new Set<string>();
-    const keepNeighs = new Set<string>();
-    const keepFdb = new Set<string>();
-    const keep = (n: Neighbor): void => {
-      keepRoutes.add(formatNet(n.subnet));
-      keepNeighs.add(formatIP(netIP(n.subnet)));
-      keepFdb.add(`${n.mac}|${formatIP(n.publicIP)}`);
-    };
+  /** The peers of one family whose entries on our device stay: programmed ones and pending retries. */
+  private *kept(family: 4 | 6): Iterable<Neighbor> {
     for (const p of this.peers.values()) {
       const st = family === 4 ? p.v4 : p.v6;
-      if (st && !st.direct) keep(st.n);
+      if (st && !st.direct) yield st.n;
     }
-    for (const r of this.retries.values()) {
+    for (const r of this.loop.pendingRetries().values()) {
       const n = this.neighbor(r.lease, family);
-      if (n && typeof n !== 'string') keep(n);
-    }
-
-    const [routes, neighs, fdb] = await Promise.all([
-      this.o.kernel.listRoutes({ family, dev: name }),
-      this.o.kernel.listNeighs(name),
-      this.o.kernel.listFdb(name),
-    ]);
-    const ops: KernelOp[] = [];
-    for (const r of routes) {
-      // `ip route show dev X` leaves `dev` out of each route: asked for ours, an absent one is ours
-      if ((r.dev ?? name) !== name || !r.onlink || r.via === undefined || (r.table ?? 254) !== 254) continue;
-      const dst = parseRouteDst(r.dst);
-      const via = tryParseIP(r.via);
-      if (!dst || !via || via.family !== family || dst.family !== family || via.value !== dst.base) continue;
-      if (keepRoutes.has(formatNet(dst))) continue;
-      ops.push({ op: 'deleteRoute', route: { dst: formatNet(dst), via: formatIP(via), dev: name, onlink: true } });
-    }
-    for (const n of neighs) {
-      const ip = tryParseIP(n.ip);
-      if (!n.permanent || !ip || ip.family !== family || keepNeighs.has(formatIP(ip))) continue;
-      ops.push({ op: 'deleteNeigh', dev: name, ip: formatIP(ip) });
-    }
-    for (const f of fdb) {
-      const mac = normalizeMac(f.mac);
-      const dst = f.dst === undefined ? undefined : tryParseIP(f.dst);
-      if (!f.self || !f.permanent || !mac || !dst || mac === ZERO_MAC) continue;
-      if (keepFdb.has(`${mac}|${formatIP(dst)}`)) continue;
-      ops.push({ op: 'deleteFdb', dev: name, mac, dst: formatIP(dst) });
-    }
-    return ops;
-  }
-
-  // ---- device watchdog -------------------------------------------------------------------------
-
-  private async watchDevices(signal: AbortSignal): Promise<void> {
-    const interval = this.o.pollInterval ?? 1000;
-    if (interval <= 0) return;
-    while (!signal.aborted) {
-      await sleep(interval, signal);
-      if (signal.aborted) break;
-      await this.serial(() => this.checkDevices());
+      if (n && typeof n !== 'string') yield n;
     }
   }
+
+  // ---- device watchdog: we poll getLink every pollInterval (see the top of this file) -------------
 
   /** One watchdog round: heal any device that is missing, replaced, altered or down. */
   async checkDevices(): Promise<void> {
@@ -545,17 +436,17 @@ export class VxlanNetwork implements Network {
         else if (link.index !== dev.ifIndex) why = `it was re-created (ifindex ${dev.ifIndex} → ${link.index})`;
         else why = vxlanIncompat(link, dev.attrs) ?? (link.mtu !== dev.attrs.mtu ? `mtu ${link.mtu} != ${dev.attrs.mtu}` : link.up ? undefined : 'it is down');
       } catch (err) {
-        this.o.log(`failed to read ${dev.attrs.name}: ${errText(err)}`);
+        this.o.logger.warn(`failed to read ${dev.attrs.name}: ${errorMessage(err)}`);
         continue;
       }
       if (!why) continue;
-      this.o.log(`${dev.attrs.name} needs repair: ${why}; re-creating it and re-programming ${this.peers.size} peers`);
+      this.o.logger.warn(`${dev.attrs.name} needs repair: ${why}; re-creating it and re-programming ${this.peers.size} peers`);
       try {
         await dev.ensure();
         await dev.configure(subnet, this.o.network);
         await this.replay(dev);
       } catch (err) {
-        this.o.log(`failed to repair ${dev.attrs.name}: ${errText(err)}; trying again in ${this.o.pollInterval ?? 1000} ms`);
+        this.o.logger.error(`failed to repair ${dev.attrs.name}: ${errorMessage(err)}; trying again in ${this.o.pollInterval ?? 1000} ms`);
       }
     }
   }
@@ -577,50 +468,8 @@ export class VxlanNetwork implements Network {
   }
 }
 
-/**
- * Orders a batch so that each tool gets one contiguous run (ip, bridge, ip: three execs at most with
- * iproute2) while every peer still sees its writes in the safe order: neighbour before FDB before route
- * when adding, route before neighbour and FDB when removing. Stable within a phase.
- */
-export function orderOps(ops: readonly KernelOp[]): KernelOp[] {
-  const phase = (op: KernelOp): number => {
-    switch (op.op) {
-      case 'deleteRoute':
-      case 'deleteNeigh':
-      case 'replaceNeigh':
-        return 0;
-      case 'deleteFdb':
-      case 'replaceFdb':
-      case 'appendFdb':
-        return 1;
-      default:
-        return 2;
-    }
-  };
-  const buckets: KernelOp[][] = [[], [], []];
-  for (const op of ops) buckets[phase(op)]!.push(op);
-  return buckets.flat();
-}
-
 function isDirect(ip: IP, routes: Route[]): boolean {
   // the route `ip route get` would pick: direct if it has no gateway
   const best = longestPrefixMatch(routes, ip);
   return !!best && !best.via && best.dst !== 'default';
-}
-
-function describeOp(op: KernelOp): string {
-  switch (op.op) {
-    case 'deleteRoute':
-      return `route ${op.route.dst} dev ${op.route.dev ?? ''}`;
-    case 'deleteNeigh':
-      return `neighbour ${op.ip} dev ${op.dev}`;
-    case 'deleteFdb':
-      return `fdb ${op.mac} dst ${op.dst ?? ''} dev ${op.dev}`;
-    default:
-      return op.op;
-  }
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

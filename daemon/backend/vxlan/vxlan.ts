@@ -36,7 +36,7 @@ import { field } from '../../../shared/cni/go-json.js';
 import { formatIP, formatNet, ipEqual, type IP } from '../../../shared/net/ip.js';
 import { acquireLeaseFor, backendLogger, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { Lease, LeaseAttrs } from '../../lease.js';
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../../shared/log.js';
 import { normalizeMac, randomMac } from '../../../shared/net/mac.js';
 import { VxlanDevice, vxlanIncompat, type VxlanDeviceAttrs } from './device.js';
 import { VxlanNetwork } from './network.js';
@@ -235,13 +235,13 @@ export class VxlanBackend implements Backend {
     return new VxlanNetwork({
       subnetManager,
       kernel,
-      log,
+      logger: this.logger,
       lease,
       dev,
       v6Dev,
       directRouting: cfg.directRouting,
       ownAddrs: [extIface.ifaceAddr, extIface.ifaceV6Addr, extIface.extAddr, extIface.extV6Addr],
-      underlay: await underlayNetworks(kernel, extIface.iface.name, log),
+      underlay: await underlayNetworks(kernel, extIface.iface.name, (m) => this.logger.warn(m)),
       ...(config.network ? { network: config.network } : {}),
       ...(config.ipv6Network ? { ipv6Network: config.ipv6Network } : {}),
       mtu: Math.min(dev?.attrs.mtu ?? Infinity, v6Dev?.attrs.mtu ?? Infinity),

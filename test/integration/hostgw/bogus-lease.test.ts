@@ -32,7 +32,7 @@ async function startFlannel(ns: Netns, subnet: string, ip: string): Promise<Flan
     log: (m) => logs.push(m),
     extIface: { iface: { name: 'eth0', index: eth0.index, mtu: eth0.mtu }, ifaceAddr: parseIP(ip), extAddr: parseIP(ip) },
   }).registerNetwork(ac.signal, { enableIPv4: true, enableIPv6: false, backend: { Type: 'host-gw' }, network: parseNet('10.10.0.0/16') })) as HostgwNetwork;
-  (nw as unknown as { o: { checkInterval: number } }).o.checkInterval = 200;
+  nw.timing.checkInterval = 200;
   return { manager, nw, logs, ac, run: nw.run(ac.signal) };
 }
 
@@ -52,9 +52,9 @@ describe.skipIf(!canUseNetns)('host-gw: a lease inside our own subnet on the rea
 
   async function pushH1(batch: LeaseEvent[]): Promise<void> {
     f1.manager.push(batch);
-    await until(() => (f1.manager as unknown as { queue: unknown[] }).queue.length === 0, 5000);
+    await until(() => f1.manager.queued === 0, 5000);
     await new Promise((r) => setTimeout(r, 0));
-    await (f1.nw as unknown as { tail: Promise<void> }).tail;
+    await f1.nw.idle();
   }
 
   beforeAll(async () => {

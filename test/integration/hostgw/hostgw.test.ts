@@ -64,7 +64,7 @@ async function startFlannel(ns: Netns, subnet: string, subnet6: string, ip: stri
     network: parseNet(NETWORK),
     ipv6Network: parseNet(NETWORK6),
   })) as HostgwNetwork;
-  (nw as unknown as { o: { checkInterval: number } }).o.checkInterval = CHECK_MS;
+  nw.timing.checkInterval = CHECK_MS;
   const run = nw.run(ac.signal);
   return {
     manager,

@@ -21,9 +21,9 @@ describe.skipIf(!canUseNetns)('vxlan: bogus leases on the real kernel', () => {
   /** Hands h1 a batch and waits until its backend has applied it. */
   async function pushH1(batch: LeaseEvent[]): Promise<void> {
     f1.manager.push(batch);
-    await until(() => (f1.manager as unknown as { queue: unknown[] }).queue.length === 0, 5000);
+    await until(() => f1.manager.queued === 0, 5000);
     await new Promise((r) => setTimeout(r, 0));
-    await (f1.nw as unknown as { tail: Promise<void> }).tail;
+    await f1.nw.idle();
   }
 
   const h2Entries = () => ({

@@ -111,7 +111,7 @@ export async function startFlannel(ns: Netns, o: FlannelOptions): Promise<Flanne
     backend: o.backend ?? { Type: 'vxlan', VNI },
     ...(o.network ? { network: parseNet(o.network) } : {}),
   })) as VxlanNetwork;
-  (nw as unknown as { o: { pollInterval: number } }).o.pollInterval = 200;
+  nw.timing.pollInterval = 200;
   const run = nw.run(ac.signal);
   const attrs = manager.acquired[0]!;
   const f: Flannel = {

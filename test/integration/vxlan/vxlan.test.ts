@@ -65,7 +65,7 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
       });
       const nw = (await backend.registerNetwork(ac.signal, { enableIPv4: true, enableIPv6: false, backend: BACKEND })) as VxlanNetwork;
       const mac = (manager.acquired[0]!.backendData as { VtepMAC: string }).VtepMAC;
-      (nw as unknown as { o: { pollInterval: number } }).o.pollInterval = 100;
+      nw.timing.pollInterval = 100;
       hosts.push({ ns, kernel, manager, nw, ac, run: nw.run(ac.signal), mac, subnet, ip: `192.168.77.${i}` });
     }
     // hand each host the other's lease, as etcd would

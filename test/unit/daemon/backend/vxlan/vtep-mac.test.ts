@@ -5,11 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
-import { parseIP } from '../../../shared/net/ip.js';
-import type { ExternalInterface } from '../../../daemon/backend/backend.js';
-import { createVxlanBackend, macFilePath, macNodeFilePath, readStoredMac } from '../../../daemon/backend/vxlan/vxlan.js';
-import { FakeSubnetManager, vxlanLease } from '../../helpers/fake-subnet-manager.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { parseIP } from '../../../../../shared/net/ip.js';
+import type { ExternalInterface } from '../../../../../daemon/backend/backend.js';
+import { createVxlanBackend, macFilePath, macNodeFilePath, readStoredMac } from '../../../../../daemon/backend/vxlan/vxlan.js';
+import { FakeSubnetManager, vxlanLease } from '../../../../helpers/fake-subnet-manager.js';
 
 const EXT: ExternalInterface = {
   iface: { name: 'eth0', index: 2, mtu: 1500 },

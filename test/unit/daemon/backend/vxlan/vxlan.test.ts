@@ -2,20 +2,20 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
-import { formatIP, parseIP, parseNet } from '../../../shared/net/ip.js';
-import type { BackendDeps, ExternalInterface } from '../../../daemon/backend/backend.js';
-import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
-import type { KernelOp } from '../../../shared/kernel/kernel.js';
-import { FakeSubnetManager, vxlanLease } from '../../helpers/fake-subnet-manager.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { formatIP, parseIP, parseNet } from '../../../../../shared/net/ip.js';
+import type { BackendDeps, ExternalInterface } from '../../../../../daemon/backend/backend.js';
+import type { Lease, LeaseEvent } from '../../../../../daemon/lease.js';
+import type { KernelOp } from '../../../../../shared/kernel/kernel.js';
+import { FakeSubnetManager, vxlanLease } from '../../../../helpers/fake-subnet-manager.js';
 import {
   createVxlanBackend,
   macFilePath,
   parseVxlanConfig,
-} from '../../../daemon/backend/vxlan/vxlan.js';
-import { vxlanIncompat } from '../../../daemon/backend/vxlan/device.js';
-import { orderOps, type VxlanNetwork } from '../../../daemon/backend/vxlan/network.js';
-import { planBatch } from '../../../shared/kernel/iproute.js';
+} from '../../../../../daemon/backend/vxlan/vxlan.js';
+import { vxlanIncompat } from '../../../../../daemon/backend/vxlan/device.js';
+import { orderOps, type VxlanNetwork } from '../../../../../daemon/backend/vxlan/network.js';
+import { planBatch } from '../../../../../shared/kernel/iproute.js';
 
 const OWN_SUBNET = '10.10.16.0/20';
 
@@ -295,7 +295,7 @@ describe('VxlanNetwork', () => {
     // the combined batch fails, then the per-lease retry of PEERS[1] fails at its route
     kernel.world.failOn('replaceRoute');
     const net = nw as VxlanNetwork;
-    const o = (net as unknown as { o: { retryDelay?: number } }).o;
+    const o = net.timing;
     o.retryDelay = 20;
     void net.run(ac.signal);
     manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
@@ -311,7 +311,7 @@ describe('VxlanNetwork', () => {
   it('rolls back a lease whose route cannot be written and programs it on retry', async () => {
     const { nw, ac } = await register();
     const net = nw as VxlanNetwork;
-    (net as unknown as { o: { retryDelay?: number } }).o.retryDelay = 30;
+    net.timing.retryDelay = 30;
     void net.run(ac.signal);
     kernel.world.failOn('replaceRoute');
     manager.push([{ type: 'added', lease: PEERS[0]! }]);

@@ -2,17 +2,17 @@
 // leases of other types, bad leases, routes the kernel refuses (peer not on our L2), the route check
 // and the stale-route sweep after the first snapshot.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
-import { KernelError } from '../../../shared/kernel/errors.js';
-import type { KernelOp, Route } from '../../../shared/kernel/kernel.js';
-import { netContains, parseCIDR, parseIP, parseNet } from '../../../shared/net/ip.js';
-import type { BackendDeps, BackendNetworkConfig, ExternalInterface } from '../../../daemon/backend/backend.js';
-import { getBackendFactory } from '../../../daemon/backend/registry.js';
-import { createHostgwBackend, NAT_ERROR } from '../../../daemon/backend/hostgw/hostgw.js';
-import type { HostgwNetwork } from '../../../daemon/backend/hostgw/network.js';
-import type { Lease, LeaseAttrs, LeaseEvent } from '../../../daemon/lease.js';
-import { marshalLeaseAttrs } from '../../../daemon/subnet/lease-json.js';
-import { FakeSubnetManager } from '../../helpers/fake-subnet-manager.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { KernelError } from '../../../../../shared/kernel/errors.js';
+import type { KernelOp, Route } from '../../../../../shared/kernel/kernel.js';
+import { netContains, parseCIDR, parseIP, parseNet } from '../../../../../shared/net/ip.js';
+import type { BackendDeps, BackendNetworkConfig, ExternalInterface } from '../../../../../daemon/backend/backend.js';
+import { getBackendFactory } from '../../../../../daemon/backend/registry.js';
+import { createHostgwBackend, NAT_ERROR } from '../../../../../daemon/backend/hostgw/hostgw.js';
+import type { HostgwNetwork } from '../../../../../daemon/backend/hostgw/network.js';
+import type { Lease, LeaseAttrs, LeaseEvent } from '../../../../../daemon/lease.js';
+import { marshalLeaseAttrs } from '../../../../../daemon/subnet/lease-json.js';
+import { FakeSubnetManager } from '../../../../helpers/fake-subnet-manager.js';
 
 const OWN_SUBNET = '10.10.16.0/20';
 const OWN_SUBNET6 = 'fd00:10:16::/64';
@@ -67,7 +67,7 @@ async function register(config: Partial<BackendNetworkConfig> = {}, over: Partia
 /** Registers and runs the network; the route check only runs when asked (checkInterval 0). */
 async function start(config: Partial<BackendNetworkConfig> = {}, checkInterval = 0) {
   const r = await register(config);
-  (r.nw as unknown as { o: { checkInterval: number } }).o.checkInterval = checkInterval;
+  r.nw.timing.checkInterval = checkInterval;
   const run = r.nw.run(r.ac.signal);
   runs.push(run);
   return { ...r, run };
@@ -107,9 +107,9 @@ async function until(cond: () => boolean, ms = 2000): Promise<void> {
 async function push(nw: HostgwNetwork, batch: LeaseEvent[]): Promise<void> {
   manager.push(batch);
   // the fake manager's generator takes it; the loop then queues it behind whatever runs
-  await until(() => (manager as unknown as { queue: unknown[] }).queue.length === 0);
+  await until(() => manager.queued === 0);
   await new Promise((r) => setTimeout(r, 0));
-  await (nw as unknown as { tail: Promise<void> }).tail;
+  await nw.idle();
 }
 
 beforeEach(async () => {

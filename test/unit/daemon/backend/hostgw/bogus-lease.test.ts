@@ -2,14 +2,14 @@
 // overlapping a live peer's, from another PublicIP must never be routed (host 1 would route part of its
 // own pod subnet away), and its deletion must leave the healthy peers' routes alone.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
-import { parseIP, parseNet } from '../../../shared/net/ip.js';
-import type { ExternalInterface } from '../../../daemon/backend/backend.js';
-import { createHostgwBackend } from '../../../daemon/backend/hostgw/hostgw.js';
-import type { HostgwNetwork } from '../../../daemon/backend/hostgw/network.js';
-import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
-import { FakeSubnetManager } from '../../helpers/fake-subnet-manager.js';
-import { until } from '../../helpers/until.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { parseIP, parseNet } from '../../../../../shared/net/ip.js';
+import type { ExternalInterface } from '../../../../../daemon/backend/backend.js';
+import { createHostgwBackend } from '../../../../../daemon/backend/hostgw/hostgw.js';
+import type { HostgwNetwork } from '../../../../../daemon/backend/hostgw/network.js';
+import type { Lease, LeaseEvent } from '../../../../../daemon/lease.js';
+import { FakeSubnetManager } from '../../../../helpers/fake-subnet-manager.js';
+import { until } from '../../../../helpers/until.js';
 
 const EXT: ExternalInterface = {
   iface: { name: 'eth0', index: 2, mtu: 1500 },
@@ -48,16 +48,16 @@ async function start(): Promise<HostgwNetwork> {
     backend: { Type: 'host-gw' },
     network: parseNet('10.10.0.0/16'),
   })) as HostgwNetwork;
-  (nw as unknown as { o: { checkInterval: number } }).o.checkInterval = 0;
+  nw.timing.checkInterval = 0;
   run = nw.run(ac.signal);
   return nw;
 }
 
 async function push(nw: HostgwNetwork, batch: LeaseEvent[]): Promise<void> {
   manager.push(batch);
-  await until(() => (manager as unknown as { queue: unknown[] }).queue.length === 0, 'the batch to be taken', 2000, 2);
+  await until(() => manager.queued === 0, 'the batch to be taken', 2000, 2);
   await new Promise((r) => setTimeout(r, 0));
-  await (nw as unknown as { tail: Promise<void> }).tail;
+  await nw.idle();
 }
 
 function hgw(subnet: string, publicIP: string): Lease {

@@ -6,16 +6,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
-import { KernelError } from '../../../shared/kernel/errors.js';
-import type { KernelOp } from '../../../shared/kernel/kernel.js';
-import { parseIP, parseNet } from '../../../shared/net/ip.js';
-import type { ExternalInterface } from '../../../daemon/backend/backend.js';
-import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
-import { createVxlanBackend } from '../../../daemon/backend/vxlan/vxlan.js';
-import type { VxlanNetwork } from '../../../daemon/backend/vxlan/network.js';
-import { FakeSubnetManager, vxlanLease as lease } from '../../helpers/fake-subnet-manager.js';
-import { until } from '../../helpers/until.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { KernelError } from '../../../../../shared/kernel/errors.js';
+import type { KernelOp } from '../../../../../shared/kernel/kernel.js';
+import { parseIP, parseNet } from '../../../../../shared/net/ip.js';
+import type { ExternalInterface } from '../../../../../daemon/backend/backend.js';
+import type { Lease, LeaseEvent } from '../../../../../daemon/lease.js';
+import { createVxlanBackend } from '../../../../../daemon/backend/vxlan/vxlan.js';
+import type { VxlanNetwork } from '../../../../../daemon/backend/vxlan/network.js';
+import { FakeSubnetManager, vxlanLease as lease } from '../../../../helpers/fake-subnet-manager.js';
+import { until } from '../../../../helpers/until.js';
 
 const OWN_SUBNET = '10.10.16.0/20';
 const NETWORK = '10.10.0.0/16';
@@ -68,8 +68,8 @@ async function start(retryDelay = 1000): Promise<VxlanNetwork> {
     backend: { Type: 'vxlan', VNI: 100 },
     network: parseNet(NETWORK),
   })) as VxlanNetwork;
-  (nw as unknown as { o: { retryDelay: number; pollInterval: number } }).o.retryDelay = retryDelay;
-  (nw as unknown as { o: { pollInterval: number } }).o.pollInterval = 0;
+  nw.timing.retryDelay = retryDelay;
+  nw.timing.pollInterval = 0;
   run = nw.run(ac.signal);
   return nw;
 }
@@ -77,9 +77,9 @@ async function start(retryDelay = 1000): Promise<VxlanNetwork> {
 /** Pushes a batch and waits until the network has applied it. */
 async function push(nw: VxlanNetwork, batch: LeaseEvent[]): Promise<void> {
   manager.push(batch);
-  await until(() => (manager as unknown as { queue: unknown[] }).queue.length === 0, 'the batch to be taken', 2000, 2);
+  await until(() => manager.queued === 0, 'the batch to be taken', 2000, 2);
   await new Promise((r) => setTimeout(r, 0));
-  await (nw as unknown as { tail: Promise<void> }).tail;
+  await nw.idle();
 }
 
 const added = (l: Lease): LeaseEvent => ({ type: 'added', lease: l });
@@ -188,7 +188,7 @@ describe('vxlan: a bogus lease never takes over a healthy peer', () => {
     kernel.refuseMac = '0a:00:00:00:00:07';
     await push(nw, [added(lease('10.10.64.0/20', '192.168.100.7', '0a:00:00:00:00:07'))]);
     // let it be retried several times (back-off 5, 10, 20, 40 ms)
-    await until(() => ((nw as unknown as { retries: Map<string, { delay: number }> }).retries.get('10.10.64.0/20')?.delay ?? 0) >= 40, 'four retries', 5000, 2);
+    await until(() => (nw.pendingRetries().get('10.10.64.0/20') ?? 0) >= 40, 'four retries', 5000, 2);
     expect(logs.filter((l) => l.startsWith('failed to program lease 10.10.64.0/20'))).toHaveLength(1);
     kernel.refuseMac = undefined;
     await until(() => nw.knownPeers().has('10.10.64.0/20'), 'the lease to be programmed', 5000, 2);

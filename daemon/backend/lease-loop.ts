@@ -1,0 +1,174 @@
+// The lease loop every backend network runs (flannel's per-backend `Run` loops, once): peer lease
+// batches from the subnet manager → PeerGuard (which leases may be programmed at all) → the last event
+// per lease → the backend's handler, one batch at a time.
+//
+// - Serial: batches, periodic work (route check, device watchdog) and retries never interleave; each
+//   runs after everything queued before it.
+// - Never dies on a lease: a handler that throws (a bug, an unexpected kernel failure) is logged at
+//   error level and the loop goes on; the handler's periodic work re-converges later.
+// - The first batch is the snapshot of every current lease: once it is handled, the handler removes
+//   what it finds in the kernel that no lease accounts for (`removeStale`), then `firstSync` settles,
+//   also when that failed (a daemon waiting on it must not hang).
+// - Retries with back-off for leases the kernel refused (`scheduleRetry`), doubled up to 30 s; a new
+//   event for the lease cancels its retry.
+import { errorMessage, type Logger } from '../../shared/log.js';
+import { netEqual } from '../../shared/net/ip.js';
+import { lastEventPerLease, type Lease, type LeaseEvent } from '../lease.js';
+import { sleep } from '../sleep.js';
+import type { PeerGuard } from './peer-guard.js';
+import type { SubnetManager } from './backend.js';
+
+/** What one backend does with accepted peer lease events. */
+export interface LeaseHandler {
+  /**
+   * One batch: the last event of each accepted peer lease (key → event). `snapshot` is the raw first
+   * batch (every lease in the datastore, of any backend type), only on the first call.
+   */
+  handleBatch(events: Map<string, LeaseEvent>, ctx: { snapshot?: readonly LeaseEvent[] }): Promise<void>;
+  /** After the snapshot is handled: remove what an earlier run left for leases that are gone. */
+  removeStale?(): Promise<void>;
+  /** Leases whose retry is due (key → lease); reschedule or cancel each through the loop. */
+  retry?(due: Map<string, Lease>): Promise<void>;
+  /** Work done every `everyMs()` ms (re-read each round; ≤ 0: off), serialized with the batches. */
+  periodic?: ReadonlyArray<{ everyMs: () => number; run: () => Promise<void> }>;
+}
+
+export interface LeaseLoopOptions {
+  /** for the error line: `host-gw`, `vxlan` */
+  name: string;
+  subnetManager: Pick<SubnetManager, 'watchLeases'>;
+  logger: Logger;
+  own: Lease;
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  guard: PeerGuard;
+  /** first retry delay (ms), re-read at each schedule */
+  retryDelay?: () => number;
+}
+
+const MAX_RETRY_DELAY = 30_000;
+
+export class LeaseLoop {
+  private tail: Promise<void> = Promise.resolve();
+  private firstSyncDone: () => void = () => {};
+  /** Settles once the first lease snapshot is handled and stale state removed (also on failure). */
+  readonly firstSync = new Promise<void>((resolve) => (this.firstSyncDone = resolve));
+  private readonly retries = new Map<string, { lease: Lease; delay: number; at: number }>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private signal: AbortSignal | undefined;
+  private handler: LeaseHandler | undefined;
+
+  constructor(private readonly o: LeaseLoopOptions) {}
+
+  /** Consumes lease batches until the signal aborts; a failing batch is logged, never fatal. */
+  async run(signal: AbortSignal, handler: LeaseHandler): Promise<void> {
+    this.signal = signal;
+    this.handler = handler;
+    this.o.logger.info('Watching for new subnet leases');
+    const periodic = (handler.periodic ?? []).map((p) => this.every(p.everyMs, p.run, signal));
+    try {
+      let first = true;
+      for await (const batch of this.o.subnetManager.watchLeases(signal)) {
+        if (signal.aborted) break;
+        const snapshot = first;
+        first = false;
+        await this.serial(async () => {
+          try {
+            await this.handle(batch, snapshot);
+            if (snapshot) await handler.removeStale?.();
+          } finally {
+            if (snapshot) this.firstSyncDone();
+          }
+        });
+      }
+    } finally {
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      await Promise.all(periodic);
+    }
+  }
+
+  /** Applies one batch now (tests and callers that already serialize). */
+  private async handle(batch: readonly LeaseEvent[], snapshot: boolean): Promise<void> {
+    const last = lastEventPerLease(this.o.guard.update(batch), (l) => this.isOwn(l));
+    for (const key of last.keys()) this.retries.delete(key);
+    if (last.size === 0 && !snapshot) return;
+    await this.handler!.handleBatch(last, snapshot ? { snapshot: batch } : {});
+  }
+
+  /** Settles when everything queued so far has run. */
+  idle(): Promise<void> {
+    return this.tail;
+  }
+
+  /** Runs f after everything queued before it; never rejects (a throw is logged at error level). */
+  serial(f: () => Promise<void>): Promise<void> {
+    const guarded = async (): Promise<void> => {
+      try {
+        await f();
+      } catch (err) {
+        this.o.logger.error(`${this.o.name}: unexpected error: ${errorMessage(err)}`);
+      }
+    };
+    const next = this.tail.then(guarded, guarded);
+    this.tail = next;
+    return next;
+  }
+
+  private isOwn(lease: Lease): boolean {
+    const own = this.o.own;
+    return (
+      (this.o.enableIPv4 && lease.enableIPv4 && own.enableIPv4 && netEqual(lease.subnet, own.subnet)) ||
+      (this.o.enableIPv6 && !!lease.ipv6Subnet && !!own.ipv6Subnet && netEqual(lease.ipv6Subnet, own.ipv6Subnet))
+    );
+  }
+
+  private async every(everyMs: () => number, run: () => Promise<void>, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const ms = everyMs();
+      if (ms <= 0) return;
+      if (!(await sleep(ms, signal))) return;
+      await this.serial(run);
+    }
+  }
+
+  // ---- retries with back-off ----------------------------------------------------------------------
+
+  /** Retries `lease` later: first after retryDelay (1 s), then twice as long each time, up to 30 s. */
+  scheduleRetry(key: string, lease: Lease): void {
+    const prev = this.retries.get(key);
+    const delay = prev ? Math.min(prev.delay * 2, MAX_RETRY_DELAY) : (this.o.retryDelay?.() ?? 1000);
+    this.retries.set(key, { lease, delay, at: Date.now() + delay });
+    this.armRetryTimer();
+  }
+
+  cancelRetry(key: string): void {
+    this.retries.delete(key);
+  }
+
+  /** Leases waiting for a retry (key → lease and current delay), e.g. to keep their entries in a sweep. */
+  pendingRetries(): Map<string, { lease: Lease; delay: number }> {
+    return new Map([...this.retries].map(([k, r]) => [k, { lease: r.lease, delay: r.delay }]));
+  }
+
+  private armRetryTimer(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.retries.size === 0 || this.signal?.aborted) return;
+    const next = Math.min(...[...this.retries.values()].map((r) => r.at));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.serial(() => this.runRetries());
+    }, Math.max(0, next - Date.now()));
+    this.retryTimer.unref?.();
+  }
+
+  private async runRetries(): Promise<void> {
+    const now = Date.now();
+    const due = new Map([...this.retries].filter(([, r]) => r.at <= now).map(([k, r]) => [k, r.lease]));
+    try {
+      if (due.size > 0) await this.handler?.retry?.(due);
+    } finally {
+      this.armRetryTimer();
+    }
+  }
+}

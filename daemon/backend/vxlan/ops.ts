@@ -1,0 +1,92 @@
+// The kernel writes of the vxlan network, ordered and described: pure helpers of network.ts.
+import type { KernelOp, Route } from '../../../shared/kernel/kernel.js';
+import { ZERO_MAC, normalizeMac } from '../../../shared/net/mac.js';
+import { formatIP, formatNet, netIP, tryParseIP } from '../../../shared/net/ip.js';
+import { parseRouteDst } from '../../../shared/net/route.js';
+import type { Fdb, Neigh } from '../../../shared/kernel/kernel.js';
+import type { Neighbor } from './device.js';
+
+/**
+ * Orders a batch so that each tool gets one contiguous run (ip, bridge, ip: three execs at most with
+ * iproute2) while every peer still sees its writes in the safe order: neighbour before FDB before route
+ * when adding, route before neighbour and FDB when removing. Stable within a phase.
+ */
+export function orderOps(ops: readonly KernelOp[]): KernelOp[] {
+  const phase = (op: KernelOp): number => {
+    switch (op.op) {
+      case 'deleteRoute':
+      case 'deleteNeigh':
+      case 'replaceNeigh':
+        return 0;
+      case 'deleteFdb':
+      case 'replaceFdb':
+      case 'appendFdb':
+        return 1;
+      default:
+        return 2;
+    }
+  };
+  const buckets: KernelOp[][] = [[], [], []];
+  for (const op of ops) buckets[phase(op)]!.push(op);
+  return buckets.flat();
+}
+
+export function describeOp(op: KernelOp): string {
+  switch (op.op) {
+    case 'deleteRoute':
+      return `route ${op.route.dst} dev ${op.route.dev ?? ''}`;
+    case 'deleteNeigh':
+      return `neighbour ${op.ip} dev ${op.dev}`;
+    case 'deleteFdb':
+      return `fdb ${op.mac} dst ${op.dst ?? ''} dev ${op.dev}`;
+    default:
+      return op.op;
+  }
+}
+
+/**
+ * The deletes of the flannel-owned entries on one of our devices that no kept peer accounts for.
+ * Flannel-owned means, on flannel.<VNI> / flannel-v6.<VNI> only:
+ * - a route `<net> via <net's own address> dev <ours> onlink` (the shape of every vxlan route we
+ *   write; kernel prefix routes, link-local routes and an operator's `dev`-only routes do not match);
+ * - a PERMANENT neighbour (we never write any other kind; learned entries are left to the kernel);
+ * - a `self permanent` FDB entry with a remote `dst`, other than the all-zeros default destination.
+ */
+export function staleOps(
+  dev: { name: string; family: 4 | 6 },
+  keep: Iterable<Neighbor>,
+  have: { routes: readonly Route[]; neighs: readonly Neigh[]; fdb: readonly Fdb[] },
+): KernelOp[] {
+  const { name, family } = dev;
+  const keepRoutes = new Set<string>();
+  const keepNeighs = new Set<string>();
+  const keepFdb = new Set<string>();
+  for (const n of keep) {
+    keepRoutes.add(formatNet(n.subnet));
+    keepNeighs.add(formatIP(netIP(n.subnet)));
+    keepFdb.add(`${n.mac}|${formatIP(n.publicIP)}`);
+  }
+  const ops: KernelOp[] = [];
+  for (const r of have.routes) {
+    // `ip route show dev X` leaves `dev` out of each route: asked for ours, an absent one is ours
+    if ((r.dev ?? name) !== name || !r.onlink || r.via === undefined || (r.table ?? 254) !== 254) continue;
+    const dst = parseRouteDst(r.dst, family);
+    const via = tryParseIP(r.via);
+    if (!dst || !via || via.family !== family || via.value !== dst.base) continue;
+    if (keepRoutes.has(formatNet(dst))) continue;
+    ops.push({ op: 'deleteRoute', route: { dst: formatNet(dst), via: formatIP(via), dev: name, onlink: true } });
+  }
+  for (const n of have.neighs) {
+    const ip = tryParseIP(n.ip);
+    if (!n.permanent || !ip || ip.family !== family || keepNeighs.has(formatIP(ip))) continue;
+    ops.push({ op: 'deleteNeigh', dev: name, ip: formatIP(ip) });
+  }
+  for (const f of have.fdb) {
+    const mac = normalizeMac(f.mac);
+    const dst = f.dst === undefined ? undefined : tryParseIP(f.dst);
+    if (!f.self || !f.permanent || !mac || !dst || mac === ZERO_MAC) continue;
+    if (keepFdb.has(`${mac}|${formatIP(dst)}`)) continue;
+    ops.push({ op: 'deleteFdb', dev: name, mac, dst: formatIP(dst) });
+  }
+  return ops;
+}
