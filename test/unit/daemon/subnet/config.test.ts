@@ -107,6 +107,32 @@ describe('parseConfig / checkNetworkConfig (flannel config_test.go)', () => {
     expect(() => parseConfig(text)).toThrow(msg);
   });
 
+  // encoding/json's UnmarshalTypeError: the JSON kind is `bool`, and a number that does not fit an
+  // integer field is named with its literal
+  it.each([
+    ['{"Network":"10.0.0.0/16","SubnetLen":true}', 'json: cannot unmarshal bool into Go struct field Config.SubnetLen of type uint'],
+    ['{"Network":"10.0.0.0/16","SubnetLen":-1}', 'json: cannot unmarshal number -1 into Go struct field Config.SubnetLen of type uint'],
+    ['{"Network":"10.0.0.0/16","IPv6SubnetLen":64.5}', 'json: cannot unmarshal number 64.5 into Go struct field Config.IPv6SubnetLen of type uint'],
+    ['{"Network":true}', 'json: cannot unmarshal bool into Go struct field Config.Network of type ip.IP4Net'],
+    ['{"Network":"10.0.0.0/16","Backend":false}', 'error decoding Backend property of config: json: cannot unmarshal bool into Go value of type struct { Type string }'],
+  ])('type error worded as Go: %s', (text, msg) => {
+    let err: unknown;
+    try {
+      parseConfig(text);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as Error).message).toBe(msg);
+  });
+
+  it('Backend: absent is udp, null (a json.RawMessage keeps it) is no type, the last of differently cased keys wins', () => {
+    expect(parseConfig('{"Network":"10.0.0.0/16"}').backendType).toBe('udp');
+    expect(parseConfig('{"Network":"10.0.0.0/16","Backend":null}').backendType).toBe('');
+    expect(parseConfig('{"Network":"10.0.0.0/16","Backend":{"Type":"vxlan"},"backend":null}').backendType).toBe('');
+    expect(parseConfig('{"Network":"10.0.0.0/16","backend":null,"Backend":{"Type":"VXLAN"}}').backendType).toBe('vxlan');
+  });
+
   it('a Min above Max is accepted (Go has no such check)', () => {
     expect(() => parseAndCheckConfig('{"Network":"10.0.0.0/16","SubnetMin":"10.0.9.0","SubnetMax":"10.0.2.0"}')).not.toThrow();
   });
