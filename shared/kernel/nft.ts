@@ -8,9 +8,9 @@
 //   which fails with ENXIO on the socket Node gives a child as stdin (go-nft writes a temp file).
 //   The JSON of one attachment is ~1 KiB, far below the 128 KiB limit of one argument.
 // - `listTable` is `nft -j list table <family> <name>`; a missing table reads as `undefined`.
-// - Run inside a network namespace with `nsenter --net=<path>`, like iptables.ts. The exec comes from
-//   iproute.ts (node:child_process only, no execa): plugins run this on their hot start path.
-// - The spoof check (cni.md §3.2 step 6, §3.6 step 5), refID = `<containerID>-<ifname>`:
+// - The exec adapter is iproute2/nft.ts (inside a network namespace through nsenter, like iptables),
+//   the fake fake/fake-nft.ts.
+// - The spoof check (upstream pkg/link/spoofcheck.go), refID = `<containerID>-<ifname>`:
 //     table bridge nat {
 //       chain PREROUTING { type filter hook prerouting priority -300; policy accept;
 //         iifname "<hostveth>" jump cni-br-iface-<refID> comment "macspoofchk-<refID>" }
@@ -25,9 +25,6 @@
 //   deletes those rules and whichever of our two chains exist (upstream: one read, then two
 //   transactions). Nothing of ours there → the read only, and no error. The read has no side
 //   effects: a caller may start it early, beside other work (the bridge's DEL does).
-import { isNotFound, KernelError } from './errors.js';
-import { spawnExec, toolArgv } from './iproute.js';
-import type { Exec } from './iproute.js';
 
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
 
@@ -83,57 +80,9 @@ export interface Nft {
   listTable(family: NftFamily, name: string): Promise<NftTableContents | undefined>;
 }
 
-/** nftables in this process's network namespace, or inside the one at `netns`. */
-export function createNft(o?: { netns?: string; exec?: Exec }): Nft {
-  return new ExecNft(o?.netns, o?.exec ?? spawnExec);
-}
-
-class ExecNft implements Nft {
-  constructor(
-    private readonly netns: string | undefined,
-    private readonly exec: Exec,
-  ) {}
-
-  private run(args: readonly string[]): Promise<string> {
-    return this.exec(toolArgv(this.netns, 'nft', args));
-  }
-
-  async apply(cmds: readonly NftCommand[]): Promise<void> {
-    if (cmds.length === 0) return;
-    try {
-      await this.run(['-j', JSON.stringify({ nftables: cmds })]);
-    } catch (err) {
-      // the message starts with the whole argv: name the transaction by its size instead
-      if (!(err instanceof KernelError)) throw err;
-      const argv = err.argv.join(' ');
-      const reason = err.message.startsWith(`${argv}: `) ? err.message.slice(argv.length + 2) : err.message;
-      throw new KernelError(`nft -j <${cmds.length} commands>: ${reason}`, { argv: err.argv, exitCode: err.exitCode, stderr: err.stderr, cause: err });
-    }
-  }
-
-  async listTable(family: NftFamily, name: string): Promise<NftTableContents | undefined> {
-    let out: string;
-    try {
-      out = await this.run(['-j', 'list', 'table', family, name]);
-    } catch (err) {
-      if (isNotFound(err)) return undefined; // "Error: No such file or directory"
-      throw err;
-    }
-    return parseTableListing(out, family, name);
-  }
-}
-
-/** The output of `nft -j list table`. */
-export function parseTableListing(out: string, family: NftFamily, name: string): NftTableContents {
-  const doc = JSON.parse(out) as { nftables?: Array<Record<string, unknown>> };
-  const res: NftTableContents = { table: { family, name }, chains: [], rules: [] };
-  for (const item of doc.nftables ?? []) {
-    if ('table' in item) res.table = item.table as NftTable;
-    else if ('chain' in item) res.chains.push(item.chain as NftChain);
-    else if ('rule' in item) res.rules.push(item.rule as NftRule);
-  }
-  return res;
-}
+// Moved (issue 10); these re-exports live until every importer has switched.
+export { createNft, parseTableListing } from './iproute2/nft.js';
+export { FakeNft } from './fake/fake-nft.js';
 
 // ---------------------------------------------------------------------------------------------------
 // the MAC spoof check (pkg/link/spoofcheck.go)
@@ -188,7 +137,7 @@ export function spoofCheckTeardown(table: NftTableContents | undefined, refID: s
   return cmds;
 }
 
-function jumpTarget(s: NftStatement): string | undefined {
+export function jumpTarget(s: NftStatement): string | undefined {
   const v = (s.jump ?? s.goto) as { target?: unknown } | undefined;
   return typeof v?.target === 'string' ? v.target : undefined;
 }
@@ -229,121 +178,4 @@ export class SpoofChecker {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// FakeNft
-
-interface FakeChain {
-  def: NftChain;
-  rules: NftRule[];
-}
-
-interface FakeTable {
-  def: NftTable;
-  nextHandle: number;
-  chains: Map<string, FakeChain>;
-}
-
-function nftError(reason: string): KernelError {
-  const stderr = `internal:0:0-0: Error: Could not process rule: ${reason}\n`;
-  return new KernelError(`nft -j: ${stderr.trim()}`, { argv: ['nft', '-j'], exitCode: 1, stderr });
-}
-
-/**
- * In-memory Nft for unit tests: tables → chains → rules with handles as nft numbers them (one counter
- * per table for chains and rules). A transaction applies all or nothing; errors are KernelErrors with
- * nft's words (ENOENT for a missing table, chain, jump target or rule; EBUSY for deleting a chain a
- * rule still jumps to). `execs` counts what would have been execs; `failNext` injects a failure.
- */
-export class FakeNft implements Nft {
-  tables = new Map<string, FakeTable>();
-  execs = 0;
-  private tableHandle = 0;
-  private failure: KernelError | undefined;
-
-  /** The next apply or listTable fails with `reason`, e.g. 'Operation not permitted'. */
-  failNext(reason = 'Operation not permitted'): void {
-    this.failure = nftError(reason);
-  }
-
-  private takeFailure(): void {
-    const f = this.failure;
-    if (f !== undefined) {
-      this.failure = undefined;
-      throw f;
-    }
-  }
-
-  async apply(cmds: readonly NftCommand[]): Promise<void> {
-    if (cmds.length === 0) return;
-    this.execs++;
-    this.takeFailure();
-    const tables = structuredClone(this.tables);
-    let tableHandle = this.tableHandle;
-    const table = (family: string, name: string): FakeTable => {
-      const t = tables.get(`${family} ${name}`);
-      if (t === undefined) throw nftError('No such file or directory');
-      return t;
-    };
-    const chain = (family: string, tname: string, name: string): FakeChain => {
-      const c = table(family, tname).chains.get(name);
-      if (c === undefined) throw nftError('No such file or directory');
-      return c;
-    };
-    for (const cmd of cmds) {
-      if ('add' in cmd) {
-        const o = cmd.add;
-        if ('table' in o) {
-          const key = `${o.table.family} ${o.table.name}`;
-          if (!tables.has(key)) tables.set(key, { def: { family: o.table.family, name: o.table.name, handle: ++tableHandle }, nextHandle: 1, chains: new Map() });
-        } else if ('chain' in o) {
-          const t = table(o.chain.family, o.chain.table);
-          if (!t.chains.has(o.chain.name)) t.chains.set(o.chain.name, { def: { ...o.chain, handle: t.nextHandle++ }, rules: [] });
-        } else {
-          const r = o.rule;
-          const t = table(r.family, r.table);
-          const c = chain(r.family, r.table, r.chain);
-          for (const s of r.expr) {
-            const target = jumpTarget(s);
-            if (target !== undefined && !t.chains.has(target)) throw nftError('No such file or directory');
-          }
-          c.rules.push({ family: r.family, table: r.table, chain: r.chain, handle: t.nextHandle++, ...(r.comment !== undefined ? { comment: r.comment } : {}), expr: structuredClone(r.expr) });
-        }
-      } else if ('flush' in cmd) {
-        const o = cmd.flush;
-        if ('table' in o) for (const c of table(o.table.family, o.table.name).chains.values()) c.rules = [];
-        else chain(o.chain.family, o.chain.table, o.chain.name).rules = [];
-      } else {
-        const o = cmd.delete;
-        if ('table' in o) {
-          table(o.table.family, o.table.name);
-          tables.delete(`${o.table.family} ${o.table.name}`);
-        } else if ('chain' in o) {
-          const t = table(o.chain.family, o.chain.table);
-          chain(o.chain.family, o.chain.table, o.chain.name);
-          for (const [name, other] of t.chains) {
-            if (name !== o.chain.name && other.rules.some((r) => r.expr.some((s) => jumpTarget(s) === o.chain.name))) throw nftError('Device or resource busy');
-          }
-          t.chains.delete(o.chain.name);
-        } else {
-          const c = chain(o.rule.family, o.rule.table, o.rule.chain);
-          const i = c.rules.findIndex((r) => r.handle === o.rule.handle);
-          if (i < 0) throw nftError('No such file or directory');
-          c.rules.splice(i, 1);
-        }
-      }
-    }
-    this.tables = tables;
-    this.tableHandle = tableHandle;
-  }
-
-  async listTable(family: NftFamily, name: string): Promise<NftTableContents | undefined> {
-    this.execs++;
-    this.takeFailure();
-    const t = this.tables.get(`${family} ${name}`);
-    if (t === undefined) return undefined;
-    const chains = [...t.chains.values()];
-    return structuredClone({ table: t.def, chains: chains.map((c) => c.def), rules: chains.flatMap((c) => c.rules) });
-  }
 }

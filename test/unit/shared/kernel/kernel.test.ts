@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { isExists, isNotFound, KernelError } from '../../../../shared/kernel/errors.js';
-import { codeFromStderr, failedBatchLine, kernelErrorFrom } from '../../../../shared/kernel/iproute2/errno.js';
+import { codeFromStderr } from '../../../../shared/kernel/iproute2/errno.js';
+import { kernelErrorFrom } from '../../../../shared/kernel/iproute2/exec.js';
+import { failedBatchLine } from '../../../../shared/kernel/iproute2/batch.js';
 import { FakeKernel, FakeWorld } from '../../../../shared/kernel/fake-kernel.js';
 import { createKernel, opLine, planBatch, sysctlPath } from '../../../../shared/kernel/iproute.js';
 import type { Exec } from '../../../../shared/kernel/iproute.js';

@@ -1,0 +1,165 @@
+// In-memory Iptables for unit tests: state per table → chain → rules. Failures are KernelErrors with the
+// errno in `code` (ENOENT for a missing chain or rule), as the exec adapter reports them.
+import type { Family } from '../../net/ip.js';
+import { KernelError } from '../errors.js';
+import { restoreScript, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
+
+const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+
+/** In-memory Iptables for unit tests: state per table → chain → rules (argv joined by NUL). */
+export class FakeIptables implements Iptables {
+  readonly tables = new Map<string, Map<string, string[][]>>();
+  /** every restore() input, as restoreScript wrote it */
+  readonly restores: string[] = [];
+  /** what hasRandomFully() answers */
+  randomFully = true;
+  private restoreFailure: string | undefined;
+  constructor(readonly family: Family = 4) {}
+
+  /** The next restore() fails (changing nothing), as iptables-restore does on a bad line. */
+  failNextRestore(stderr = 'iptables-restore: line 2 failed'): void {
+    this.restoreFailure = stderr;
+  }
+
+  /**
+   * `iptables -t <table> -S [chain]` as the real tool prints it: `-P <builtin> ACCEPT` or `-N <chain>`,
+   * then `-A` lines with arguments that contain blanks double-quoted (`--comment "flanneld masq"`).
+   */
+  save(table: string, chain?: string): string[] {
+    const out: string[] = [];
+    const q = (a: string) => (/[\s"]/.test(a) ? `"${a.replace(/["\\]/g, (c) => `\\${c}`)}"` : a);
+    for (const name of this.chains(table).keys()) {
+      if (chain !== undefined && name !== chain) continue;
+      out.push(BUILTIN_CHAINS.has(name) ? `-P ${name} ACCEPT` : `-N ${name}`);
+    }
+    for (const [name, rules] of this.chains(table)) {
+      if (chain !== undefined && name !== chain) continue;
+      for (const r of rules) out.push(`-A ${name} ${r.map(q).join(' ')}`);
+    }
+    if (chain !== undefined && out.length === 0) this.chain(table, chain);
+    return out;
+  }
+
+  async chainExists(table: string, chain: string): Promise<boolean> {
+    return this.chains(table).has(chain);
+  }
+
+  async clearChain(table: string, chain: string): Promise<void> {
+    this.chains(table).set(chain, []);
+  }
+
+  async hasRandomFully(): Promise<boolean> {
+    return this.randomFully;
+  }
+
+  async restore(table: string, lines: readonly RestoreRule[]): Promise<void> {
+    if (lines.length === 0) return;
+    const script = restoreScript(table, lines);
+    this.restores.push(script);
+    const fail = (n: number, why: string): never => {
+      const stderr = `iptables-restore v1.8.9 (nf_tables): ${why}\nError occurred at line: ${n}`;
+      throw new KernelError(`iptables-restore --noflush: ${why}`, { argv: ['iptables-restore', '--noflush'], exitCode: 1, stderr });
+    };
+    if (this.restoreFailure !== undefined) {
+      const why = this.restoreFailure;
+      this.restoreFailure = undefined;
+      fail(2, why);
+    }
+    // all or nothing: work on a copy, swap it in at COMMIT
+    const copy = new Map([...this.chains(table)].map(([k, v]) => [k, v.map((r) => [...r])]));
+    lines.forEach((l, i) => {
+      const c = copy.get(l.chain);
+      if (c === undefined) return fail(i + 2, `Chain '${l.chain}' does not exist`);
+      const key = l.rule.join('\0');
+      if (l.action === '-D') {
+        const at = c.findIndex((r) => r.join('\0') === key);
+        if (at < 0) return fail(i + 2, 'Bad rule (does a matching rule exist in that chain?).');
+        c.splice(at, 1);
+      } else if (l.action === '-I') c.unshift([...l.rule]);
+      else c.push([...l.rule]);
+    });
+    this.tables.set(table, copy);
+  }
+
+  private chains(table: string): Map<string, string[][]> {
+    let t = this.tables.get(table);
+    if (t === undefined) {
+      t = new Map([['PREROUTING', []], ['INPUT', []], ['FORWARD', []], ['OUTPUT', []], ['POSTROUTING', []]]);
+      this.tables.set(table, t);
+    }
+    return t;
+  }
+
+  private chain(table: string, chain: string): string[][] {
+    const c = this.chains(table).get(chain);
+    if (c === undefined) {
+      const stderr = `iptables v1.8.9 (nf_tables): chain \`${chain}' in table \`${table}' is incompatible, use 'nft' tool.\nChain '${chain}' does not exist`;
+      throw new KernelError(`iptables: Chain '${chain}' does not exist`, { argv: ['iptables'], exitCode: 1, stderr });
+    }
+    return c;
+  }
+
+  async ensureChain(table: string, chain: string): Promise<void> {
+    const t = this.chains(table);
+    if (!t.has(chain)) t.set(chain, []);
+  }
+
+  async hasRule(table: string, chain: string, rule: readonly string[]): Promise<boolean> {
+    const c = this.chains(table).get(chain);
+    return c !== undefined && c.some((r) => r.join('\0') === rule.join('\0'));
+  }
+
+  async ensureRule(table: string, chain: string, rule: readonly string[]): Promise<void> {
+    const c = this.chain(table, chain);
+    if (!c.some((r) => r.join('\0') === rule.join('\0'))) c.push([...rule]);
+  }
+
+  async ensureRuleFirst(table: string, chain: string, rule: readonly string[]): Promise<void> {
+    const c = this.chain(table, chain);
+    if (!c.some((r) => r.join('\0') === rule.join('\0'))) c.unshift([...rule]);
+  }
+
+  async deleteRule(table: string, chain: string, rule: readonly string[], o?: { missingOk?: boolean }): Promise<void> {
+    const c = this.chains(table).get(chain);
+    const i = c?.findIndex((r) => r.join('\0') === rule.join('\0')) ?? -1;
+    if (c === undefined || i < 0) {
+      if (o?.missingOk) return;
+      throw new KernelError('iptables: Bad rule (does a matching rule exist in that chain?).', { argv: ['iptables'], exitCode: 1, stderr: 'iptables: Bad rule (does a matching rule exist in that chain?).' });
+    }
+    c.splice(i, 1);
+  }
+
+  async flushChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void> {
+    const t = this.chains(table);
+    if (!t.has(chain)) {
+      if (o?.missingOk) return;
+      this.chain(table, chain);
+    }
+    t.set(chain, []);
+  }
+
+  async deleteChain(table: string, chain: string, o?: { missingOk?: boolean }): Promise<void> {
+    const t = this.chains(table);
+    if (!t.has(chain)) {
+      if (o?.missingOk) return;
+      this.chain(table, chain);
+    }
+    t.delete(chain);
+  }
+
+  async fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void> {
+    const t = this.chains(table);
+    for (const c of own) t.set(c.chain, c.rules.map((r) => [...r]));
+    for (const u of unique) await this.ensureRule(table, u.chain, u.rule);
+  }
+
+  async listRules(table: string, chain?: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const [name, rules] of this.chains(table)) {
+      if (chain !== undefined && name !== chain) continue;
+      out.push(`-N ${name}`);
+      for (const r of rules) out.push(`-A ${name} ${r.join(' ')}`);
+    }
+    return out;
+  }
+}
