@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { basename, resolve } from 'node:path';
 import { formatResult } from '../../shared/cni/version.js';
 import { isObject, parseJson } from '../../shared/go/json.js';
-import { CNIConfig, DEFAULT_CACHE_DIR, errorText, loadConfList, type RuntimeConf } from './libcni.js';
+import { CNIConfig, DEFAULT_CACHE_DIR, errorText, type RuntimeConf } from './libcni/api.js';
+import { loadConfList } from './libcni/conf.js';
 
 export const DEFAULT_NET_DIR = '/etc/cni/net.d';
 

@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CNIConfig, loadConf, loadConfList } from '../../../../scripts/cnitool/libcni.js';
+import { CNIConfig } from '../../../../scripts/cnitool/libcni/api.js';
+import { loadConf, loadConfList } from '../../../../scripts/cnitool/libcni/conf.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'libcni-bounded-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CNIConfig, confListFromBytes, injectConf, loadConfList, parseVersion, versionGreaterThanOrEqualTo } from '../../../../scripts/cnitool/libcni.js';
+import { CNIConfig } from '../../../../scripts/cnitool/libcni/api.js';
+import { confListFromBytes, injectConf, loadConfList, parseVersion, versionGreaterThanOrEqualTo } from '../../../../scripts/cnitool/libcni/conf.js';
 import { containerIdFor, parseArgs, runCnitool } from '../../../../scripts/cnitool/cnitool.js';
 
 let dir: string;
