@@ -2,10 +2,11 @@
 //   list `resourceVersion=0&limit=500` (following `continue`), then watch from the list's RV with
 //   bookmarks and a 300–599 s timeout; every event, bookmarks included, moves the RV on; a normal end
 //   re-watches at once; 410/Expired → relist (at the last RV, and then without one if that is 410 too);
-//   connection refused / 429 → re-watch after the back-off; anything else → back-off, then relist.
+//   connection refused / 429 / a stream broken after it opened → re-watch from the last RV after the
+//   back-off; anything else → back-off, then relist.
 //   Back-off 0.8 s doubling to 30 s, jitter ×(1..2), reset after 2 min without one.
 // Beyond client-go: a watch silent for `watchIdleMs` (90 s; bookmarks come every ~60 s) is presumed
-// dead and re-watched; it never stops for any error; a handler's exception is logged, not fatal; and
+// dead and re-watched (client-go relies on HTTP/2 pings, which HTTP/1.1 lacks); it never stops for any error; a handler's exception is logged, not fatal; and
 // `onHealth(false)` fires when no list or watch has been up for `downAfterMs`, `onHealth(true)` when
 // one is again (for /readyz).
 import type { Logger } from '../../log.js';
@@ -82,6 +83,8 @@ export class NodeInformer {
   /** resolves once the first list has been handed to `replace` */
   readonly synced: Promise<void> = new Promise((r) => (this.syncedResolve = r));
   private up = true;
+  /** the current watch got its 200 */
+  private opened = false;
   private downSince: number | undefined;
   private downTimer: NodeJS.Timeout | undefined;
   private reportedDown = false;
@@ -128,11 +131,13 @@ export class NodeInformer {
         }
         const started = Date.now();
         let events = 0;
+        this.opened = false;
         try {
           events = await this.watchOnce(signal);
           if (signal.aborted) return;
           if (events === 0 && Date.now() - started < 1000) {
-            // client-go's "very short watch": a server closing at once would make us spin
+            // client-go's "very short watch": a server closing at once would make us spin; relist
+            this.opened = false;
             throw new Error('very short watch: the server closed the watch at once without an event');
           }
           // the server's timeout: re-watch at once from the last RV
@@ -144,7 +149,9 @@ export class NodeInformer {
           if (isExpired(err)) {
             this.o.log.info(`node watch: ${describe(err)}; relisting in ${(d / 1000).toFixed(1)} s`);
             needList = true;
-          } else if (transient(err)) {
+          } else if (transient(err) || (this.opened && !(err instanceof KubeApiError))) {
+            // refused, 429, or a stream that broke or went silent after it opened (client-go ends such a
+            // stream like a normal one): the events up to the last RV arrived, so re-watch from there
             this.o.log.warn(`node watch failed (re-watching from resourceVersion ${this.rv} in ${(d / 1000).toFixed(1)} s): ${describe(err)}`);
           } else {
             this.o.log.warn(`node watch failed (relisting in ${(d / 1000).toFixed(1)} s): ${describe(err)}`);
@@ -195,7 +202,10 @@ export class NodeInformer {
     for await (const ev of this.client.watch<Node & { kind?: string; code?: number; reason?: string; message?: string }>(NODES, query, {
       signal,
       idleMs: this.o.watchIdleMs ?? 90_000,
-      onOpen: () => this.markUp(),
+      onOpen: () => {
+        this.opened = true;
+        this.markUp();
+      },
     })) {
       n++;
       if (ev.type === 'ERROR') {

@@ -125,6 +125,34 @@ describe('node informer state machine', () => {
     expect(seen.length).toBe(2);
   });
 
+  it('a watch connection dropped mid-stream or gone silent (watchdog) re-watches from the last RV, no relist', async () => {
+    const { seen, client, log } = await stub([
+      list('10', ['a']),
+      (_q, res) => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.write(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'b', resourceVersion: '11' } } })}\n`);
+        setTimeout(() => res.socket!.destroy(), 50);
+      },
+      watch([{ type: 'BOOKMARK', object: { metadata: { resourceVersion: '12' } } }], true), // then silence
+    ]);
+    const names = new Set<string>();
+    const inf = new NodeInformer(client, {
+      log,
+      backoffInitialMs: 10,
+      backoffCapMs: 20,
+      watchIdleMs: 300,
+      handlers: { replace: () => {}, upsert: (n: Node) => names.add(n.metadata.name), remove: () => {} },
+    });
+    const ac = new AbortController();
+    void inf.run(ac.signal);
+    stops.push(() => ac.abort());
+    await until(() => seen.length >= 4, 'two re-watches');
+    expect(seen.slice(1, 4).map((s) => new URL(s.url, 'http://x').searchParams.get('resourceVersion'))).toEqual(['10', '11', '12']);
+    expect(seen.slice(1, 4).every((s) => s.url.includes('watch=true'))).toBe(true);
+    expect(names.has('b')).toBe(true);
+    expect(log.lines.join('\n')).toContain('nothing received for');
+  });
+
   it('a 429 on the watch re-watches from the same RV (no relist)', async () => {
     const { seen, client, log } = await stub([list('10', ['a']), (_q, res) => res.writeHead(429, { 'Content-Type': 'text/plain' }).end('Too many requests, please try again later.')]);
     informer(client, log);
