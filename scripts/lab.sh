@@ -3,6 +3,9 @@
 # runs our flanneld in 3 host namespaces, adds 2 pods per host through our CNI plugins and prints the
 # hosts and a cross-host ping matrix. `bash scripts/lab.sh down` (npm run lab:down) removes it all.
 # `bash scripts/lab.sh etcd-wipe` kills etcd, deletes its data and restarts it empty (config only).
+# LAB_MODE=kube: the Kubernetes API-server double instead of etcd, flanneld --kube-subnet-mgr on each host
+# (in-cluster env and service account files), and `kubectl get nodes` with flannel's annotations
+# (`bash scripts/lab.sh nodes` prints them again).
 # A failed `up` removes what it created. Needs root; see scripts/lab/lib.sh for the topology and the
 # LAB_* variables (LAB_DIR, LAB_PREFIX, LAB_HOSTS, LAB_PODS, ...).
 set -uo pipefail
@@ -14,9 +17,12 @@ cmd=${1:-up}
 case "$cmd" in
   up)
     [ "${LAB_SKIP_BUILD:-}" = 1 ] || npm run --silent build >&2 || { lab_log "build failed"; exit 1; }
+    if [ "$LAB_MODE" = kube ] && [ "${LAB_SKIP_BUILD:-}" != 1 ]; then
+      node test/kube-apiserver/build.mjs >&2 || { lab_log "build of the API-server double failed"; exit 1; }
+    fi
     if ! lab_up; then
       lab_log "up failed; logs:"
-      for f in "$LAB_DIR"/etcd.log "$LAB_DIR"/h*/flanneld.log; do
+      for f in "$LAB_DIR"/etcd.log "$LAB_DIR"/kube-apiserver.log "$LAB_DIR"/h*/flanneld.log; do
         [ -f "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }
       done
       lab_log "cleaning up"
@@ -29,6 +35,11 @@ case "$cmd" in
     echo "cross-host ping matrix (pod -> pod):"
     lab_ping_matrix
     rc=$?
+    if [ "$LAB_MODE" = kube ]; then
+      echo
+      echo "the nodes, as kubectl shows flannel's annotations:"
+      lab_kube_nodes
+    fi
     echo
     echo "try: ip netns exec $(lab_ns_pod 1 1) ping $(lab_pod_ip 2 1)    ·    tear down: npm run lab:down"
     exit $rc
@@ -41,6 +52,10 @@ case "$cmd" in
     lab_table
     echo
     lab_ping_matrix
+    [ "$LAB_MODE" != kube ] || { echo; lab_kube_nodes; }
+    ;;
+  nodes)
+    lab_kube_nodes
     ;;
   etcd-wipe)
     # etcd rebuilt empty under running daemons: they re-create their leases (see their logs)
@@ -49,7 +64,7 @@ case "$cmd" in
     lab_etcdctl get --prefix --keys-only /coreos.com/network/subnets/
     ;;
   *)
-    echo "usage: $0 up|down|status|etcd-wipe" >&2
+    echo "usage: $0 up|down|status|etcd-wipe|nodes" >&2
     exit 2
     ;;
 esac

@@ -2,7 +2,9 @@
 # The multi-host lab as shell functions: sourced by scripts/lab.sh, the e2e test and the benchmarks.
 #
 # Topology (everything inside network namespaces this file creates; nothing in the root namespace):
-#   ${P}ul            the underlay: bridge br0 (192.168.100.254/24) and etcd listening on it
+#   ${P}ul            the underlay: bridge br0 (192.168.100.254/24) and etcd listening on it, or, with
+#                     LAB_MODE=kube, the Kubernetes API-server double (test/kube-apiserver) on :6443 (HTTPS,
+#                     bearer tokens, kube-flannel's RBAC) with one Node per host and its podCIDR
 #   ${P}h1..hN        hosts: eth0 = 192.168.100.i/24 on br0, our flanneld, flannel.<VNI>, cni0
 #   ${P}h1p1..        pods, added through our CNI plugins (dist/bin/cnitool + conf/10-flannel.conflist)
 # State lives in $LAB_DIR (default <repo>/.lab): pids/, netns list, per-host subnet.env, plugin data dirs,
@@ -26,6 +28,11 @@ LAB_CONFLIST=${LAB_CONFLIST:-$LAB_ROOT/conf/10-flannel.conflist}
 # our plugins first; the reference portmap (kube-flannel's conflist chains it) from Debian's package
 LAB_CNI_PATH=${LAB_CNI_PATH:-$LAB_BIN:/usr/lib/cni}
 LAB_FLANNELD_ARGS=${LAB_FLANNELD_ARGS:-}
+# etcd (flanneld --etcd-endpoints) or kube (flanneld --kube-subnet-mgr against the API-server double)
+LAB_MODE=${LAB_MODE:-etcd}
+LAB_KUBE_PORT=${LAB_KUBE_PORT:-6443}
+LAB_KUBE_URL=https://$LAB_ETCD_IP:$LAB_KUBE_PORT
+LAB_KUBE_BIN=${LAB_KUBE_BIN:-$LAB_ROOT/dist/test/kube-apiserver.mjs}
 
 lab_log() { printf 'lab: %s\n' "$*" >&2; }
 lab_die() { lab_log "error: $*"; return 1; }
@@ -109,6 +116,71 @@ lab_etcd_up() {
   lab_etcdctl put /coreos.com/network/config "$LAB_CONFIG" >/dev/null
 }
 
+# --- Kubernetes mode (LAB_MODE=kube) ---------------------------------------------------------------
+lab_kube_dir() { echo "$LAB_DIR/kube"; }
+lab_node_name() { echo "${LAB_PREFIX}h$1"; }
+# Host I's podCIDR: the /20 etcd mode would give it (10.10.0.0/20, 10.10.16.0/20, ...) inside the
+# default Network 10.0.0.0/8; LAB_KUBE_PODCIDR_FMT overrides it (printf format with the host number).
+lab_node_podcidr() {
+  if [ -n "${LAB_KUBE_PODCIDR_FMT:-}" ]; then
+    # shellcheck disable=SC2059
+    printf "$LAB_KUBE_PODCIDR_FMT\n" "$1"
+    return
+  fi
+  local n=$(( ($1 - 1) * 16 ))
+  echo "10.$((10 + n / 256)).$((n % 256)).0/20"
+}
+lab_kube_admin_token() { node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).tokens.admin)' "$(lab_kube_dir)/ready.json"; }
+
+# lab_kube_call METHOD [JSON-ARGS]: the double's test-control API (POST /_double/METHOD), as admin.
+lab_kube_call() {
+  local d; d=$(lab_kube_dir)
+  ip netns exec "$(lab_ns_ul)" curl -sS --fail-with-body --max-time 10 --cacert "$d/ca.crt" \
+    -H "Authorization: Bearer $(lab_kube_admin_token)" -X POST --data "${2:-[]}" \
+    "https://127.0.0.1:$LAB_KUBE_PORT/_double/$1"
+}
+
+# lab_kubectl ARGS...: kubectl (if installed) as admin against the double, from the underlay namespace.
+lab_kubectl() {
+  local d; d=$(lab_kube_dir)
+  [ -f "$d/kubeconfig" ] || printf 'apiVersion: v1\nkind: Config\n' >"$d/kubeconfig"
+  ip netns exec "$(lab_ns_ul)" env HOME="$d" KUBECONFIG="$d/kubeconfig" kubectl \
+    --server "https://127.0.0.1:$LAB_KUBE_PORT" --certificate-authority "$d/ca.crt" \
+    --token "$(lab_kube_admin_token)" --cache-dir "$d/kubectl-cache" "$@"
+}
+
+# The API-server double in the underlay namespace, reachable from every host at $LAB_KUBE_URL.
+lab_kube_up() {
+  local ul d; ul=$(lab_ns_ul); d=$(lab_kube_dir)
+  [ -f "$LAB_KUBE_BIN" ] || lab_die "$LAB_KUBE_BIN is missing: run node test/kube-apiserver/build.mjs" || return 1
+  mkdir -p "$d"
+  # flanneld reads the Network from --net-config-path in kube mode (kube-flannel's ConfigMap)
+  printf '%s\n' "$LAB_CONFIG" >"$LAB_DIR/net-conf.json"
+  # shellcheck disable=SC2086
+  lab_spawn kube-apiserver "$LAB_DIR/kube-apiserver.log" ip netns exec "$ul" node "$LAB_KUBE_BIN" \
+    --host 0.0.0.0 --port "$LAB_KUBE_PORT" --auth --rbac flannel --san "$LAB_ETCD_IP" --dir "$d" \
+    ${LAB_KUBE_ARGS:-}
+  lab_wait 20 test -s "$d/ready.json" || lab_die "the API-server double did not come up (see $LAB_DIR/kube-apiserver.log)"
+}
+
+# lab_kube_add_node I: registers host I's Node (as kubelet would) with its podCIDR (as node-ipam would).
+lab_kube_add_node() {
+  local i=$1
+  lab_kube_call addNode "[{\"name\":\"$(lab_node_name "$i")\",\"podCIDRs\":[\"$(lab_node_podcidr "$i")\"],\"internalIP\":\"$(lab_host_ip "$i")\"}]" >/dev/null ||
+    lab_die "could not register node $(lab_node_name "$i") in the double"
+}
+
+# flannel's view of the nodes, as an operator would ask for it.
+lab_kube_nodes() {
+  local p='flannel\.alpha\.coreos\.com'
+  if command -v kubectl >/dev/null 2>&1; then
+    lab_kubectl get nodes -o "custom-columns=NAME:.metadata.name,PODCIDR:.spec.podCIDR,PUBLIC-IP:.metadata.annotations.$p/public-ip,BACKEND:.metadata.annotations.$p/backend-type,BACKEND-DATA:.metadata.annotations.$p/backend-data,NET-UNAVAILABLE:.status.conditions[?(@.type==\"NetworkUnavailable\")].status"
+  else
+    lab_log "kubectl not installed: the nodes as the double stores them"
+    lab_kube_call listNodes | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const n of JSON.parse(s)){const a=n.metadata.annotations??{};console.log(n.metadata.name,n.spec.podCIDR,a["flannel.alpha.coreos.com/public-ip"],a["flannel.alpha.coreos.com/backend-data"])}})'
+  fi
+}
+
 # lab_etcd_wipe: etcd rebuilt empty (issue 9): kill -9, delete its data dir, start it again on the same
 # URLs and put the config back, as an operator restoring a lost etcd would. The flanneld keep running.
 lab_etcd_wipe() {
@@ -135,12 +207,24 @@ lab_host_up() {
   ip -n "$h" link set eth0 up
   ip netns exec "$h" sysctl -qw net.ipv4.ip_forward=1
   mkdir -p "$(lab_host_dir "$i")"
+  [ "$LAB_MODE" != kube ] || lab_kube_add_node "$i"
 }
 
 # lab_flanneld_start I: runs our flanneld in host I (subnet file and state under the host's dir).
 lab_flanneld_start() {
   local i=$1 d; d=$(lab_host_dir "$i")
   mkdir -p "$d/state"
+  if [ "$LAB_MODE" = kube ]; then
+    # in-cluster style: the service host/port env and the service account files (token, ca.crt), which
+    # FLANNELD_KUBE_SA_DIR moves from /var/run/secrets/kubernetes.io/serviceaccount into the lab dir
+    # shellcheck disable=SC2086
+    lab_spawn "flanneld-h$i" "$d/flanneld.log" ip netns exec "$(lab_ns_host "$i")" \
+      env FLANNELD_DATA_DIR="$d/state" NODE_NAME="$(lab_node_name "$i")" POD_NAMESPACE=kube-flannel \
+      KUBERNETES_SERVICE_HOST="$LAB_ETCD_IP" KUBERNETES_SERVICE_PORT="$LAB_KUBE_PORT" \
+      FLANNELD_KUBE_SA_DIR="$(lab_kube_dir)/serviceaccount" "$LAB_BIN/flanneld" \
+      --kube-subnet-mgr --net-config-path="$LAB_DIR/net-conf.json" --iface=eth0 --subnet-file="$d/subnet.env" $LAB_FLANNELD_ARGS
+    return
+  fi
   # shellcheck disable=SC2086
   lab_spawn "flanneld-h$i" "$d/flanneld.log" ip netns exec "$(lab_ns_host "$i")" \
     env FLANNELD_DATA_DIR="$d/state" "$LAB_BIN/flanneld" \
@@ -150,9 +234,14 @@ lab_flanneld_start() {
 lab_flanneld_pid() { cat "$LAB_DIR/pids/flanneld-h$1.pid" 2>/dev/null; }
 
 # lab_wait_subnet_env I: waits until flanneld has written the host's subnet.env.
+# Fails at once when that flanneld has exited (a refused config, an unreachable store).
 lab_wait_subnet_env() {
-  lab_wait "${2:-30}" grep -q '^FLANNEL_SUBNET=' "$(lab_host_dir "$1")/subnet.env" ||
-    lab_die "flanneld on h$1 wrote no subnet.env (see $(lab_host_dir "$1")/flanneld.log)"
+  local f end; f="$(lab_host_dir "$1")/subnet.env"; end=$((SECONDS + ${2:-30}))
+  until grep -q '^FLANNEL_SUBNET=' "$f" 2>/dev/null; do
+    lab_pid_is_ours "$(lab_flanneld_pid "$1")" || lab_die "flanneld on h$1 exited before writing subnet.env (see $(lab_host_dir "$1")/flanneld.log)" || return 1
+    [ $SECONDS -lt $end ] || lab_die "flanneld on h$1 wrote no subnet.env (see $(lab_host_dir "$1")/flanneld.log)" || return 1
+    sleep 0.1
+  done
 }
 
 # Subnet of host I as a network (10.10.16.0/20), from its subnet.env (FLANNEL_SUBNET=10.10.16.1/20).
@@ -322,8 +411,13 @@ lab_up() {
   : >"$LAB_DIR/netns"
   [ -x "$LAB_BIN/flanneld" ] || lab_die "$LAB_BIN/flanneld is missing: run npm run build" || return 1
   [ "$LAB_PODS" -eq 0 ] || [ "${LAB_MANUAL_PODS:-}" = 1 ] || [ -x "$LAB_BIN/cnitool" ] || lab_die "$LAB_BIN/cnitool is missing: run npm run build" || return 1
-  lab_log "underlay $(lab_ns_ul) + etcd at $LAB_ETCD"
-  lab_underlay_up && lab_etcd_up || return 1
+  if [ "$LAB_MODE" = kube ]; then
+    lab_log "underlay $(lab_ns_ul) + the Kubernetes API-server double at $LAB_KUBE_URL"
+    lab_underlay_up && lab_kube_up || return 1
+  else
+    lab_log "underlay $(lab_ns_ul) + etcd at $LAB_ETCD"
+    lab_underlay_up && lab_etcd_up || return 1
+  fi
   local i j
   for i in $(seq 1 "$LAB_HOSTS"); do lab_host_up "$i" || return 1; done
   lab_log "starting flanneld on $LAB_HOSTS hosts"
