@@ -5,7 +5,7 @@ import { readFileBounded, MAX_STATE_FILE } from '../../../shared/fs/read-bounded
 import { errorMessage } from '../../log.js';
 import type { Options } from '../../options.js';
 import { sleep } from '../../sleep.js';
-import { parseConfig } from '../config.js';
+import { checkNetworkConfig, parseConfig } from '../config.js';
 import type { CreatedSubnetManager, SubnetManagerDeps } from '../create-manager.js';
 import { newAnnotations } from './annotations.js';
 import { KubeClient, type KubeClientOptions } from './client.js';
@@ -77,6 +77,14 @@ export async function createKubeSubnetManager(o: Options, deps: SubnetManagerDep
       config = parseConfig(netConf);
     } catch (err) {
       throw new Error(`error parsing subnet config: ${errorMessage(err)}`, { cause: err });
+    }
+    // Go checks nothing more in kube mode (the subnets come from podCIDRs). The defaults the check
+    // fills in (SubnetLen, SubnetMin/Max) keep main's config watch from reporting them as a change;
+    // a config only the check refuses still runs, as in Go.
+    try {
+      config = checkNetworkConfig(config);
+    } catch (err) {
+      log.warn(`${o.netConfigPath}: ${errorMessage(err)} (not needed in kube mode, where subnets are the nodes' podCIDRs: going on)`);
     }
     let annotations;
     try {
