@@ -8,10 +8,9 @@
 // routes and the iptables/nftables rules in place (zero-downtime restart). Exit 1 on start-up errors,
 // as Go.
 import { existsSync } from 'node:fs';
-import { createKernel } from '../shared/kernel/iproute.js';
-import { createBlackholeRoutes } from '../shared/kernel/blackhole.js';
-import { createIptables } from '../shared/kernel/iptables.js';
-import { createNft } from '../shared/kernel/nft.js';
+import { createIptables } from '../shared/kernel/iproute2/iptables.js';
+import { createKernel } from '../shared/kernel/iproute2/kernel.js';
+import { createNft } from '../shared/kernel/iproute2/nft.js';
 import { getBackendFactory } from './backend/registry.js';
 import { lookupExtIface } from './ext-iface.js';
 import { type HealthServer, startHealthServer } from './health.js';
@@ -159,7 +158,7 @@ async function main(): Promise<number> {
         ...(config.enableIPv6 && config.ipv6Network && lease.ipv6Subnet ? { ipv6Network: config.ipv6Network, ipv6Subnet: lease.ipv6Subnet } : {}),
         previous,
       },
-      { iptables: { 4: createIptables(4), 6: createIptables(6) }, nft: createNft(), blackhole: createBlackholeRoutes() },
+      { iptables: { 4: createIptables(4), 6: createIptables(6) }, nft: createNft(), routes: kernel },
       log,
     );
   } catch (err) {

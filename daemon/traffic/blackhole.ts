@@ -1,27 +1,25 @@
-// --ip-blackhole-route (spec §5.3): `blackhole <own subnet>` in the main table, v4 and/or v6, checked
-// now and then every --iptables-resync seconds and added when missing. Without a bridge holding the
-// subnet's connected route (Canal: pods get /32 routes), packets for unused pod addresses would
-// otherwise follow the default route out of the node.
+// --ip-blackhole-route (flannel's main.go, the blackhole goroutine per family): `blackhole <own
+// subnet>` in the main table, v4 and/or v6, checked now and then every --iptables-resync seconds and
+// added when missing. Without a bridge holding the subnet's connected route (Canal: pods get /32
+// routes), packets for unused pod addresses would otherwise follow the default route out of the node.
 //
 // The route is added, never replaced (netlink RouteAdd): where another route for exactly the subnet
 // exists (the flannel bridge's connected route on cni0) IPv4 refuses it with EEXIST and that route is
 // left alone. Such a failure is logged when it first happens and again only when it changes or after
 // the route was in place, not every period. The route is not removed on exit.
 import type { IPNet } from '../../shared/net/ip.js';
-import { formatNet, netEqual, tryParseCIDR } from '../../shared/net/ip.js';
-import type { BlackholeRoutes } from '../../shared/kernel/blackhole.js';
-import type { Logger } from '../../shared/log.js';
-import { errorMessage } from '../../shared/log.js';
+import { formatNet, netEqual } from '../../shared/net/ip.js';
+import { parseRouteDst } from '../../shared/net/route.js';
+import type { Kernel } from '../../shared/kernel/kernel.js';
+import { type Logger, errorMessage } from '../../shared/log.js';
 import type { Sleep } from '../sleep.js';
 
-/** A dst as `ip` prints it (`10.1.2.3` for a /32) as a network. */
-function parseDst(dst: string, family: 4 | 6): IPNet | undefined {
-  return tryParseCIDR(dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`)?.net;
-}
+/** What the blackhole loop needs of the kernel. */
+export type BlackholeKernel = Pick<Kernel, 'listRoutes' | 'batch'>;
 
 /** One pass: adds the blackhole route of each subnet that has none. `lastError` carries the dedup state. */
 export async function ensureBlackholeRoutes(
-  routes: BlackholeRoutes,
+  kernel: BlackholeKernel,
   subnets: readonly IPNet[],
   log: Logger,
   lastError: Map<string, string> = new Map(),
@@ -29,12 +27,12 @@ export async function ensureBlackholeRoutes(
   for (const sn of subnets) {
     const dst = formatNet(sn);
     try {
-      const present = (await routes.list(sn.family)).some((d) => {
-        const n = parseDst(d, sn.family);
+      const present = (await kernel.listRoutes({ family: sn.family, type: 'blackhole' })).some((r) => {
+        const n = parseRouteDst(r.dst, sn.family);
         return n !== undefined && netEqual(n, sn);
       });
       if (!present) {
-        await routes.add(dst);
+        await kernel.batch([{ op: 'addRoute', route: { dst, type: 'blackhole' } }]);
         log.info(`Added blackhole route for ${dst}`);
       }
       lastError.delete(dst);
@@ -49,7 +47,7 @@ export async function ensureBlackholeRoutes(
 /** The loop: a pass now, then one every `periodMs` until the signal aborts. Never throws. */
 export async function runBlackholeRoutes(
   signal: AbortSignal,
-  routes: BlackholeRoutes,
+  kernel: BlackholeKernel,
   subnets: readonly IPNet[],
   periodMs: number,
   log: Logger,
@@ -58,6 +56,6 @@ export async function runBlackholeRoutes(
   if (subnets.length === 0 || signal.aborted) return;
   const lastError = new Map<string, string>();
   do {
-    await ensureBlackholeRoutes(routes, subnets, log, lastError);
+    await ensureBlackholeRoutes(kernel, subnets, log, lastError);
   } while (await sleep(periodMs, signal));
 }

@@ -74,7 +74,7 @@ export async function startTraffic(
   const loops = [tm.done()];
   if (o.ipBlackholeRoute) {
     const subnets = [o.subnet, o.ipv6Subnet].filter((s): s is IPNet => s !== undefined);
-    loops.push(runBlackholeRoutes(signal, k.blackhole, subnets, resync * 1000, log, sleep));
+    loops.push(runBlackholeRoutes(signal, k.routes, subnets, resync * 1000, log, sleep));
   }
   return { done: Promise.all(loops).then(() => undefined) };
 }

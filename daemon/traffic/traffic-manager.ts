@@ -6,8 +6,8 @@
 // default) and NFTablesManager (nftables-manager.ts); start.ts runs main.go's sequence over them.
 // This file holds types only, so that the implementations can import it without a cycle.
 import type { IPNet } from '../../shared/net/ip.js';
-import type { BlackholeRoutes } from '../../shared/kernel/blackhole.js';
 import type { Iptables } from '../../shared/kernel/iptables.js';
+import type { Kernel } from '../../shared/kernel/kernel.js';
 import type { Nft } from '../../shared/kernel/nft.js';
 
 /** What setupAndEnsureMasqRules needs; a family is set up when its network and subnet are both given. */
@@ -48,7 +48,8 @@ export interface TrafficManager {
 export interface TrafficKernel {
   iptables: Record<4 | 6, Iptables>;
   nft: Nft;
-  blackhole: BlackholeRoutes;
+  /** the blackhole routes' (blackhole.ts) */
+  routes: Pick<Kernel, 'listRoutes' | 'batch'>;
 }
 
 export interface TrafficOptions {

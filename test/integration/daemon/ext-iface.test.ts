@@ -6,7 +6,7 @@
 // so listed first) must not match `dummy\d+`: Go, like us, takes the first name match and then fails
 // for want of an address.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernel } from '../../../shared/kernel/iproute.js';
+import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
 import type { Kernel } from '../../../shared/kernel/kernel.js';
 import { formatIP } from '../../../shared/net/ip.js';
 import { type ExtIfaceOptions, lookupExtIface } from '../../../daemon/ext-iface.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakeKernel } from '../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../shared/kernel/fake/fake-kernel.js';
 import { formatIP } from '../../../shared/net/ip.js';
 import { lookupExtIface, type ExtIfaceOptions } from '../../../daemon/ext-iface.js';
 import { memoryLogger } from '../../../shared/log.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake-kernel.js';
+import { FakeKernel, FakeWorld } from '../../../shared/kernel/fake/fake-kernel.js';
 import { formatNet, parseIP, parseNet } from '../../../shared/net/ip.js';
 import type { Lease } from '../../../daemon/lease.js';
 import { memoryLogger } from '../../../shared/log.js';

@@ -11,7 +11,8 @@ import {
   teardownIPTables,
 } from '../../../daemon/traffic/iptables-manager.js';
 import type { MasqParams } from '../../../daemon/traffic/traffic-manager.js';
-import { FakeIptables, restoreScript, versionHasRandomFully } from '../../../shared/kernel/iptables.js';
+import { FakeIptables } from '../../../shared/kernel/fake/fake-iptables.js';
+import { restoreScript, versionHasRandomFully } from '../../../shared/kernel/iptables.js';
 import { parseNet } from '../../../shared/net/ip.js';
 import { manualClock } from './traffic-helpers.js';
 

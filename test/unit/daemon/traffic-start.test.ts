@@ -8,9 +8,11 @@ import { NFTablesManager, masqCommands } from '../../../daemon/traffic/nftables-
 import { startTraffic } from '../../../daemon/traffic/start.js';
 import type { TrafficOptions } from '../../../daemon/traffic/traffic-manager.js';
 import { KernelError } from '../../../shared/kernel/errors.js';
-import { createBlackholeRoutes, FakeBlackholeRoutes } from '../../../shared/kernel/blackhole.js';
-import { createIptables, FakeIptables } from '../../../shared/kernel/iptables.js';
-import { FakeNft } from '../../../shared/kernel/nft.js';
+import { FakeIptables } from '../../../shared/kernel/fake/fake-iptables.js';
+import { FakeKernel } from '../../../shared/kernel/fake/fake-kernel.js';
+import { FakeNft } from '../../../shared/kernel/fake/fake-nft.js';
+import { createIptables } from '../../../shared/kernel/iproute2/iptables.js';
+import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
 import { parseNet } from '../../../shared/net/ip.js';
 import { manualClock } from './traffic-helpers.js';
 
@@ -20,7 +22,7 @@ const NET6 = parseNet('2001:cafe:42::/56');
 const POD6 = parseNet('2001:cafe:42:1::/64');
 
 function world() {
-  const k = { iptables: { 4: new FakeIptables(4), 6: new FakeIptables(6) }, nft: new FakeNft(), blackhole: new FakeBlackholeRoutes() };
+  const k = { iptables: { 4: new FakeIptables(4), 6: new FakeIptables(6) }, nft: new FakeNft(), routes: new FakeKernel() };
   return { k, log: memoryLogger(), clock: manualClock(), ac: new AbortController() };
 }
 
@@ -165,46 +167,55 @@ describe('startTraffic (main.go order)', () => {
 });
 
 describe('blackhole route (--ip-blackhole-route)', () => {
+  const rootNs = (k: FakeKernel) => k.world.namespaces.get('/')!;
+  const blackholes = (k: FakeKernel) => rootNs(k).routes.filter((r) => r.type === 'blackhole').map((r) => r.dst);
+  const added = (lines: string[]) => lines.filter((l) => l.startsWith('I Added blackhole route for '));
+
   it('added at start for each subnet, again when it disappears; present → nothing', async () => {
     const { k, log, clock, ac } = world();
     const t = await startTraffic(ac.signal, opts({ ipMasq: false, iptablesForwardRules: false, ipBlackholeRoute: true, ipv6Network: NET6, ipv6Subnet: POD6 }), k, log, clock.sleep);
     await clock.settle(1); // the first pass runs in the background (Go: a goroutine)
-    expect(k.blackhole.routes).toEqual(['10.244.1.0/24', '2001:cafe:42:1::/64']);
+    expect(blackholes(k.routes)).toEqual(['10.244.1.0/24', '2001:cafe:42:1::/64']);
     expect(log.lines).toContain('I Added blackhole route for 10.244.1.0/24');
     await clock.tick();
-    expect(k.blackhole.adds).toBe(2);
-    k.blackhole.routes = ['2001:cafe:42:1::/64'];
+    expect(added(log.lines)).toHaveLength(2);
+    rootNs(k.routes).routes = rootNs(k.routes).routes.filter((r) => r.dst !== '10.244.1.0/24');
     await clock.tick();
-    expect(k.blackhole.routes).toEqual(['2001:cafe:42:1::/64', '10.244.1.0/24']);
+    expect(blackholes(k.routes)).toEqual(['2001:cafe:42:1::/64', '10.244.1.0/24']);
+    expect(added(log.lines)).toHaveLength(3);
     expect(clock.pending()).toEqual([5000]);
     ac.abort();
     await t.done;
   });
 
   it('a failure (another route holds the prefix) is logged once, not every period, and never ends the loop', async () => {
-    const routes = new FakeBlackholeRoutes();
-    routes.taken.add('10.244.1.0/24');
+    const kernel = new FakeKernel();
+    const connected = { family: 4 as const, dst: '10.244.1.0/24', dev: 'cni0', proto: 'kernel', scope: 'link' as const };
+    rootNs(kernel).routes.push(connected);
     const log = memoryLogger();
     const clock = manualClock();
     const ac = new AbortController();
-    const loop = runBlackholeRoutes(ac.signal, routes, [POD], 5000, log, clock.sleep);
+    const loop = runBlackholeRoutes(ac.signal, kernel, [POD], 5000, log, clock.sleep);
     await clock.settle(1);
     await clock.tick();
     await clock.tick();
-    expect(routes.adds).toBe(3);
-    expect(log.lines).toEqual(['E Failed to ensure the blackhole route for 10.244.1.0/24: ip route add blackhole 10.244.1.0/24: File exists']);
-    routes.taken.clear();
+    expect(log.lines).toHaveLength(1);
+    expect(log.lines[0]).toMatch(/^E Failed to ensure the blackhole route for 10\.244\.1\.0\/24: .*File exists$/);
+    expect(rootNs(kernel).routes).toEqual([connected]);
+    rootNs(kernel).routes = [];
     await clock.tick();
-    expect(routes.routes).toEqual(['10.244.1.0/24']);
+    expect(blackholes(kernel)).toEqual(['10.244.1.0/24']);
     ac.abort();
     await loop;
   });
 
   it('a /32 listed by ip without its prefix length counts as present', async () => {
-    const routes = new FakeBlackholeRoutes();
-    routes.routes = ['10.9.9.9'];
-    await ensureBlackholeRoutes(routes, [parseNet('10.9.9.9/32')], memoryLogger());
-    expect(routes.adds).toBe(0);
+    const kernel = new FakeKernel();
+    rootNs(kernel).routes.push({ family: 4, dst: '10.9.9.9', type: 'blackhole' });
+    const log = memoryLogger();
+    await ensureBlackholeRoutes(kernel, [parseNet('10.9.9.9/32')], log);
+    expect(blackholes(kernel)).toEqual(['10.9.9.9']);
+    expect(log.lines).toEqual([]);
   });
 });
 
@@ -255,14 +266,14 @@ describe('shared/kernel/iptables.ts verbs for the traffic manager (argv and stdi
     ]);
   });
 
-  it('blackhole routes: ip -json route show type blackhole per family; ip route add blackhole', async () => {
+  it('blackhole routes through the iproute2 adapter: ip route show type blackhole per family; one ip -batch with route add blackhole', async () => {
     const r = recorder((argv) => (argv.includes('show') ? '[{"type":"blackhole","dst":"2001:db8:1::/64","dev":"lo","metric":1024,"flags":[]}]\n' : ''));
-    const b = createBlackholeRoutes({ netns: '/run/netns/y', exec: r.exec });
-    expect(await b.list(6)).toEqual(['2001:db8:1::/64']);
-    await b.add('10.244.1.0/24');
-    expect(r.calls.map((c) => bin(c.argv).join(' '))).toEqual([
-      'nsenter --net=/run/netns/y ip -6 -json route show table main type blackhole',
-      'nsenter --net=/run/netns/y ip route add blackhole 10.244.1.0/24',
+    const k = createKernel({ netns: '/run/netns/y', exec: r.exec });
+    expect((await k.listRoutes({ family: 6, type: 'blackhole' })).map((x) => x.dst)).toEqual(['2001:db8:1::/64']);
+    await k.batch([{ op: 'addRoute', route: { dst: '10.244.1.0/24', type: 'blackhole' } }]);
+    expect(r.calls.map((c) => [bin(c.argv).join(' '), c.input])).toEqual([
+      ['nsenter --net=/run/netns/y ip -json -6 route show type blackhole', undefined],
+      ['nsenter --net=/run/netns/y ip -batch -', 'route add blackhole 10.244.1.0/24\n'],
     ]);
   });
 });
