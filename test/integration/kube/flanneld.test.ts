@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNetns, canUseNetns, type Netns } from '../../helpers/netns.js';
 import { until } from '../../helpers/until.js';
-import { startApiServer, type ApiServerDouble } from '../../kube-apiserver/server.js';
+import { FLANNEL_USER, startApiServer, type ApiServerDouble } from '../../kube-apiserver/server.js';
 import { P, peerAnnotations } from './manager-harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -49,8 +49,16 @@ async function relay(ns: Netns, dir: string, port: number): Promise<void> {
 }
 
 describe.skipIf(!canUseNetns)('flanneld --kube-subnet-mgr (built) against the API-server double', () => {
-  it('takes its podCIDR, writes subnet.env, patches its annotations and the condition, programs a peer added later', async (ctx) => {
-    const api: ApiServerDouble = await startApiServer({ bookmarkPeriodMs: 1000, nodes: [{ name: 'node-a', podCIDRs: ['10.244.0.0/24'], internalIP: '10.50.0.2' }] });
+  it('in-cluster over HTTPS with RBAC: takes its podCIDR, writes subnet.env, patches its annotations and the condition, programs a peer added later', async (ctx) => {
+    // as the DaemonSet runs it: in-cluster config over HTTPS, the service account's token and CA,
+    // kube-flannel's ClusterRole only, the node name from the pod
+    const api: ApiServerDouble = await startApiServer({
+      auth: true,
+      rbac: 'flannel',
+      bookmarkPeriodMs: 1000,
+      nodes: [{ name: 'node-a', podCIDRs: ['10.244.0.0/24'], internalIP: '10.50.0.2' }],
+    });
+    api.addPod('kube-flannel', 'kube-flannel-ds-abcde', 'node-a');
     cleanups.push(() => api.close());
     const dir = mkdtempSync(join(tmpdir(), 'flanneld-kube-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,14 +75,21 @@ describe.skipIf(!canUseNetns)('flanneld --kube-subnet-mgr (built) against the AP
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FLANNELD_')) env[k] = v;
     const args = [
       '--kube-subnet-mgr',
-      `--kube-api-url=http://127.0.0.1:${api.port}`,
       `--net-config-path=${join(dir, 'net-conf.json')}`,
       `--subnet-file=${join(dir, 'subnet.env')}`,
       `--data-dir=${join(dir, 'data')}`,
       '--iface=ext0',
       '--net-config-poll=0',
     ];
-    const proc: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...env, NODE_NAME: 'node-a' } });
+    const proc: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: {
+        ...env,
+        POD_NAME: 'kube-flannel-ds-abcde',
+        POD_NAMESPACE: 'kube-flannel',
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: String(api.port),
+        FLANNELD_KUBE_SA_DIR: api.serviceAccountDir,
+      },
+    });
     let stderr = '';
     proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     cleanups.push(() => {
@@ -108,6 +123,8 @@ describe.skipIf(!canUseNetns)('flanneld --kube-subnet-mgr (built) against the AP
       'the NetworkUnavailable condition',
     );
     expect(api.requests.filter((r) => r.method === 'PATCH').every((r) => r.path === '/api/v1/nodes/node-a/status')).toBe(true);
+    expect(api.requests.filter((r) => r.status === 401 || r.status === 403).map((r) => `${r.method} ${r.url} ${r.status}`)).toEqual([]);
+    expect(api.requests.every((r) => r.authorization && r.user === FLANNEL_USER)).toBe(true);
 
     api.addNode({ name: 'node-b', podCIDRs: ['10.244.1.0/24'], annotations: peerAnnotations('10.50.0.3', 'aa:00:00:00:00:0b') });
     await until(() => ns.exec(['ip', 'route', 'show', '10.244.1.0/24']).stdout.includes('via 10.244.1.0 dev flannel.1 onlink'), 'the route to node-b', { ms: 20_000 });
