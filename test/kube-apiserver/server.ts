@@ -133,6 +133,8 @@ export interface ApiServerDouble {
 
   resourceVersion(): number;
   addNode(n: NodeSpecInput | Obj): Obj;
+  /** many nodes at once (benches); returns how many */
+  addNodes(ns: (NodeSpecInput | Obj)[]): number;
   putObject(resource: string, obj: Obj): Obj;
   getNode(name: string): Obj | undefined;
   getObject(resource: string, name: string, namespace?: string): Obj | undefined;
@@ -743,6 +745,10 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       const obj = 'kind' in n ? clone(n as Obj) : makeNode(n as NodeSpecInput);
       return write('nodes', '', String(metaOf(obj).name), obj)!;
     },
+    addNodes(ns) {
+      for (const n of ns) api.addNode(n);
+      return ns.length;
+    },
     putObject(resource, obj) {
       if (!defOf(resource)) throw new Error(`unknown resource ${resource}`);
       const m = metaOf(obj);
@@ -870,7 +876,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
 
   /** `POST /_double/<method>` with a JSON array of arguments (admin token when auth is on) */
   const CONTROL = new Set([
-    'resourceVersion', 'addNode', 'putObject', 'getNode', 'getObject', 'listNodes', 'deleteNode', 'deleteObject', 'setPodCIDRs', 'setAnnotations', 'patchNode', 'addPod',
+    'resourceVersion', 'addNode', 'addNodes', 'putObject', 'getNode', 'getObject', 'listNodes', 'deleteNode', 'deleteObject', 'setPodCIDRs', 'setAnnotations', 'patchNode', 'addPod',
     'compact', 'endWatches', 'dropWatches', 'stallWatches', 'failNextWatch', 'inject', 'clearFaults', 'setBookmarkPeriod', 'setRbac', 'setAuth', 'setPaginateRV0',
     'rotateFlannelToken', 'watchCount',
   ]);
