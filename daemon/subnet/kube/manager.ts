@@ -33,6 +33,7 @@ import {
   networkAvailablePatch,
   nodeToLease,
   podCIDRs,
+  slimNode,
 } from './node.js';
 
 export interface KubeManagerOptions {
@@ -264,7 +265,8 @@ export class KubeSubnetManager implements SubnetManager {
   }
 
   /** Updates the cache for one node and appends the lease events that makes (never for our own node). */
-  private apply(name: string, node: Node | undefined, evs: LeaseEvent[]): void {
+  private apply(name: string, full: Node | undefined, evs: LeaseEvent[]): void {
+    const node = full && slimNode(full, this.o.annotations.prefix);
     if (node) this.nodes.set(name, node);
     else this.nodes.delete(name);
     for (const w of this.nodeWaiters) w();

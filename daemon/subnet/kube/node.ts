@@ -10,6 +10,19 @@ export interface Node {
   spec?: { podCIDR?: string; podCIDRs?: string[] | null } | null;
 }
 
+/**
+ * What the cache keeps of a node: its name, RV, flannel's annotations and pod CIDRs. A real Node is
+ * 5–15 KB (status, images, other tools' annotations); 5000 of them whole would be ~50 MB of RSS.
+ */
+export function slimNode(n: Node, prefix: string): Node {
+  const ann: Record<string, string> = {};
+  for (const [k, v] of Object.entries(n.metadata.annotations ?? {})) if (k.startsWith(prefix)) ann[k] = v;
+  const spec: NonNullable<Node['spec']> = {};
+  if (n.spec?.podCIDR) spec.podCIDR = n.spec.podCIDR;
+  if (n.spec?.podCIDRs?.length) spec.podCIDRs = [...n.spec.podCIDRs];
+  return { metadata: { name: n.metadata.name, ...(n.metadata.resourceVersion ? { resourceVersion: n.metadata.resourceVersion } : {}), annotations: ann }, spec };
+}
+
 export function annotationsOf(n: Node): Record<string, string> {
   return n.metadata.annotations ?? {};
 }

@@ -55,6 +55,9 @@ describe('kube subnet manager against the API-server double', () => {
 
     await until(() => s.peers.size === 2, 'two peers');
     expect(formatIP(s.peers.get('10.244.1.0/24')!.attrs.publicIP)).toBe('192.168.77.2');
+    // the cache keeps only what flannel reads (a real Node is 5–15 KB)
+    expect(Object.keys(s.sm.ownNode()!)).toEqual(['metadata', 'spec']);
+    expect(Object.keys(s.sm.ownNode()!.metadata.annotations!).every((k) => k.startsWith(P))).toBe(true);
     expect(s.batches[0]!.length).toBe(2); // the snapshot, own node left out
 
     // a peer added later, then deleted (§8.10)
