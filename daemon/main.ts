@@ -126,7 +126,7 @@ async function main(): Promise<number> {
 
   const factory = getBackendFactory(config.backendType);
   if (!factory) die(`Error fetching backend: unknown backend type: ${config.backendType}`);
-  const backend = factory({ subnetManager: sm, extIface, kernel, stateDir: o.dataDir, log: (m) => log.info(m) });
+  const backend = factory({ subnetManager: sm, extIface, kernel, stateDir: o.dataDir, logger: log });
   let network;
   try {
     network = await backend.registerNetwork(ac.signal, {

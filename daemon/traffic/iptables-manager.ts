@@ -1,4 +1,4 @@
-// iptables mode of the traffic manager (flannel's pkg/trafficmngr/iptables/iptables.go), spec §5.1.
+// iptables mode of the traffic manager (flannel's pkg/trafficmngr/iptables/iptables.go).
 //
 // Design notes
 // - A rule set (v4 masq, v6 masq, v4 forward, v6 forward) is an ordered list of rules. It is applied
@@ -39,7 +39,7 @@ export interface IPTablesRule {
 
 const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };
 
-/** The nat rules of spec §5.1, in order (masqRules / masqIP6Rules). */
+/** The nat rules of Go's masqRules / masqIP6Rules (pkg/trafficmngr/iptables/iptables.go), in order. */
 export function masqRules(network: IPNet, podSubnet: IPNet, randomFully: boolean): IPTablesRule[] {
   const net = formatNet(network);
   const pod = formatNet(podSubnet);
@@ -62,7 +62,7 @@ export function masqRules(network: IPNet, podSubnet: IPNet, randomFully: boolean
   ];
 }
 
-/** The filter rules of spec §5.1, in order (forwardRules). */
+/** The filter rules of Go's forwardRules (pkg/trafficmngr/iptables/iptables.go), in order. */
 export function forwardRules(network: IPNet): IPTablesRule[] {
   const net = formatNet(network);
   return [
@@ -226,7 +226,7 @@ export class IPTablesManager implements TrafficManager {
   /**
    * Removes our chains and the jumps to them (used when nftables mode is selected). Go flushes and
    * deletes nat/FLANNEL-POSTRTG and nat/FLANNEL-FWD only, which fails while POSTROUTING still jumps
-   * there and misses filter/FLANNEL-FWD (spec §5.1 GOTCHA); this removes the jump rules first and
+   * there and misses filter/FLANNEL-FWD (its forward chain lives in filter, not nat); this removes the jump rules first and
    * looks for FLANNEL-FWD in filter. A chain that is not there is not an error.
    */
   async cleanUp(): Promise<void> {

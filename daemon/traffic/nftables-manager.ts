@@ -1,4 +1,4 @@
-// nftables mode of the traffic manager (flannel's pkg/trafficmngr/nftables), spec §5.2, selected by
+// nftables mode of the traffic manager (flannel's pkg/trafficmngr/nftables/nftables.go), selected by
 // `"EnableNFTables": true` in the network config.
 //
 // Design notes
@@ -7,8 +7,8 @@
 //   (shared/kernel/nft.ts, libnftables-json), so there is nothing to recycle and no resync loop.
 // - The masq rules are Go's, including its third `return` (`saddr != POD daddr NET`, where iptables
 //   mode has `! -s NET -d POD`): host→pod traffic is not masqueraded in this mode, as in Go.
-// - fully-random: Go dry-runs a test chain to learn whether the kernel has it. Nft has no dry run
-//   here, so the masq transaction is tried with fully-random and, when nft refuses it, once more
+// - fully-random: Go dry-runs a test chain to learn whether the kernel has it. The nft JSON interface
+//   has no dry run, so the masq transaction is tried with fully-random and, when nft refuses it, once more
 //   without (a refused transaction changes nothing).
 // - Table and chain comments are sent as Go sends them; nft 1.0.6 does not keep them from JSON.
 // - Nothing is removed on exit. cleanUp (run in iptables mode) deletes the two tables if present.

@@ -1,6 +1,6 @@
 // The built flanneld on an etcd with TLS client certificates and on one with TLS plus user/password
 // auth, configured through the flags (--etcd-certfile/--etcd-keyfile/--etcd-cafile/--etcd-username/
-// --etcd-password) and through FLANNELD_* variables (spec §2.7, §6). The password never reaches the
+// --etcd-password) and through FLANNELD_* variables (Go's flagNameToEnvName). The password never reaches the
 // log, and a wrong one is reported and retried until an operator fixes it, without a crash.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-// The built flanneld when its own lease key is removed behind its back (spec §2.3), and SIGINT (§8).
+// The built flanneld when its own lease key is removed behind its back (Go: pkg/subnet/etcd/local_manager.go, the own-lease watch), and SIGINT.
 // Go logs "Lease has been revoked. Shutting down daemon." and exits 0. Ours re-creates the same key
 // in place (LocalManager.reclaim, a Version==0 txn that never steals a subnet) and keeps running. If
 // another node holds the subnet by then, it exits 1 and says who holds it.

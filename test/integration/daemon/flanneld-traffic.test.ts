@@ -1,14 +1,14 @@
-// The built flanneld's traffic manager in iptables mode (spec §5.1, §5.3) on a real kernel, inside a
+// The built flanneld's traffic manager in iptables mode (Go's pkg/trafficmngr/iptables, the blackhole route of main.go) on a real kernel, inside a
 // network namespace of the test's own (the daemon runs there, so every iptables rule, route and
 // address it makes is in that namespace; the root namespace is never touched):
 // - --ip-masq: `iptables -S` of FLANNEL-POSTRTG / POSTROUTING / FLANNEL-FWD / FORWARD equal the
-//   golden lines of §5.1; subnet.env says FLANNEL_IPMASQ=true; a deleted rule is back within the
+//   golden lines of Go's masqRules/forwardRules; subnet.env says FLANNEL_IPMASQ=true; a deleted rule is back within the
 //   resync period (--iptables-resync=1); the rules stay after SIGTERM;
 // - a "pod" netns behind the daemon's netns reaches a server outside the Network, which sees the
 //   daemon netns' address as the source (masqueraded) and has no route back to the pod;
 // - --ip-blackhole-route: the route is there and comes back; a restart on another Network recycles
 //   the previous run's masq rules (only the new set remains);
-// - nftables mode (EnableNFTables): the two tables with Go's rules (§5.2), the iptables chains of a
+// - nftables mode (EnableNFTables): the two tables with Go's rules (pkg/trafficmngr/nftables), the iptables chains of a
 //   previous iptables-mode run removed.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,7 +21,7 @@ import { buildFlanneld, createDaemonNetns, daemonRunner, until } from './daemon-
 
 const config = (network: string, nft = false) => `{"Network":"${network}","SubnetLen":24,${nft ? '"EnableNFTables":true,' : ''}"Backend":{"Type":"alloc"}}`;
 
-/** spec §5.1 as `iptables -t nat -S FLANNEL-POSTRTG` prints it */
+/** Go's masqRules as `iptables -t nat -S FLANNEL-POSTRTG` prints it */
 const goldenPostrtg = (net: string, pod: string) => [
   '-N FLANNEL-POSTRTG',
   '-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment "flanneld masq" -j RETURN',
@@ -184,7 +184,7 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built): traffic manager, ip
     expect(await daemons.stop(second.d)).toBe(0);
   });
 
-  it('nftables mode: Go\'s tables and rules (§5.2); a previous iptables-mode run\'s chains are removed', async () => {
+  it('nftables mode: Go\'s tables and rules; a previous iptables-mode run\'s chains are removed', async () => {
     const first = await start('/t5', '10.244.0.0/16', ['--ip-masq']);
     expect(await daemons.stop(first.d)).toBe(0);
     expect(ipt('-t', 'nat', '-S', 'POSTROUTING')).toEqual(GOLDEN_POSTROUTING);

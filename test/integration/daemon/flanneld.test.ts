@@ -49,7 +49,7 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built) with the alloc backe
   beforeAll(async () => {
     execFileSync('node', [join(ROOT, 'scripts', 'build.mjs'), 'flanneld'], { stdio: 'pipe' });
     ns = createNetns('fld');
-    // a veth pair with both ends in the namespace stands in for the host's NIC (no dummy module here)
+    // a veth pair with both ends in the namespace stands in for the host's NIC (needs no dummy kernel module)
     ns.exec(['ip', 'link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'ext1']);
     ns.exec(['ip', 'addr', 'add', '10.50.0.2/24', 'dev', 'ext0']);
     ns.exec(['ip', 'link', 'set', 'ext0', 'up']);

@@ -1,4 +1,4 @@
-// flannel's fuzz seed corpora as tables (spec §10): pkg/subnet/fuzz_test.go FuzzParseConfig and
+// flannel's fuzz seed corpora as tables: pkg/subnet/fuzz_test.go FuzzParseConfig and
 // FuzzParseSubnetKey, pkg/subnet/etcd/fuzz_test.go FuzzKvToIPLease, pkg/backend/vxlan/fuzz_test.go
 // FuzzParseVXLANConfig. Go only asks "no panic"; here each seed must give Go's result, or Go's
 // error as one of the daemon's own error kinds (TypeError/RangeError/SyntaxError, or the vxlan

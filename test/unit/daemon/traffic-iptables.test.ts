@@ -1,4 +1,4 @@
-// The iptables traffic manager (spec §5.1) on FakeIptables: exact rule text and order, the
+// The iptables traffic manager (Go's pkg/trafficmngr/iptables) on FakeIptables: exact rule text and order, the
 // iptables-restore bootstrap (-D then -A), the resync loop, recycling the previous run's rules, IPv6.
 import { describe, expect, it } from 'vitest';
 import { memoryLogger } from '../../../shared/log.js';
@@ -21,7 +21,7 @@ const POD = parseNet('10.244.1.0/24');
 const NET6 = parseNet('2001:cafe:42::/56');
 const POD6 = parseNet('2001:cafe:42:1::/64');
 
-/** spec §5.1, as `iptables -t nat -S FLANNEL-POSTRTG` prints it */
+/** Go's masqRules, as `iptables -t nat -S FLANNEL-POSTRTG` prints it */
 const GOLDEN_POSTRTG = [
   '-N FLANNEL-POSTRTG',
   '-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment "flanneld masq" -j RETURN',
@@ -51,7 +51,7 @@ function world() {
 
 const masq = (o: Partial<MasqParams> = {}): MasqParams => ({ network: NET, subnet: POD, resyncSeconds: 5, randomFullyDisable: false, ...o });
 
-describe('rule sets (spec §5.1 tables)', () => {
+describe('rule sets (Go masqRules / forwardRules)', () => {
   it('v4 masq rules, in order, with and without --random-fully', async () => {
     const ipt = new FakeIptables();
     await ipTablesBootstrap(ipt, masqRules(NET, POD, true));
