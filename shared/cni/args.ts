@@ -32,6 +32,3 @@ function parseGoBool(value: string, pair: string): boolean {
   if (v === '0' || v === 'false') return false;
   throw new Error(`ARGS: error parsing value of pair ${goQuote(pair)}: boolean unmarshal error: invalid input ${value}`);
 }
-
-// goQuote moved to shared/go/quote.ts (re-exported for the redesign wave; deleted in the sweep).
-export { goQuote } from '../go/quote.js';

@@ -35,6 +35,3 @@ export class CniError extends Error {
     return this.details ? { code: this.code, msg: this.message, details: this.details } : { code: this.code, msg: this.message };
   }
 }
-
-// errorMessage moved to shared/log.ts (re-exported for the redesign wave; deleted in the sweep).
-export { errorMessage } from '../log.js';

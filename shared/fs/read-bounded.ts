@@ -81,6 +81,3 @@ export function readFileBounded(path: string, max: number): Buffer {
     closeSync(fd);
   }
 }
-
-// readErrorOp moved to shared/go/errors.ts (re-exported for the redesign wave; deleted in the sweep).
-export { readErrorOp } from '../go/errors.js';
