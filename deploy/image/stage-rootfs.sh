@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Stages the build context of /Containerfile from THIS machine, offline: no base image is pulled.
+#   deploy/image/stage-rootfs.sh <context-dir>      (run `npm run build` first)
+# <context-dir>/rootfs gets:
+#   /opt/bin/*   dist/bin (flanneld, the CNI executables, install-cni); their #! lines name this
+#                machine's node, which is copied to the same path, so they run unchanged in the image;
+#   node, env (the flanneld launcher is `#!/usr/bin/env -S node ...`), and what flanneld and the plugins
+#   exec: ip, iptables/ip6tables (+ -save/-restore, the xtables extensions they dlopen), nft, flock, sh;
+#   each with the shared libraries ldd lists, at their paths here (so the image has this machine's
+#   glibc, and runs where this machine's binaries run).
+# Why not FROM node:20: no registry is reachable here; a base pulled elsewhere would do as well
+# (the layout under /opt/bin is all the Containerfile relies on).
+set -euo pipefail
+ctx=${1:?usage: stage-rootfs.sh <context-dir>}
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+dist="$root/dist/bin"
+[ -x "$dist/flanneld" ] && [ -x "$dist/install-cni" ] || { echo "stage-rootfs: $dist lacks flanneld or install-cni: run npm run build" >&2; exit 1; }
+rootfs="$ctx/rootfs"
+rm -rf "$rootfs"
+mkdir -p "$rootfs"/{opt/bin,tmp,etc,run,proc,sys,dev}
+chmod 1777 "$rootfs/tmp"
+
+# copies a path as it is here: symlinks stay symlinks (each hop), files keep their mode (bash builtins
+# only: this runs for every library, and process starts are what make it slow on a busy machine)
+copy_path() {
+  local p=$1 t
+  while [ -L "$p" ]; do
+    [ -e "$rootfs$p" ] || [ -L "$rootfs$p" ] || { mkdir -p "$rootfs${p%/*}"; cp -P "$p" "$rootfs$p"; }
+    t=$(readlink "$p")
+    case $t in /*) p=$t ;; *) p="${p%/*}/$t" ;; esac
+  done
+  [ -e "$rootfs$p" ] || { mkdir -p "$rootfs${p%/*}"; cp -p "$p" "$rootfs$p"; }
+}
+
+node=$(head -1 "$dist/flannel" | sed 's/^#!//')
+[ -x "$node" ] || { echo "stage-rootfs: the plugins' #! names $node, which is not executable" >&2; exit 1; }
+elves=("$node")
+for tool in env sh ip nft flock iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+  p=$(command -v "$tool") || { echo "stage-rootfs: $tool not found (scripts/install-deps.sh installs it)" >&2; exit 1; }
+  copy_path "$p"
+  elves+=("$(readlink -f "$p")")
+done
+# the extensions iptables dlopens (ldd cannot see them); they need only libc and libxtables, which
+# the iptables binary brings
+xt=/usr/lib/x86_64-linux-gnu/xtables
+[ -d "$xt" ] && { mkdir -p "$rootfs$xt"; cp -a "$xt/." "$rootfs$xt/"; }
+# every binary and the shared libraries they need, from one ldd run
+for f in "${elves[@]}"; do copy_path "$f"; done
+for lib in $(ldd "${elves[@]}" 2>/dev/null | grep -o '/[^ ):]*\.so[^ ):]*' | sort -u); do copy_path "$lib"; done
+# the alternatives the iptables links go through
+for a in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+  [ -L "/etc/alternatives/$a" ] && copy_path "/etc/alternatives/$a"
+done
+cp -p "$dist"/* "$rootfs/opt/bin/"
+echo "stage-rootfs: $(du -sh "$rootfs" | cut -f1) in $rootfs"
