@@ -3,34 +3,14 @@
 // config put back (lab_etcd_wipe). Wanted: the ping keeps working during and after (the data plane is
 // never torn down), every daemon's lease is back with the same subnet and value within seconds, and
 // a host that joins afterwards is programmed by the old hosts and reachable from their pods.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../helpers/until.js';
-import { labCanRun, labShell, newLab } from './lab-harness.js';
+import { labCanRun, labShell, leaseKey, newLab } from './lab-harness.js';
 
 const canRun = labCanRun();
 const L = newLab({ name: 'wipe', prefix: 'fl-ew', hosts: 2, pods: 1 });
-const { run: lab, ns, flanneldLog } = L;
-const leaseKey = (i: number) => `/coreos.com/network/subnets/${lab(`lab_host_subnet ${i}`).stdout.trim().replace('/', '-')}`;
-const etcdGet = (key: string) => lab(`lab_etcdctl get --print-value-only ${key}`, true).stdout.trim();
-
-/** A ping every 200 ms from pod h<from>p1 to `dst`; stop() returns what ping counted. */
-function backgroundPing(from: number, dst: string) {
-  const p: ChildProcess = spawn('ip', ['netns', 'exec', ns(`h${from}p1`), 'ping', '-n', '-i', '0.2', dst], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => p.once('exit', () => r()));
-  return {
-    replies: () => out.split('\n').filter((l) => l.includes('bytes from')).length,
-    async stop(): Promise<{ sent: number; received: number; out: string }> {
-      p.kill('SIGINT'); // `ip netns exec` execs ping in place: it prints its summary
-      await exited;
-      const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
-      if (!m) throw new Error(`no ping summary in ${out}`);
-      return { sent: Number(m[1]), received: Number(m[2]), out };
-    },
-  };
-}
+const { run: lab, flanneldLog, etcdGet } = L;
+const hostKey = (i: number) => leaseKey(L.host(i).subnet);
 
 describe.skipIf(!canRun)('the lab: etcd rebuilt empty under running daemons', () => {
   beforeAll(() => {
@@ -42,11 +22,11 @@ describe.skipIf(!canRun)('the lab: etcd rebuilt empty under running daemons', ()
   });
 
   it('pods keep pinging, every lease comes back with the same subnet, a host added afterwards is reachable', async () => {
-    const keys = [1, 2].map(leaseKey);
+    const keys = [1, 2].map(hostKey);
     const values = keys.map(etcdGet);
     for (const v of values) expect(v).toMatch(/"VtepMAC":"[0-9a-f:]{17}"/);
     const h2p1 = lab('lab_pod_ip 2 1').stdout.trim();
-    const ping = backgroundPing(1, h2p1);
+    const ping = L.ping('h1p1', h2p1);
     try {
       await until(() => ping.replies() >= 3, 'the background ping to answer');
 
@@ -61,7 +41,7 @@ describe.skipIf(!canRun)('the lab: etcd rebuilt empty under running daemons', ()
 
       // a host that joins after the wipe: its lease is new, the old hosts program it
       labShell({ ...L.env, LAB_HOSTS: '3' })('lab_host_join 3 1');
-      const k3 = leaseKey(3);
+      const k3 = hostKey(3);
       expect(keys).not.toContain(k3);
       for (const i of [1, 2]) await until(() => lab(`lab_peer_routes ${i}`).stdout.trim() === '2', `h${i} to program h3`, { ms: 15_000, every: 200 });
       const h3p1 = lab('lab_pod_ip 3 1').stdout.trim();
@@ -71,12 +51,12 @@ describe.skipIf(!canRun)('the lab: etcd rebuilt empty under running daemons', ()
       const before = ping.replies();
       await until(() => ping.replies() >= before + 3, 'the background ping after the join');
     } finally {
-      const { sent, received, out } = await ping.stop();
+      const { sent, received, text } = await ping.stop();
       // Budget: 2 lost packets (0.4 s). The wipe never touches the data plane (no peer is removed:
       // owners re-create their leases within the grace), so the expected loss is 0; the budget only
-      // absorbs scheduling hiccups on a loaded 2-core machine. A peer torn down and re-added would
+      // absorbs scheduling hiccups while the daemons and etcd restart. A peer torn down and re-added would
       // lose every packet from its removal until its owner's lease reappears (seconds, ≥ 5 packets).
-      expect(sent - received, out).toBeLessThanOrEqual(2);
+      expect(sent - received, text).toBeLessThanOrEqual(2);
     }
     for (const i of [1, 2]) {
       const log = flanneldLog(i);

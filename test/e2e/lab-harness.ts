@@ -1,6 +1,6 @@
 // Runs scripts/lab/lib.sh functions for the e2e tests, each lab in its own namespaces (a per-process
 // prefix) and its own temp state dir.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,21 @@ export interface LabOptions {
   config?: string;
 }
 
+/** etcd key of the lease for `subnet` (10.10.16.0/20 → /coreos.com/network/subnets/10.10.16.0-20). */
+export const leaseKey = (subnet: string): string => `/coreos.com/network/subnets/${subnet.replace('/', '-')}`;
+
+/** What the lab says about host i (vxlan: its VTEP). */
+export interface LabHost {
+  /** the host's lease, 10.10.16.0/20 */
+  subnet: string;
+  /** the subnet's first address: flannel.100's address, the gateway of the routes to this host */
+  gw: string;
+  /** flannel.100's MAC */
+  mac: string;
+  /** underlay address */
+  ip: string;
+}
+
 export interface Lab {
   dir: string;
   env: NodeJS.ProcessEnv;
@@ -49,8 +64,49 @@ export interface Lab {
   /** argv inside host i's namespace */
   inHost(i: number, argv: string[]): SpawnSyncReturns<string>;
   flanneldLog(i: number): string;
+  host(i: number): LabHost;
+  /** what host i holds for peer p (vxlan): its route, neighbour and FDB entry, '' each when missing */
+  peerEntries(i: number, p: LabHost): { route: string; neigh: string; fdb: string };
+  /** a key's value in the lab's etcd, '' when missing */
+  etcdGet(key: string): string;
+  /** a ping every 0.2 s from pod `pod` (h1p1) to `dst`, until stop() */
+  ping(pod: string, dst: string): Pinger;
   /** lab_down, then the state dir goes */
   down(): void;
+}
+
+export interface PingSummary {
+  sent: number;
+  received: number;
+  /** replies that came after the next request went out (ping -O: "no answer yet") */
+  late: number;
+  /** ping's whole output, for assertion messages */
+  text: string;
+}
+
+export interface Pinger {
+  /** replies so far */
+  replies(): number;
+  /** ends ping with SIGINT (it prints its summary) and returns the counts (0 when there is no summary) */
+  stop(): Promise<PingSummary>;
+}
+
+function pinger(netns: string, dst: string): Pinger {
+  // `ip netns exec` execs ping in place, so the SIGINT reaches ping itself
+  const p = spawn('ip', ['netns', 'exec', netns, 'ping', '-n', '-O', '-i', '0.2', '-W', '1', dst], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  p.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise((r) => p.once('exit', r));
+  return {
+    replies: () => text.split('\n').filter((l) => l.includes('bytes from')).length,
+    async stop() {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGINT');
+      await exited;
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(text);
+      return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0), late: (text.match(/no answer yet/g) ?? []).length, text };
+    },
+  };
 }
 
 export function newLab(o: LabOptions): Lab {
@@ -59,13 +115,25 @@ export function newLab(o: LabOptions): Lab {
   const env: NodeJS.ProcessEnv = { ...process.env, LAB_DIR: dir, LAB_PREFIX: prefix, LAB_HOSTS: String(o.hosts), LAB_PODS: String(o.pods) };
   if (o.config !== undefined) env.LAB_CONFIG = o.config;
   const run = labShell(env);
+  const inHost = (i: number, argv: string[]) => spawnSync('ip', ['netns', 'exec', `${prefix}h${i}`, ...argv], { encoding: 'utf8' });
   return {
     dir,
     env,
     run,
     ns: (name) => `${prefix}${name}`,
-    inHost: (i, argv) => spawnSync('ip', ['netns', 'exec', `${prefix}h${i}`, ...argv], { encoding: 'utf8' }),
+    inHost,
     flanneldLog: (i) => readFileSync(join(dir, `h${i}`, 'flanneld.log'), 'utf8'),
+    host(i) {
+      const subnet = run(`lab_host_subnet ${i}`).stdout.trim();
+      return { subnet, gw: subnet.split('/')[0]!, mac: run(`lab_vtep_mac ${i}`).stdout.trim(), ip: `192.168.100.${i}` };
+    },
+    peerEntries: (i, p) => ({
+      route: inHost(i, ['ip', 'route', 'show', p.subnet]).stdout.trim(),
+      neigh: inHost(i, ['ip', 'neigh', 'show', p.gw, 'dev', 'flannel.100']).stdout.trim(),
+      fdb: inHost(i, ['bridge', 'fdb', 'show', 'dev', 'flannel.100']).stdout.split('\n').filter((l) => l.startsWith(p.mac)).join('\n'),
+    }),
+    etcdGet: (key) => run(`lab_etcdctl get --print-value-only ${key}`, true).stdout.trim(),
+    ping: (pod, dst) => pinger(`${prefix}${pod}`, dst),
     down() {
       run('lab_down', true);
       rmSync(dir, { recursive: true, force: true });

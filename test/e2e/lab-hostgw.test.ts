@@ -2,7 +2,7 @@
 // pods reach each other through plain routes via the peer's underlay address, no VXLAN device.
 // Namespaces fl-e2g-<pid>-*, state in a temp dir; afterAll tears it all down.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labCanRun, newLab } from './lab-harness.js';
+import { labCanRun, leaseKey, newLab } from './lab-harness.js';
 
 const canRun = labCanRun();
 const L = newLab({
@@ -31,7 +31,7 @@ describe.skipIf(!canRun)('the lab with host-gw', () => {
       expect(inHost(i, ['ip', 'route', 'show', subnet]).stdout).toContain(`via 192.168.100.${peer} dev eth0`);
       expect(inHost(i, ['ip', '-o', 'link', 'show', 'type', 'vxlan']).stdout.trim()).toBe('');
     }
-    const lease = lab(`lab_etcdctl get --print-value-only /coreos.com/network/subnets/${lab('lab_host_subnet 1').stdout.trim().replace('/', '-')}`).stdout.trim();
+    const lease = L.etcdGet(leaseKey(lab('lab_host_subnet 1').stdout.trim()));
     expect(JSON.parse(lease)).toEqual({ PublicIP: '192.168.100.1', PublicIPv6: null, BackendType: 'host-gw' });
   });
 });

@@ -6,46 +6,24 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../helpers/until.js';
-import { labCanRun, newLab } from './lab-harness.js';
+import { labCanRun, leaseKey, newLab, type LabHost } from './lab-harness.js';
 
 const HOSTS = [1, 2, 3] as const;
 const canRun = labCanRun(['tcpdump'], process.env.LAB_MANUAL_PODS !== '1');
 
 const L = newLab({ name: 'vxlan', prefix: 'fl-e2e', hosts: 3, pods: 2 });
-const { run: lab, ns, inHost, dir: LAB_DIR } = L;
+const { run: lab, ns, inHost, etcdGet, dir: LAB_DIR } = L;
 /** Lab waits are longer than the helper's default: a daemon restart plus a full resync takes seconds. */
 const LAB_WAIT = { ms: 20_000, every: 50 };
 
-interface HostView {
-  subnet: string; // 10.10.16.0/20
-  gw: string; // 10.10.16.0
-  mac: string;
-  ip: string;
-}
-
-function hostView(i: number): HostView {
-  const subnet = lab(`lab_host_subnet ${i}`).stdout.trim();
-  return { subnet, gw: subnet.split('/')[0]!, mac: lab(`lab_vtep_mac ${i}`).stdout.trim(), ip: `192.168.100.${i}` };
-}
-
-/** The peer entries host i holds for peer p: route, neighbour, FDB. */
-function entries(i: number, p: HostView) {
-  const route = inHost(i, ['ip', 'route', 'show', p.subnet]).stdout.trim();
-  const neigh = inHost(i, ['ip', 'neigh', 'show', p.gw, 'dev', 'flannel.100']).stdout.trim();
-  const fdb = inHost(i, ['bridge', 'fdb', 'show', 'dev', 'flannel.100']).stdout.split('\n').filter((l) => l.startsWith(p.mac)).join('\n');
-  return { route, neigh, fdb };
-}
-
-function etcdGet(key: string): string {
-  return lab(`lab_etcdctl get --print-value-only ${key}`).stdout.trim();
-}
+const entries = L.peerEntries;
 
 describe.skipIf(!canRun)('the lab end to end', () => {
-  const views = new Map<number, HostView>();
+  const views = new Map<number, LabHost>();
 
   beforeAll(() => {
     lab('lab_up');
-    for (const i of HOSTS) views.set(i, hostView(i));
+    for (const i of HOSTS) views.set(i, L.host(i));
   }, 180_000);
 
   afterAll(() => {
@@ -95,7 +73,7 @@ describe.skipIf(!canRun)('the lab end to end', () => {
       expect(b >= 10 && b <= 99).toBe(true);
       subnets.add(v.subnet);
       // the lease in etcd is ours, byte for byte as Go writes it
-      const key = `/coreos.com/network/subnets/${v.subnet.replace('/', '-')}`;
+      const key = leaseKey(v.subnet);
       expect(etcdGet(key)).toBe(
         `{"PublicIP":"${v.ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":100,"VtepMAC":"${v.mac}"}}`,
       );
@@ -136,10 +114,10 @@ describe.skipIf(!canRun)('the lab end to end', () => {
       lab('lab_kill flanneld-h2 KILL');
       lab('lab_flanneld_start 2');
       await until(() => statSync(subnetEnv, { throwIfNoEntry: false })?.mtimeMs !== before, 'the restarted flanneld to rewrite subnet.env', LAB_WAIT);
-      const after = hostView(2);
+      const after = L.host(2);
       expect(after.subnet).toBe(h2.subnet);
       expect(after.mac).toBe(h2.mac);
-      expect(etcdGet(`/coreos.com/network/subnets/${h2.subnet.replace('/', '-')}`)).toContain(`"VtepMAC":"${h2.mac}"`);
+      expect(etcdGet(leaseKey(h2.subnet))).toContain(`"VtepMAC":"${h2.mac}"`);
       await until(() => lab('lab_peer_routes 2').stdout.trim() === '2', 'h2 to hold its 2 peers', LAB_WAIT);
       const dst = lab('lab_pod_ip 2 1').stdout.trim();
       expect(lab(`lab_ping 1 1 ${dst}`, true).status).toBe(0);
