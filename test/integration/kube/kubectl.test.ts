@@ -233,7 +233,11 @@ spec:
       const r = await k(['apply', '--validate=false', '-f', deployManifest], undefined, fresh);
       expect(r.err).toBe('');
       expect(r.code).toBe(0);
-      expect(r.out).toMatch(/daemonset\.apps\/\S+ created/);
+      for (const kind of ['namespace', 'serviceaccount', 'clusterrole.rbac.authorization.k8s.io', 'clusterrolebinding.rbac.authorization.k8s.io', 'configmap', 'daemonset.apps'])
+        expect(r.out).toMatch(new RegExp(`^${kind.replace(/\./g, '\\.')}/\\S+ created$`, 'm'));
+      // applying it again changes nothing (kubectl's three-way patch comes out empty against what we stored)
+      const again = await k(['apply', '--validate=false', '-f', deployManifest], undefined, fresh);
+      expect(again.out.trim().split('\n').every((l) => l.endsWith(' unchanged'))).toBe(true);
     } finally {
       await fresh.close();
     }
