@@ -19,6 +19,13 @@ rootfs="$ctx/rootfs"
 rm -rf "$rootfs"
 mkdir -p "$rootfs"/{opt/bin,tmp,etc,run,proc,sys,dev}
 chmod 1777 "$rootfs/tmp"
+# merged /usr as here (/bin -> usr/bin, ...), so #!/bin/sh and the loader path /lib64/ld-linux-* resolve
+for d in bin sbin lib lib32 lib64; do
+  if [ -L "/$d" ]; then
+    t=$(readlink "/$d")
+    case $t in /*) ;; *) mkdir -p "$rootfs/$t"; cp -P "/$d" "$rootfs/$d" ;; esac
+  fi
+done
 
 # copies a path as it is here: symlinks stay symlinks (each hop), files keep their mode (bash builtins
 # only: this runs for every library, and process starts are what make it slow on a busy machine)
