@@ -1,15 +1,18 @@
 // The kernel behind one small interface.
 //
-// Plugins (bridge, loopback) and daemon backends (vxlan) never build `ip`/`bridge`/`iptables` argv
-// themselves: they call these verbs, which read like upstream's netlink calls (`dev.AddFDB(n)`).
-// Node cannot setns() in-process, so a network namespace is a property of the runner: `inNetns(path)`
-// returns the same verbs with every command run inside that namespace.
+// Plugins (bridge, loopback) and daemon backends never build `ip`/`bridge`/`iptables` argv themselves:
+// they read with the verbs below and write with `batch(ops)`, a list of ops that reads like upstream's
+// netlink calls (`netlink.RouteAdd`, `dev.AddFDB`). A network namespace is a property of the kernel
+// handle: `inNetns(path)` returns the same verbs acting inside that namespace.
 //
-// Writes use replace/append semantics so that a retry is safe; reads use `-json`.
-// `batch()` sends many writes through one `ip -batch -` exec (one exec costs ~1.7 ms here), which is how
-// the daemon programs thousands of peers and how a plugin keeps its exec count low.
-// The only error that leaves this layer is KernelError (errors.ts); callers test `isNotFound(err)` /
-// `isExists(err)` instead of matching stderr.
+// Writes use replace/append semantics where a retry must be safe; strict creates (`addRoute`,
+// `addBridge`, `addVxlan`) fail with EEXIST as netlink's do.
+// The only error that leaves this layer is KernelError (errors.ts): callers decide on its `code`
+// (`isNotFound(err)`, `isExists(err)`), never on its message.
+//
+// Adapters: iproute2/ (execs `ip`, `bridge`, `nsenter`) and fake/ (in memory, for unit tests). Another
+// adapter (netlink) is a folder beside them that implements Kernel, sets KernelError.code, and passes
+// test/unit/shared/kernel/contract.test.ts.
 import type { Family } from '../net/ip.js';
 
 export interface Link {
@@ -157,29 +160,30 @@ export interface Kernel {
   deleteLink(name: string, o?: { missingOk?: boolean }): Promise<void>;
 
   listAddrs(o?: { dev?: string; family?: Family }): Promise<Addr[]>;
-  /** Adds an address; EEXIST counts as success. */
-  ensureAddr(dev: string, cidr: string): Promise<void>;
   deleteAddr(dev: string, cidr: string, o?: { missingOk?: boolean }): Promise<void>;
 
   /** Routes of the main table (or `table`); with `type`, only routes of that type (`blackhole`). */
   listRoutes(o?: { family?: Family; dev?: string; table?: number; type?: RouteSpec['type'] }): Promise<Route[]>;
   /** `ip route get <dst>`: the route the kernel would take (used for --iface-can-reach). */
   routeGet(dst: string): Promise<Route & { prefsrc?: string }>;
-  replaceRoute(r: RouteSpec): Promise<void>;
-  addRoute(r: RouteSpec): Promise<void>;
-  deleteRoute(r: RouteSpec, o?: { missingOk?: boolean }): Promise<void>;
 
+  /**
+   * Creates the VXLAN device if missing or incompatible, else fixes its MTU.
+   * @deprecated going away with issue 10: the caller decides compatibility (daemon/backend/vxlan/device.ts
+   * vxlanIncompat) and writes `batch([{op: 'deleteLink'}, {op: 'addVxlan', …}])`.
+   */
   ensureVxlan(name: string, spec: VxlanSpec): Promise<Link>;
   listNeighs(dev: string): Promise<Neigh[]>;
   listFdb(dev: string): Promise<Fdb[]>;
 
   /**
-   * Runs many writes in order in this namespace, stopping at the first failure (KernelError naming the
-   * failed line in `line`). A batch is ONE exec: `ip -batch -` or `bridge -batch -` when all ops use
-   * the same tool, else one `sh -s` script that runs each maximal run of same-tool ops as one
-   * `ip -batch`/`bridge -batch` here-doc and writes sysctls with printf (`set -e`). Sysctl-only batches
-   * in the process's own namespace need no exec at all. Keep ip ops together and bridge (fdb, vlan) ops
-   * together: each run forks one tool.
+   * Applies `ops` in order, inside this handle's namespace, and stops at the first failure: the ops
+   * before it are applied, the ones after it are not. The failure is a KernelError naming the op
+   * (`err.op`) and its position (`err.index`; iproute2 cannot tell which of several sysctls in a row
+   * failed), with the errno in `err.code`. A `sysctl` op with
+   * `optional` never fails the batch (Go's `_, _ = sysctl.Sysctl`). An adapter may spend one round trip
+   * on the whole list (iproute2: one exec; see its `stats.execs`); group ops of a kind together where
+   * the order allows it, which lets it.
    */
   batch(ops: readonly KernelOp[]): Promise<void>;
 
@@ -190,26 +194,10 @@ export interface Kernel {
   readSysctl(key: string): Promise<string>;
   writeSysctl(key: string, value: string): Promise<void>;
 
-  // ---- added for the bridge plugin ----
   /**
-   * Creates the bridge if missing (mtu and vlan_filtering apply only at creation; EEXIST is fine), sets
-   * promisc on if asked, brings it up and returns the re-read link. It does not check that an existing
-   * `name` is a bridge: the caller looks at `link.kind` and words that error itself.
-   */
-  ensureBridge(name: string, o?: { mtu?: number; vlanFiltering?: boolean; promisc?: boolean }): Promise<Link>;
-  /** veth pair `host` here and `peer` created directly in the namespace at `peerNetns` (no move). */
-  createVethPair(host: string, peer: string, o: { peerNetns: string; mtu?: number; mac?: string; peerMac?: string }): Promise<void>;
-  setMaster(dev: string, bridge: string): Promise<void>;
-  setPromisc(dev: string, on: boolean): Promise<void>;
-  setHairpin(dev: string, on: boolean): Promise<void>;
-  setLinkAddress(dev: string, mac: string): Promise<void>;
-  /**
-   * Runs the `ip` ops in `ops` (if any), then reads the named links with their addresses, in ONE
-   * `ip -json -batch -` exec: writes and reads together. Without ops, missing links are just absent from
-   * the map; with ops, a missing link fails like a failed op. Ops that need another tool run first, in
-   * their own exec.
+   * Applies `ops` as `batch` does, then reads the named links with their addresses: writes and reads
+   * in one call (iproute2: one `ip -json -batch -` exec when the ops are all `ip` ops). Without ops,
+   * missing links are just absent from the map; with ops, a missing link fails like a failed op.
    */
   inspect(names: readonly string[], ops?: readonly KernelOp[]): Promise<Map<string, LinkAddrs>>;
-  /** VLANs configured on a bridge port (`bridge -j vlan show dev X`); [] when none */
-  listBridgeVlans(dev: string): Promise<BridgeVlan[]>;
 }

@@ -5,7 +5,8 @@
 // `inNetns(path)` a view of another one, which must exist (`world.addNetns(path)`) or every command
 // fails as nsenter would (ENOENT). Errors are KernelErrors with the errno the kernel would answer in
 // `code`, so isNotFound/isExists behave as with a real adapter. `failOn(name, code)` injects a failure
-// into the next call of a verb or batch op; `execs` counts what would have been execs with iproute.ts.
+// into the next call of a verb or batch op. `world.calls` counts Kernel calls (a batch is one, seeding
+// verbs none); `world.execs` what the iproute2 adapter would have exec'd (kept while tests move to calls).
 import { parseCIDR, netContains } from '../../net/ip.js';
 import type { Family } from '../../net/ip.js';
 import { ERRNO_TEXT, isExists, KernelError, type KernelErrorCode } from '../errors.js';
@@ -19,6 +20,12 @@ const fail = (code: KernelErrorCode, what: string) => new KernelError(`${what}: 
 const notFound = (what: string) => fail('ENODEV', what);
 const exists = (what: string) => fail('EEXIST', what);
 const noSuch = (what: string) => fail('ESRCH', what);
+
+/**
+ * Verbs that are not Kernel's (any more): tests seed state with them. They are not counted in
+ * `world.calls`. Each is one batch op or a few (`ensureBridge` = addBridge + setLink up).
+ */
+const SEEDING = new Set(['ensureAddr', 'replaceRoute', 'addRoute', 'deleteRoute', 'ensureBridge', 'createVethPair', 'setMaster', 'setPromisc', 'setHairpin', 'setLinkAddress', 'listBridgeVlans']);
 
 export class FakeKernel implements Kernel {
   readonly world: FakeWorld;
@@ -38,13 +45,14 @@ export class FakeKernel implements Kernel {
     return ns;
   }
 
-  inNetns(path: string): Kernel {
+  inNetns(path: string): FakeKernel {
     return new FakeKernel(this.world, path);
   }
 
   private enter(name: string): FakeNs {
-    // iproute.ts writes sysctls of its own namespace as files: no exec
+    // the iproute2 adapter writes sysctls of its own namespace as files: no exec
     if (!(this.path === '/' && (name === 'readSysctl' || name === 'writeSysctl'))) this.world.execs++;
+    if (!SEEDING.has(name)) this.world.calls++;
     this.world.takeFailure(name);
     return this.ns;
   }
@@ -260,6 +268,7 @@ export class FakeKernel implements Kernel {
   async batch(ops: readonly KernelOp[]): Promise<void> {
     if (ops.length === 0) return;
     this.world.execs++;
+    this.world.calls++;
     this.applyOps(this.ns, ops);
   }
 

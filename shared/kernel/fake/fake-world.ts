@@ -24,6 +24,9 @@ export function newNs(): FakeNs {
 export class FakeWorld {
   readonly namespaces = new Map<string, FakeNs>([['/', newNs()]]);
   nextIndex = 2;
+  /** Kernel calls made (a batch is one; seeding verbs are not counted): the seam's cost, as tests state it */
+  calls = 0;
+  /** what would have been execs with the iproute2 adapter (superseded by `calls`; kept while tests move) */
   execs = 0;
   private macSeq = 0;
   private readonly failures = new Map<string, KernelError>();

@@ -88,46 +88,6 @@ class IprouteKernel implements IprouteKernelHandle {
     await this.tolerate(this.ip(['link', 'del', 'dev', name]), o?.missingOk);
   }
 
-  async setMaster(dev: string, bridge: string): Promise<void> {
-    await this.ip(['link', 'set', 'dev', dev, 'master', bridge]);
-  }
-
-  async setPromisc(dev: string, on: boolean): Promise<void> {
-    await this.ip(['link', 'set', 'dev', dev, 'promisc', onOff(on)]);
-  }
-
-  async setHairpin(dev: string, on: boolean): Promise<void> {
-    await this.ip(['link', 'set', 'dev', dev, 'type', 'bridge_slave', 'hairpin', onOff(on)]);
-  }
-
-  async setLinkAddress(dev: string, mac: string): Promise<void> {
-    await this.ip(['link', 'set', 'dev', dev, 'address', mac]);
-  }
-
-  async ensureBridge(name: string, o?: { mtu?: number; vlanFiltering?: boolean; promisc?: boolean }): Promise<Link> {
-    let link = await this.getLink(name);
-    if (link === undefined) {
-      try {
-        await this.batch([{ op: 'addBridge', name, ...(o?.mtu ? { mtu: o.mtu } : {}), vlanFiltering: o?.vlanFiltering === true }]);
-      } catch (err) {
-        if (!isExists(err)) throw err; // lost a race with a concurrent ADD: fine
-      }
-    }
-    if (o?.promisc) await this.setPromisc(name, true);
-    link = await this.getLink(name);
-    if (link === undefined) throw new KernelError(`link ${JSON.stringify(name)} vanished after creation`, { argv: [], exitCode: null, stderr: `Device "${name}" does not exist.` });
-    if (link.kind !== 'bridge') return link;
-    if (!link.up) {
-      await this.setLinkUp(name);
-      link = { ...link, up: true };
-    }
-    return link;
-  }
-
-  async createVethPair(host: string, peer: string, o: { peerNetns: string; mtu?: number; mac?: string; peerMac?: string }): Promise<void> {
-    await this.batch([{ op: 'addVeth', name: host, peer, ...o }]);
-  }
-
   async inspect(names: readonly string[], ops: readonly KernelOp[] = []): Promise<Map<string, LinkAddrs>> {
     const runs = planBatch(ops);
     const ipRun = runs.length > 0 && runs[runs.length - 1]!.tool === 'ip' ? runs.pop()! : undefined;
@@ -157,34 +117,11 @@ class IprouteKernel implements IprouteKernelHandle {
     return out;
   }
 
-  async listBridgeVlans(dev: string): Promise<BridgeVlan[]> {
-    const argv = this.cmd('bridge', ['-json', 'vlan', 'show', 'dev', dev]);
-    const rows = parseJsonArray(await this.exec(argv), argv);
-    const out: BridgeVlan[] = [];
-    for (const row of rows) {
-      if (!Array.isArray(row.vlans)) continue;
-      for (const v of row.vlans) {
-        if (!isObj(v)) continue;
-        const flags = Array.isArray(v.flags) ? (v.flags as unknown[]) : [];
-        const start = num(v.vlan) ?? 0;
-        const end = num(v.vlanEnd) ?? start;
-        for (let vid = start; vid <= end; vid++) {
-          out.push({ vid, pvid: flags.includes('PVID'), untagged: flags.includes('Egress Untagged') });
-        }
-      }
-    }
-    return out;
-  }
-
   // ---- addresses
 
   async listAddrs(o?: { dev?: string; family?: Family }): Promise<Addr[]> {
     const args = [...(o?.family ? [`-${o.family}`] : []), 'addr', 'show', ...(o?.dev !== undefined ? ['dev', o.dev] : [])];
     return (await this.ipJson(args)).flatMap(addrsOf);
-  }
-
-  async ensureAddr(dev: string, cidr: string): Promise<void> {
-    await this.tolerateExists(this.ip(opLine({ op: 'addAddr', dev, cidr }).args));
   }
 
   async deleteAddr(dev: string, cidr: string, o?: { missingOk?: boolean }): Promise<void> {
@@ -225,18 +162,6 @@ class IprouteKernel implements IprouteKernelHandle {
     const r: Route & { prefsrc?: string } = parseRoute(j, family);
     if (r.src !== undefined) r.prefsrc = r.src;
     return r;
-  }
-
-  async replaceRoute(r: RouteSpec): Promise<void> {
-    await this.batch([{ op: 'replaceRoute', route: r }]);
-  }
-
-  async addRoute(r: RouteSpec): Promise<void> {
-    await this.batch([{ op: 'addRoute', route: r }]);
-  }
-
-  async deleteRoute(r: RouteSpec, o?: { missingOk?: boolean }): Promise<void> {
-    await this.tolerate(this.batch([{ op: 'deleteRoute', route: r }]), o?.missingOk);
   }
 
   // ---- vxlan, neighbours, fdb
@@ -356,14 +281,6 @@ class IprouteKernel implements IprouteKernelHandle {
     }
   }
 
-  private async tolerateExists(p: Promise<unknown>): Promise<void> {
-    try {
-      await p;
-    } catch (err) {
-      if (isExists(err)) return;
-      throw err;
-    }
-  }
 }
 
 function sysctlError(argv: string[], cause: unknown): KernelError {

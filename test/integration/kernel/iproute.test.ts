@@ -29,13 +29,15 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     expect(links.map((l) => l.name)).toEqual(['lo']);
   });
 
-  it('ensureBridge creates once, then returns the same link', async () => {
-    const a = await k.ensureBridge('br0', { mtu: 1400 });
+  it('a bridge: strict create (EEXIST the second time), mtu, down, delete', async () => {
+    await k.batch([{ op: 'addBridge', name: 'br0', mtu: 1400 }, { op: 'setLinkUp', dev: 'br0' }]);
+    const a = await k.getLink('br0');
     expect(a).toMatchObject({ name: 'br0', kind: 'bridge', mtu: 1400, up: true, bridge: { vlanFiltering: false } });
-    const b = await k.ensureBridge('br0', { mtu: 9000, promisc: true });
-    expect(b.index).toBe(a.index);
-    expect(b.mtu).toBe(1400); // mtu only at creation
-    expect(b.promisc).toBe(true);
+    const again = await k.batch([{ op: 'addBridge', name: 'br0', mtu: 9000 }]).catch((e: unknown) => e);
+    expect(again).toMatchObject({ code: 'EEXIST', index: 0, op: { op: 'addBridge' } });
+    expect(isExists(again)).toBe(true);
+    await k.batch([{ op: 'setLink', dev: 'br0', promisc: true }]);
+    expect(await k.getLink('br0')).toMatchObject({ index: a!.index, mtu: 1400, promisc: true });
     await k.setLinkMtu('br0', 1300);
     expect((await k.getLink('br0'))?.mtu).toBe(1300);
     await k.setLinkDown('br0');
@@ -50,8 +52,7 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
   });
 
   it('creates a veth pair with the peer directly in another netns, enslaves it, sets port flags', async () => {
-    await k.ensureBridge('br0');
-    await k.createVethPair('vethaa', 'eth0', { peerNetns: pod.path, mtu: 1450, peerMac: '02:11:22:33:44:55' });
+    await k.batch([{ op: 'addBridge', name: 'br0' }, { op: 'addVeth', name: 'vethaa', peer: 'eth0', peerNetns: pod.path, mtu: 1450, peerMac: '02:11:22:33:44:55' }]);
     const hostEnd = await k.getLink('vethaa');
     const podK = k.inNetns(pod.path);
     const podEnd = await podK.getLink('eth0');
@@ -60,18 +61,14 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     expect(hostEnd!.peerIndex).toBe(podEnd!.index);
     expect(await k.getLink('eth0')).toBeUndefined();
 
-    await k.setMaster('vethaa', 'br0');
-    await k.setHairpin('vethaa', true);
-    await k.setLinkAddress('vethaa', '02:aa:bb:cc:dd:ee');
+    await k.batch([{ op: 'setLink', dev: 'vethaa', master: 'br0', mac: '02:aa:bb:cc:dd:ee' }, { op: 'setBridgePort', dev: 'vethaa', hairpin: true }]);
     const enslaved = await k.getLink('vethaa');
     expect(enslaved).toMatchObject({ master: 'br0', port: { hairpin: true, isolated: false }, mac: '02:aa:bb:cc:dd:ee' });
-    await k.setHairpin('vethaa', false);
+    await k.batch([{ op: 'setBridgePort', dev: 'vethaa', hairpin: false }]);
     expect((await k.getLink('vethaa'))?.port?.hairpin).toBe(false);
-    await k.setPromisc('br0', true);
-    expect((await k.getLink('br0'))?.promisc).toBe(true);
 
-    // same peer name again: EEXIST
-    const err = await k.createVethPair('vethbb', 'eth0', { peerNetns: pod.path }).catch((e: unknown) => e);
+    // same peer name again: EEXIST, and nothing left behind
+    const err = await k.batch([{ op: 'addVeth', name: 'vethbb', peer: 'eth0', peerNetns: pod.path }]).catch((e: unknown) => e);
     expect(isExists(err)).toBe(true);
     expect(await k.getLink('vethbb')).toBeUndefined();
 
@@ -80,11 +77,12 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     expect(await k.getLink('vethaa')).toBeUndefined();
   });
 
-  it('addresses: ensureAddr is idempotent, delete with missingOk', async () => {
-    await k.ensureBridge('br0');
-    await k.ensureAddr('br0', '10.244.1.1/24');
-    await k.ensureAddr('br0', '10.244.1.1/24');
-    await k.ensureAddr('br0', 'fd00:10:244:1::1/64');
+  it('addresses: replace is idempotent, add is strict, delete reports a missing address as not found', async () => {
+    await k.batch([{ op: 'addBridge', name: 'br0' }]);
+    const add = [{ op: 'replaceAddr' as const, dev: 'br0', cidr: '10.244.1.1/24' }, { op: 'replaceAddr' as const, dev: 'br0', cidr: 'fd00:10:244:1::1/64' }];
+    await k.batch(add);
+    await k.batch(add);
+    expect(await k.batch([{ op: 'addAddr', dev: 'br0', cidr: '10.244.1.1/24' }]).catch((e: unknown) => e)).toMatchObject({ code: 'EEXIST' });
     const addrs = await k.listAddrs({ dev: 'br0' });
     expect(addrs.filter((a) => a.scope === 'global')).toEqual([
       { dev: 'br0', family: 4, cidr: '10.244.1.1/24', scope: 'global' },
@@ -100,16 +98,13 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     expect(isNotFound(await k.listAddrs({ dev: 'nope0' }).catch((e: unknown) => e))).toBe(true);
   });
 
-  it('routes: replace twice, strict add fails with EEXIST, list, get, delete', async () => {
-    await k.ensureBridge('br0');
-    await k.ensureAddr('br0', '10.244.1.1/24');
-    await k.ensureAddr('br0', 'fd00:1::1/64');
+  it('routes: replace twice, strict add fails with EEXIST, prepend adds beside, list, get, delete', async () => {
+    await k.batch([{ op: 'addBridge', name: 'br0' }, { op: 'replaceAddr', dev: 'br0', cidr: '10.244.1.1/24' }, { op: 'replaceAddr', dev: 'br0', cidr: 'fd00:1::1/64' }, { op: 'setLinkUp', dev: 'br0' }]);
     const r = { dst: '10.5.0.0/16', via: '10.244.1.7', dev: 'br0', onlink: true, mtu: 1400, advmss: 1300, metric: 5 };
-    await k.replaceRoute(r);
-    await k.replaceRoute(r);
-    expect(isExists(await k.addRoute(r).catch((e: unknown) => e))).toBe(true);
-    await k.replaceRoute({ dst: 'default', via: '10.244.1.254' });
-    await k.replaceRoute({ dst: 'default', via: 'fd00:1::fe', dev: 'br0' });
+    await k.batch([{ op: 'replaceRoute', route: r }]);
+    await k.batch([{ op: 'replaceRoute', route: r }]);
+    expect(isExists(await k.batch([{ op: 'addRoute', route: r }]).catch((e: unknown) => e))).toBe(true);
+    await k.batch([{ op: 'replaceRoute', route: { dst: 'default', via: '10.244.1.254' } }, { op: 'replaceRoute', route: { dst: 'default', via: 'fd00:1::fe', dev: 'br0' } }]);
     const v4 = await k.listRoutes({ family: 4 });
     expect(v4).toContainEqual({ family: 4, dst: '10.5.0.0/16', via: '10.244.1.7', dev: 'br0', onlink: true, mtu: 1400, advmss: 1300, metric: 5 });
     expect(v4.find((x) => x.dst === 'default')).toMatchObject({ via: '10.244.1.254', dev: 'br0' });
@@ -120,19 +115,39 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     expect(both.some((x) => x.family === 4) && both.some((x) => x.family === 6)).toBe(true);
     expect(await k.listRoutes({ table: 200 })).toEqual([]);
 
+    // prepend (Go's RouteAddEcmp): a route to the connected subnet beside the kernel's; the same one again is EEXIST
+    const subnet = { dst: '10.244.1.0/24', via: '10.244.1.1', dev: 'br0' };
+    expect(isExists(await k.batch([{ op: 'addRoute', route: subnet }]).catch((e: unknown) => e))).toBe(true);
+    await k.batch([{ op: 'prependRoute', route: subnet }]);
+    expect((await k.listRoutes({ family: 4, dev: 'br0' })).filter((x) => x.dst === '10.244.1.0/24')).toHaveLength(2);
+    expect(isExists(await k.batch([{ op: 'prependRoute', route: subnet }]).catch((e: unknown) => e))).toBe(true);
+
     const got = await k.routeGet('10.5.1.1');
     expect(got).toMatchObject({ dst: '10.5.1.1', via: '10.244.1.7', dev: 'br0', prefsrc: '10.244.1.1' });
     const direct = await k.routeGet('10.244.1.9');
     expect(direct).toMatchObject({ dev: 'br0', prefsrc: '10.244.1.1' });
-    expect(direct.via).toBeUndefined();
 
-    await k.deleteRoute(r);
-    await k.deleteRoute(r, { missingOk: true });
-    expect(isNotFound(await k.deleteRoute(r).catch((e: unknown) => e))).toBe(true);
-    await k.deleteRoute({ dst: 'default', via: '10.244.1.254' });
-    await k.deleteRoute({ dst: 'default', via: '10.244.1.254' }, { missingOk: true });
+    await k.batch([{ op: 'deleteRoute', route: r }]);
+    expect(isNotFound(await k.batch([{ op: 'deleteRoute', route: r }]).catch((e: unknown) => e))).toBe(true);
+    await k.batch([{ op: 'deleteRoute', route: { dst: 'default', via: '10.244.1.254' } }]);
     await k.deleteLink('br0');
     await expect(k.routeGet('10.5.1.1')).rejects.toBeInstanceOf(KernelError);
+  });
+
+  it('blackhole routes: strict add, refused (EEXIST) while another route holds the dst, listed by type', async () => {
+    await k.batch([{ op: 'addBridge', name: 'br0' }, { op: 'replaceAddr', dev: 'br0', cidr: '10.244.1.1/24' }, { op: 'setLinkUp', dev: 'br0' }]);
+    await k.batch([{ op: 'addRoute', route: { dst: '10.244.0.0/16', type: 'blackhole' } }]);
+    expect(isExists(await k.batch([{ op: 'addRoute', route: { dst: '10.244.1.0/24', type: 'blackhole' } }]).catch((e: unknown) => e))).toBe(true);
+    expect(await k.listRoutes({ family: 4, type: 'blackhole' })).toEqual([{ family: 4, dst: '10.244.0.0/16', type: 'blackhole' }]);
+    expect((await k.listRoutes({ family: 4 })).find((x) => x.dst === '10.244.0.0/16')).toMatchObject({ type: 'blackhole' });
+  });
+
+  it('addVxlan creates strictly with the lab recipe parameters', async () => {
+    await k.batch([{ op: 'addVeth', name: 'ul0', peer: 'ul1' }, { op: 'replaceAddr', dev: 'ul0', cidr: '192.168.77.1/24' }, { op: 'setLinkUp', dev: 'ul0' }]);
+    const spec = { vni: 100, port: 8472, local: '192.168.77.1', dev: 'ul0', learning: false, gbp: false, mtu: 1450, mac: '02:00:00:00:01:01' };
+    await k.batch([{ op: 'addVxlan', name: 'flannel.100', ...spec }]);
+    expect(await k.getLink('flannel.100')).toMatchObject({ kind: 'vxlan', mtu: 1450, mac: '02:00:00:00:01:01', vxlan: { vni: 100, port: 8472, local: '192.168.77.1', learning: false, gbp: false, dev: 'ul0' } });
+    expect(isExists(await k.batch([{ op: 'addVxlan', name: 'flannel.100', ...spec }]).catch((e: unknown) => e))).toBe(true);
   });
 
   it('vxlan with the lab recipe parameters; ensure is idempotent, an incompatible device is recreated', async () => {
@@ -195,8 +210,7 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
   });
 
   it('inspect: writes and reads in one exec; missing links are absent', async () => {
-    await k.ensureBridge('br0');
-    await k.createVethPair('vethaa', 'eth0', { peerNetns: pod.path });
+    await k.batch([{ op: 'addBridge', name: 'br0' }, { op: 'addVeth', name: 'vethaa', peer: 'eth0', peerNetns: pod.path }]);
     const m = await k.inspect(['br0', 'vethaa'], [
       { op: 'setLink', dev: 'vethaa', master: 'br0', up: true },
       { op: 'setBridgePort', dev: 'vethaa', hairpin: true },
