@@ -1,7 +1,8 @@
 // The kubelet's path to our CNI executables: containerd 1.6's CRI plugin (go-cni/libcni) calls
 // flannel → bridge → host-local (+ the Go portmap the conflist chains) when a CRI client runs a pod
 // sandbox. The CRI client is ours (test/cri: gRPC over node:http2, hand-written protobuf); it drives
-// RunPodSandbox / PodSandboxStatus / StopPodSandbox / RemovePodSandbox the way the kubelet does, and the
+// RunPodSandbox / PodSandboxStatus / StopPodSandbox / RemovePodSandbox the way the kubelet does (the CNI
+// dirs filled by install-cni as the DaemonSet's init containers do), and the
 // test checks what a cluster relies on: pod addresses from the node's flannel subnet, pod-to-pod and
 // node-to-pod pings, and a clean release (no IP left in host-local's store, no veth, flannel's dataDir empty).
 //
@@ -138,14 +139,21 @@ function removeCgroups(): void {
 
 beforeAll(async () => {
   if (!usable) return;
-  ensureBuilt('flannel', 'bridge', 'host-local', 'loopback');
+  ensureBuilt('flannel', 'bridge', 'host-local', 'loopback', 'install-cni');
   T = tempDir('cri-e2e');
   for (const d of ['cni-bin', 'net.d', 'root', 'state', 'runc', 'ovl', 'flannel', 'ipam', 'image']) mkdirSync(join(T, d), { recursive: true });
-  for (const p of ['flannel', 'bridge', 'host-local', 'loopback']) symlinkSync(join(DIST, p), join(T, 'cni-bin', p));
-  if (existsSync(join(GO_CNI, 'portmap'))) symlinkSync(join(GO_CNI, 'portmap'), join(T, 'cni-bin', 'portmap'));
   subnet = 1 + (process.pid % 250);
   writeFileSync(join(T, 'subnet.env'), `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.${subnet}.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`);
-  writeFileSync(join(T, 'net.d/10-flannel.conflist'), conflist());
+  // the node as kube-flannel.yml's init containers leave it: install-cni put the executables and the
+  // conflist there (ours for the whole chain; the Go portmap the conflist chains is linked in)
+  writeFileSync(join(T, 'cni-conf.json'), conflist());
+  const inst = spawnSync(
+    join(DIST, 'install-cni'),
+    ['--cni-bin-dir', join(T, 'cni-bin'), '--plugins', 'flannel,bridge,host-local,loopback', '--cni-conf-dir', join(T, 'net.d'), '--conflist', join(T, 'cni-conf.json')],
+    { encoding: 'utf8' },
+  );
+  expect(inst.status, inst.stderr).toBe(0);
+  if (existsSync(join(GO_CNI, 'portmap'))) symlinkSync(join(GO_CNI, 'portmap'), join(T, 'cni-bin', 'portmap'));
   writeFileSync(join(T, 'config.toml'), config());
   const image = buildPauseImage(join(T, 'image'), PAUSE);
 
