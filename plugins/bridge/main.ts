@@ -1,5 +1,5 @@
 // bridge entry: the real process (CJS bundle: no top-level await).
 import { processIo } from '../../shared/cni/skel.js';
-import { runBridge } from './process.js';
+import { runBridge } from './world.js';
 
 void runBridge(processIo).then((code) => (process.exitCode = code));

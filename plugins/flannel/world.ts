@@ -5,7 +5,7 @@
 import { delegateAdd, delegateDel, registerInProcess } from '../../shared/cni/invoke.js';
 import { processIo, runPlugin, type PluginIo } from '../../shared/cni/skel.js';
 import type { CmdArgs } from '../../shared/cni/types.js';
-import { runBridge } from '../bridge/process.js';
+import { runBridge } from '../bridge/world.js';
 import { lockContainer } from './container-lock.js';
 import { consumeScratch, saveScratch } from './delegate.js';
 import { ABOUT, cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type FlannelDeps } from './flannel.js';

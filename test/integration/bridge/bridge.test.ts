@@ -18,7 +18,7 @@ import {
   type PluginRun,
   type World,
 } from './harness.js';
-import { formatChainName } from '../../../plugins/bridge/bridge.js';
+import { formatChainName } from '../../../shared/cni/utils.js';
 
 const IPAMS: Array<'go' | 'ours'> = haveOurHostLocal ? ['go', 'ours'] : ['go'];
 

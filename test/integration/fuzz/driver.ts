@@ -8,7 +8,7 @@
 import { createInterface } from 'node:readline';
 import { registerInProcess } from '../../../shared/cni/invoke.js';
 import type { PluginIo } from '../../../shared/cni/skel.js';
-import { runBridge } from '../../../plugins/bridge/process.js';
+import { runBridge } from '../../../plugins/bridge/world.js';
 import { runFlannel } from '../../../plugins/flannel/world.js';
 import { runHostLocal } from '../../../plugins/host-local/world.js';
 import { runLoopback } from '../../../plugins/loopback/world.js';

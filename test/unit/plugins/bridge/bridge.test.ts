@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { add, calcGateways, check, del, formatChainName, formatComment, planEnsureAddr, status } from '../../../../plugins/bridge/bridge.js';
+import { calcGateways, cmdAdd, cmdDel, cmdStatus } from '../../../../plugins/bridge/bridge.js';
+import { cmdCheck } from '../../../../plugins/bridge/check.js';
+import { planEnsureAddr } from '../../../../plugins/bridge/ops.js';
+import { formatChainName, formatComment } from '../../../../shared/cni/utils.js';
 import { collectVlanTrunk, parseBridgeConf } from '../../../../plugins/bridge/netconf.js';
 import { FakeKernel, withVethOperstate } from '../../../../shared/kernel/fake-kernel.js';
 import type { Result } from '../../../../shared/cni/types.js';
@@ -91,7 +94,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const { world, kernel, deps, calls, args } = setup();
     const conf = { isDefaultGateway: true, mtu: 1450, ipam: { type: 'host-local' } };
     const execs0 = world.execs;
-    const r = await add(args(conf), deps);
+    const r = await cmdAdd(args(conf), deps);
     expect(world.execs - execs0).toBe(4); // bridge read, host batch, pod batch, final read (IPAM is separate)
     // random bytes: 1 = container MAC, 2 = bridge MAC to pin, 3 = veth name
     expect(r.interfaces).toEqual([
@@ -110,58 +113,58 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     expect(await pod.readSysctl('net/ipv4/conf/eth0/arp_notify')).toBe('1');
     expect(calls).toEqual(['add host-local']);
 
-    await check(args({ ...conf, prevResult: r }), deps);
+    await cmdCheck(args({ ...conf, prevResult: r }), deps);
     expect(calls).toEqual(['add host-local', 'check host-local']);
 
-    await del(args(conf), deps);
+    await cmdDel(args(conf), deps);
     expect(await kernel.getLink('veth03030303')).toBeUndefined();
     expect(await kernel.getLink('cni0')).toBeDefined();
-    await del(args(conf), deps);
+    await cmdDel(args(conf), deps);
     world.deleteNetns(POD);
-    await del(args(conf), deps);
-    await del(args(conf, { netns: '' }), deps);
+    await cmdDel(args(conf), deps);
+    await cmdDel(args(conf, { netns: '' }), deps);
     expect(calls.filter((c) => c === 'del host-local')).toHaveLength(4);
   });
 
   it('a failure after IPAM releases the IP and leaves the veth', async () => {
     const { world, kernel, deps, calls, args } = setup();
     world.failOn('addRoute');
-    await expect(add(args({ isDefaultGateway: true, ipam: { type: 'host-local' } }), deps)).rejects.toThrow(/^failed to add route '0.0.0.0\/0 via 10.1.2.1 dev eth0'/);
+    await expect(cmdAdd(args({ isDefaultGateway: true, ipam: { type: 'host-local' } }), deps)).rejects.toThrow(/^failed to add route '0.0.0.0\/0 via 10.1.2.1 dev eth0'/);
     expect(calls).toEqual(['add host-local', 'del host-local']);
     expect(await kernel.getLink('veth03030303')).toBeDefined();
   });
 
   it('IPAM without IPs is an error', async () => {
     const { deps, args, calls } = setup({ ips: [] });
-    await expect(add(args({ ipam: { type: 'x' } }), deps)).rejects.toThrow('IPAM plugin returned missing IP config');
+    await expect(cmdAdd(args({ ipam: { type: 'x' } }), deps)).rejects.toThrow('IPAM plugin returned missing IP config');
     expect(calls).toEqual(['add x', 'del x']);
   });
 
   it('ipMasq rules and teardown', async () => {
     const { deps, args, ipt4 } = setup();
     const conf = { isGateway: true, ipMasq: true, ipam: { type: 'host-local' } };
-    await add(args(conf), deps);
+    await cmdAdd(args(conf), deps);
     const chain = await formatChainName('net', 'c1');
     const c = ['-m', 'comment', '--comment', 'name: "net" id: "c1"'];
     expect(await ipt4.listRules('nat', chain)).toEqual([`-N ${chain}`, `-A ${chain} ${['-d', '10.1.2.0/24', '-j', 'ACCEPT', ...c].join(' ')}`, `-A ${chain} ${['!', '-d', '224.0.0.0/4', '-j', 'MASQUERADE', ...c].join(' ')}`]);
     expect(await ipt4.hasRule('nat', 'POSTROUTING', ['-s', '10.1.2.2', '-j', chain, ...c])).toBe(true);
-    await del(args(conf), deps);
+    await cmdDel(args(conf), deps);
     expect(ipt4.tables.get('nat')?.has(chain)).toBe(false);
     expect(await ipt4.listRules('nat', 'POSTROUTING')).toEqual(['-N POSTROUTING']);
-    await del(args(conf), deps);
+    await cmdDel(args(conf), deps);
   });
 
   it('a veth name collision retries with a new name; an existing container iface is an error', async () => {
     const { kernel, deps, args } = setup();
     await kernel.batch([{ op: 'addVeth', name: 'veth02020202', peer: 'x0' }]);
-    const r = await add(args({ ipam: {} }), deps);
+    const r = await cmdAdd(args({ ipam: {} }), deps);
     expect(r.interfaces?.[1]?.name).toBe('veth03030303');
-    await expect(add(args({ ipam: {} }, { containerId: 'c2' }), deps)).rejects.toThrow(/^container veth name \("eth0"\) peer provided \("veth[0-9a-f]{8}"\) already exists$/);
+    await expect(cmdAdd(args({ ipam: {} }, { containerId: 'c2' }), deps)).rejects.toThrow(/^container veth name \("eth0"\) peer provided \("veth[0-9a-f]{8}"\) already exists$/);
   });
 
   it('L2 with disableContainerInterface leaves the iface down; port state is not polled', async () => {
     const { kernel, deps, args } = setup();
-    const r = await add(args({ ipam: {}, disableContainerInterface: true }), deps);
+    const r = await cmdAdd(args({ ipam: {}, disableContainerInterface: true }), deps);
     expect(r.ips).toBeUndefined();
     expect((await kernel.inNetns(POD).getLink('eth0'))?.up).toBe(false);
   });
@@ -169,7 +172,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
   it('L2: the container side failing to come up is an error', async () => {
     const { world, deps, args } = setup();
     world.failOn('setLinkUp');
-    await expect(add(args({ ipam: {} }), deps)).rejects.toThrow(/^failed to set "eth0" up/);
+    await expect(cmdAdd(args({ ipam: {} }), deps)).rejects.toThrow(/^failed to set "eth0" up/);
   });
 
   it('the port never comes up: polled with sleeps 50, 500, 1000, 1000, then bridge port in error state', async () => {
@@ -177,26 +180,26 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const slept: number[] = [];
     deps.sleep = async (ms) => void slept.push(ms);
     deps.kernel = withVethOperstate(kernel, 'LOWERLAYERDOWN');
-    await expect(add(args({ ipam: {} }), deps)).rejects.toThrow('bridge port in error state: lower-layer-down');
+    await expect(cmdAdd(args({ ipam: {} }), deps)).rejects.toThrow('bridge port in error state: lower-layer-down');
     expect(slept).toEqual([50, 500, 1000, 1000]);
   });
 
   it('CHECK: prevResult required; L2 has no IPAM type', async () => {
     const { deps, args } = setup();
-    await expect(check(args({ ipam: { type: 'host-local' } }), deps)).rejects.toThrow('Required prevResult missing');
-    await expect(check(args({}), deps)).rejects.toThrow('no plugin name provided');
+    await expect(cmdCheck(args({ ipam: { type: 'host-local' } }), deps)).rejects.toThrow('Required prevResult missing');
+    await expect(cmdCheck(args({}), deps)).rejects.toThrow('no plugin name provided');
   });
 
   it('STATUS forwards to IPAM only when there is one', async () => {
     const { deps, args, calls } = setup();
-    await status(args({}), deps);
-    await status(args({ ipam: { type: 'host-local' } }), deps);
+    await cmdStatus(args({}), deps);
+    await cmdStatus(args({ ipam: { type: 'host-local' } }), deps);
     expect(calls).toEqual(['status host-local']);
   });
 
   it('a missing netns on ADD is an error worded like Go', async () => {
     const { deps, args } = setup();
-    await expect(add(args({}, { netns: '/nope' }), deps)).rejects.toThrow('failed to open netns "/nope": failed to Statfs "/nope": no such file or directory');
+    await expect(cmdAdd(args({}, { netns: '/nope' }), deps)).rejects.toThrow('failed to open netns "/nope": failed to Statfs "/nope": no such file or directory');
   });
 
   // VLANs as HEAD sets them (cni.md §3.2); the same against the Go reference on a real kernel:
@@ -208,7 +211,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
 
     it('vlan: a vlan_filtering bridge; the port gets the vid as PVID untagged, its default VLAN removed', async () => {
       const { kernel, deps, args } = setup();
-      const r = await add(args({ vlan: 100, ipam: {} }), deps);
+      const r = await cmdAdd(args({ vlan: 100, ipam: {} }), deps);
       expect(r.interfaces?.map((i) => i.name)).toEqual(['cni0', vethOf(r), 'eth0']);
       expect((await kernel.getLink('cni0'))?.bridge).toEqual({ vlanFiltering: true });
       expect(await kernel.listBridgeVlans(vethOf(r))).toEqual([untaggedPvid(100)]);
@@ -216,13 +219,13 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
 
     it('vlan + preserveDefaultVlan: vid 1 stays, untagged but no longer the PVID', async () => {
       const { kernel, deps, args } = setup();
-      const r = await add(args({ vlan: 100, preserveDefaultVlan: true, ipam: {} }), deps);
+      const r = await cmdAdd(args({ vlan: 100, preserveDefaultVlan: true, ipam: {} }), deps);
       expect(await kernel.listBridgeVlans(vethOf(r))).toEqual([{ vid: 1, pvid: false, untagged: true }, untaggedPvid(100)]);
     });
 
     it.each([true, false])('vlanTrunk (preserveDefaultVlan %s): the trunk vids tagged, vid 1 the native VLAN', async (preserveDefaultVlan) => {
       const { kernel, deps, args } = setup();
-      const r = await add(args({ vlanTrunk: [{ id: 101 }, { minID: 200, maxID: 202 }], preserveDefaultVlan, ipam: {} }), deps);
+      const r = await cmdAdd(args({ vlanTrunk: [{ id: 101 }, { minID: 200, maxID: 202 }], preserveDefaultVlan, ipam: {} }), deps);
       expect((await kernel.getLink('cni0'))?.bridge).toEqual({ vlanFiltering: true });
       expect(await kernel.listBridgeVlans(vethOf(r))).toEqual([untaggedPvid(1), tagged(101), tagged(200), tagged(201), tagged(202)]);
     });
@@ -230,7 +233,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     it('vlan + isGateway: the gateway on the veth cni0.<vlan> (up, 4th interface), its peer a port on the VLAN; reused', async () => {
       const { world, kernel, deps, args } = setup();
       const conf = { vlan: 100, isGateway: true, ipam: { type: 'host-local' } };
-      const r = await add(args(conf), deps);
+      const r = await cmdAdd(args(conf), deps);
       expect(r.interfaces?.map((i) => i.name)).toEqual(['cni0', vethOf(r), 'eth0', 'cni0.100']);
       expect(await kernel.getLink('cni0.100')).toMatchObject({ kind: 'veth', up: true });
       expect(await kernel.getLink('cni0.100')).not.toHaveProperty('master');
@@ -243,7 +246,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
       expect(await kernel.readSysctl('net/ipv4/ip_forward')).toBe('1');
 
       world.addNetns('/var/run/netns/pod2');
-      const r2 = await add(args(conf, { containerId: 'c2', netns: '/var/run/netns/pod2' }), deps);
+      const r2 = await cmdAdd(args(conf, { containerId: 'c2', netns: '/var/run/netns/pod2' }), deps);
       expect(r2.interfaces?.[3]?.name).toBe('cni0.100');
       expect(await ports()).toHaveLength(3); // two pods and the one gateway peer
       expect((await kernel.listAddrs({ dev: 'cni0.100' })).map((a) => a.cidr)).toEqual(['10.1.2.1/24']);
@@ -253,7 +256,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     // the bridge-side peer), as for every pod's host veth
     it('vlan + isGateway: the bridge-side peer of cni0.<vlan> gets accept_ra=0, as upstream', async () => {
       const { kernel, deps, args } = setup();
-      const r = await add(args({ vlan: 100, isGateway: true, ipam: { type: 'host-local' } }), deps);
+      const r = await cmdAdd(args({ vlan: 100, isGateway: true, ipam: { type: 'host-local' } }), deps);
       expect(await kernel.readSysctl(`net/ipv6/conf/${vethOf(r)}/accept_ra`)).toBe('0');
       const [peer] = (await kernel.listLinks()).filter((l) => l.master === 'cni0' && l.name !== vethOf(r));
       expect(await kernel.readSysctl(`net/ipv6/conf/${peer!.name}/accept_ra`).catch(() => 'unset')).toBe('0');
@@ -263,7 +266,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     // <br>.<vlan>, so the bridge keeps a MAC that follows its ports (the fake random source)
     it('vlan + isGateway: <br>.<vlan> gets a set MAC, the bridge MAC is not pinned, as upstream', async () => {
       const { kernel, deps, args } = setup();
-      await add(args({ vlan: 100, isGateway: true, ipam: { type: 'host-local' } }), deps);
+      await cmdAdd(args({ vlan: 100, isGateway: true, ipam: { type: 'host-local' } }), deps);
       expect((await kernel.getLink('cni0'))?.mac).not.toBe('02:02:02:02:02:02');
       expect((await kernel.getLink('cni0.100'))?.mac).toBe('06:04:04:04:04:04'); // randomMac over the fake's bytes
     });
@@ -276,7 +279,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
       calls.push('add host-local');
       throw new CniError(11, 'try later');
     };
-    await expect(add(args({ ipam: { type: 'host-local' } }), deps)).rejects.toThrow('"cni0" already exists but is not a bridge');
+    await expect(cmdAdd(args({ ipam: { type: 'host-local' } }), deps)).rejects.toThrow('"cni0" already exists but is not a bridge');
 
     const b = setup();
     b.deps.kernel = Object.assign(Object.create(b.kernel) as FakeKernel, {
@@ -284,7 +287,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
         throw new Error('ip: cannot talk to the kernel');
       },
     });
-    await expect(add(b.args({ ipam: { type: 'host-local' } }), b.deps)).rejects.toThrow('ip: cannot talk to the kernel');
+    await expect(cmdAdd(b.args({ ipam: { type: 'host-local' } }), b.deps)).rejects.toThrow('ip: cannot talk to the kernel');
     expect(b.calls).toEqual(['add host-local', 'del host-local']);
   });
 
@@ -293,7 +296,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     deps.ipam.add = async () => {
       throw new CniError(11, 'try later');
     };
-    const err = await add(args({ ipam: { type: 'x' } }), deps).catch((e: unknown) => e);
+    const err = await cmdAdd(args({ ipam: { type: 'x' } }), deps).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CniError);
     expect((err as CniError).code).toBe(11);
   });

@@ -1,7 +1,8 @@
 // The bridge plugin's world for unit tests: a FakeKernel with one pod netns, fake iptables/nftables,
 // a recording IPAM that returns `ipamResult`, deterministic randomness, and an args() builder whose
 // config starts from `base`.
-import { NetnsNotExistError, type BridgeDeps } from '../../../../plugins/bridge/bridge.js';
+import type { BridgeDeps } from '../../../../plugins/bridge/bridge.js';
+import { NetnsNotExistError } from '../../../../shared/ns/netns.js';
 import type { CmdArgs, Result } from '../../../../shared/cni/types.js';
 import { FakeKernel, FakeWorld } from '../../../../shared/kernel/fake-kernel.js';
 import { FakeIptables } from '../../../../shared/kernel/iptables.js';

@@ -1,20 +1,13 @@
-// macspoofchk: the nftables module (shared/kernel/nft.ts: the spoof-check transactions, FakeNft, the
-// exec adapter) and the bridge's ADD/DEL/CHECK on FakeKernel + FakeNft. The same against the Go
+// macspoofchk: the spoof-check transactions (shared/link/spoof-check.ts), FakeNft and the nft exec
+// adapter (shared/kernel) and the bridge's ADD/DEL/CHECK on FakeKernel + FakeNft. The same against the Go
 // reference on a real kernel: test/integration/bridge/macspoofchk.test.ts.
 import { describe, expect, it } from 'vitest';
-import { add, check, del } from '../../../../plugins/bridge/bridge.js';
+import { cmdAdd, cmdDel } from '../../../../plugins/bridge/bridge.js';
+import { cmdCheck } from '../../../../plugins/bridge/check.js';
 import { KernelError } from '../../../../shared/kernel/errors.js';
 import { FakeKernel, withVethOperstate } from '../../../../shared/kernel/fake-kernel.js';
-import {
-  createNft,
-  FakeNft,
-  parseTableListing,
-  spoofCheckSetup,
-  spoofCheckTeardown,
-  SpoofChecker,
-  type NftRule,
-  type NftTableContents,
-} from '../../../../shared/kernel/nft.js';
+import { createNft, FakeNft, parseTableListing, type NftRule, type NftTableContents } from '../../../../shared/kernel/nft.js';
+import { spoofCheckSetup, spoofCheckTeardown, SpoofChecker } from '../../../../shared/link/spoof-check.js';
 import type { Result } from '../../../../shared/cni/types.js';
 import { fakeBridge, POD } from './fake-bridge.js';
 
@@ -196,7 +189,7 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
 
   it('ADD: the rules for the host veth and the container MAC, in ONE nft exec and no more kernel execs', async () => {
     const { world, nft, deps, args, rules, chains } = setup();
-    const r = await add(args(L3), deps);
+    const r = await cmdAdd(args(L3), deps);
     expect(nft.execs).toBe(1);
     expect(world.execs).toBe(4); // as without macspoofchk: bridge read, host batch, pod batch, final read
     const veth = r.interfaces![1]!.name;
@@ -213,31 +206,31 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
     ['a configured MAC in upper case', { ...L3, args: { cni: { mac: '0A:58:0A:01:02:4F' } } }],
   ])('ADD %s: the rules too, with the MAC in lower case', async (_n, conf) => {
     const { deps, args, rules } = setup();
-    const r = await add(args(conf), deps);
+    const r = await cmdAdd(args(conf), deps);
     expect(await rules()).toEqual(expectedRules('c1-eth0', r.interfaces![1]!.name, r.interfaces![2]!.mac!));
     expect(r.interfaces![2]!.mac).toMatch(/^[0-9a-f:]{17}$/);
   });
 
   it('without macspoofchk: no nft exec on ADD or DEL', async () => {
     const { nft, deps, args } = setup();
-    await add(args({ ...L3, macspoofchk: false }), deps);
-    await del(args({ ...L3, macspoofchk: false }), deps);
+    await cmdAdd(args({ ...L3, macspoofchk: false }), deps);
+    await cmdDel(args({ ...L3, macspoofchk: false }), deps);
     expect(nft.execs).toBe(0);
   });
 
   it('DEL: a read and one apply; the table and the base chain stay; a repeated DEL reads only and logs nothing', async () => {
     const { nft, deps, args, rules, chains, logs, calls } = setup();
-    await add(args(L3), deps);
+    await cmdAdd(args(L3), deps);
     const execs = nft.execs;
-    await del(args(L3), deps);
+    await cmdDel(args(L3), deps);
     expect(nft.execs - execs).toBe(2);
     expect(await rules()).toEqual([]);
     expect(await chains()).toEqual(['PREROUTING']);
     const again = nft.execs;
-    await del(args(L3), deps);
+    await cmdDel(args(L3), deps);
     expect(nft.execs - again).toBe(1);
     nft.tables.clear(); // no table at all
-    await del(args(L3), deps);
+    await cmdDel(args(L3), deps);
     expect(logs).toEqual([]);
     expect(calls.filter((c) => c === 'del host-local')).toHaveLength(3);
   });
@@ -248,9 +241,9 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
     ['CNI_NETNS empty (upstream leaves the rules)', async () => {}, { netns: '' }],
   ] as const)('DEL with %s removes the rules', async (_n, prepare, o) => {
     const s = setup();
-    await add(s.args(L3), s.deps);
+    await cmdAdd(s.args(L3), s.deps);
     await prepare(s);
-    await del(s.args(L3, o), s.deps);
+    await cmdDel(s.args(L3, o), s.deps);
     expect(await s.rules()).toEqual([]);
     expect(await s.chains()).toEqual(['PREROUTING']);
     expect(s.calls).toEqual(['add host-local', 'del host-local']);
@@ -259,29 +252,29 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
   it("DEL of one container leaves another container's rules whole", async () => {
     const { world, deps, args, rules } = setup();
     world.addNetns('/var/run/netns/pod2');
-    const r1 = await add(args(L3), deps);
-    const r2 = await add(args(L3, { containerId: 'c2', netns: '/var/run/netns/pod2' }), deps);
-    await del(args(L3), deps);
+    const r1 = await cmdAdd(args(L3), deps);
+    const r2 = await cmdAdd(args(L3, { containerId: 'c2', netns: '/var/run/netns/pod2' }), deps);
+    await cmdDel(args(L3), deps);
     expect(await rules()).toEqual(expectedRules('c2-eth0', r2.interfaces![1]!.name, r2.interfaces![2]!.mac!));
     expect(r1.interfaces![1]!.name).not.toBe(r2.interfaces![1]!.name);
   });
 
   it('DEL: a teardown failure goes to stderr only; IPAM is released and DEL succeeds', async () => {
     const { nft, deps, args, logs, calls } = setup();
-    await add(args(L3), deps);
+    await cmdAdd(args(L3), deps);
     nft.failNext('Operation not permitted');
-    await del(args(L3), deps);
+    await cmdDel(args(L3), deps);
     expect(logs).toEqual(['failed to teardown spoof-check: nft -j: internal:0:0-0: Error: Could not process rule: Operation not permitted']);
     expect(calls).toEqual(['add host-local', 'del host-local']);
   });
 
   it('DEL: an IPAM DEL failure is returned before the teardown, as upstream', async () => {
     const { deps, args, rules } = setup();
-    await add(args(L3), deps);
+    await cmdAdd(args(L3), deps);
     deps.ipam.del = async () => {
       throw new Error('ipam down');
     };
-    await expect(del(args(L3), deps)).rejects.toThrow('ipam down');
+    await expect(cmdDel(args(L3), deps)).rejects.toThrow('ipam down');
     expect(await rules()).toHaveLength(4);
   });
 
@@ -289,7 +282,7 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
     const { world, nft, deps, args, calls, rules } = setup();
     nft.failNext('Operation not supported');
     world.failOn('addRoute');
-    await expect(add(args({ ...L3, isDefaultGateway: true }), deps)).rejects.toThrow(
+    await expect(cmdAdd(args({ ...L3, isDefaultGateway: true }), deps)).rejects.toThrow(
       'failed to setup spoof-check: nft -j: internal:0:0-0: Error: Could not process rule: Operation not supported',
     );
     expect(calls).toEqual(['add host-local', 'del host-local']);
@@ -299,7 +292,7 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
   it('ADD: a failure after the setup removes the rules and releases the IP', async () => {
     const { world, deps, args, calls, rules, kernel } = setup();
     world.failOn('addRoute');
-    await expect(add(args({ ...L3, isDefaultGateway: true }), deps)).rejects.toThrow(/^failed to add route '0.0.0.0\/0 via 10.1.2.1 dev eth0'/);
+    await expect(cmdAdd(args({ ...L3, isDefaultGateway: true }), deps)).rejects.toThrow(/^failed to add route '0.0.0.0\/0 via 10.1.2.1 dev eth0'/);
     expect(await rules()).toEqual([]);
     expect(calls).toEqual(['add host-local', 'del host-local']);
     expect(await kernel.getLink('veth03030303')).toBeDefined(); // the veth is left for the runtime's DEL, as upstream
@@ -308,16 +301,16 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
   it('ADD: the port never comes up (after the setup): the rules are removed', async () => {
     const { kernel, deps, args, rules } = setup();
     deps.kernel = withVethOperstate(kernel, 'DOWN');
-    await expect(add(args({ ipam: {} }), deps)).rejects.toThrow('bridge port in error state: down');
+    await expect(cmdAdd(args({ ipam: {} }), deps)).rejects.toThrow('bridge port in error state: down');
     expect(await rules()).toEqual([]);
   });
 
   it('CHECK does not look at the rules (as upstream)', async () => {
     const { nft, deps, args } = setup();
-    const r = await add(args(L3), deps);
+    const r = await cmdAdd(args(L3), deps);
     nft.tables.clear();
     const before = nft.execs;
-    await check(args({ ...L3, prevResult: r }), deps);
+    await cmdCheck(args({ ...L3, prevResult: r }), deps);
     expect(nft.execs).toBe(before);
   });
 
