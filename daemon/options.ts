@@ -74,7 +74,7 @@ export const FLAGS: FlagDef[] = [
   F('subnet-lease-renew-margin', 'subnetLeaseRenewMargin', 'int', 60, 'subnet lease renewal margin, in minutes, ranging from 1 to 1439'),
   F('ip-masq', 'ipMasq', 'bool', false, 'setup IP masquerade rule for traffic destined outside of overlay network'),
   F('ip-masq-fully-random-disable', 'ipMasqFullyRandomDisable', 'bool', false, 'disable --random-fully in the MASQUERADE rule'),
-  F('kube-subnet-mgr', 'kubeSubnetMgr', 'bool', false, 'contact the Kubernetes API for subnet assignment instead of etcd (not supported by this build)'),
+  F('kube-subnet-mgr', 'kubeSubnetMgr', 'bool', false, 'contact the Kubernetes API for subnet assignment instead of etcd'),
   F('kube-api-url', 'kubeApiUrl', 'string', '', 'Kubernetes API server URL. Does not need to be specified if flannel is running in a pod.'),
   F('kube-annotation-prefix', 'kubeAnnotationPrefix', 'string', 'flannel.alpha.coreos.com', 'Kubernetes annotation prefix. Can contain single slash "/", otherwise it will be appended at the end.'),
   F('kubeconfig-file', 'kubeconfigFile', 'string', '', 'kubeconfig file location. Does not need to be specified if flannel is running in a pod.'),

@@ -2,11 +2,12 @@
 // names a concrete manager. Everything after construction speaks SubnetManager (manager.ts).
 import type { Options } from '../options.js';
 import { createEtcdSubnetManager } from './etcd/create.js';
+import { createKubeSubnetManager } from './kube/index.js';
 import type { CreatedSubnetManager, SubnetManagerDeps } from './manager.js';
 
 /** Rejects (main: "Failed to create SubnetManager: …", exit 1) on flags or files it cannot use. */
 export async function createSubnetManager(o: Options, deps: SubnetManagerDeps): Promise<CreatedSubnetManager> {
-  if (o.kubeSubnetMgr) throw new Error('the Kubernetes subnet manager (--kube-subnet-mgr) is not supported by this build: use etcd');
+  if (o.kubeSubnetMgr) return createKubeSubnetManager(o, deps);
   return createEtcdSubnetManager(o, deps);
 }
 
