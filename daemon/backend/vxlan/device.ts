@@ -100,26 +100,29 @@ export class VxlanDevice {
         return false;
       }
       this.log(`${JSON.stringify(a.name)} already exists with incompatible configuration: ${why}; recreating device`);
-      await this.kernel.deleteLink(a.name, { missingOk: true });
     }
-    const link = await this.kernel.ensureVxlan(a.name, {
-      vni: a.vni,
-      port: a.vtepPort > 0 ? a.vtepPort : KERNEL_DEFAULT_VXLAN_PORT,
-      local: a.vtepAddr,
-      dev: a.vtepDev,
-      learning: a.learning,
-      gbp: a.gbp,
-      mtu: a.mtu,
-      mac: a.mac,
-    });
+    // Compatibility is decided here only (vxlanIncompat); the kernel is told to create, strictly.
+    await this.kernel.batch([
+      ...(existing ? [{ op: 'deleteLink', dev: a.name } as const] : []),
+      {
+        op: 'addVxlan',
+        name: a.name,
+        vni: a.vni,
+        port: a.vtepPort > 0 ? a.vtepPort : KERNEL_DEFAULT_VXLAN_PORT,
+        local: a.vtepAddr,
+        dev: a.vtepDev,
+        learning: a.learning,
+        gbp: a.gbp,
+        mtu: a.mtu,
+        mac: a.mac,
+      },
+      // no router advertisements on a /128 point-to-point style device (optional: IPv6 may be off)
+      { op: 'sysctl', key: `net/ipv6/conf/${a.name}/accept_ra`, value: '0', optional: true },
+    ]);
+    const link = await this.kernel.getLink(a.name);
+    if (!link) throw new Error(`link ${JSON.stringify(a.name)} disappeared right after it was created`);
     this.index = link.index;
     this.fresh = true;
-    // No router advertisements on a /128 point-to-point style device (best effort: IPv6 may be off).
-    try {
-      await this.kernel.writeSysctl(`net/ipv6/conf/${a.name}/accept_ra`, '0');
-    } catch {
-      /* ignore: no IPv6 in this namespace */
-    }
     return true;
   }
 

@@ -17,10 +17,8 @@
 //   detection delay of one interval is small next to upstream's 1–30 s re-create back-off. On damage the
 //   device is re-created with the same MAC and every known peer is re-programmed in one batch.
 import type { Kernel, KernelOp, Route } from '../../../shared/kernel/kernel.js';
-import { field } from '../../../shared/cni/go-json.js';
 import { errorMessage, type Logger } from '../../../shared/log.js';
 import { formatIP, formatNet, type IP, type IPNet } from '../../../shared/net/ip.js';
-import { isUnicastMac, normalizeMac } from '../../../shared/net/mac.js';
 import { longestPrefixMatch } from '../../../shared/net/route.js';
 import type { Network, SubnetManager } from '../backend.js';
 import type { Lease, LeaseEvent } from '../../lease.js';
@@ -28,7 +26,7 @@ import { LeaseLoop, type LeaseHandler } from '../lease-loop.js';
 import { applyResumable, removeBestEffort } from '../op-applier.js';
 import { PeerGuard } from '../peer-guard.js';
 import { vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
-import { describeOp, orderOps, staleOps } from './ops.js';
+import { describeOp, leaseNeighbor, orderOps, staleOps, vtepMacClaims } from './ops.js';
 
 export { orderOps };
 
@@ -79,8 +77,6 @@ interface Plan {
   undo?: KernelOp[];
 }
 
-const isZero = (ip: IP | undefined): boolean => ip === undefined || ip.value === 0n;
-
 export class VxlanNetwork implements Network, LeaseHandler {
   private readonly peers = new Map<string, Peer>();
   private readonly loop: LeaseLoop;
@@ -101,7 +97,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
       ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
       ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
       ...(o.underlay ? { underlay: o.underlay } : {}),
-      claims: (l) => this.claims(l),
+      claims: (l) => vtepMacClaims(l, { v4: enableIPv4, v6: enableIPv6 }),
       log: (m) => o.logger.warn(m),
     });
     this.loop = new LeaseLoop({
@@ -119,26 +115,6 @@ export class VxlanNetwork implements Network, LeaseHandler {
 
   private log(msg: string): void {
     this.o.logger.info(msg);
-  }
-
-  /**
-   * What a vxlan lease holds exclusively besides its subnet: its VtepMAC per family (the FDB is keyed
-   * by MAC, so two leases with one MAC would take each other's entry). A VtepMAC that is not unicast is
-   * refused here: the kernel refuses a multicast FDB replace, and retrying it would go on forever.
-   */
-  private claims(l: Lease): string[] | string {
-    if (l.attrs.backendType !== 'vxlan') return [];
-    const out: string[] = [];
-    for (const family of [4, 6] as const) {
-      if (!(family === 4 ? this.o.dev : this.o.v6Dev)) continue;
-      const data = family === 4 ? l.attrs.backendData : l.attrs.backendV6Data;
-      if (typeof data !== 'object' || data === null) continue;
-      const mac = normalizeMac(field(data as Record<string, unknown>, 'VtepMAC'));
-      if (!mac) continue; // the lease is skipped with its own log line in neighbor()
-      if (!isUnicastMac(mac)) return `its VtepMAC ${mac} is not a unicast MAC address`;
-      out.push(`IPv${family} VtepMAC ${mac}`);
-    }
-    return out;
   }
 
   lease(): Lease {
@@ -245,20 +221,6 @@ export class VxlanNetwork implements Network, LeaseHandler {
     await this.apply(plans);
   }
 
-  /** Neighbor for one family of a lease, or a reason why the lease cannot be used. */
-  private neighbor(lease: Lease, family: 4 | 6): Neighbor | string | undefined {
-    const subnet = family === 4 ? lease.subnet : lease.ipv6Subnet;
-    if (!subnet || (family === 4 && !lease.enableIPv4 && !lease.subnet)) return undefined;
-    const publicIP = family === 4 ? lease.attrs.publicIP : lease.attrs.publicIPv6;
-    const data = family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data;
-    if (isZero(publicIP) || !publicIP) return `no public IPv${family}`;
-    if (typeof data !== 'object' || data === null) return `no ${family === 4 ? 'BackendData' : 'BackendV6Data'}`;
-    const rawMac = field(data as Record<string, unknown>, 'VtepMAC');
-    const mac = normalizeMac(rawMac);
-    if (!mac) return `error decoding subnet lease JSON: invalid VtepMAC ${JSON.stringify(rawMac)}`;
-    return { subnet, mac, publicIP };
-  }
-
   private planAdd(key: string, lease: Lease, routes: Map<4 | 6, Route[]>): Plan | undefined {
     if (lease.attrs.backendType !== 'vxlan') {
       this.o.logger.warn(`ignoring non-vxlan v4Subnet(${lease.subnet ? formatNet(lease.subnet) : ''}) v6Subnet(${lease.ipv6Subnet ? formatNet(lease.ipv6Subnet) : ''}): type=${lease.attrs.backendType ?? ''}`);
@@ -272,7 +234,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
     for (const family of [4, 6] as const) {
       const dev = family === 4 ? this.o.dev : this.o.v6Dev;
       if (!dev) continue;
-      const n = this.neighbor(lease, family);
+      const n = leaseNeighbor(lease, family);
       const prev = family === 4 ? old?.v4 : old?.v6;
       if (n === undefined) {
         if (prev) ops.push(...this.removeOps(dev, prev));
@@ -330,7 +292,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
       let state = family === 4 ? known?.v4 : known?.v6;
       if (!state && !known) {
         // Never programmed by us (or lost across a restart): remove by the event's attrs anyway.
-        const n = this.neighbor(lease, family);
+        const n = leaseNeighbor(lease, family);
         if (n && typeof n !== 'string') state = { n, direct: false };
       }
       if (state) ops.push(...this.removeOps(dev, state));
@@ -416,7 +378,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
       if (st && !st.direct) yield st.n;
     }
     for (const r of this.loop.pendingRetries().values()) {
-      const n = this.neighbor(r.lease, family);
+      const n = leaseNeighbor(r.lease, family);
       if (n && typeof n !== 'string') yield n;
     }
   }

@@ -1,7 +1,9 @@
-// The kernel writes of the vxlan network, ordered and described: pure helpers of network.ts.
+// Pure helpers of network.ts: what a lease asks of us, and the kernel writes, ordered and described.
 import type { KernelOp, Route } from '../../../shared/kernel/kernel.js';
-import { ZERO_MAC, normalizeMac } from '../../../shared/net/mac.js';
-import { formatIP, formatNet, netIP, tryParseIP } from '../../../shared/net/ip.js';
+import { ZERO_MAC, isUnicastMac, normalizeMac } from '../../../shared/net/mac.js';
+import { field } from '../../../shared/go/json.js';
+import type { Lease } from '../../lease.js';
+import { formatIP, formatNet, netIP, tryParseIP, type IP } from '../../../shared/net/ip.js';
 import { parseRouteDst } from '../../../shared/net/route.js';
 import type { Fdb, Neigh } from '../../../shared/kernel/kernel.js';
 import type { Neighbor } from './device.js';
@@ -89,4 +91,40 @@ export function staleOps(
     ops.push({ op: 'deleteFdb', dev: name, mac, dst: formatIP(dst) });
   }
   return ops;
+}
+
+const isZero = (ip: IP | undefined): boolean => ip === undefined || ip.value === 0n;
+
+/** The remote VTEP of one family of a lease, a reason why the lease cannot be used, or undefined (no such family). */
+export function leaseNeighbor(lease: Lease, family: 4 | 6): Neighbor | string | undefined {
+  const subnet = family === 4 ? lease.subnet : lease.ipv6Subnet;
+  if (!subnet || (family === 4 && !lease.enableIPv4 && !lease.subnet)) return undefined;
+  const publicIP = family === 4 ? lease.attrs.publicIP : lease.attrs.publicIPv6;
+  const data = family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data;
+  if (isZero(publicIP) || !publicIP) return `no public IPv${family}`;
+  if (typeof data !== 'object' || data === null) return `no ${family === 4 ? 'BackendData' : 'BackendV6Data'}`;
+  const rawMac = field(data as Record<string, unknown>, 'VtepMAC');
+  const mac = normalizeMac(rawMac);
+  if (!mac) return `error decoding subnet lease JSON: invalid VtepMAC ${JSON.stringify(rawMac)}`;
+  return { subnet, mac, publicIP };
+}
+
+/**
+ * What a vxlan lease holds exclusively besides its subnet (PeerGuard claims): its VtepMAC per family in
+ * use (the FDB is keyed by MAC, so two leases with one MAC would take each other's entry). A VtepMAC that
+ * is not unicast is refused: the kernel refuses a multicast FDB replace, and retrying would go on forever.
+ */
+export function vtepMacClaims(l: Lease, families: { v4: boolean; v6: boolean }): string[] | string {
+  if (l.attrs.backendType !== 'vxlan') return [];
+  const out: string[] = [];
+  for (const family of [4, 6] as const) {
+    if (!(family === 4 ? families.v4 : families.v6)) continue;
+    const data = family === 4 ? l.attrs.backendData : l.attrs.backendV6Data;
+    if (typeof data !== 'object' || data === null) continue;
+    const mac = normalizeMac(field(data as Record<string, unknown>, 'VtepMAC'));
+    if (!mac) continue; // the lease is skipped with its own log line (leaseNeighbor)
+    if (!isUnicastMac(mac)) return `its VtepMAC ${mac} is not a unicast MAC address`;
+    out.push(`IPv${family} VtepMAC ${mac}`);
+  }
+  return out;
 }
