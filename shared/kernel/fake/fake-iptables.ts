@@ -1,7 +1,7 @@
 // In-memory Iptables for unit tests: state per table → chain → rules. Failures are KernelErrors with the
 // errno in `code` (ENOENT for a missing chain or rule), as the exec adapter reports them.
 import type { Family } from '../../net/ip.js';
-import { KernelError } from '../errors.js';
+import { KernelError, type KernelErrorCode } from '../errors.js';
 import { restoreScript, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
@@ -13,12 +13,12 @@ export class FakeIptables implements Iptables {
   readonly restores: string[] = [];
   /** what hasRandomFully() answers */
   randomFully = true;
-  private restoreFailure: string | undefined;
+  private restoreFailure: { why: string; code: KernelErrorCode } | undefined;
   constructor(readonly family: Family = 4) {}
 
   /** The next restore() fails (changing nothing), as iptables-restore does on a bad line. */
-  failNextRestore(stderr = 'iptables-restore: line 2 failed'): void {
-    this.restoreFailure = stderr;
+  failNextRestore(why = 'iptables-restore: line 2 failed', code: KernelErrorCode = 'EINVAL'): void {
+    this.restoreFailure = { why, code };
   }
 
   /**
@@ -56,24 +56,23 @@ export class FakeIptables implements Iptables {
     if (lines.length === 0) return;
     const script = restoreScript(table, lines);
     this.restores.push(script);
-    const fail = (n: number, why: string): never => {
-      const stderr = `iptables-restore v1.8.9 (nf_tables): ${why}\nError occurred at line: ${n}`;
-      throw new KernelError(`iptables-restore --noflush: ${why}`, { argv: ['iptables-restore', '--noflush'], exitCode: 1, stderr });
+    const fail = (why: string, code: KernelErrorCode): never => {
+      throw new KernelError(`iptables-restore --noflush: ${why}`, { code });
     };
     if (this.restoreFailure !== undefined) {
-      const why = this.restoreFailure;
+      const { why, code } = this.restoreFailure;
       this.restoreFailure = undefined;
-      fail(2, why);
+      fail(why, code);
     }
     // all or nothing: work on a copy, swap it in at COMMIT
     const copy = new Map([...this.chains(table)].map(([k, v]) => [k, v.map((r) => [...r])]));
     lines.forEach((l, i) => {
       const c = copy.get(l.chain);
-      if (c === undefined) return fail(i + 2, `Chain '${l.chain}' does not exist`);
+      if (c === undefined) return fail(`line ${i + 2}: no chain ${l.chain}`, 'ENOENT');
       const key = l.rule.join('\0');
       if (l.action === '-D') {
         const at = c.findIndex((r) => r.join('\0') === key);
-        if (at < 0) return fail(i + 2, 'Bad rule (does a matching rule exist in that chain?).');
+        if (at < 0) return fail(`line ${i + 2}: no such rule in ${l.chain}`, 'ENOENT');
         c.splice(at, 1);
       } else if (l.action === '-I') c.unshift([...l.rule]);
       else c.push([...l.rule]);
@@ -93,8 +92,7 @@ export class FakeIptables implements Iptables {
   private chain(table: string, chain: string): string[][] {
     const c = this.chains(table).get(chain);
     if (c === undefined) {
-      const stderr = `iptables v1.8.9 (nf_tables): chain \`${chain}' in table \`${table}' is incompatible, use 'nft' tool.\nChain '${chain}' does not exist`;
-      throw new KernelError(`iptables: Chain '${chain}' does not exist`, { argv: ['iptables'], exitCode: 1, stderr });
+      throw new KernelError(`iptables -t ${table}: no chain ${chain}`, { code: 'ENOENT' });
     }
     return c;
   }
@@ -124,7 +122,7 @@ export class FakeIptables implements Iptables {
     const i = c?.findIndex((r) => r.join('\0') === rule.join('\0')) ?? -1;
     if (c === undefined || i < 0) {
       if (o?.missingOk) return;
-      throw new KernelError('iptables: Bad rule (does a matching rule exist in that chain?).', { argv: ['iptables'], exitCode: 1, stderr: 'iptables: Bad rule (does a matching rule exist in that chain?).' });
+      throw new KernelError(`iptables -t ${table} -D ${chain}: no such rule`, { code: 'ENOENT' });
     }
     c.splice(i, 1);
   }

@@ -1,5 +1,5 @@
 // FakeNft: in-memory nftables for unit tests.
-import { KernelError } from '../errors.js';
+import { ERRNO_TEXT, KernelError, type KernelErrorCode } from '../errors.js';
 import { jumpTarget, type Nft, type NftChain, type NftCommand, type NftFamily, type NftRule, type NftTable, type NftTableContents } from '../nft.js';
 
 interface FakeChain {
@@ -13,16 +13,22 @@ interface FakeTable {
   chains: Map<string, FakeChain>;
 }
 
-function nftError(reason: string): KernelError {
-  const stderr = `internal:0:0-0: Error: Could not process rule: ${reason}\n`;
-  return new KernelError(`nft -j: ${stderr.trim()}`, { argv: ['nft', '-j'], exitCode: 1, stderr });
+/**
+ * The failure of a transaction, worded as the exec adapter's message reads (the macspoofchk tests pin
+ * it; `stderr` stays until they assert the code instead).
+ */
+function nftError(code: KernelErrorCode): KernelError {
+  const stderr = `internal:0:0-0: Error: Could not process rule: ${ERRNO_TEXT[code]}\n`;
+  return new KernelError(`nft -j: ${stderr.trim()}`, { code, stderr });
 }
+
+const CODE_OF_TEXT = new Map(Object.entries(ERRNO_TEXT).map(([code, text]) => [text, code as KernelErrorCode]));
 
 /**
  * In-memory Nft for unit tests: tables → chains → rules with handles as nft numbers them (one counter
  * per table for chains and rules). A transaction applies all or nothing; errors are KernelErrors with
- * nft's words (ENOENT for a missing table, chain, jump target or rule; EBUSY for deleting a chain a
- * rule still jumps to). `execs` counts what would have been execs; `failNext` injects a failure.
+ * the errno nft gets (ENOENT for a missing table, chain, jump target or rule; EBUSY for deleting a
+ * chain a rule still jumps to). `execs` counts what would have been execs; `failNext` injects a failure.
  */
 export class FakeNft implements Nft {
   tables = new Map<string, FakeTable>();
@@ -30,9 +36,9 @@ export class FakeNft implements Nft {
   private tableHandle = 0;
   private failure: KernelError | undefined;
 
-  /** The next apply or listTable fails with `reason`, e.g. 'Operation not permitted'. */
-  failNext(reason = 'Operation not permitted'): void {
-    this.failure = nftError(reason);
+  /** The next apply or listTable fails with `code` (or, while tests move, strerror's text of one). */
+  failNext(code: KernelErrorCode | string = 'EPERM'): void {
+    this.failure = nftError(code in ERRNO_TEXT ? (code as KernelErrorCode) : CODE_OF_TEXT.get(code) ?? 'UNKNOWN');
   }
 
   private takeFailure(): void {
@@ -51,12 +57,12 @@ export class FakeNft implements Nft {
     let tableHandle = this.tableHandle;
     const table = (family: string, name: string): FakeTable => {
       const t = tables.get(`${family} ${name}`);
-      if (t === undefined) throw nftError('No such file or directory');
+      if (t === undefined) throw nftError('ENOENT');
       return t;
     };
     const chain = (family: string, tname: string, name: string): FakeChain => {
       const c = table(family, tname).chains.get(name);
-      if (c === undefined) throw nftError('No such file or directory');
+      if (c === undefined) throw nftError('ENOENT');
       return c;
     };
     for (const cmd of cmds) {
@@ -74,7 +80,7 @@ export class FakeNft implements Nft {
           const c = chain(r.family, r.table, r.chain);
           for (const s of r.expr) {
             const target = jumpTarget(s);
-            if (target !== undefined && !t.chains.has(target)) throw nftError('No such file or directory');
+            if (target !== undefined && !t.chains.has(target)) throw nftError('ENOENT');
           }
           c.rules.push({ family: r.family, table: r.table, chain: r.chain, handle: t.nextHandle++, ...(r.comment !== undefined ? { comment: r.comment } : {}), expr: structuredClone(r.expr) });
         }
@@ -91,13 +97,13 @@ export class FakeNft implements Nft {
           const t = table(o.chain.family, o.chain.table);
           chain(o.chain.family, o.chain.table, o.chain.name);
           for (const [name, other] of t.chains) {
-            if (name !== o.chain.name && other.rules.some((r) => r.expr.some((s) => jumpTarget(s) === o.chain.name))) throw nftError('Device or resource busy');
+            if (name !== o.chain.name && other.rules.some((r) => r.expr.some((s) => jumpTarget(s) === o.chain.name))) throw nftError('EBUSY');
           }
           t.chains.delete(o.chain.name);
         } else {
           const c = chain(o.rule.family, o.rule.table, o.rule.chain);
           const i = c.rules.findIndex((r) => r.handle === o.rule.handle);
-          if (i < 0) throw nftError('No such file or directory');
+          if (i < 0) throw nftError('ENOENT');
           c.rules.splice(i, 1);
         }
       }

@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createKernel } from '../../../shared/kernel/iproute.js';
+import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
 import { isExists, isNotFound, KernelError } from '../../../shared/kernel/errors.js';
 import type { Kernel } from '../../../shared/kernel/kernel.js';
-import { createIptables } from '../../../shared/kernel/iptables.js';
+import { createIptables } from '../../../shared/kernel/iproute2/iptables.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
 
 describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {

@@ -3,10 +3,11 @@ import { isExists, isNotFound, KernelError } from '../../../../shared/kernel/err
 import { codeFromStderr } from '../../../../shared/kernel/iproute2/errno.js';
 import { kernelErrorFrom } from '../../../../shared/kernel/iproute2/exec.js';
 import { failedBatchLine } from '../../../../shared/kernel/iproute2/batch.js';
-import { FakeKernel, FakeWorld } from '../../../../shared/kernel/fake-kernel.js';
-import { createKernel, opLine, planBatch, sysctlPath } from '../../../../shared/kernel/iproute.js';
-import type { Exec } from '../../../../shared/kernel/iproute.js';
-import { FakeIptables } from '../../../../shared/kernel/iptables.js';
+import { FakeKernel, FakeWorld } from '../../../../shared/kernel/fake/fake-kernel.js';
+import { opLine, planBatch, sysctlPath } from '../../../../shared/kernel/iproute2/batch.js';
+import { createKernel } from '../../../../shared/kernel/iproute2/kernel.js';
+import type { Exec } from '../../../../shared/kernel/iproute2/exec.js';
+import { FakeIptables } from '../../../../shared/kernel/fake/fake-iptables.js';
 
 describe('KernelError classification', () => {
   it.each([
@@ -205,6 +206,9 @@ describe('FakeIptables', () => {
     await ipt.deleteChain('nat', 'CNI-x');
     await ipt.deleteChain('nat', 'CNI-x', { missingOk: true });
     const err = await ipt.deleteRule('nat', 'CNI-x', ['-j', 'ACCEPT']).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ENOENT' });
     expect(isNotFound(err)).toBe(true);
+    ipt.failNextRestore('line 2 failed', 'EPERM');
+    expect(await ipt.restore('nat', [{ action: '-A', chain: 'POSTROUTING', rule: ['-j', 'ACCEPT'] }]).catch((e: unknown) => e)).toMatchObject({ code: 'EPERM' });
   });
 });
