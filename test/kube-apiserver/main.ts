@@ -11,7 +11,8 @@
 // Standalone (the lab, scripts): build once with `node test/kube-apiserver/build.mjs` (→ dist/test/
 // kube-apiserver.mjs), then
 //   node dist/test/kube-apiserver.mjs [--host IP] [--port N] [--auth] [--tls] [--rbac flannel]
-//     [--san IP]... [--dir DIR] [--bookmark-ms N] [--paginate-rv0] [--nodes-file nodes.json]
+//     [--san IP]... [--dir DIR] [--bookmark-ms N] [--paginate-rv0] [--history-max-age-ms N]
+//     [--nodes-file nodes.json]
 // It prints one JSON line {url, caFile, tokens, serviceAccountDir, pid} on stdout when listening (also
 // written to <dir>/ready.json) and runs until SIGTERM/SIGINT. Control: `POST <url>/_double/<method>` with
 // a JSON array of arguments (the in-process method names: addNode, setPodCIDRs, setAnnotations,
@@ -35,6 +36,7 @@ const { values: a } = parseArgs({
     'bookmark-ms': { type: 'string' },
     'paginate-rv0': { type: 'boolean', default: false },
     'nodes-file': { type: 'string' },
+    'history-max-age-ms': { type: 'string' },
   },
 });
 if (a.rbac !== 'off' && a.rbac !== 'flannel') {
@@ -52,6 +54,7 @@ const api = await startApiServer({
   dir: a.dir,
   bookmarkPeriodMs: a['bookmark-ms'] ? Number(a['bookmark-ms']) : undefined,
   paginateRV0: a['paginate-rv0'],
+  historyMaxAgeMs: a['history-max-age-ms'] ? Number(a['history-max-age-ms']) : undefined,
   nodes,
 });
 const ready = JSON.stringify({ url: api.url, caFile: api.caFile, tokens: api.tokens, serviceAccountDir: api.serviceAccountDir, dir: api.dir, pid: process.pid });

@@ -116,6 +116,8 @@ export interface ApiServerOptions {
   nodes?: NodeSpecInput[];
   /** keep at most this many events of watch history (default 10000); older ones are compacted */
   historyLimit?: number;
+  /** forget events older than this (a real watch cache keeps ≥ 75 s); default: kept by count only */
+  historyMaxAgeMs?: number;
 }
 
 export interface ApiServerDouble {
@@ -192,6 +194,7 @@ interface Watcher {
 
 interface HistoryEvent {
   rv: number;
+  at: number;
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   resource: string;
   namespace: string;
@@ -219,6 +222,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   let bookmarkPeriodMs = opts.bookmarkPeriodMs ?? 60_000;
   let paginateRV0 = opts.paginateRV0 ?? false;
   const historyLimit = opts.historyLimit ?? 10_000;
+  const historyMaxAgeMs = opts.historyMaxAgeMs;
   const host = opts.host ?? '127.0.0.1';
 
   const certs = tlsOn ? makeServerCerts(dir, [host, ...(opts.sans ?? [])]) : undefined;
@@ -274,13 +278,23 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       type = old ? 'MODIFIED' : 'ADDED';
       ev = ordered;
     }
-    history.push({ rv, type, resource, namespace: ns, obj: clone(ev) });
-    while (history.length > historyLimit) compactRev = history.shift()!.rv;
+    history.push({ rv, at: Date.now(), type, resource, namespace: ns, obj: clone(ev) });
+    expireHistory();
     for (const w of watchers) {
       if (w.resource !== resource || (w.namespace !== undefined && w.namespace !== ns) || !w.match(ev)) continue;
       send(w, type, ev);
     }
     return obj === null ? ev : objects.get(k);
+  };
+
+  /** a watch cache's window: by count, and by age when asked */
+  const expireHistory = () => {
+    while (history.length > historyLimit) compactRev = history.shift()!.rv;
+    if (historyMaxAgeMs !== undefined) {
+      const old = Date.now() - historyMaxAgeMs;
+      // the newest event stays: a watch from the current RV is always possible
+      while (history.length > 1 && history[0]!.at < old) compactRev = history.shift()!.rv;
+    }
   };
 
   const send = (w: Watcher, type: string, obj: Obj) => {
@@ -591,6 +605,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     }
     const start = (from: number | undefined) => {
       if (w.done) return;
+      expireHistory();
       if (from === undefined) {
         for (const { obj } of current(resource, namespace, match)) send(w, 'ADDED', obj);
       } else {
