@@ -1,14 +1,14 @@
 // LocalManager (pkg/subnet/etcd/local_manager.go): the lease policy on top of a Registry.
 //
-// acquireLease: reuse the lease holding our PublicIP, else the previous subnet from subnet.env, else
-// a random pick among the first 100 free subnets; create with a Version==0 txn and a 24 h lease.
-// Fixes over Go:
+// acquireLease (one attempt: acquire.ts): reuse the lease holding our PublicIP, else the previous
+// subnet from subnet.env, else a random pick among the first 100 free subnets; create with a
+// Version==0 txn and a 24 h lease. Fixes over Go:
 //   - a lost creation race (LeaseConflictError) is retried with a fresh listing (Go exits 1);
 //   - a reservation (key without an etcd lease) is reused as one: it is re-put without a lease and
 //     never renewed, where Go attaches a 24 h lease to it (flannel-io/flannel#1329);
 //   - etcd outages (recoverable errors) are retried with back-off instead of failing the start.
 // completeLease: renew at expiration - margin (a new Grant(24h) + Put, as Go), retrying every
-// minute through outages, while watching our own key.
+// minute through outages, while watching our own key (own-lease-watch.ts).
 // Own lease removed (expired or deleted): Go logs "Lease has been revoked. Shutting down daemon."
 // and exits 0; a supervisor then restarts it and it re-takes the same subnet from subnet.env if it
 // is still free. We do that re-take in place: re-create the same key with the Version==0 txn. The
@@ -17,22 +17,22 @@
 // the node keeps working instead of dying). If another node has taken the subnet meanwhile, our
 // pods' addresses now belong to it: completeLease rejects and the daemon exits non-zero, so that a
 // supervisor restarts it onto a new subnet.
-// watchLeases: peer batches from a snapshot, then the watch from the snapshot revision + 1;
-// compaction → re-list (LeaseWatcher.reset), broken stream → reconnect with back-off 100 ms → 5 s.
-// A bad key or value is logged and skipped by the registry; it never causes a reset, so it can
+// watchLeases (peer-watch.ts): peer batches from a snapshot, then the watch from the snapshot
+// revision + 1; compaction → re-list (LeaseWatcher.reset), broken stream → reconnect. A bad key or value is logged and skipped by the registry; it never causes a reset, so it can
 // never remove healthy peers (Go's mass-removal hazard).
-import { type IPNet, formatIP, formatNet, ipEqual, netEqual } from '../../../shared/net/ip.js';
+import { formatIP, formatNet, ipEqual } from '../../../shared/net/ip.js';
 import type { SubnetManager } from '../manager.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
-import { LeaseWatcher, type StackFlags, leaseIdentity } from '../lease-watcher.js';
 import { type Logger, NOOP_LOGGER, errorMessage } from '../../../shared/log.js';
 import { Backoff, sleep } from '../../sleep.js';
-import { pickSubnet } from '../allocate.js';
-import { type Config, parseAndCheckConfig, subnetFits } from '../config.js';
+import { type Config, parseAndCheckConfig } from '../config.js';
 import type { PreviousSubnets } from '../subnet-file.js';
 import { isRecoverableError } from './etcd-client.js';
-import { DEFAULT_LIVE_WINDOW_MS, chooseReusableLease, refusalLine } from './public-ip-reuse.js';
+import { DEFAULT_LIVE_WINDOW_MS } from './public-ip-reuse.js';
 import { LeaseConflictError, type ReadHeader, type Registry, SUBNET_TTL_SEC, describeSubnet } from './registry.js';
+import { tryAcquireLease } from './acquire.js';
+import { type OwnEvent, type OwnLeaseWatchDeps, watchOwnLease } from './own-lease-watch.js';
+import { watchPeerLeases } from './peer-watch.js';
 import { StoreResetDetector } from './store-reset.js';
 
 export interface LocalManagerOptions {
@@ -59,15 +59,6 @@ export interface LocalManagerOptions {
    * this long, so that their owners can re-create them (store-reset.ts), default 15 s.
    */
   resetGraceMs?: number;
-}
-
-function sameNet(a: IPNet | undefined, b: IPNet | undefined): boolean {
-  if (!a || !b) return a === b;
-  return netEqual(a, b);
-}
-
-function leaseLabel(l: Lease): string {
-  return `ip: ${formatNet(l.subnet)} ipv6: ${l.ipv6Subnet ? formatNet(l.ipv6Subnet) : '<nil>'}`;
 }
 
 export class LocalManager implements SubnetManager {
@@ -137,7 +128,22 @@ export class LocalManager implements SubnetManager {
       signal.throwIfAborted();
       try {
         const cfg = await this.getNetworkConfig(signal);
-        const lease = await this.tryAcquireLease(cfg, attrs, signal);
+        const lease = await tryAcquireLease(
+          {
+            registry: this.registry,
+            log: this.log,
+            now: this.now,
+            random: this.random,
+            ttlSec: this.ttlSec,
+            liveWindowMs: this.liveWindowMs,
+            previous: this.previous,
+            held: this.ownLease,
+            observe: (h) => this.store.observe(h), // nothing listens yet
+          },
+          cfg,
+          attrs,
+          signal,
+        );
         this.ownLease = lease;
         this.ownAttrs = attrs;
         return lease;
@@ -158,94 +164,6 @@ export class LocalManager implements SubnetManager {
         throw new Error(`failed to acquire lease: ${errorMessage(err)}`, { cause: err });
       }
     }
-  }
-
-  private makeLease(sn: IPNet, sn6: IPNet | undefined, attrs: LeaseAttrs, expiration: number | undefined): Lease {
-    const l: Lease = {
-      enableIPv4: true,
-      enableIPv6: sn6 !== undefined,
-      subnet: sn,
-      attrs,
-      expiration: expiration ?? this.now() - 1000,
-    };
-    if (sn6) l.ipv6Subnet = sn6;
-    if (expiration === undefined) l.reservation = true;
-    return l;
-  }
-
-  private async tryAcquireLease(cfg: Config, attrs: LeaseAttrs, signal: AbortSignal): Promise<Lease> {
-    const snap = await this.registry.getSubnets(signal);
-    this.store.observe(snap); // the reference for noticing a later reset (nothing listens yet)
-    const { leases } = snap;
-
-    // 1. reuse the lease that holds our public IP, if it is ours (public-ip-reuse.ts): behind one
-    //    public IP (NAT) it may be another live node's, which Go takes silently
-    const candidates = cfg.enableIPv4 ? leases.filter((l) => ipEqual(l.attrs.publicIP, attrs.publicIP)) : [];
-    if (candidates.length > 0) {
-      const decision = chooseReusableLease({
-        candidates: await this.withExpirations(candidates, signal),
-        attrs,
-        previous: this.previous.subnet,
-        held: this.ownLease,
-        now: this.now(),
-        ttlSec: this.ttlSec,
-        liveWindowMs: this.liveWindowMs,
-      });
-      if (decision.refused.length > 0) this.log.warn(refusalLine(attrs.publicIP, decision.refused));
-      const mine = decision.reuse;
-      if (mine && subnetFits(cfg, mine.subnet, mine.ipv6Subnet)) {
-        this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}), reusing (${decision.because})`);
-        const ttl = mine.reservation ? 0 : this.ttlSec;
-        if (mine.reservation) this.log.info(`${describeSubnet(mine.subnet, mine.ipv6Subnet)} is a reservation: keeping it without a TTL`);
-        const exp = await this.registry.updateSubnet(mine.subnet, mine.ipv6Subnet, attrs, ttl, signal);
-        return this.makeLease(mine.subnet, mine.ipv6Subnet, attrs, exp);
-      }
-      if (mine) {
-        this.log.info(`Found lease (${leaseLabel(mine)}) for current IP (${formatIP(attrs.publicIP)}) but not compatible with current config, deleting`);
-        await this.registry.deleteSubnet(mine.subnet, mine.ipv6Subnet, signal);
-      }
-    }
-
-    // 2. the previous subnet from subnet.env, if nobody holds it and it fits the config
-    const prev = this.previous.subnet;
-    const prev6 = cfg.enableIPv6 ? this.previous.ipv6Subnet : undefined;
-    if (prev && (!cfg.enableIPv6 || prev6)) {
-      const taken = leases.some((l) => sameNet(l.subnet, prev) || (prev6 && l.ipv6Subnet && netEqual(l.ipv6Subnet, prev6)));
-      if (!subnetFits(cfg, prev, prev6)) {
-        this.log.info(`Found previously leased subnet (${describeSubnet(prev, prev6)}) but not compatible with the Etcd network config, ignoring`);
-      } else if (!taken) {
-        this.log.info(`Found previously leased subnet (${describeSubnet(prev, prev6)}), reusing`);
-        const exp = await this.registry.createSubnet(prev, prev6, attrs, this.ttlSec, signal);
-        return this.makeLease(prev, prev6, attrs, exp);
-      }
-    }
-
-    // 3. a random free subnet among the first 100
-    const pick = pickSubnet(cfg, leases, this.random);
-    this.log.info(`Picking subnet in range ${pick.range}`);
-    const exp = await this.registry.createSubnet(pick.sn, pick.sn6, attrs, this.ttlSec, signal);
-    this.log.info(`Allocated lease (${describeSubnet(pick.sn, pick.sn6)}) to current node (${formatIP(attrs.publicIP)})`);
-    return this.makeLease(pick.sn, pick.sn6, attrs, exp);
-  }
-
-  /**
-   * The candidates with their expiration looked up where it decides something (live leases when no
-   * previous subnet is known); a failed lookup leaves 0 ("unknown").
-   */
-  private async withExpirations(candidates: Lease[], signal: AbortSignal): Promise<Lease[]> {
-    if (this.previous.subnet) return candidates;
-    return Promise.all(
-      candidates.map(async (c) => {
-        if (c.reservation) return c;
-        try {
-          const r = await this.registry.getSubnet(c.subnet, c.ipv6Subnet, signal);
-          return r.lease ? { ...c, expiration: r.lease.expiration } : c;
-        } catch (err) {
-          if (signal.aborted || isRecoverableError(err)) throw err;
-          return c;
-        }
-      }),
-    );
   }
 
   /** RenewLease: a new Grant(24 h) and an unconditional Put of our attrs. */
@@ -275,7 +193,7 @@ export class LocalManager implements SubnetManager {
     // Own-key events from a background watch, queued for this loop.
     const queue: OwnEvent[] = [];
     let wake: (() => void) | undefined;
-    const watcher = this.watchOwnLease(current, local.signal, (ev) => {
+    const watcher = watchOwnLease(this.watchDeps(), current, local.signal, (ev) => {
       queue.push(ev);
       wake?.();
     });
@@ -446,235 +364,44 @@ export class LocalManager implements SubnetManager {
     for (const f of [...this.peerResyncListeners]) f(reason);
   }
 
-  /**
-   * Go's WatchLease on our own key: snapshot, then changes; compaction → re-read the key. Two
-   * additions for a store that was reset (store-reset.ts): every read is checked against the
-   * revision and cluster ID seen before, and after a broken stream the key's presence is checked
-   * before the watch resumes from where it was. A missing key then is reported as `removed` at once
-   * (re-taken in place) and the peers are re-listed too: a wiped etcd that is already past our
-   * revision gives no other clue (the resumed watch would wait for nothing). On a detected reset,
-   * completeLease restores the key itself ('reset') and this loop only re-reads to resume.
-   */
-  private async watchOwnLease(lease: Lease, signal: AbortSignal, emit: (ev: OwnEvent) => void): Promise<void> {
-    const backoff = new Backoff(100, 5000);
-    const what = describeSubnet(lease.subnet, lease.ipv6Subnet);
-    let since = 0;
-    let checkPresence = false; // after a broken stream
-    let afterReset = false; // completeLease handles the key after a reset
-    let pendingReset: string | undefined;
-    let watchAbort: AbortController | undefined;
-    const offReset = this.onStoreReset((reason) => {
-      pendingReset = reason;
-      watchAbort?.abort();
-    });
-    try {
-      while (!signal.aborted) {
-        try {
-          if (pendingReset !== undefined) {
-            emit({ type: 'reset', reason: pendingReset });
-            pendingReset = undefined;
-            since = 0;
-            afterReset = true;
-          }
-          if (since === 0) {
-            const r = await this.registry.getSubnet(lease.subnet, lease.ipv6Subnet, signal);
-            this.checkStore(r);
-            if (pendingReset !== undefined) continue;
-            since = r.revision + 1;
-            if (!r.lease) {
-              if (!afterReset) emit({ type: 'removed', lease });
-            }
-            // changed since acquire: now a reservation (or no longer one), or taken by another node
-            else if (r.lease.reservation !== lease.reservation || !ipEqual(r.lease.attrs.publicIP, lease.attrs.publicIP)) {
-              emit({ type: 'added', lease: r.lease });
-            }
-            afterReset = false;
-            checkPresence = false;
-          } else if (checkPresence) {
-            const r = await this.registry.getSubnet(lease.subnet, lease.ipv6Subnet, signal);
-            this.checkStore(r);
-            if (pendingReset !== undefined) continue;
-            checkPresence = false;
-            if (!r.lease) {
-              this.log.warn(`our lease ${what} is missing after the watch reconnected (deleted meanwhile, or etcd was rebuilt): re-listing peers`);
-              this.requestPeerResync(`our lease ${what} was missing after a reconnect`);
-              emit({ type: 'removed', lease });
-            }
-          }
-          const ac = new AbortController();
-          watchAbort = ac;
-          const onAbort = () => ac.abort();
-          signal.addEventListener('abort', onAbort, { once: true });
-          try {
-            for await (const b of this.registry.watchSubnets(since, ac.signal, { sn: lease.subnet, sn6: lease.ipv6Subnet })) {
-              backoff.reset();
-              if (b.kind !== 'events') {
-                // compacted: a deletion below the horizon becomes `removed`; behind: the read decides
-                since = 0;
-                break;
-              }
-              since = b.revision + 1;
-              this.store.saw(b.revision);
-              for (const ev of b.events) emit(ev);
-            }
-          } finally {
-            signal.removeEventListener('abort', onAbort);
-            watchAbort = undefined;
-          }
-          if (pendingReset === undefined && since !== 0 && !signal.aborted) checkPresence = true; // the stream ended
-        } catch (err) {
-          if (signal.aborted) return;
-          if (since !== 0) checkPresence = true;
-          const d = backoff.step();
-          this.log.warn(`watch of own lease failed (retrying in ${d} ms): ${errorMessage(err)}`);
-          await sleep(d, signal);
-        }
-      }
-    } finally {
-      offReset();
-    }
-  }
-
   onOwnLeaseChange(f: (l: Lease) => void): () => void {
     this.ownLeaseListeners.add(f);
     return () => this.ownLeaseListeners.delete(f);
   }
 
-  /**
-   * Peer lease batches: the first batch is the snapshot (every peer `added`, possibly empty), then
-   * changes. Never throws for etcd trouble: it retries until `signal` aborts, then ends.
-   *
-   * Re-lists (LeaseWatcher.reset semantics) after a compacted watch, a watch that starts behind, and
-   * a store reset. After a reset or a compaction (a snapshot restored with --mark-compacted looks
-   * like one) an emptied store must not tear down healthy peers at once: their owners need a few
-   * seconds to notice and re-create their keys. So peers missing from such a listing are kept
-   * (no `removed`) for `resetGraceMs`; one that comes back is simply `added` again (the same
-   * routes), and those still missing from a fresh listing at the end of the grace are removed. A
-   * host that joins meanwhile with a kept peer's subnet replaces it like any `added`.
-   */
-  async *watchLeases(signal: AbortSignal): AsyncGenerator<LeaseEvent[]> {
-    const flags = { enableIPv4: true, enableIPv6: this.config?.enableIPv6 ?? this.ownLease?.enableIPv6 ?? false };
-    const lw = new LeaseWatcher(flags, this.ownLease, this.log);
-    const unsubscribe = this.onOwnLeaseChange((l) => lw.setOwnLease(l));
-    const backoff = new Backoff(100, 5000);
-    const kept = new Map<string, Lease>(); // peers missing after a reset, inside the grace period
-    let graceUntil = 0;
-    let pendingReset: string | undefined;
-    let watchAbort: AbortController | undefined;
-    const onResync = (reason: string) => {
-      pendingReset = reason;
-      watchAbort?.abort();
-    };
-    this.peerResyncListeners.add(onResync);
-    const offReset = () => this.peerResyncListeners.delete(onResync);
-    let first = true;
-    try {
-      while (!signal.aborted) {
-        // snapshot (initial, or a resync)
-        let since: number;
-        try {
-          const snap = await this.registry.getSubnets(signal);
-          this.checkStore(snap);
-          if (pendingReset !== undefined) {
-            pendingReset = undefined;
-            graceUntil = this.now() + this.resetGraceMs;
-          }
-          since = snap.revision + 1;
-          const batch = this.resyncPeers(lw, flags, snap.leases, kept, graceUntil);
-          if (first || batch.length > 0) yield batch;
-          first = false;
-          backoff.reset();
-        } catch (err) {
-          if (signal.aborted) return;
-          const d = backoff.step();
-          this.log.warn(`failed to list leases (retrying in ${d} ms): ${errorMessage(err)}`);
-          await sleep(d, signal);
-          continue;
-        }
-        // watch from the snapshot on; reconnect from the last seen revision
-        let resync = false;
-        while (!signal.aborted && !resync) {
-          if (pendingReset !== undefined) break;
-          const ac = new AbortController();
-          watchAbort = ac;
-          const onAbort = () => ac.abort();
-          signal.addEventListener('abort', onAbort, { once: true });
-          // the end of a grace period: re-list to drop the peers still missing
-          const graceTimer =
-            kept.size > 0
-              ? setTimeout(() => {
-                  resync = true;
-                  ac.abort();
-                }, Math.max(0, graceUntil - this.now()))
-              : undefined;
-          try {
-            for await (const b of this.registry.watchSubnets(since, ac.signal)) {
-              if (b.kind === 'compacted') {
-                this.log.info(`watch revision ${since} was compacted (at ${b.revision}): re-listing leases`);
-                graceUntil = this.now() + this.resetGraceMs;
-                resync = true;
-                break;
-              }
-              if (b.kind === 'behind') {
-                this.log.warn(`etcd answered the lease watch at revision ${b.revision}, below our ${since - 1}: re-listing leases`);
-                resync = true;
-                break;
-              }
-              backoff.reset();
-              since = Math.max(since, b.revision + 1);
-              this.store.saw(b.revision);
-              for (const ev of b.events) if (ev.type === 'added') kept.delete(leaseIdentity(flags, ev.lease));
-              const batch = lw.update(b.events);
-              if (batch.length > 0) yield batch;
-            }
-          } catch (err) {
-            if (signal.aborted) return;
-            if (pendingReset !== undefined || resync) break;
-            const d = backoff.step();
-            this.log.warn(`watch of leases failed (reconnecting in ${d} ms): ${errorMessage(err)}`);
-            await sleep(d, signal);
-          } finally {
-            clearTimeout(graceTimer);
-            signal.removeEventListener('abort', onAbort);
-            watchAbort = undefined;
-          }
-        }
-      }
-    } finally {
-      offReset();
-      unsubscribe();
-    }
-  }
 
   /**
-   * LeaseWatcher.reset with the grace of watchLeases: before `graceUntil`, peers missing from
-   * `leases` are kept (and remembered in `kept`); after it, the kept ones still missing go.
+   * Peer lease batches: the first batch is the snapshot (every peer `added`, possibly empty), then
+   * changes. Never throws for etcd trouble: it retries until `signal` aborts, then ends (peer-watch.ts).
    */
-  private resyncPeers(lw: LeaseWatcher, flags: StackFlags, leases: Lease[], kept: Map<string, Lease>, graceUntil: number): LeaseEvent[] {
-    const present = new Set(leases.map((l) => leaseIdentity(flags, l)));
-    for (const id of [...kept.keys()]) if (present.has(id)) kept.delete(id);
-    const missing = lw.leases().filter((l) => !present.has(leaseIdentity(flags, l)));
-    const left = Math.max(0, graceUntil - this.now());
-    if (left > 0 && missing.length > 0) {
-      const fresh = missing.filter((l) => !kept.has(leaseIdentity(flags, l)));
-      for (const l of missing) kept.set(leaseIdentity(flags, l), l);
-      if (fresh.length > 0) {
-        this.log.warn(
-          `${fresh.length} peer lease(s) missing from etcd after the reset, keeping their routes for up to ${Math.round(left / 1000)}s until their owners re-create them: ${fresh.map((l) => leaseLabel(l)).join('; ')}`,
-        );
-      }
-      return lw.reset([...leases, ...missing]);
-    }
-    if (kept.size > 0) {
-      const gone = [...kept.values()].filter((l) => !present.has(leaseIdentity(flags, l)));
-      if (gone.length > 0) {
-        this.log.warn(`${gone.length} peer lease(s) not re-created within ${Math.round(this.resetGraceMs / 1000)}s of the reset, removing them: ${gone.map((l) => leaseLabel(l)).join('; ')}`);
-      }
-      kept.clear();
-    }
-    return lw.reset(leases);
+  async *watchLeases(signal: AbortSignal): AsyncGenerator<LeaseEvent[]> {
+    yield* watchPeerLeases(
+      {
+        ...this.watchDeps(),
+        now: this.now,
+        resetGraceMs: this.resetGraceMs,
+        flags: { enableIPv4: true, enableIPv6: this.config?.enableIPv6 ?? this.ownLease?.enableIPv6 ?? false },
+        ownLease: this.ownLease,
+        onOwnLeaseChange: (f) => this.onOwnLeaseChange(f),
+        onPeerResync: (f) => {
+          this.peerResyncListeners.add(f);
+          return () => this.peerResyncListeners.delete(f);
+        },
+      },
+      signal,
+    );
+  }
+
+  /** What both watch loops share: the registry, the log, and the store-reset bookkeeping. */
+  private watchDeps(): OwnLeaseWatchDeps {
+    return {
+      registry: this.registry,
+      log: this.log,
+      checkStore: (h) => this.checkStore(h),
+      sawRevision: (r) => this.store.saw(r),
+      onStoreReset: (f) => this.onStoreReset(f),
+      requestPeerResync: (reason) => this.requestPeerResync(reason),
+    };
   }
 }
 
-/** Events completeLease takes from its own-key watch: the key's changes, or a store reset. */
-type OwnEvent = LeaseEvent | { type: 'reset'; reason: string };
