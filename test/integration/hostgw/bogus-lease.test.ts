@@ -2,7 +2,7 @@
 // not make h1 route part of its own pod subnet away. h1 and h2 run the backend, a pod on each; h1 is
 // handed the bogus lease and then its deletion: h1 → its own pod and pod → pod keep working.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernel } from '../../../shared/kernel/iproute.js';
+import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
 import { parseIP, parseNet } from '../../../shared/net/ip.js';
 import { createHostgwBackend } from '../../../daemon/backend/hostgw/hostgw.js';
 import type { HostgwNetwork } from '../../../daemon/backend/hostgw/network.js';

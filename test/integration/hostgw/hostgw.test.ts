@@ -7,7 +7,7 @@
 // test/helpers/netns.ts and is deleted in afterAll (and on process exit); the root namespace is
 // never touched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernel } from '../../../shared/kernel/iproute.js';
+import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
 import { parseIP, parseNet } from '../../../shared/net/ip.js';
 import { createHostgwBackend } from '../../../daemon/backend/hostgw/hostgw.js';
 import type { HostgwNetwork } from '../../../daemon/backend/hostgw/network.js';

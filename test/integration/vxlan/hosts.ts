@@ -3,7 +3,7 @@
 // backend with a FakeSubnetManager (leases handed over by the test, as etcd would), and may hold a
 // "pod" namespace behind a cni0 bridge. Every namespace comes from test/helpers/netns.ts, so
 // cleanupNetns() in afterAll removes all of them; nothing is created in the root namespace.
-import { createKernel } from '../../../shared/kernel/iproute.js';
+import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
 import type { Kernel } from '../../../shared/kernel/kernel.js';
 import { parseIP, parseNet } from '../../../shared/net/ip.js';
 import { createVxlanBackend } from '../../../daemon/backend/vxlan/vxlan.js';

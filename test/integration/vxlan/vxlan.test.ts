@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernel } from '../../../shared/kernel/iproute.js';
+import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
 import type { Kernel } from '../../../shared/kernel/kernel.js';
 import { parseIP } from '../../../shared/net/ip.js';
 import { createVxlanBackend } from '../../../daemon/backend/vxlan/vxlan.js';

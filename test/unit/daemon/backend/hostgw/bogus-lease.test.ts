@@ -2,7 +2,7 @@
 // overlapping a live peer's, from another PublicIP must never be routed (host 1 would route part of its
 // own pod subnet away), and its deletion must leave the healthy peers' routes alone.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { parseIP, parseNet } from '../../../../../shared/net/ip.js';
 import type { ExternalInterface } from '../../../../../daemon/backend/backend.js';
 import { createHostgwBackend } from '../../../../../daemon/backend/hostgw/hostgw.js';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { KernelError } from '../../../../../shared/kernel/errors.js';
 import type { KernelOp } from '../../../../../shared/kernel/kernel.js';
 import { parseIP, parseNet } from '../../../../../shared/net/ip.js';
@@ -32,8 +32,8 @@ class RefusingKernel extends FakeKernel {
   override async batch(ops: readonly KernelOp[]): Promise<void> {
     const bad = ops.find((op) => op.op === 'replaceFdb' && op.mac === this.refuseMac);
     if (bad) {
-      this.world.execs++;
-      throw new KernelError('bridge -batch -: Operation not supported', { argv: ['bridge'], exitCode: 1, stderr: 'RTNETLINK answers: Operation not supported' }).withOp(bad);
+      this.world.calls++;
+      throw new KernelError('Operation not supported', { code: 'EOPNOTSUPP' }).withOp(bad);
     }
     return super.batch(ops);
   }

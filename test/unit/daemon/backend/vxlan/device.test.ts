@@ -1,6 +1,6 @@
 // The vxlan device: compatibility of an existing link, its addresses.
 import { describe, expect, it, vi } from 'vitest';
-import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import type { KernelOp } from '../../../../../shared/kernel/kernel.js';
 import { vxlanIncompat } from '../../../../../daemon/backend/vxlan/device.js';
 import { addrsOn, EXT6, kernel, lease, logs, manager, ns, registerWith, until, useVxlanHarness } from './harness.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
-import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { parseIP, parseNet } from '../../../../../shared/net/ip.js';
 import type { BackendDeps, ExternalInterface } from '../../../../../daemon/backend/backend.js';
 import type { Lease } from '../../../../../daemon/lease.js';

@@ -1,10 +1,10 @@
 // VxlanNetwork: peers programmed, removed, rolled back and retried; watchdog; DirectRouting; IPv6 peers.
 import { describe, expect, it, vi } from 'vitest';
 import { memoryLogger } from '../../../../../shared/log.js';
-import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import type { LeaseEvent } from '../../../../../daemon/lease.js';
 import { orderOps, type VxlanNetwork } from '../../../../../daemon/backend/vxlan/network.js';
-import { planBatch } from '../../../../../shared/kernel/iproute.js';
+import { planBatch } from '../../../../../shared/kernel/iproute2/batch.js';
 import { BACKEND, OWN_SUBNET, controllers, dualLease, EXT6, kernel, lease, logs, manager, ns, peerState, register, registerWith, until, useVxlanHarness } from './harness.js';
 
 useVxlanHarness();
@@ -24,10 +24,10 @@ describe('VxlanNetwork', () => {
 
   it('programs neighbour, FDB and onlink route per peer, the whole snapshot in one batch', async () => {
     const { nw } = await running();
-    const execs = kernel.world.execs;
+    const calls = kernel.world.calls;
     manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
     await until(() => nw.knownPeers().size === 3);
-    expect(kernel.world.execs - execs).toBe(1);
+    expect(kernel.world.calls - calls).toBe(1);
     for (const [i, p] of PEERS.entries()) {
       const s = peerState(p.subnet ? `10.10.${[0, 32, 48][i]}.0/20` : '');
       expect(s.neigh).toMatchObject({ mac: `0a:00:00:00:00:0${i + 2}`, permanent: true });
@@ -221,10 +221,10 @@ describe('VxlanNetwork', () => {
       const mac = `0a:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
       many.push({ type: 'added', lease: lease(sub, `192.168.${1 + (i >> 8)}.${i & 0xff}`, mac) });
     }
-    const execs = kernel.world.execs;
+    const calls = kernel.world.calls;
     manager.push(many);
     await until(() => nw.knownPeers().size === 5000, 15_000);
-    expect(kernel.world.execs - execs).toBe(1);
+    expect(kernel.world.calls - calls).toBe(1);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toHaveLength(5000);
   }, 20_000); // FakeKernel applies 15000 ops in ~5 s (linear scans per op): the default 5 s cut the wait short
 });
@@ -252,10 +252,10 @@ describe('IPv6 peers', () => {
   it('programs a dual-stack peer on flannel.<VNI> and flannel-v6.<VNI> in one batch, and removes both', async () => {
     const { nw, ac } = await registerWith({ enableIPv6: true }, { extIface: EXT6 });
     void nw.run(ac.signal);
-    const execs = kernel.world.execs;
+    const calls = kernel.world.calls;
     manager.push([{ type: 'added', lease: PEER }]);
     await until(() => nw.knownPeers().size === 1);
-    expect(kernel.world.execs - execs).toBe(1);
+    expect(kernel.world.calls - calls).toBe(1);
     expect(ns().neighs).toEqual(expect.arrayContaining([
       { dev: 'flannel.100', ip: '10.10.32.0', mac: '0a:00:00:00:00:03', permanent: true },
       { dev: 'flannel-v6.100', ip: 'fd00:10:32::', mac: '0a:00:00:00:06:03', permanent: true },

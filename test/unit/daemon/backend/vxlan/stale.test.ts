@@ -1,6 +1,6 @@
 // Entries on our devices left by leases deleted while flanneld was down.
 import { describe, expect, it, vi, afterEach } from 'vitest';
-import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { formatIP } from '../../../../../shared/net/ip.js';
 import type { KernelOp } from '../../../../../shared/kernel/kernel.js';
 import { BACKEND, dualLease, EXT6, kernel, lease, logs, manager, ns, peerState, registerWith, until, useVxlanHarness } from './harness.js';
@@ -95,12 +95,12 @@ describe('entries left by leases deleted while flanneld was down', () => {
     // a second start with nothing left over writes nothing
     ac.abort();
     const again = await registerWith({});
-    const before = { batches: batches.length, execs: kernel.world.execs };
+    const before = { batches: batches.length, calls: kernel.world.calls };
     void again.nw.run(again.ac.signal);
     manager.push([]);
     await again.nw.firstSync;
     expect(batches.length - before.batches).toBe(0);
-    expect(kernel.world.execs - before.execs).toBe(3); // routes, neighbours, FDB of flannel.100
+    expect(kernel.world.calls - before.calls).toBe(3); // routes, neighbours, FDB of flannel.100
   });
 
   it('drops the FDB entry of the old VtepMAC of a peer that came back with a new one', async () => {

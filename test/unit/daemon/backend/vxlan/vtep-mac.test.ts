@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeKernel } from '../../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { parseIP } from '../../../../../shared/net/ip.js';
 import type { ExternalInterface } from '../../../../../daemon/backend/backend.js';
 import { createVxlanBackend, macFilePath, macNodeFilePath, readStoredMac } from '../../../../../daemon/backend/vxlan/vxlan.js';
