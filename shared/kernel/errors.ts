@@ -7,7 +7,6 @@
 // adapter derives the code from the tool's stderr (iproute2/errno.ts, the only stderr reader); a netlink
 // adapter would take it from the errno in the reply; fakes set it directly.
 import type { KernelOp } from './kernel.js';
-import { codeFromStderr } from './iproute2/errno.js';
 
 /** errno names (Linux) a kernel call can fail with; `UNKNOWN`: the adapter could not tell. */
 export type KernelErrorCode =
@@ -43,10 +42,7 @@ export const ERRNO_TEXT: Readonly<Record<KernelErrorCode, string>> = {
 };
 
 export interface KernelErrorOptions {
-  /**
-   * The errno. Optional only while callers outside shared/kernel migrate (issue 10): without it the
-   * code is read from `stderr`, as the iproute2 adapter does.
-   */
+  /** the errno; `UNKNOWN` when not given */
   code?: KernelErrorCode;
   /** the op of a batch that failed */
   op?: KernelOp;
@@ -81,7 +77,7 @@ export class KernelError extends Error {
     this.argv = o.argv ?? [];
     this.exitCode = o.exitCode ?? null;
     this.stderr = o.stderr ?? '';
-    this.code = o.code ?? codeFromStderr(this.stderr);
+    this.code = o.code ?? 'UNKNOWN';
     if (o.op !== undefined) this.op = o.op;
     if (o.index !== undefined) this.index = o.index;
     if (o.line !== undefined) this.line = o.line;

@@ -167,12 +167,6 @@ export interface Kernel {
   /** `ip route get <dst>`: the route the kernel would take (used for --iface-can-reach). */
   routeGet(dst: string): Promise<Route & { prefsrc?: string }>;
 
-  /**
-   * Creates the VXLAN device if missing or incompatible, else fixes its MTU.
-   * @deprecated going away with issue 10: the caller decides compatibility (daemon/backend/vxlan/device.ts
-   * vxlanIncompat) and writes `batch([{op: 'deleteLink'}, {op: 'addVxlan', …}])`.
-   */
-  ensureVxlan(name: string, spec: VxlanSpec): Promise<Link>;
   listNeighs(dev: string): Promise<Neigh[]>;
   listFdb(dev: string): Promise<Fdb[]>;
 

@@ -25,7 +25,7 @@ const noSuch = (what: string) => fail('ESRCH', what);
  * Verbs that are not Kernel's (any more): tests seed state with them. They are not counted in
  * `world.calls`. Each is one batch op or a few (`ensureBridge` = addBridge + setLink up).
  */
-const SEEDING = new Set(['ensureAddr', 'replaceRoute', 'addRoute', 'deleteRoute', 'ensureBridge', 'createVethPair', 'setMaster', 'setPromisc', 'setHairpin', 'setLinkAddress', 'listBridgeVlans']);
+const SEEDING = new Set(['ensureAddr', 'replaceRoute', 'addRoute', 'deleteRoute', 'ensureBridge', 'createVethPair', 'setMaster', 'setPromisc', 'setHairpin', 'setLinkAddress', 'listBridgeVlans', 'ensureVxlan']);
 
 export class FakeKernel implements Kernel {
   readonly world: FakeWorld;
@@ -235,22 +235,12 @@ export class FakeKernel implements Kernel {
     }
   }
 
+  /** Seeding: a VXLAN device `name` as asked (any link of that name is replaced). */
   async ensureVxlan(name: string, spec: VxlanSpec): Promise<Link> {
     const ns = this.enter('ensureVxlan');
-    const want: NonNullable<Link['vxlan']> = { vni: spec.vni, port: spec.port, local: spec.local, learning: spec.learning, gbp: spec.gbp === true };
-    if (spec.dev !== undefined) want.dev = spec.dev;
-    const l = ns.links.get(name);
-    if (l !== undefined) {
-      const v = l.vxlan;
-      const same = l.kind === 'vxlan' && v !== undefined && v.vni === want.vni && v.port === want.port && v.local === want.local && v.learning === want.learning && v.gbp === want.gbp;
-      if (same) {
-        if (spec.mtu) l.mtu = spec.mtu;
-        return { ...l };
-      }
-      this.applyOp(ns, { op: 'deleteLink', dev: name });
-    }
-    const link = this.newLink(ns, { name, kind: 'vxlan', vxlan: want, ...(spec.mtu ? { mtu: spec.mtu } : {}), ...(spec.mac ? { mac: spec.mac } : {}) });
-    return { ...link };
+    if (ns.links.has(name)) this.applyOp(ns, { op: 'deleteLink', dev: name });
+    this.applyOp(ns, { op: 'addVxlan', name, ...spec });
+    return { ...this.link(ns, name) };
   }
 
   async listNeighs(dev: string): Promise<Neigh[]> {

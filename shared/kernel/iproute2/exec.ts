@@ -76,12 +76,39 @@ export function countingExec(exec: Exec, stats: ExecStats): Exec {
   };
 }
 
+/**
+ * An Exec's failure with its code: spawnExec's errors have it already; an injected Exec (tests) may
+ * reject with a KernelError that carries only stderr, and the adapter, not the caller, reads it.
+ */
+export function classifyingExec(exec: Exec): Exec {
+  return async (argv, input) => {
+    try {
+      return await exec(argv, input);
+    } catch (err) {
+      if (!(err instanceof KernelError) || err.code !== 'UNKNOWN' || err.stderr === '') throw err;
+      throw new KernelError(err.message, {
+        code: codeFromStderr(err.stderr),
+        argv: err.argv,
+        exitCode: err.exitCode,
+        stderr: err.stderr,
+        ...(err.line !== undefined ? { line: err.line } : {}),
+        ...(err.stdout !== undefined ? { stdout: err.stdout } : {}),
+        cause: err.cause,
+      });
+    }
+  };
+}
+
 /** One tool runner per namespace: what every exec-based adapter (ip, iptables, nft) is built on. */
 export class ToolRunner {
+  readonly exec: Exec;
+
   constructor(
     readonly netns: string | undefined,
-    readonly exec: Exec,
-  ) {}
+    exec: Exec,
+  ) {
+    this.exec = exec === spawnExec ? exec : classifyingExec(exec);
+  }
 
   /** argv that runs `tool args…` in this runner's namespace */
   argv(tool: string, args: readonly string[]): string[] {

@@ -166,20 +166,6 @@ class IprouteKernel implements IprouteKernelHandle {
 
   // ---- vxlan, neighbours, fdb
 
-  async ensureVxlan(name: string, spec: VxlanSpec): Promise<Link> {
-    const existing = await this.getLink(name);
-    if (existing !== undefined) {
-      if (vxlanCompatible(existing, spec)) {
-        if (spec.mtu && existing.mtu !== spec.mtu) await this.setLinkMtu(name, spec.mtu);
-        return (await this.getLink(name)) ?? existing;
-      }
-      await this.deleteLink(name, { missingOk: true });
-    }
-    await this.ip(vxlanArgs(name, spec));
-    const link = await this.getLink(name);
-    if (link === undefined) throw new KernelError(`link ${JSON.stringify(name)} vanished after creation`, { argv: [], exitCode: null, stderr: `Device "${name}" does not exist.` });
-    return link;
-  }
 
   async listNeighs(dev: string): Promise<Neigh[]> {
     const out: Neigh[] = [];
@@ -286,14 +272,4 @@ class IprouteKernel implements IprouteKernelHandle {
 function sysctlError(argv: string[], cause: unknown): KernelError {
   const msg = cause instanceof Error ? cause.message : String(cause);
   return new KernelError(`${argv.join(' ')}: ${msg}`, { argv, exitCode: null, stderr: msg, cause });
-}
-
-function vxlanCompatible(l: Link, s: VxlanSpec): boolean {
-  if (l.kind !== 'vxlan' || l.vxlan === undefined) return false;
-  const v = l.vxlan;
-  if (v.vni !== s.vni || v.port !== s.port || v.learning !== s.learning || v.gbp !== (s.gbp === true)) return false;
-  if (s.local && v.local !== s.local) return false;
-  if (s.dev !== undefined && v.dev !== undefined && v.dev !== s.dev) return false;
-  if (s.mac !== undefined && l.mac.toLowerCase() !== s.mac.toLowerCase()) return false;
-  return true;
 }

@@ -1,6 +1,7 @@
-// Nft over the nft binary: ONE `nft -j '<json>'` per transaction (not `nft -j -f -`: nft 1.0.6 opens
-// /dev/stdin, which fails with ENXIO on the socket Node gives a child as stdin), inside a network
-// namespace through nsenter when asked.
+// Nft over the nft binary: ONE `nft -j '<json>'` per transaction, one exec. Not `nft -j -f -`: nft
+// 1.0.6 opens /dev/stdin, which fails with ENXIO on the socket Node gives a child as stdin (go-nft
+// writes a temp file); the JSON of one spoof-check attachment is ~1 KiB, far below the 128 KiB limit
+// of one argument. Inside a network namespace through nsenter when asked.
 import { isNotFound, KernelError } from '../errors.js';
 import type { Nft, NftCommand, NftFamily, NftTableContents, NftChain, NftRule, NftTable } from '../nft.js';
 import { spawnExec, ToolRunner, type Exec } from './exec.js';

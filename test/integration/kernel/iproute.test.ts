@@ -150,22 +150,9 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
     expect(isExists(await k.batch([{ op: 'addVxlan', name: 'flannel.100', ...spec }]).catch((e: unknown) => e))).toBe(true);
   });
 
-  it('vxlan with the lab recipe parameters; ensure is idempotent, an incompatible device is recreated', async () => {
-    await k.batch([{ op: 'addVeth', name: 'ul0', peer: 'ul1' }, { op: 'replaceAddr', dev: 'ul0', cidr: '192.168.77.1/24' }, { op: 'setLinkUp', dev: 'ul0' }]);
-    const spec = { vni: 100, port: 8472, local: '192.168.77.1', dev: 'ul0', learning: false, gbp: false, mtu: 1450 };
-    const a = await k.ensureVxlan('flannel.100', spec);
-    expect(a).toMatchObject({ name: 'flannel.100', kind: 'vxlan', mtu: 1450, vxlan: { vni: 100, port: 8472, local: '192.168.77.1', learning: false, gbp: false, dev: 'ul0' } });
-    const b = await k.ensureVxlan('flannel.100', spec);
-    expect(b.index).toBe(a.index);
-    const c = await k.ensureVxlan('flannel.100', { ...spec, vni: 101, mac: '02:00:00:00:01:01' });
-    expect(c.index).not.toBe(a.index);
-    expect(c.vxlan?.vni).toBe(101);
-    expect(c.mac).toBe('02:00:00:00:01:01');
-  });
-
   it('batch: neigh + fdb (replace twice does not fail), deletes, and sysctls in one exec', async () => {
     await k.batch([{ op: 'addVeth', name: 'ul0', peer: 'ul1' }, { op: 'replaceAddr', dev: 'ul0', cidr: '192.168.77.1/24' }, { op: 'setLinkUp', dev: 'ul0' }]);
-    await k.ensureVxlan('vx0', { vni: 1, port: 8472, local: '192.168.77.1', dev: 'ul0', learning: false });
+    await k.batch([{ op: 'addVxlan', name: 'vx0', vni: 1, port: 8472, local: '192.168.77.1', dev: 'ul0', learning: false }]);
     await k.batch([{ op: 'replaceAddr', dev: 'vx0', cidr: '10.10.0.0/32' }, { op: 'setLinkUp', dev: 'vx0' }]);
     const peer = (mac: string, ip: string, under: string, net: string) => [
       { op: 'replaceNeigh' as const, dev: 'vx0', ip, mac },
