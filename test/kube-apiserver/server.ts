@@ -212,6 +212,8 @@ function defOf(resource: string): { group: string; gv: string; def: ResourceDef 
   return undefined;
 }
 const apiVersionOf = (resource: string) => defOf(resource)!.gv;
+/** `v1` → `api/v1`, `apps/v1` → `apis/apps/v1` */
+const gvPath = (gv: string) => (gv.includes('/') ? `apis/${gv}` : `api/${gv}`);
 
 export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiServerDouble> {
   const ownDir = !opts.dir;
@@ -449,6 +451,26 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   }
 
   function discovery(path: string, req: http.IncomingMessage): Obj | undefined {
+    // OpenAPI v3, only as much as kubectl's field-validation check reads (QueryParamVerifierV3: a PATCH
+    // operation tagged with the kind that takes `fieldValidation`): kubectl then leaves validation to
+    // the server (which this double does not do) and `kubectl apply` needs no --validate=false.
+    if (path === '/openapi/v3')
+      return { paths: Object.fromEntries(Object.keys(GROUPS).map((gv) => [gvPath(gv), { serverRelativeURL: `/openapi/v3/${gvPath(gv)}?hash=double` }])) };
+    if (path.startsWith('/openapi/v3/')) {
+      const gv = Object.keys(GROUPS).find((g) => `/openapi/v3/${gvPath(g)}` === path);
+      if (!gv) return undefined;
+      const [group, version] = gv.includes('/') ? (gv.split('/') as [string, string]) : ['', gv];
+      const paths: Obj = {};
+      for (const [name, def] of Object.entries(GROUPS[gv]!)) {
+        paths[`/${gvPath(gv)}/${def.namespaced ? 'namespaces/{namespace}/' : ''}${name}/{name}`] = {
+          patch: {
+            'x-kubernetes-group-version-kind': { group, kind: def.kind, version },
+            parameters: ['dryRun', 'fieldManager', 'fieldValidation', 'force'].map((n) => ({ name: n, in: 'query', schema: { type: n === 'force' ? 'boolean' : 'string' } })),
+          },
+        };
+      }
+      return { openapi: '3.0.0', info: { title: 'Kubernetes', version: 'v1.34.0' }, paths };
+    }
     if (path === '/version')
       return { major: '1', minor: '34', gitVersion: 'v1.34.0', gitCommit: 'kube-apiserver-double', gitTreeState: 'clean', buildDate: '2026-01-01T00:00:00Z', goVersion: 'go1.24.0', compiler: 'gc', platform: 'linux/amd64' };
     if (path === '/api')
