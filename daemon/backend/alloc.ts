@@ -3,7 +3,7 @@
 // lease handling can be observed and measured end to end without a data plane.
 import { formatNet } from '../../shared/net/ip.js';
 import type { Lease, LeaseAttrs } from '../lease.js';
-import { backendLogger, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from './backend.js';
+import type { Backend, BackendDeps, BackendNetworkConfig, Network } from './backend.js';
 import type { Logger } from '../../shared/log.js';
 
 /** Batches larger than this are logged as a count, not lease by lease. */
@@ -15,7 +15,7 @@ export function createAllocBackend(deps: BackendDeps): Backend {
       const attrs: LeaseAttrs = { publicIP: deps.extIface.extAddr ?? { family: 4, value: 0n } };
       if (config.enableIPv6 && deps.extIface.extV6Addr) attrs.publicIPv6 = deps.extIface.extV6Addr;
       const lease = await deps.subnetManager.acquireLease(attrs, signal);
-      return new AllocNetwork(lease, deps, backendLogger(deps));
+      return new AllocNetwork(lease, deps, deps.logger);
     },
   };
 }

@@ -5,7 +5,7 @@
 import type { IP, IPNet } from '../../shared/net/ip.js';
 import type { Kernel } from '../../shared/kernel/kernel.js';
 import type { Lease, LeaseAttrs } from '../lease.js';
-import { NOOP_LOGGER, type Logger } from '../../shared/log.js';
+import type { Logger } from '../../shared/log.js';
 import type { SubnetManager } from '../subnet/manager.js';
 
 /** The host's underlay interface and addresses (pkg/ipmatch LookupExtIface). */
@@ -52,17 +52,8 @@ export interface BackendDeps {
   kernel: Kernel;
   /** flannel's data dir for state kept across restarts (e.g. the VtepMAC) */
   stateDir: string;
-  /** leveled: a lease that fails to program is an error, progress is info */
-  logger?: Logger;
-  /** @deprecated the wave's old shape (every line at info); use `logger` */
-  log?: (msg: string) => void;
-}
-
-/** The deps' Logger: `logger`, else the old bare `log` for every level, else nothing. */
-export function backendLogger(deps: Pick<BackendDeps, 'logger' | 'log'>): Logger {
-  if (deps.logger) return deps.logger;
-  const log = deps.log;
-  return log ? { info: log, warn: log, error: log } : NOOP_LOGGER;
+  /** leveled: a lease that fails to program is an error, a refused or skipped one a warning, progress info */
+  logger: Logger;
 }
 
 export type BackendFactory = (deps: BackendDeps) => Backend;

@@ -2,6 +2,7 @@
 import { parseIP, parseNet } from '../../shared/net/ip.js';
 import type { BackendSubnetManager } from '../../daemon/backend/backend.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../daemon/lease.js';
+import type { Logger } from '../../shared/log.js';
 
 export class FakeSubnetManager implements BackendSubnetManager {
   readonly acquired: LeaseAttrs[] = [];
@@ -66,4 +67,10 @@ export function vxlanLease(subnet: string, publicIP: string, mac: string | undef
   const attrs: LeaseAttrs = { publicIP: parseIP(publicIP), backendType: type };
   if (mac !== undefined) attrs.backendData = { VNI: vni, VtepMAC: mac };
   return { enableIPv4: true, enableIPv6: false, subnet: parseNet(subnet), attrs, expiration: Date.now() + 86_400_000 };
+}
+
+/** A backend Logger that keeps the bare messages, every level, in `lines` (tests match the text). */
+export function linesLogger(lines: string[]): Logger {
+  const push = (m: string): void => void lines.push(m);
+  return { info: push, warn: push, error: push };
 }

@@ -29,7 +29,7 @@
 // - An existing route to the same destination in the main table with another metric is left alone
 //   (upstream deletes the first route it lists for the destination, whatever its metric).
 import { ipEqual, type IP } from '../../../shared/net/ip.js';
-import { acquireLeaseFor, backendLogger, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
+import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { LeaseAttrs } from '../../lease.js';
 import { BACKEND_TYPE, HostgwNetwork } from './network.js';
 import { underlayNetworks } from '../peer-guard.js';
@@ -48,7 +48,7 @@ export class HostgwBackend implements Backend {
 
   async registerNetwork(signal: AbortSignal, config: BackendNetworkConfig): Promise<Network> {
     const { extIface, kernel, subnetManager } = this.deps;
-    const logger = backendLogger(this.deps);
+    const logger = this.deps.logger;
     if (!sameIP(extIface.extAddr, extIface.ifaceAddr)) throw new Error(NAT_ERROR);
     if (config.enableIPv6 && !sameIP(extIface.extV6Addr, extIface.ifaceV6Addr)) {
       // upstream checks IPv4 only; peers' routes via a v6 address that is not ours will not work

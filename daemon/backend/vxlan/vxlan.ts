@@ -34,7 +34,7 @@ import { join } from 'node:path';
 import { GoStruct } from '../../../shared/cni/go-json.js';
 import { field } from '../../../shared/cni/go-json.js';
 import { formatIP, formatNet, ipEqual, type IP } from '../../../shared/net/ip.js';
-import { acquireLeaseFor, backendLogger, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
+import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { Lease, LeaseAttrs } from '../../lease.js';
 import type { Logger } from '../../../shared/log.js';
 import { normalizeMac, randomMac } from '../../../shared/net/mac.js';
@@ -163,7 +163,7 @@ export function createVxlanBackend(deps: BackendDeps): Backend {
 export class VxlanBackend implements Backend {
   private readonly logger: Logger;
   constructor(private readonly deps: BackendDeps) {
-    this.logger = backendLogger(deps);
+    this.logger = deps.logger;
   }
 
   private readonly log = (m: string): void => this.logger.info(m);

@@ -8,7 +8,7 @@ import { createHostgwBackend } from '../../../daemon/backend/hostgw/hostgw.js';
 import type { HostgwNetwork } from '../../../daemon/backend/hostgw/network.js';
 import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
-import { FakeSubnetManager } from '../../helpers/fake-subnet-manager.js';
+import { FakeSubnetManager, linesLogger } from '../../helpers/fake-subnet-manager.js';
 import { createHost, createPod, createUnderlay, ping, until } from '../vxlan/hosts.js';
 
 interface Flannel {
@@ -29,7 +29,7 @@ async function startFlannel(ns: Netns, subnet: string, ip: string): Promise<Flan
     subnetManager: manager,
     kernel,
     stateDir: '/nonexistent',
-    log: (m) => logs.push(m),
+    logger: linesLogger(logs),
     extIface: { iface: { name: 'eth0', index: eth0.index, mtu: eth0.mtu }, ifaceAddr: parseIP(ip), extAddr: parseIP(ip) },
   }).registerNetwork(ac.signal, { enableIPv4: true, enableIPv6: false, backend: { Type: 'host-gw' }, network: parseNet('10.10.0.0/16') })) as HostgwNetwork;
   nw.timing.checkInterval = 200;

@@ -14,7 +14,7 @@ import type { HostgwNetwork } from '../../../daemon/backend/hostgw/network.js';
 import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
 import { marshalLeaseAttrs } from '../../../daemon/subnet/lease-json.js';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
-import { FakeSubnetManager } from '../../helpers/fake-subnet-manager.js';
+import { FakeSubnetManager, linesLogger } from '../../helpers/fake-subnet-manager.js';
 import { createHost, createPod, createUnderlay, ping, until } from '../vxlan/hosts.js';
 
 const NETWORK = '10.10.0.0/16';
@@ -47,7 +47,7 @@ async function startFlannel(ns: Netns, subnet: string, subnet6: string, ip: stri
     subnetManager: manager,
     kernel,
     stateDir: '/nonexistent',
-    log: (m) => logs.push(m),
+    logger: linesLogger(logs),
     extIface: {
       iface: { name: 'eth0', index: eth0.index, mtu: eth0.mtu },
       ifaceAddr: parseIP(ip),

@@ -10,7 +10,7 @@ import { createVxlanBackend } from '../../../daemon/backend/vxlan/vxlan.js';
 import type { VxlanNetwork } from '../../../daemon/backend/vxlan/network.js';
 import type { Lease } from '../../../daemon/lease.js';
 import { createNetns, type Netns } from '../../helpers/netns.js';
-import { FakeSubnetManager } from '../../helpers/fake-subnet-manager.js';
+import { FakeSubnetManager, linesLogger } from '../../helpers/fake-subnet-manager.js';
 
 export const VNI = 100;
 
@@ -97,7 +97,7 @@ export async function startFlannel(ns: Netns, o: FlannelOptions): Promise<Flanne
     subnetManager: manager,
     kernel,
     stateDir: o.stateDir,
-    log: (m) => logs.push(m),
+    logger: linesLogger(logs),
     extIface: {
       iface: { name: 'eth0', index: eth0.index, mtu: eth0.mtu },
       ...(v4 ? { ifaceAddr: parseIP(v4), extAddr: parseIP(v4) } : {}),

@@ -1,6 +1,7 @@
 // The vxlan backend on the real kernel: two host namespaces on a bridge underlay, each running the
 // backend (no etcd: leases are handed over by a FakeSubnetManager), traffic between the hosts'
 // flannel.100 addresses crosses VXLAN. Also: healing a deleted device, and 5000 peers in one batch.
+import { NOOP_LOGGER } from '../../../shared/log.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +61,7 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
         subnetManager: manager,
         kernel,
         stateDir: join(stateDir, `h${i}`),
-        log: () => undefined,
+        logger: NOOP_LOGGER,
         extIface: { iface: { name: 'eth0', index: eth0.index, mtu: eth0.mtu }, ifaceAddr: parseIP(`192.168.77.${i}`), extAddr: parseIP(`192.168.77.${i}`) },
       });
       const nw = (await backend.registerNetwork(ac.signal, { enableIPv4: true, enableIPv6: false, backend: BACKEND })) as VxlanNetwork;

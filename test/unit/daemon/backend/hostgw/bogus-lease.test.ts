@@ -8,7 +8,7 @@ import type { ExternalInterface } from '../../../../../daemon/backend/backend.js
 import { createHostgwBackend } from '../../../../../daemon/backend/hostgw/hostgw.js';
 import type { HostgwNetwork } from '../../../../../daemon/backend/hostgw/network.js';
 import type { Lease, LeaseEvent } from '../../../../../daemon/lease.js';
-import { FakeSubnetManager } from '../../../../helpers/fake-subnet-manager.js';
+import { FakeSubnetManager, linesLogger } from '../../../../helpers/fake-subnet-manager.js';
 import { until } from '../../../../helpers/until.js';
 
 const EXT: ExternalInterface = {
@@ -42,7 +42,7 @@ afterEach(async () => {
 });
 
 async function start(): Promise<HostgwNetwork> {
-  const nw = (await createHostgwBackend({ subnetManager: manager, extIface: EXT, kernel, stateDir: '/nonexistent', log: (m) => logs.push(m) }).registerNetwork(ac.signal, {
+  const nw = (await createHostgwBackend({ subnetManager: manager, extIface: EXT, kernel, stateDir: '/nonexistent', logger: linesLogger(logs) }).registerNetwork(ac.signal, {
     enableIPv4: true,
     enableIPv6: false,
     backend: { Type: 'host-gw' },

@@ -12,7 +12,7 @@ import { createHostgwBackend, NAT_ERROR } from '../../../../../daemon/backend/ho
 import type { HostgwNetwork } from '../../../../../daemon/backend/hostgw/network.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../../../../daemon/lease.js';
 import { marshalLeaseAttrs } from '../../../../../daemon/subnet/lease-json.js';
-import { FakeSubnetManager } from '../../../../helpers/fake-subnet-manager.js';
+import { FakeSubnetManager, linesLogger } from '../../../../helpers/fake-subnet-manager.js';
 import { until as untilHelper } from '../../../../helpers/until.js';
 
 const OWN_SUBNET = '10.10.16.0/20';
@@ -52,7 +52,7 @@ const controllers: AbortController[] = [];
 const runs: Promise<void>[] = [];
 
 function deps(over: Partial<BackendDeps> = {}): BackendDeps {
-  return { subnetManager: manager, extIface: EXT, kernel, stateDir: '/nonexistent', log: (m) => logs.push(m), ...over };
+  return { subnetManager: manager, extIface: EXT, kernel, stateDir: '/nonexistent', logger: linesLogger(logs), ...over };
 }
 
 const CONFIG: BackendNetworkConfig = { enableIPv4: true, enableIPv6: false, backend: { Type: 'host-gw' }, network: parseNet('10.10.0.0/16') };

@@ -14,7 +14,7 @@ import type { ExternalInterface } from '../../../../../daemon/backend/backend.js
 import type { Lease, LeaseEvent } from '../../../../../daemon/lease.js';
 import { createVxlanBackend } from '../../../../../daemon/backend/vxlan/vxlan.js';
 import type { VxlanNetwork } from '../../../../../daemon/backend/vxlan/network.js';
-import { FakeSubnetManager, vxlanLease as lease } from '../../../../helpers/fake-subnet-manager.js';
+import { FakeSubnetManager, vxlanLease as lease, linesLogger } from '../../../../helpers/fake-subnet-manager.js';
 import { until } from '../../../../helpers/until.js';
 
 const OWN_SUBNET = '10.10.16.0/20';
@@ -62,7 +62,7 @@ afterEach(async () => {
 });
 
 async function start(retryDelay = 1000): Promise<VxlanNetwork> {
-  const nw = (await createVxlanBackend({ subnetManager: manager, extIface: EXT, kernel, stateDir, log: (m) => logs.push(m) }).registerNetwork(ac.signal, {
+  const nw = (await createVxlanBackend({ subnetManager: manager, extIface: EXT, kernel, stateDir, logger: linesLogger(logs) }).registerNetwork(ac.signal, {
     enableIPv4: true,
     enableIPv6: false,
     backend: { Type: 'vxlan', VNI: 100 },

@@ -8,7 +8,7 @@ import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { parseIP, parseNet } from '../../../../../shared/net/ip.js';
 import type { BackendDeps, ExternalInterface } from '../../../../../daemon/backend/backend.js';
 import type { Lease } from '../../../../../daemon/lease.js';
-import { FakeSubnetManager, vxlanLease } from '../../../../helpers/fake-subnet-manager.js';
+import { FakeSubnetManager, vxlanLease, linesLogger } from '../../../../helpers/fake-subnet-manager.js';
 import { createVxlanBackend } from '../../../../../daemon/backend/vxlan/vxlan.js';
 import type { VxlanNetwork } from '../../../../../daemon/backend/vxlan/network.js';
 import { until as untilHelper } from '../../../../helpers/until.js';
@@ -38,7 +38,7 @@ export let logs: string[];
 export const controllers: AbortController[] = [];
 
 export function deps(over: Partial<BackendDeps> = {}): BackendDeps {
-  return { subnetManager: manager, extIface: EXT, kernel, stateDir, log: (m) => logs.push(m), ...over };
+  return { subnetManager: manager, extIface: EXT, kernel, stateDir, logger: linesLogger(logs), ...over };
 }
 
 export async function register(backend: Record<string, unknown> = BACKEND, over: Partial<BackendDeps> = {}) {

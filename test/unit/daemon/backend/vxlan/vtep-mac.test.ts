@@ -9,7 +9,7 @@ import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { parseIP } from '../../../../../shared/net/ip.js';
 import type { ExternalInterface } from '../../../../../daemon/backend/backend.js';
 import { createVxlanBackend, macFilePath, macNodeFilePath, readStoredMac } from '../../../../../daemon/backend/vxlan/vxlan.js';
-import { FakeSubnetManager, vxlanLease } from '../../../../helpers/fake-subnet-manager.js';
+import { FakeSubnetManager, vxlanLease, linesLogger } from '../../../../helpers/fake-subnet-manager.js';
 
 const EXT: ExternalInterface = {
   iface: { name: 'eth0', index: 2, mtu: 1500 },
@@ -43,7 +43,7 @@ afterEach(() => {
 async function register(): Promise<string> {
   const ac = new AbortController();
   controllers.push(ac);
-  await createVxlanBackend({ subnetManager: manager, extIface: EXT, kernel, stateDir, log: (m) => logs.push(m) }).registerNetwork(ac.signal, {
+  await createVxlanBackend({ subnetManager: manager, extIface: EXT, kernel, stateDir, logger: linesLogger(logs) }).registerNetwork(ac.signal, {
     enableIPv4: true,
     enableIPv6: false,
     backend: { Type: 'vxlan', VNI: 100 },
