@@ -120,6 +120,24 @@ interface FamilyCheck {
   names: { len: string; tooSmall: string; min: string; max: string; net: string };
 }
 
+type FamilyRules = Omit<FamilyCheck, 'network' | 'subnetLen' | 'min' | 'max'>;
+
+/** Go's CheckNetworkConfig limits and wording, per family. */
+const V4_RULES: FamilyRules = {
+  maxLen: 30,
+  smallest: 28,
+  defaultLen: 24,
+  defaultUpTo: 22,
+  names: { len: 'SubnetLen must be less than /31', tooSmall: 'network is too small. Minimum useful network prefix is /28', min: 'SubnetMin', max: 'SubnetMax', net: 'Network' },
+};
+const V6_RULES: FamilyRules = {
+  maxLen: 126,
+  smallest: 124,
+  defaultLen: 64,
+  defaultUpTo: 62,
+  names: { len: 'SubnetLen must be less than /127', tooSmall: 'IPv6Network is too small. Minimum useful network prefix is /124', min: 'IPv6SubnetMin', max: 'IPv6SubnetMax', net: 'IPv6Network' },
+};
+
 function checkFamily(c: FamilyCheck): { subnetLen: number; min: IP; max: IP } {
   const { network, names } = c;
   let len = c.subnetLen;
@@ -149,23 +167,7 @@ export function checkNetworkConfig(cfg: Config): Config {
   const out: Config = { ...cfg };
   if (cfg.enableIPv4) {
     if (isEmptyNet(cfg.network)) throw new RangeError('please define a correct Network parameter in the flannel config');
-    const r = checkFamily({
-      network: cfg.network!,
-      subnetLen: cfg.subnetLen,
-      min: cfg.subnetMin,
-      max: cfg.subnetMax,
-      maxLen: 30,
-      smallest: 28,
-      defaultLen: 24,
-      defaultUpTo: 22,
-      names: {
-        len: 'SubnetLen must be less than /31',
-        tooSmall: 'network is too small. Minimum useful network prefix is /28',
-        min: 'SubnetMin',
-        max: 'SubnetMax',
-        net: 'Network',
-      },
-    });
+    const r = checkFamily({ network: cfg.network!, subnetLen: cfg.subnetLen, min: cfg.subnetMin, max: cfg.subnetMax, ...V4_RULES });
     out.subnetLen = r.subnetLen;
     out.subnetMin = r.min;
     out.subnetMax = r.max;
@@ -174,23 +176,7 @@ export function checkNetworkConfig(cfg: Config): Config {
     if (isEmptyNet(cfg.ipv6Network)) {
       throw new RangeError('please define a correct IPv6Network parameter in the flannel config');
     }
-    const r = checkFamily({
-      network: cfg.ipv6Network!,
-      subnetLen: cfg.ipv6SubnetLen,
-      min: cfg.ipv6SubnetMin,
-      max: cfg.ipv6SubnetMax,
-      maxLen: 126,
-      smallest: 124,
-      defaultLen: 64,
-      defaultUpTo: 62,
-      names: {
-        len: 'SubnetLen must be less than /127',
-        tooSmall: 'IPv6Network is too small. Minimum useful network prefix is /124',
-        min: 'IPv6SubnetMin',
-        max: 'IPv6SubnetMax',
-        net: 'IPv6Network',
-      },
-    });
+    const r = checkFamily({ network: cfg.ipv6Network!, subnetLen: cfg.ipv6SubnetLen, min: cfg.ipv6SubnetMin, max: cfg.ipv6SubnetMax, ...V6_RULES });
     out.ipv6SubnetLen = r.subnetLen;
     out.ipv6SubnetMin = r.min;
     out.ipv6SubnetMax = r.max;

@@ -1,6 +1,7 @@
 // LocalManager on the in-memory registry: flannel's subnet_test.go cases plus our fixes.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatIP, formatNet, parseIP, parseNet } from '../../../../../shared/net/ip.js';
+import { abortLast, signal } from './test-signal.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../../../../daemon/lease.js';
 import { memoryLogger } from '../../../../../shared/log.js';
 import { LocalManager, type LocalManagerOptions } from '../../../../../daemon/subnet/etcd/local-manager.js';
@@ -20,14 +21,7 @@ function fixture(config = CONFIG): MemoryRegistry {
   return r;
 }
 
-const aborts: AbortController[] = [];
-function signal(): AbortSignal {
-  const ac = new AbortController();
-  aborts.push(ac);
-  return ac.signal;
-}
 afterEach(() => {
-  for (const a of aborts.splice(0)) a.abort();
   vi.useRealTimers();
 });
 
@@ -279,7 +273,7 @@ describe('LocalManager renew and own lease', () => {
     reg.failNext = 2;
     await until(() => log.lines.filter((x) => x.includes('Lease renewed')).length >= 2, 'renewal after outage', 8000);
     expect(log.lines.some((x) => x.includes('Error renewing lease'))).toBe(true);
-    (aborts.at(-1) as AbortController).abort();
+    abortLast();
     await done;
   });
 
@@ -295,7 +289,7 @@ describe('LocalManager renew and own lease', () => {
     await until(() => log.lines.some((x) => x.includes('Re-acquired lease')), 're-acquire');
     expect(reg.getRaw(key)!.value).toBe('{"PublicIP":"1.2.3.4","PublicIPv6":null}');
     expect(reg.getRaw(key)!.ttlSec).toBeGreaterThan(86000);
-    (aborts.at(-1) as AbortController).abort();
+    abortLast();
     await done;
   });
 
@@ -339,7 +333,7 @@ describe('LocalManager renew and own lease', () => {
     expect(count(reg, 'updateSubnet')).toBe(0);
     expect(reg.getRaw(key)!.ttlSec).toBeUndefined();
     expect(log.lines.some((x) => x.includes('Lease renewed'))).toBe(false);
-    (aborts.at(-1) as AbortController).abort();
+    abortLast();
     await done;
   });
 
@@ -353,7 +347,7 @@ describe('LocalManager renew and own lease', () => {
     await settle(ownKeyWatched(reg), 'the own-key watch');
     await vi.advanceTimersByTimeAsync(48 * 60 * 60 * 1000);
     expect(count(reg, 'updateSubnet')).toBe(2);
-    (aborts.at(-1) as AbortController).abort();
+    abortLast();
     await done;
   });
 
@@ -382,7 +376,7 @@ describe('LocalManager renew and own lease', () => {
     expect(seen.map((x) => x.expiration)).toEqual([l.expiration, granted, granted]);
     expect(reg.getRaw(key)!.ttlSec).toBe((granted - Date.now()) / 1000); // the key holds that lease
     expect(count(reg, 'createSubnet')).toBe(1); // the acquire's: never a re-take
-    (aborts.at(-1) as AbortController).abort();
+    abortLast();
     await done;
   });
 });

@@ -1,6 +1,7 @@
 // Reuse-by-PublicIP never takes another live node's lease (issue 9, item 2b), on the memory registry.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatNet, parseIP, parseNet } from '../../../../../shared/net/ip.js';
+import { signal } from './test-signal.js';
 import type { LeaseAttrs } from '../../../../../daemon/lease.js';
 import { memoryLogger } from '../../../../../shared/log.js';
 import { LocalManager, type LocalManagerOptions } from '../../../../../daemon/subnet/etcd/local-manager.js';
@@ -12,15 +13,6 @@ const NAT = '192.0.2.1';
 const attrs = (ip = NAT, mac?: string): LeaseAttrs =>
   mac ? { publicIP: parseIP(ip), backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } } : { publicIP: parseIP(ip) };
 
-const aborts: AbortController[] = [];
-function signal(): AbortSignal {
-  const ac = new AbortController();
-  aborts.push(ac);
-  return ac.signal;
-}
-afterEach(() => {
-  for (const a of aborts.splice(0)) a.abort();
-});
 
 function manager(reg: MemoryRegistry, o: Partial<LocalManagerOptions> = {}) {
   const log = memoryLogger();

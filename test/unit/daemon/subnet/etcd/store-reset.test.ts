@@ -1,7 +1,8 @@
 // etcd rebuilt empty or restored to an older revision (issue 9, item 1): the detector, and
 // LocalManager on the in-memory registry re-creating its lease and re-listing peers with a grace.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatNet, parseIP } from '../../../../../shared/net/ip.js';
+import { signal } from './test-signal.js';
 import type { LeaseAttrs, LeaseEvent } from '../../../../../daemon/lease.js';
 import { memoryLogger } from '../../../../../shared/log.js';
 import { LocalManager, type LocalManagerOptions } from '../../../../../daemon/subnet/etcd/local-manager.js';
@@ -29,15 +30,6 @@ describe('StoreResetDetector', () => {
   });
 });
 
-const aborts: AbortController[] = [];
-function signal(): AbortSignal {
-  const ac = new AbortController();
-  aborts.push(ac);
-  return ac.signal;
-}
-afterEach(() => {
-  for (const a of aborts.splice(0)) a.abort();
-});
 
 /** A node (1.2.3.4) holding a lease and watching peers 10.3.2.0 and 10.3.4.0. */
 async function node(o: Partial<LocalManagerOptions> = {}) {
