@@ -244,7 +244,7 @@ export async function cmdAdd(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
     // 3. the pod side in one batch (any throw becomes a rejection, so the setup is always awaited)
     const podStep = (async () => {
       if (isLayer3) {
-        const iface = configureIface(args.ifName, result, { enabledad: n.enabledad, log: deps.log });
+        const iface = configureIface(args.ifName, result, { enabledad: n.enabledad });
         await pod.batch(iface.ops).catch((err: unknown) => {
           throw iface.explain(err);
         });

@@ -6,7 +6,7 @@ import type { Kernel, KernelOp, RouteSpec } from '../kernel/kernel.js';
 import type { Result } from '../cni/types.js';
 import { goQuote } from '../go/quote.js';
 import { errorMessage } from '../log.js';
-import { formatCIDR, formatNet, parseCIDR, tryParseCIDR, type Family } from '../net/ip.js';
+import { formatCIDR, parseCIDR, type Family } from '../net/ip.js';
 import { formatRouteDst } from '../net/route.js';
 import type { OpPlan } from './op-plan.js';
 
@@ -20,29 +20,12 @@ export function normCidr(cidr: string): string {
 }
 
 /**
- * IPv4 networks the kernel routes itself once the addresses are on the interface (its connected routes,
- * main table, metric 0): `ip route add` of the same dst there fails with EEXIST.
+ * The container side of an L3 ADD: sysctls, addresses, up, routes. Routes are added as Go's
+ * ConfigureIface adds them, netlink.RouteAddEcmp (NLM_F_CREATE without NLM_F_EXCL: `ip route prepend`):
+ * an IPAM route equal to the pod subnet becomes a second route ahead of the connected one, and only an
+ * identical route is in the way (EEXIST).
  */
-function connectedV4(ips: readonly { address: string }[]): Set<string> {
-  const out = new Set<string>();
-  for (const ipc of ips) {
-    const c = tryParseCIDR(ipc.address);
-    if (c?.ip.family === 4) out.add(formatNet(c.net));
-  }
-  return out;
-}
-
-/**
- * The container side of an L3 ADD: sysctls, addresses, up, routes.
- *
- * A route whose dst is the connected network of one of the addresses (an IPAM route equal to the pod
- * subnet) is not added: the kernel already routes it. Go's ConfigureIface adds routes with
- * netlink.RouteAddEcmp (NLM_F_CREATE without NLM_F_EXCL), so the kernel takes it as a second route
- * ahead of the connected one (pod-to-pod traffic then goes through the gateway); our `ip route add` is
- * exclusive and failed the ADD with "File exists". Same result and ADD outcome as Go; the kernel keeps
- * only the connected route (direct on the bridge).
- */
-export function configureIface(ifName: string, result: Result, o: { enabledad: boolean; log?: (msg: string) => void }): OpPlan {
+export function configureIface(ifName: string, result: Result, o: { enabledad: boolean }): OpPlan {
   const ops: KernelOp[] = [];
   if (o.enabledad) {
     ops.push({ op: 'sysctl', key: `net/ipv6/conf/${ifName}/enhanced_dad`, value: '1', optional: true });
@@ -59,14 +42,9 @@ export function configureIface(ifName: string, result: Result, o: { enabledad: b
   for (const ipc of ips) ops.push({ op: 'addAddr', dev: ifName, cidr: normCidr(ipc.address) });
   ops.push({ op: 'setLinkUp', dev: ifName });
   const gw = (f: Family) => ips.find((i) => i.gateway !== undefined && (isV4(i.address) ? 4 : 6) === f)?.gateway;
-  const connected = connectedV4(ips);
   for (const r of result.routes ?? []) {
     const f: Family = isV4(r.dst) ? 4 : 6;
     const dst = formatRouteDst(r.dst);
-    if (f === 4 && !r.priority && (r.table === undefined || r.table === 254) && connected.has(dst)) {
-      o.log?.(`bridge: route ${dst} on ${ifName} not added: it is the connected route of ${ifName}'s address, which the kernel already has`);
-      continue;
-    }
     const via = r.gw ?? gw(f);
     const spec: RouteSpec = { dst, dev: ifName };
     if (via !== undefined) spec.via = via;
@@ -78,7 +56,7 @@ export function configureIface(ifName: string, result: Result, o: { enabledad: b
     }
     if (r.mtu) spec.mtu = r.mtu;
     if (r.advmss) spec.advmss = r.advmss;
-    ops.push({ op: 'addRoute', route: spec });
+    ops.push({ op: 'prependRoute', route: spec });
   }
   return { ops, explain: (err) => explainIfaceStep(err, ifName) };
 }

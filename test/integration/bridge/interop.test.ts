@@ -178,7 +178,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     };
     /**
      * What the Go host-local wrote, with the one difference between the Go 1.1.1 binary here and HEAD,
-     * which ours follows (cni.md §4.2): HEAD creates the IP and last_reserved_ip.N files 0600, 1.1.1 0644.
+     * which ours follows (plugins/ipam/host-local/backend/disk): HEAD creates the IP and last_reserved_ip.N files 0600, 1.1.1 0644.
      */
     const asHead = (s: ReturnType<typeof store>) =>
       s === undefined

@@ -3,14 +3,14 @@
 // same config in a sibling one, then the same kernel state: `bridge -j vlan show`, vlan_filtering, the
 // links, the addresses on `<br>.<vlan>` (where isGateway puts the gateway when vlan is set), the pods.
 //
-// The Go binary here is 1.1.1; ours follows HEAD (cni.md §3). Where the two differ by design, the Go
+// The Go binary here is 1.1.1; ours follows HEAD (plugins/main/bridge). Where the two differ by design, the Go
 // state is turned into HEAD's by `asHead` below, one documented upstream change at a time:
 //   - preserveDefaultVlan (1.3+; default false since 1.8): 1.1.1 keeps the bridge's default VLAN (vid 1,
 //     "Egress Untagged" once the configured vid takes the PVID) on every port it tags; HEAD with
 //     preserveDefaultVlan false first deletes all VLANs on the port (removeDefaultVlan);
 //   - ensureVlanInterface: HEAD sets `<br>.<vlan>` up (LinkSetUp); 1.1.1 leaves it down.
 // vlanTrunk does not exist in 1.1.1 (it is ignored, so Go's bridge gets no VLANs at all): for trunks the
-// Go run still gives the reference for everything else, and the VLAN rows are checked against §3.2.
+// Go run still gives the reference for everything else, and the VLAN rows are checked against HEAD's bridge.go.
 //
 // Bridge VLAN filtering needs CONFIG_BRIDGE_VLAN_FILTERING. On a kernel without it, creating such a
 // bridge and `bridge vlan add` fail with EOPNOTSUPP; that path is compared with Go instead.
@@ -223,7 +223,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
 
     const TRUNK = [{ id: 101 }, { minID: 200, maxID: 203 }];
     const TRUNK_VIDS = ['101', '200', '201', '202', '203'];
-    // Go 1.1.1 ignores vlanTrunk; the VLAN rows are §3.2's: with preserveDefaultVlan true the port keeps
+    // Go 1.1.1 ignores vlanTrunk; the VLAN rows are HEAD's: with preserveDefaultVlan true the port keeps
     // the bridge's default VLAN 1 (PVID, untagged) and gets the trunk vids tagged; with false all VLANs
     // are deleted first and, with no `vlan`, vid 1 comes back as the native (PVID, untagged) one.
     // NOTE: the upstream setupVeth read for this (v1.3–v1.7) adds no native vid; the 1.1.1 binary cannot

@@ -1,5 +1,5 @@
 // Garbage input for the built dist/bin/flannel: every row must give valid CNI error JSON on stdout,
-// exit status 1, the code the Go flannel gives for the same input (derived from cni.md §1–2: the Go
+// exit status 1, the code the Go flannel gives for the same input (derived from flannel-io/cni-plugin and skel: the Go
 // flannel is not packaged here), and no change in the host netns or the data dirs beyond what the
 // reference itself does.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -90,12 +90,14 @@ describe('helpers', () => {
 describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
   const setup = (ipamResult?: Partial<Result>) => fakeBridge(ipamResult);
 
-  it('L3 ADD: state, result, exec count; DEL cleans and releases', async () => {
+  it('L3 ADD: state, result, kernel calls; DEL cleans and releases', async () => {
     const { world, kernel, deps, calls, args } = setup();
     const conf = { isDefaultGateway: true, mtu: 1450, ipam: { type: 'host-local' } };
-    const execs0 = world.execs;
+    const calls0 = world.calls;
     const r = await cmdAdd(args(conf), deps);
-    expect(world.execs - execs0).toBe(4); // bridge read, host batch, pod batch, final read (IPAM is separate)
+    // Kernel calls: bridge read, host batch, pod batch, final read, and 4 sysctl files in our own namespace
+    // (accept_ra ×2, ip_forward read + write: no exec with the iproute2 adapter). IPAM is separate.
+    expect(world.calls - calls0).toBe(8);
     // random bytes: 1 = container MAC, 2 = bridge MAC to pin, 3 = veth name
     expect(r.interfaces).toEqual([
       { name: 'cni0', mac: '02:02:02:02:02:02' },
@@ -128,7 +130,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
 
   it('a failure after IPAM releases the IP and leaves the veth', async () => {
     const { world, kernel, deps, calls, args } = setup();
-    world.failOn('addRoute');
+    world.failOn('prependRoute', 'EPERM');
     await expect(cmdAdd(args({ isDefaultGateway: true, ipam: { type: 'host-local' } }), deps)).rejects.toThrow(/^failed to add route '0.0.0.0\/0 via 10.1.2.1 dev eth0'/);
     expect(calls).toEqual(['add host-local', 'del host-local']);
     expect(await kernel.getLink('veth03030303')).toBeDefined();
@@ -171,7 +173,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
 
   it('L2: the container side failing to come up is an error', async () => {
     const { world, deps, args } = setup();
-    world.failOn('setLinkUp');
+    world.failOn('setLinkUp', 'EPERM');
     await expect(cmdAdd(args({ ipam: {} }), deps)).rejects.toThrow(/^failed to set "eth0" up/);
   });
 
@@ -202,7 +204,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     await expect(cmdAdd(args({}, { netns: '/nope' }), deps)).rejects.toThrow('failed to open netns "/nope": failed to Statfs "/nope": no such file or directory');
   });
 
-  // VLANs as HEAD sets them (cni.md §3.2); the same against the Go reference on a real kernel:
+  // VLANs as upstream HEAD sets them (plugins/main/bridge/bridge.go setupVeth, vlanTrunk); the same against the Go reference on a real kernel:
   // test/integration/bridge/vlan.test.ts (it needs CONFIG_BRIDGE_VLAN_FILTERING).
   describe('VLANs', () => {
     const vethOf = (r: Result) => r.interfaces?.[1]?.name ?? '';

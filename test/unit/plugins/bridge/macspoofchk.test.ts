@@ -187,11 +187,11 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
   }
   const L3 = { isGateway: true, ipam: { type: 'host-local' } };
 
-  it('ADD: the rules for the host veth and the container MAC, in ONE nft exec and no more kernel execs', async () => {
+  it('ADD: the rules for the host veth and the container MAC, in ONE nft transaction and no more kernel calls', async () => {
     const { world, nft, deps, args, rules, chains } = setup();
     const r = await cmdAdd(args(L3), deps);
     expect(nft.execs).toBe(1);
-    expect(world.execs).toBe(4); // as without macspoofchk: bridge read, host batch, pod batch, final read
+    expect(world.calls).toBe(8); // as without macspoofchk: bridge read, host batch, pod batch, final read, 4 sysctl files
     const veth = r.interfaces![1]!.name;
     const mac = r.interfaces![2]!.mac!;
     expect(mac).toBe('02:01:01:01:01:01');
@@ -281,7 +281,7 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
   it('ADD: a setup failure is the error (it wins over a pod failure beside it); the IP is released; no rules', async () => {
     const { world, nft, deps, args, calls, rules } = setup();
     nft.failNext('Operation not supported');
-    world.failOn('addRoute');
+    world.failOn('prependRoute', 'EPERM');
     await expect(cmdAdd(args({ ...L3, isDefaultGateway: true }), deps)).rejects.toThrow(
       'failed to setup spoof-check: nft -j: internal:0:0-0: Error: Could not process rule: Operation not supported',
     );
@@ -291,7 +291,7 @@ describe('bridge macspoofchk on FakeKernel + FakeNft', () => {
 
   it('ADD: a failure after the setup removes the rules and releases the IP', async () => {
     const { world, deps, args, calls, rules, kernel } = setup();
-    world.failOn('addRoute');
+    world.failOn('prependRoute', 'EPERM');
     await expect(cmdAdd(args({ ...L3, isDefaultGateway: true }), deps)).rejects.toThrow(/^failed to add route '0.0.0.0\/0 via 10.1.2.1 dev eth0'/);
     expect(await rules()).toEqual([]);
     expect(calls).toEqual(['add host-local', 'del host-local']);

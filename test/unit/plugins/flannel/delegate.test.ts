@@ -1,4 +1,4 @@
-// The delegate config against the upstream expectations (flannel_linux_test.go, cni.md §2.3 / §7.1).
+// The delegate config against the upstream expectations (flannel-io/cni-plugin flannel_linux_test.go).
 import { describe, expect, it } from 'vitest';
 import { buildDelegateConf, getDelegateIPAM, parseRoutes } from '../../../../plugins/flannel/delegate.js';
 import { parseFlannelNetConf } from '../../../../plugins/flannel/netconf.js';
@@ -39,7 +39,7 @@ describe('buildDelegateConf (lifecycle expectations of flannel_linux_test.go)', 
     expect(d.ipam.routes).toEqual([{ dst: '10.1.0.0/16' }, { dst: 'fc00::/48' }]);
   });
 
-  it('kube-flannel delegate keys, cniVersion copied, ipMasq = !FLANNEL_IPMASQ (captured bytes, cni.md §2.3)', () => {
+  it('kube-flannel delegate keys, cniVersion copied, ipMasq = !FLANNEL_IPMASQ (bytes captured from the Go plugin)', () => {
     const kube = { cniVersion: '1.0.0', name: 'cbr0', delegate: { hairpinMode: true, isDefaultGateway: true } };
     const v4 = parseSubnetEnv('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n', 'f');
     expect(buildDelegateConf(conf(kube), v4).bytes).toBe(

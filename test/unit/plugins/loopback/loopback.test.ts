@@ -101,7 +101,7 @@ describe('loopback errors', () => {
       code: 999,
       msg: 'failed to Statfs "/var/run/netns/gone": no such file or directory',
     });
-    expect(w.kernel.world.execs).toBe(0);
+    expect(w.kernel.world.calls).toBe(0);
   });
 
   it('rejects a prevResult that is not an object', async () => {
@@ -121,7 +121,7 @@ describe('loopback errors', () => {
   ])('stdin %j → code %i, lo untouched', async (stdin, code) => {
     const w = world();
     expect((await w.run('ADD', stdin)).json).toMatchObject({ code });
-    expect(w.kernel.world.execs).toBe(0);
+    expect(w.kernel.world.calls).toBe(0);
   });
 
   it('surfaces a kernel failure as 999', async () => {
