@@ -421,7 +421,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     const { resource, namespace, name, sub, group } = route;
 
     const verb = method === 'GET' ? (name ? 'get' : isWatch ? 'watch' : 'list') : ({ PATCH: 'patch', POST: 'create', DELETE: 'delete', PUT: 'update' } as Record<string, string>)[method];
-    if (!verb) return reply(res, 405, S.methodNotAllowed(method, resource));
+    if (!verb || (!name && ['patch', 'update', 'delete'].includes(verb))) return reply(res, 405, S.methodNotAllowed(method, resource));
     if (user !== 'admin' && rbac === 'flannel') {
       const allowed = group === '' && (FLANNEL_ROLE[sub ? `${resource}/${sub}` : resource] ?? []).includes(verb);
       if (!allowed) return reply(res, 403, S.forbidden(user, verb, resource, sub, group, name, namespace));

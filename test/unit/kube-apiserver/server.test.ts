@@ -195,3 +195,20 @@ describe('faults, auth, patch rules', () => {
     expect((await get(api, '/api/v1/nodes/n000/status', api.tokens.admin)).status).toBe(200);
   });
 });
+
+describe('methods', () => {
+  it('PATCH on the node collection is 405 MethodNotAllowed, an unknown path 404', async () => {
+    const api = await start({ nodes: nodes(1) });
+    const r = await new Promise<Res>((resolve, reject) => {
+      const req = http.request(new URL('/api/v1/nodes', api.url), { method: 'PATCH', headers: { 'Content-Type': 'application/merge-patch+json' } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    expect([r.status, json(r).reason, json(r).message]).toEqual([405, 'MethodNotAllowed', 'PATCH is not supported on resources of kind "nodes"']);
+    expect(json(await get(api, '/api/v1/widgets'))).toMatchObject({ code: 404, message: 'the server could not find the requested resource' });
+  });
+});
