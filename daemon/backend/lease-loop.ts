@@ -12,7 +12,6 @@
 // - Retries with back-off for leases the kernel refused (`scheduleRetry`), doubled up to 30 s; a new
 //   event for the lease cancels its retry.
 import { errorMessage, type Logger } from '../../shared/log.js';
-import { netEqual } from '../../shared/net/ip.js';
 import { lastEventPerLease, type Lease, type LeaseEvent } from '../lease.js';
 import { sleep } from '../sleep.js';
 import type { PeerGuard } from './peer-guard.js';
@@ -38,9 +37,7 @@ export interface LeaseLoopOptions {
   name: string;
   subnetManager: Pick<SubnetManager, 'watchLeases'>;
   logger: Logger;
-  own: Lease;
-  enableIPv4: boolean;
-  enableIPv6: boolean;
+  /** which peer leases may be programmed at all; it also knows our own lease */
   guard: PeerGuard;
   /** first retry delay (ms), re-read at each schedule */
   retryDelay?: () => number;
@@ -89,7 +86,7 @@ export class LeaseLoop {
 
   /** Applies one batch now (tests and callers that already serialize). */
   private async handle(batch: readonly LeaseEvent[], snapshot: boolean): Promise<void> {
-    const last = lastEventPerLease(this.o.guard.update(batch), (l) => this.isOwn(l));
+    const last = lastEventPerLease(this.o.guard.update(batch), (l) => this.o.guard.isOwn(l));
     for (const key of last.keys()) this.retries.delete(key);
     if (last.size === 0 && !snapshot) return;
     await this.handler!.handleBatch(last, snapshot ? { snapshot: batch } : {});
@@ -112,14 +109,6 @@ export class LeaseLoop {
     const next = this.tail.then(guarded, guarded);
     this.tail = next;
     return next;
-  }
-
-  private isOwn(lease: Lease): boolean {
-    const own = this.o.own;
-    return (
-      (this.o.enableIPv4 && lease.enableIPv4 && own.enableIPv4 && netEqual(lease.subnet, own.subnet)) ||
-      (this.o.enableIPv6 && !!lease.ipv6Subnet && !!own.ipv6Subnet && netEqual(lease.ipv6Subnet, own.ipv6Subnet))
-    );
   }
 
   private async every(everyMs: () => number, run: () => Promise<void>, signal: AbortSignal): Promise<void> {

@@ -181,7 +181,8 @@ export class PeerGuard {
     return out;
   }
 
-  private isOwn(l: Lease): boolean {
+  /** Whether a lease is our own (same subnet in a family we run): never a peer. */
+  isOwn(l: Lease): boolean {
     const own = this.o.own;
     return (
       (this.o.enableIPv4 && l.enableIPv4 && own.enableIPv4 && netEqual(l.subnet, own.subnet)) ||

@@ -55,7 +55,7 @@ export class HostgwNetwork implements Network {
       ...(o.underlay ? { underlay: o.underlay } : {}),
       log: (m) => logger.warn(m),
     });
-    this.loop = new LeaseLoop({ name: BACKEND_TYPE, subnetManager: o.subnetManager, logger, own: o.lease, enableIPv4: o.enableIPv4, enableIPv6: o.enableIPv6, guard });
+    this.loop = new LeaseLoop({ name: BACKEND_TYPE, subnetManager: o.subnetManager, logger, guard });
     this.routes = new RouteNetwork({
       kernel: o.kernel,
       logger,

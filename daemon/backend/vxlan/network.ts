@@ -104,9 +104,6 @@ export class VxlanNetwork implements Network, LeaseHandler {
       name: 'vxlan',
       subnetManager: o.subnetManager,
       logger: o.logger,
-      own: o.lease,
-      enableIPv4,
-      enableIPv6,
       guard,
       retryDelay: () => this.o.retryDelay ?? 1000,
     });

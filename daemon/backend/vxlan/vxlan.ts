@@ -31,8 +31,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GoStruct } from '../../../shared/cni/go-json.js';
-import { field } from '../../../shared/cni/go-json.js';
+import { field, GoStruct } from '../../../shared/go/json.js';
 import { formatIP, formatNet, ipEqual, type IP } from '../../../shared/net/ip.js';
 import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { Lease, LeaseAttrs } from '../../lease.js';
@@ -67,9 +66,9 @@ export function parseVxlanConfig(raw: Record<string, unknown>, ifaceMtu: number)
     const cfg: VxlanConfig = {
       vni: s.int('VNI') ?? DEFAULT_VNI,
       port: s.int('Port') ?? 0,
-      gbp: s.bool('GBP') ?? false,
-      learning: s.bool('Learning') ?? false,
-      directRouting: s.bool('DirectRouting') ?? false,
+      gbp: s.bool('GBP', false),
+      learning: s.bool('Learning', false),
+      directRouting: s.bool('DirectRouting', false),
       mtu: s.int('MTU') ?? ifaceMtu,
     };
     if (cfg.vni < 0 || cfg.vni > 0xffffff) throw new RangeError(`VNI ${cfg.vni} out of range 0..16777215`);

@@ -22,7 +22,7 @@ function setup(handler: LeaseHandler, retryDelay = 5) {
   const logger = memoryLogger();
   const manager = new FakeSubnetManager('10.10.16.0/20');
   const guard = new PeerGuard({ own: OWN, enableIPv4: true, enableIPv6: false, network: parseNet('10.10.0.0/16'), ownAddrs: [], log: (m) => logger.warn(m) });
-  const loop = new LeaseLoop({ name: 'test', subnetManager: manager, logger, own: OWN, enableIPv4: true, enableIPv6: false, guard, retryDelay: () => retryDelay });
+  const loop = new LeaseLoop({ name: 'test', subnetManager: manager, logger, guard, retryDelay: () => retryDelay });
   const ac = new AbortController();
   controllers.push(ac);
   const run = loop.run(ac.signal, handler);
