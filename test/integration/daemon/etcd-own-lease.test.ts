@@ -41,14 +41,6 @@ class RecordingRegistry extends EtcdRegistry {
   }
 }
 
-async function untilAsync(f: () => Promise<boolean>, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 describe.skipIf(!hasEtcd)('own lease on a real etcd', () => {
   let etcd: TestEtcd;
   let proxy: TcpProxy;
@@ -212,7 +204,7 @@ describe.skipIf(!hasEtcd)('own lease on a real etcd', () => {
   describe('TestResyncWatchCancelWithBlockedReceiver: cancelling returns within 3 s', () => {
     const watchers = () => etcd.metric('etcd_debugging_mvcc_watcher_total');
     /** every earlier test cancelled its watches: etcd must have dropped them all */
-    const noWatchers = () => untilAsync(async () => (await watchers()) === 0, 'no watcher left by earlier tests', 3000);
+    const noWatchers = () => until(async () => (await watchers()) === 0, 'no watcher left by earlier tests', 3000);
 
     it('a registry watch whose consumer stopped pulling: the stream closes on abort, and the generator ends', async () => {
       const reg = manager('/blocked').reg;
@@ -229,7 +221,7 @@ describe.skipIf(!hasEtcd)('own lease on a real etcd', () => {
       const t0 = Date.now();
       ac.abort();
       // the stream is closed without anyone pulling...
-      await untilAsync(async () => (await watchers()) === 0, 'etcd to drop the watcher', 3000);
+      await until(async () => (await watchers()) === 0, 'etcd to drop the watcher', 3000);
       // ...and a late pull ends the generator instead of handing out events after the cancel
       expect(await within(it.next(), 3000 - (Date.now() - t0), 'the generator to end')).toEqual({ done: true, value: undefined });
     });
@@ -243,7 +235,7 @@ describe.skipIf(!hasEtcd)('own lease on a real etcd', () => {
       await noWatchers();
       // the next pull opens the watch; a partition with compaction makes it re-list
       const pending = gen.next();
-      await untilAsync(async () => (await watchers()) === 1, 'the peer watch', 3000);
+      await until(async () => (await watchers()) === 1, 'the peer watch', 3000);
       partition(() => etcd.ctl(['put', '/resync/subnets/10.3.60.0-24', '{"PublicIP":"1.1.1.60","PublicIPv6":null}']));
       const batch = (await within(pending, 10_000, 'the re-list batch')).value as LeaseEvent[];
       expect(batch.map((e) => `${e.type} ${formatIP({ family: 4, value: e.lease.subnet.base })}`)).toEqual(['added 10.3.60.0']);
@@ -253,7 +245,7 @@ describe.skipIf(!hasEtcd)('own lease on a real etcd', () => {
       ac.abort();
       expect(await within(gen.next(), 3000, 'watchLeases to end')).toEqual({ done: true, value: undefined });
       expect(Date.now() - t0).toBeLessThan(3000);
-      await untilAsync(async () => (await watchers()) === 0, 'no watcher left', 3000);
+      await until(async () => (await watchers()) === 0, 'no watcher left', 3000);
     });
 
     it('completeLease and a pending watchLeases pull while etcd hangs (SIGSTOP): both return on abort', async () => {
@@ -263,7 +255,7 @@ describe.skipIf(!hasEtcd)('own lease on a real etcd', () => {
       const gen = r.sm.watchLeases(ac.signal)[Symbol.asyncIterator]();
       await gen.next(); // the snapshot
       const pending = gen.next(); // now waiting on the peer watch stream
-      await untilAsync(async () => (await watchers()) === 2, 'the own-key and the peer watch', 3000);
+      await until(async () => (await watchers()) === 2, 'the own-key and the peer watch', 3000);
       etcd.pause();
       try {
         const t0 = Date.now();

@@ -1,6 +1,7 @@
 // LocalManager on the in-memory registry: flannel's subnet_test.go cases plus our fixes.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatIP, formatNet, parseIP, parseNet } from '../../../../../shared/net/ip.js';
+import { until } from '../../../../helpers/until.js';
 import { abortLast, signal } from './test-signal.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../../../../daemon/lease.js';
 import { memoryLogger } from '../../../../../shared/log.js';
@@ -28,16 +29,6 @@ afterEach(() => {
 function manager(registry: MemoryRegistry, o: Partial<LocalManagerOptions> = {}) {
   const log = memoryLogger();
   return { sm: new LocalManager({ registry, log, ...o }), log };
-}
-
-async function until<T>(f: () => T | undefined, what: string, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /**
