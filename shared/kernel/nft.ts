@@ -57,7 +57,7 @@ export interface NftTableContents {
 export interface Nft {
   /** The commands as ONE atomic transaction (one `nft -j '<json>'`). No commands: no exec. */
   apply(cmds: readonly NftCommand[]): Promise<void>;
-  /** `nft -j list table`: undefined when the table does not exist. */
+  /** `nft -j list table`: undefined when there is no such table. */
   listTable(family: NftFamily, name: string): Promise<NftTableContents | undefined>;
 }
 

@@ -51,7 +51,7 @@ function brd(cidr: string): string[] {
 /** `mtu N` when set (0 or absent: the kernel's default) */
 const mtuArgs = (mtu: number | undefined) => (mtu ? ['mtu', String(mtu)] : []);
 
-export const onOff = (b: boolean) => (b ? 'on' : 'off');
+const onOff = (b: boolean) => (b ? 'on' : 'off');
 
 export function vxlanArgs(name: string, spec: VxlanSpec): string[] {
   const args = ['link', 'add', name];

@@ -9,11 +9,11 @@
 //   namespace they go through `nsenter ... sh`, because /proc/sys/net shows the opener's namespace.
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Family } from '../../net/ip.js';
-import { KernelError, isExists, isNotFound } from '../errors.js';
-import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from '../kernel.js';
-import { attachOp, checkLineArg, familyOf, mixedScript, onOff, opLine, planBatch, sysctlPath, vxlanArgs } from './batch.js';
+import { KernelError, isNotFound } from '../errors.js';
+import type { Addr, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec } from '../kernel.js';
+import { attachOp, checkLineArg, familyOf, mixedScript, planBatch, sysctlPath } from './batch.js';
 import { countingExec, spawnExec, ToolRunner, type Exec, type ExecStats } from './exec.js';
-import { addrsOf, isObj, num, parseJsonArray, parseLink, parseRoute, str, type J } from './parse.js';
+import { addrsOf, parseJsonArray, parseLink, parseRoute, str, type J } from './parse.js';
 
 /** The iproute2 Kernel, with what it has done so far (`stats`, shared by its `inNetns` views). */
 export interface IprouteKernelHandle extends Kernel {
