@@ -1,7 +1,7 @@
 // The iptables traffic manager (Go's pkg/trafficmngr/iptables) on FakeIptables: exact rule text and order, the
 // iptables-restore bootstrap (-D then -A), the resync loop, recycling the previous run's rules, IPv6.
 import { describe, expect, it } from 'vitest';
-import { memoryLogger } from '../../../shared/log.js';
+import { memoryLogger } from '../../../../shared/log.js';
 import {
   IPTablesManager,
   ensureIPTables,
@@ -9,12 +9,12 @@ import {
   ipTablesBootstrap,
   masqRules,
   teardownIPTables,
-} from '../../../daemon/traffic/iptables-manager.js';
-import type { MasqParams } from '../../../daemon/traffic/traffic-manager.js';
-import { FakeIptables } from '../../../shared/kernel/fake/fake-iptables.js';
-import { restoreScript, versionHasRandomFully } from '../../../shared/kernel/iptables.js';
-import { parseNet } from '../../../shared/net/ip.js';
-import { manualClock } from './traffic-helpers.js';
+} from '../../../../daemon/traffic/iptables-manager.js';
+import type { MasqParams } from '../../../../daemon/traffic/traffic-manager.js';
+import { FakeIptables } from '../../../../shared/kernel/fake/fake-iptables.js';
+import { restoreScript, versionHasRandomFully } from '../../../../shared/kernel/iptables.js';
+import { parseNet } from '../../../../shared/net/ip.js';
+import { manualClock } from './helpers.js';
 
 const NET = parseNet('10.244.0.0/16');
 const POD = parseNet('10.244.1.0/24');

@@ -1,6 +1,6 @@
 // Shared by the traffic manager's unit tests: a sleep whose periods end when the test says so.
 import { vi } from 'vitest';
-import type { Sleep } from '../../../daemon/sleep.js';
+import type { Sleep } from '../../../../daemon/sleep.js';
 
 export interface ManualClock {
   sleep: Sleep;

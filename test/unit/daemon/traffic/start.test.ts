@@ -1,20 +1,20 @@
 // startTraffic (main.go's traffic sequence), the nftables manager on FakeNft, the blackhole route loop,
 // and the kernel-side verbs the traffic manager added to shared/kernel/iptables.ts (argv and stdin).
 import { describe, expect, it } from 'vitest';
-import { memoryLogger } from '../../../shared/log.js';
-import { ensureBlackholeRoutes, runBlackholeRoutes } from '../../../daemon/traffic/blackhole.js';
-import { forwardRules, ipTablesBootstrap, masqRules } from '../../../daemon/traffic/iptables-manager.js';
-import { NFTablesManager, masqCommands } from '../../../daemon/traffic/nftables-manager.js';
-import { startTraffic } from '../../../daemon/traffic/start.js';
-import type { TrafficOptions } from '../../../daemon/traffic/traffic-manager.js';
-import { KernelError } from '../../../shared/kernel/errors.js';
-import { FakeIptables } from '../../../shared/kernel/fake/fake-iptables.js';
-import { FakeKernel } from '../../../shared/kernel/fake/fake-kernel.js';
-import { FakeNft } from '../../../shared/kernel/fake/fake-nft.js';
-import { createIptables } from '../../../shared/kernel/iproute2/iptables.js';
-import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
-import { parseNet } from '../../../shared/net/ip.js';
-import { manualClock } from './traffic-helpers.js';
+import { memoryLogger } from '../../../../shared/log.js';
+import { ensureBlackholeRoutes, runBlackholeRoutes } from '../../../../daemon/traffic/blackhole.js';
+import { forwardRules, ipTablesBootstrap, masqRules } from '../../../../daemon/traffic/iptables-manager.js';
+import { NFTablesManager, masqCommands } from '../../../../daemon/traffic/nftables-manager.js';
+import { startTraffic } from '../../../../daemon/traffic/start.js';
+import type { TrafficOptions } from '../../../../daemon/traffic/traffic-manager.js';
+import { KernelError } from '../../../../shared/kernel/errors.js';
+import { FakeIptables } from '../../../../shared/kernel/fake/fake-iptables.js';
+import { FakeKernel } from '../../../../shared/kernel/fake/fake-kernel.js';
+import { FakeNft } from '../../../../shared/kernel/fake/fake-nft.js';
+import { createIptables } from '../../../../shared/kernel/iproute2/iptables.js';
+import { createKernel } from '../../../../shared/kernel/iproute2/kernel.js';
+import { parseNet } from '../../../../shared/net/ip.js';
+import { manualClock } from './helpers.js';
 
 const NET = parseNet('10.244.0.0/16');
 const POD = parseNet('10.244.1.0/24');
