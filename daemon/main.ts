@@ -14,7 +14,6 @@ import { createNft } from '../shared/kernel/iproute2/nft.js';
 import { getBackendFactory } from './backend/registry.js';
 import { lookupExtIface } from './ext-iface.js';
 import { type HealthServer, startHealthServer } from './health.js';
-import { KubeSubnetManager } from './subnet/kube/index.js';
 import { createLogger, errorMessage } from '../shared/log.js';
 import { checkRenewMargin, parseOptions } from './options.js';
 import { startTraffic } from './traffic/start.js';
@@ -91,14 +90,12 @@ async function main(): Promise<number> {
   const sm = created.manager;
   log.info(`Created subnet manager: ${sm.name()}`);
   let subnetFileWritten = false;
-  if (sm instanceof KubeSubnetManager) {
-    // Go main: the node-public-ip(v6) annotations stand in for --public-ip(v6)
-    const ip = sm.storedPublicIP();
-    if (ip.v4) o.publicIP = ip.v4;
-    if (ip.v6) o.publicIPv6 = ip.v6;
-    // /readyz follows the node watch: false while it has been down too long, true once it resyncs
-    sm.onWatchHealth((up) => health?.setReady(up && subnetFileWritten));
-  }
+  // Go main: addresses the datastore records for this node (kube: node-public-ip annotations)
+  // stand in for --public-ip(v6)
+  if (created.storedPublicIP?.v4) o.publicIP = created.storedPublicIP.v4;
+  if (created.storedPublicIP?.v6) o.publicIPv6 = created.storedPublicIP.v6;
+  // /readyz follows the datastore watch: false while it has been down too long, true once it resyncs
+  created.onWatchHealth?.((up) => health?.setReady(up && subnetFileWritten));
 
   const config = await getConfig(sm, ac.signal);
   if (!config) return shutdown(0);

@@ -7,7 +7,11 @@ import type { CreatedSubnetManager, SubnetManagerDeps } from './manager.js';
 
 /** Rejects (main: "Failed to create SubnetManager: …", exit 1) on flags or files it cannot use. */
 export async function createSubnetManager(o: Options, deps: SubnetManagerDeps): Promise<CreatedSubnetManager> {
-  if (o.kubeSubnetMgr) return createKubeSubnetManager(o, deps);
+  if (o.kubeSubnetMgr) {
+    const created = await createKubeSubnetManager(o, deps);
+    const sm = created.manager;
+    return { ...created, storedPublicIP: sm.storedPublicIP(), onWatchHealth: (f) => void sm.onWatchHealth(f) };
+  }
   return createEtcdSubnetManager(o, deps);
 }
 

@@ -79,4 +79,11 @@ export interface CreatedSubnetManager {
   configSource?: { where: string; read(signal: AbortSignal): Promise<string> };
   /** Releases connections; the lease stays in the datastore (a restart takes it again). */
   close(): void;
+  /**
+   * Addresses the datastore records for this node, standing in for --public-ip / --public-ipv6
+   * (Go: the kube manager's node-public-ip annotations, GetStoredPublicIP).
+   */
+  storedPublicIP?: { v4?: string; v6?: string };
+  /** Subscribes to the health of the manager's datastore watch (true: up), for /readyz. */
+  onWatchHealth?(f: (up: boolean) => void): void;
 }
