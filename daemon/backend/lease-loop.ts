@@ -7,8 +7,9 @@
 // - Never dies on a lease: a handler that throws (a bug, an unexpected kernel failure) is logged at
 //   error level and the loop goes on; the handler's periodic work re-converges later.
 // - The first batch is the snapshot of every current lease: once it is handled, the handler removes
-//   what it finds in the kernel that no lease accounts for (`removeStale`), then `firstSync` settles,
-//   also when that failed (a daemon waiting on it must not hang).
+//   what it finds in the kernel that no lease accounts for (`removeStale`; skipped when the snapshot
+//   failed, as what to keep is then unknown), then `firstSync` settles, also after a failure (a daemon
+//   waiting on it must not hang).
 // - Retries with back-off for leases the kernel refused (`scheduleRetry`), doubled up to 30 s; a new
 //   event for the lease cancels its retry.
 import { errorMessage, type Logger } from '../../shared/log.js';
@@ -84,7 +85,7 @@ export class LeaseLoop {
     }
   }
 
-  /** Applies one batch now (tests and callers that already serialize). */
+  /** One batch through the guard to the handler (called inside serial()). */
   private async handle(batch: readonly LeaseEvent[], snapshot: boolean): Promise<void> {
     const last = lastEventPerLease(this.o.guard.update(batch), (l) => this.o.guard.isOwn(l));
     for (const key of last.keys()) this.retries.delete(key);
