@@ -246,12 +246,7 @@ export class EtcdClient {
         last = e;
       }
     }
-    throw new EtcdError(
-      `etcd cluster is unavailable or misconfigured: ${errorMessage(last)}`,
-      14,
-      true,
-      { cause: last },
-    );
+    throw new EtcdError(`etcd cluster is unavailable or misconfigured: ${errorMessage(last)}`, 14, true, { cause: last });
   }
 
   async range(key: string, o: { prefix?: boolean; countOnly?: boolean } = {}, signal?: AbortSignal) {

@@ -1,4 +1,4 @@
-// Which lease carrying our PublicIP is ours to reuse (issue 9, item 2b).
+// Which lease carrying our PublicIP is ours to reuse.
 //
 // Go's acquireLease reuses the first lease whose PublicIP equals ours. Behind one public IP (NAT,
 // Vagrant, several nodes given the same --public-ip) that lease may be another live node's, and

@@ -1,4 +1,4 @@
-// Noticing that etcd was rebuilt empty or restored to an older revision (issue 9, item 1).
+// Noticing that etcd was rebuilt empty or restored to an older revision.
 //
 // After such a reset nothing tells a client: a watch re-created on the new store from our last
 // revision + 1 is accepted and simply waits for a revision the store may never reach, and our own
