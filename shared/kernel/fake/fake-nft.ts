@@ -28,10 +28,13 @@ const CODE_OF_TEXT = new Map(Object.entries(ERRNO_TEXT).map(([code, text]) => [t
  * In-memory Nft for unit tests: tables → chains → rules with handles as nft numbers them (one counter
  * per table for chains and rules). A transaction applies all or nothing; errors are KernelErrors with
  * the errno nft gets (ENOENT for a missing table, chain, jump target or rule; EBUSY for deleting a
- * chain a rule still jumps to). `execs` counts what would have been execs; `failNext` injects a failure.
+ * chain a rule still jumps to). `calls` counts Nft calls; `failNext(code)` injects a failure.
  */
 export class FakeNft implements Nft {
   tables = new Map<string, FakeTable>();
+  /** Nft calls made (apply with commands, listTable): the seam's cost, as tests state it */
+  calls = 0;
+  /** the same count under its old name (kept while tests move to `calls`) */
   execs = 0;
   private tableHandle = 0;
   private failure: KernelError | undefined;
@@ -52,6 +55,7 @@ export class FakeNft implements Nft {
   async apply(cmds: readonly NftCommand[]): Promise<void> {
     if (cmds.length === 0) return;
     this.execs++;
+    this.calls++;
     this.takeFailure();
     const tables = structuredClone(this.tables);
     let tableHandle = this.tableHandle;
@@ -114,6 +118,7 @@ export class FakeNft implements Nft {
 
   async listTable(family: NftFamily, name: string): Promise<NftTableContents | undefined> {
     this.execs++;
+    this.calls++;
     this.takeFailure();
     const t = this.tables.get(`${family} ${name}`);
     if (t === undefined) return undefined;

@@ -53,16 +53,19 @@ const mtuArgs = (mtu: number | undefined) => (mtu ? ['mtu', String(mtu)] : []);
 
 const onOff = (b: boolean) => (b ? 'on' : 'off');
 
-export function vxlanArgs(name: string, spec: VxlanSpec): string[] {
-  const args = ['link', 'add', name];
-  args.push(...mtuArgs(spec.mtu));
-  if (spec.mac !== undefined) args.push('address', spec.mac);
-  args.push('type', 'vxlan', 'id', String(spec.vni));
-  if (spec.local) args.push('local', spec.local);
-  if (spec.dev !== undefined) args.push('dev', spec.dev);
-  args.push('dstport', String(spec.port), spec.learning ? 'learning' : 'nolearning');
-  if (spec.gbp) args.push('gbp');
-  return args;
+/** `link add <name> [mtu N] [address M] type <kind…>` */
+function linkAdd(name: string, o: { mtu?: number | undefined; mac?: string | undefined }, kind: readonly string[]): string[] {
+  return ['link', 'add', name, ...mtuArgs(o.mtu), ...(o.mac !== undefined ? ['address', o.mac] : []), 'type', ...kind];
+}
+
+function vxlanArgs(name: string, spec: VxlanSpec): string[] {
+  return linkAdd(name, spec, [
+    'vxlan', 'id', String(spec.vni),
+    ...(spec.local ? ['local', spec.local] : []),
+    ...(spec.dev !== undefined ? ['dev', spec.dev] : []),
+    'dstport', String(spec.port), spec.learning ? 'learning' : 'nolearning',
+    ...(spec.gbp ? ['gbp'] : []),
+  ]);
 }
 
 export type Tool = 'ip' | 'bridge' | 'sysctl';
@@ -102,28 +105,11 @@ export function opLine(op: KernelOp): { tool: Tool; args: string[] } {
     case 'setLinkUp':
       return { tool: 'ip', args: ['link', 'set', 'dev', op.dev, 'up'] };
     case 'addBridge':
-      return {
-        tool: 'ip',
-        args: [
-          'link', 'add', op.name,
-          ...mtuArgs(op.mtu),
-          'type', 'bridge',
-          ...(op.vlanFiltering ? ['vlan_filtering', '1'] : []),
-        ],
-      };
-    case 'addVeth':
-      return {
-        tool: 'ip',
-        args: [
-          'link', 'add', op.name,
-          ...mtuArgs(op.mtu),
-          ...(op.mac !== undefined ? ['address', op.mac] : []),
-          'type', 'veth', 'peer', 'name', op.peer,
-          ...mtuArgs(op.mtu),
-          ...(op.peerMac !== undefined ? ['address', op.peerMac] : []),
-          ...(op.peerNetns !== undefined ? ['netns', op.peerNetns] : []),
-        ],
-      };
+      return { tool: 'ip', args: linkAdd(op.name, op, ['bridge', ...(op.vlanFiltering ? ['vlan_filtering', '1'] : [])]) };
+    case 'addVeth': {
+      const peer = [...mtuArgs(op.mtu), ...(op.peerMac !== undefined ? ['address', op.peerMac] : []), ...(op.peerNetns !== undefined ? ['netns', op.peerNetns] : [])];
+      return { tool: 'ip', args: linkAdd(op.name, op, ['veth', 'peer', 'name', op.peer, ...peer]) };
+    }
     case 'setLink': {
       const a = ['link', 'set', 'dev', op.dev];
       if (op.mtu !== undefined) a.push('mtu', String(op.mtu));
