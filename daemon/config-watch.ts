@@ -1,13 +1,15 @@
-// The network config (<etcd-prefix>/config) changing under a running flanneld.
+// The network config (etcd: <etcd-prefix>/config; kube: --net-config-path) changing under a running
+// flanneld.
 //
 // flanneld applies the config once, at start (as Go). Go then ignores later changes silently; the
-// node is renumbered at the next restart, which surprises operators. We re-read the key every
-// --net-config-poll seconds (the registry has no config watch) and, once per distinct change, log a
-// warning that says what changed and what a restart will do: whether this node's subnet still fits
-// (kept) or not (renumbered: pods must be recreated), which backend device is replaced. A config
+// node is renumbered at the next restart, which surprises operators. We re-read it every
+// --net-config-poll seconds (the subnet manager's configSource, which has no watch) and, once per
+// distinct change, log a warning that says what changed and what a restart will do: whether this
+// node's subnet still fits (kept) or not (renumbered: pods must be recreated), which backend
+// device is replaced. A config
 // that no longer parses or validates is logged the same way (once per distinct error), never fatal.
 // Going back to the running config is logged once too. Fetch errors (etcd down) are left to the
-// lease and watch loops, which already report them.
+// lease and watch loops, which already report them; a missing key or file is reported.
 import { type IPNet, formatIP, formatNet, type IP } from '../shared/net/ip.js';
 import type { Lease } from './lease.js';
 import { type Logger, errorMessage } from '../shared/log.js';
@@ -94,11 +96,11 @@ export function restartOutcome(running: Config, next: Config, ctx: RestartContex
 }
 
 export interface ConfigWatchOptions {
-  /** the config key's raw text (registry.getNetworkConfig) */
+  /** the config's raw text, read afresh (CreatedSubnetManager.configSource) */
   read: (signal: AbortSignal) => Promise<string>;
   /** the config flanneld started with and runs on */
   running: Config;
-  /** the etcd key, for the log lines */
+  /** where the config lives (etcd key or file path), for the log lines */
   key: string;
   intervalMs: number;
   context: () => RestartContext;
@@ -149,8 +151,9 @@ export async function watchNetworkConfig(o: ConfigWatchOptions, signal: AbortSig
       text = await o.read(signal);
     } catch (err) {
       if (signal.aborted) return;
-      // a missing key is a change worth a line; etcd trouble is reported by the lease loops
-      if (/config not found/i.test(errorMessage(err)) && seen !== 'missing') {
+      // a missing key (etcd) or file (kube) is a change worth a line; etcd trouble is reported by
+      // the lease loops
+      if (/config not found|no such file or directory/i.test(errorMessage(err)) && seen !== 'missing') {
         seen = 'missing';
         o.log.warn(`the network config at ${o.key} was deleted: flanneld keeps running on the config it started with; a restart would wait until it is back`);
       }

@@ -98,4 +98,35 @@ describe('watchNetworkConfig', () => {
     expect(log.lines).toHaveLength(want.length);
     log.lines.forEach((l, n) => expect(l.startsWith(want[n]!), l).toBe(true));
   });
+
+  it('a config file (kube mode: --net-config-path) that is deleted is reported once, as the etcd key is', async () => {
+    const PATH = '/etc/kube-flannel/net-conf.json';
+    const gone = new Error(`failed to read net conf: open ${PATH}: no such file or directory`);
+    const values: (string | Error)[] = [A, gone, gone, A];
+    let i = 0;
+    const log = memoryLogger();
+    const ac = new AbortController();
+    const done = watchNetworkConfig(
+      {
+        read: async () => {
+          const v = values[Math.min(i++, values.length - 1)]!;
+          if (v instanceof Error) throw v;
+          return v;
+        },
+        running,
+        key: PATH,
+        intervalMs: 1,
+        context: ctx,
+        log,
+      },
+      ac.signal,
+    );
+    await until(() => i > values.length + 2, 'every value read');
+    ac.abort();
+    await done;
+    expect(log.lines.map((l) => l.slice(0, 70))).toEqual([
+      `W the network config at ${PATH} was deleted: flanneld keeps`.slice(0, 70),
+      `I the network config at ${PATH} is back to the one flanneld runs on`.slice(0, 70),
+    ]);
+  });
 });
