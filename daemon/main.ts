@@ -1,6 +1,7 @@
-// flanneld: one linear wiring script, as flannel's main.go. Only this file touches the world
-// (argv, env, files, signals, the real kernel and etcd):
-//   options → previous subnet → subnet manager (subnet/create-manager.ts) → network config → external
+// flanneld: one linear wiring script, as flannel's main.go. Only this file touches the world (argv,
+// env, files, signals, the real kernel), and subnet/create-manager.ts the datastore (etcd or the
+// Kubernetes API); after that, main speaks the SubnetManager seam (subnet/manager.ts) only:
+//   options → previous subnet → subnet manager → network config → external
 //   interface → backend → registerNetwork (acquires the lease) → traffic rules (masq, forward,
 //   blackhole; daemon/traffic) → subnet.env → what a config change left behind (daemon/renumber) →
 //   run + keep the lease + warn about config changes (daemon/config-watch).
