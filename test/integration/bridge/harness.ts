@@ -3,13 +3,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
+import { bin, GO_CNI_BIN, ROOT } from '../../helpers/paths.js';
 
-export const ROOT = resolve(import.meta.dirname, '../../..');
-export const OUR_BRIDGE = join(ROOT, 'dist/bin/bridge');
-export const GO_BIN = '/usr/lib/cni';
+export { ROOT } from '../../helpers/paths.js';
+export const OUR_BRIDGE = bin('bridge');
+export const GO_BIN = GO_CNI_BIN;
 export const GO_BRIDGE = join(GO_BIN, 'bridge');
 export const haveGo = existsSync(GO_BRIDGE) && existsSync(join(GO_BIN, 'host-local'));
 export const haveOurs = existsSync(OUR_BRIDGE);

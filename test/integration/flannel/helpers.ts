@@ -4,12 +4,13 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { cleanupNetns, type Netns } from '../../helpers/netns.js';
+import { DIST_BIN, GO_CNI_BIN, ROOT } from '../../helpers/paths.js';
 
-export const ROOT = resolve(import.meta.dirname, '../../..');
-export const DIST = join(ROOT, 'dist/bin');
-export const GO_CNI = '/usr/lib/cni';
+export { ROOT } from '../../helpers/paths.js';
+export const DIST = DIST_BIN;
+export const GO_CNI = GO_CNI_BIN;
 export const hasGoPlugins = existsSync(join(GO_CNI, 'bridge')) && existsSync(join(GO_CNI, 'host-local'));
 
 export function ensureBuilt(...names: string[]): void {

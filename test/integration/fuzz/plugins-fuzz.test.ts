@@ -18,12 +18,12 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
+import { ROOT } from '../../helpers/paths.js';
 import { type Case, type Paths, PLUGINS, hostileCase, realCase, rng } from './gen.js';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
 const DIST = join(ROOT, 'dist/bin');
 const built = PLUGINS.every((p) => existsSync(join(DIST, p)));
 
