@@ -63,7 +63,8 @@ class IprouteKernel implements IprouteKernelHandle {
       const [j] = await this.ipJson(['-details', 'link', 'show', 'dev', name]);
       return j === undefined ? undefined : parseLink(j);
     } catch (err) {
-      if (isNotFound(err)) return undefined;
+      // only the link is missing (ENODEV); a missing namespace (ENOENT from nsenter) is an error, as in the fake
+      if (err instanceof KernelError && err.code === 'ENODEV') return undefined;
       throw err;
     }
   }

@@ -97,7 +97,9 @@ export function describeKernelContract(adapter: string, make: () => ContractSubj
         await k.batch([{ op: 'addBridge', name: 'ct0' }]);
         expect(isNotFound(await failure(k.deleteAddr('ct0', '10.99.0.9/24')))).toBe(true);
         expect(isNotFound(await failure(k.batch([{ op: 'deleteRoute', route: { dst: '10.96.0.0/16', dev: 'ct0' } }])))).toBe(true);
-        expect(isNotFound(await failure(k.inNetns(s.missingNetns).deleteLink('lo')))).toBe(true);
+        const gone = k.inNetns(s.missingNetns);
+        expect(isNotFound(await failure(gone.deleteLink('lo')))).toBe(true);
+        expect(await failure(gone.getLink('lo'))).toMatchObject({ code: 'ENOENT' }); // the namespace, not the link, is missing
       }),
     );
 
