@@ -14,6 +14,3 @@ export async function createSubnetManager(o: Options, deps: SubnetManagerDeps): 
   }
   return createEtcdSubnetManager(o, deps);
 }
-
-/** @deprecated import these from './manager.js' (an import from here would be a cycle once kube is wired in) */
-export type { CreatedSubnetManager, SubnetManagerDeps } from './manager.js';

@@ -8,7 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { basename } from 'node:path';
 import { readFileBounded } from '../../../shared/fs/read-bounded.js';
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../../shared/log.js';
 import { sleep } from '../../sleep.js';
 import type { KubeClientConfig } from './kubeconfig.js';
 

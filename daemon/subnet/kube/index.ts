@@ -2,11 +2,11 @@
 // (NODE_NAME, else the pod's spec.nodeName), the net-conf.json file, the annotation prefix, then the
 // node informer, waited for up to 10 min (CONT_WHEN_CACHE_NOT_READY=true: go on without it).
 import { readFileBounded, MAX_STATE_FILE } from '../../../shared/fs/read-bounded.js';
-import { errorMessage } from '../../log.js';
+import { errorMessage } from '../../../shared/log.js';
 import type { Options } from '../../options.js';
 import { sleep } from '../../sleep.js';
 import { checkNetworkConfig, parseConfig } from '../config.js';
-import type { CreatedSubnetManager, SubnetManagerDeps } from '../create-manager.js';
+import type { CreatedSubnetManager, SubnetManagerDeps } from '../manager.js';
 import { newAnnotations } from './annotations.js';
 import { KubeClient, type KubeClientOptions } from './client.js';
 import { buildKubeConfig } from './kubeconfig.js';

@@ -9,7 +9,7 @@
 // dead and re-watched (client-go relies on HTTP/2 pings, which HTTP/1.1 lacks); it never stops for any error; a handler's exception is logged, not fatal; and
 // `onHealth(false)` fires when no list or watch has been up for `downAfterMs`, `onHealth(true)` when
 // one is again (for /readyz).
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../../shared/log.js';
 import { sleep } from '../../sleep.js';
 import { type KubeClient, KubeApiError, isExpired } from './client.js';
 import type { Node } from './node.js';

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import yaml from 'js-yaml';
 import { readFileBounded } from '../../../shared/fs/read-bounded.js';
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../../shared/log.js';
 
 export const DEFAULT_SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** kubeconfig, CA, certificate and token files are small: anything larger is not one */

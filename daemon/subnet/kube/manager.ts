@@ -15,7 +15,7 @@
 //   - the VtepMAC in backend-data is parsed as JSON under the right key for custom prefixes.
 import { formatNet } from '../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../lease.js';
-import { type Logger, errorMessage } from '../../log.js';
+import { type Logger, errorMessage } from '../../../shared/log.js';
 import { sleep } from '../../sleep.js';
 import type { Config } from '../config.js';
 import type { SubnetManager } from '../manager.js';

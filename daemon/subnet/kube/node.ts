@@ -2,7 +2,7 @@
 // annotations describe (Go's nodeToLease), and the two PATCH bodies flanneld sends (kube.md §4).
 import { type IP, type IPNet, formatIP, formatNet, netContains, netIP, parseCIDR, parseIP } from '../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs } from '../../lease.js';
-import { goMarshal } from '../go-fields.js';
+import { marshal as goMarshal } from '../../../shared/go/json.js';
 import type { Annotations } from './annotations.js';
 
 export interface Node {

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { memoryLogger } from '../../../daemon/log.js';
+import { memoryLogger } from '../../../shared/log.js';
 import { parseOptions, type Options } from '../../../daemon/options.js';
 import { createKubeSubnetManager, type KubeSubnetManager } from '../../../daemon/subnet/kube/index.js';
 import type { Lease, LeaseEvent } from '../../../daemon/lease.js';

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { memoryLogger } from '../../../../../daemon/log.js';
+import { memoryLogger } from '../../../../../shared/log.js';
 import { KubeApiError, KubeClient, statusError } from '../../../../../daemon/subnet/kube/client.js';
 import { NodeInformer } from '../../../../../daemon/subnet/kube/informer.js';
 import type { Node } from '../../../../../daemon/subnet/kube/node.js';

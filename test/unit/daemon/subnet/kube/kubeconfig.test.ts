@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildKubeConfig, kubeconfigFileConfig } from '../../../../../daemon/subnet/kube/kubeconfig.js';
 import { FileTokenSource } from '../../../../../daemon/subnet/kube/client.js';
-import { memoryLogger } from '../../../../../daemon/log.js';
+import { memoryLogger } from '../../../../../shared/log.js';
 
 const dirs: string[] = [];
 const tmp = () => {
