@@ -60,6 +60,13 @@ export interface SubnetManager {
 
   /** Every lease in the datastore now, ours included (e.g. to avoid a VtepMAC another node advertises). */
   listLeases(signal: AbortSignal): Promise<Lease[]>;
+
+  /**
+   * The VtepMACs this node advertised before, as the datastore keeps them (Go's GetStoredMacAddresses:
+   * the kube manager reads its own Node's backend-data annotations), so a rebooted node keeps the MAC
+   * its peers know. Optional: the etcd manager has the data dir's MAC file for this.
+   */
+  storedMacAddresses?(): { v4?: string; v6?: string };
 }
 
 /** What every manager's constructor function (create-manager.ts) gets besides the flags. */

@@ -8,6 +8,8 @@ export class FakeSubnetManager implements BackendSubnetManager {
   readonly acquired: LeaseAttrs[] = [];
   /** what listLeases answers (other nodes' leases the test pretends are in the datastore) */
   others: Lease[] = [];
+  /** what storedMacAddresses answers (the VtepMACs the datastore says this node advertised), if set */
+  stored: { v4?: string; v6?: string } | undefined;
   private readonly queue: LeaseEvent[][] = [];
   private wake: (() => void) | undefined;
 
@@ -51,6 +53,10 @@ export class FakeSubnetManager implements BackendSubnetManager {
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
     }
+  }
+
+  storedMacAddresses(): { v4?: string; v6?: string } {
+    return this.stored ?? {};
   }
 
   async listLeases(): Promise<Lease[]> {

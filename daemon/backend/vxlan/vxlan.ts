@@ -188,17 +188,18 @@ export class VxlanBackend implements Backend {
 
     // The device comes first: the lease carries its MAC, which must be no other node's.
     const taken = advertisedMacs(await this.otherLeases(signal), [extIface.extAddr, extIface.extV6Addr]);
+    const recorded = subnetManager.storedMacAddresses?.() ?? {};
     let dev: VxlanDevice | undefined;
     let v6Dev: VxlanDevice | undefined;
     if (config.enableIPv4) {
       const addr = extIface.ifaceAddr ?? extIface.extAddr;
       if (!addr) throw new Error(`failed to find an IPv4 address on ${JSON.stringify(extIface.iface.name)} for the vxlan device`);
-      dev = await this.newDevice(devAttrs(4, addr), taken);
+      dev = await this.newDevice(devAttrs(4, addr), taken, recorded.v4);
     }
     if (config.enableIPv6) {
       const addr = extIface.ifaceV6Addr ?? extIface.extV6Addr;
       if (!addr) throw new Error(`failed to find an IPv6 address on ${JSON.stringify(extIface.iface.name)} for the vxlan device`);
-      v6Dev = await this.newDevice(devAttrs(6, addr), taken);
+      v6Dev = await this.newDevice(devAttrs(6, addr), taken, recorded.v6);
     }
 
     const attrs: LeaseAttrs = { publicIP: extIface.extAddr ?? { family: 4, value: 0n }, backendType: 'vxlan' };
@@ -261,11 +262,13 @@ export class VxlanBackend implements Backend {
    * Picks the VtepMAC, persists it with this node's identity, ensures the device. In order:
    * 1. the MAC of a live compatible device (ours from an earlier run, or Go's): peers already have it;
    * 2. the MAC file, if it was written by this node (or by an older version, which wrote no node line);
-   * 3. a new random MAC.
+   * 3. the MAC the datastore says this node advertised before (`recorded`: kube's backend-data
+   *    annotation, as Go reuses it after a reboot);
+   * 4. a new random MAC.
    * A MAC another node's lease advertises is never used (a cloned image, a shared stateDir): a new one
    * is picked and logged.
    */
-  private async newDevice(attrs: VxlanDeviceAttrs, taken: Map<string, string>): Promise<VxlanDevice> {
+  private async newDevice(attrs: VxlanDeviceAttrs, taken: Map<string, string>, recorded?: string): Promise<VxlanDevice> {
     const { kernel, stateDir, extIface } = this.deps;
     const log = this.log;
     const underlay = await kernel.getLink(extIface.iface.name).catch(() => undefined);
@@ -284,6 +287,11 @@ export class VxlanBackend implements Backend {
     } else if (stored) {
       mac = stored.mac;
       from = macFilePath(stateDir, attrs.name);
+    }
+    const recordedMac = recorded ? normalizeMac(recorded) : undefined;
+    if (!mac && recordedMac) {
+      mac = recordedMac;
+      from = `the VtepMAC this node advertised before (${this.deps.subnetManager.name()})`;
     }
     if (mac && taken.has(mac)) {
       log(`VtepMAC ${mac} from ${from} is already advertised by the lease ${taken.get(mac)}: picking a new one for ${attrs.name}`);

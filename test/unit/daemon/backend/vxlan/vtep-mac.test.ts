@@ -76,6 +76,20 @@ describe('VtepMAC', () => {
     expect(await readStoredMac(stateDir, DEV)).toEqual({ mac, node: '192.168.100.1 52:54:00:00:00:01' });
   });
 
+  it('with no device and no MAC file, the VtepMAC the datastore recorded for this node is reused (kube backend-data, as Go)', async () => {
+    manager.stored = { v4: '0A:CC:CC:CC:CC:01' };
+    expect(await register()).toBe('0a:cc:cc:cc:cc:01');
+    expect(logs.join('\n')).not.toMatch(/picking a new one/);
+  });
+
+  it('a recorded VtepMAC another node advertises now is not reused', async () => {
+    manager.stored = { v4: '0a:cc:cc:cc:cc:01' };
+    manager.others = [vxlanLease('10.10.32.0/20', '192.168.100.2', '0a:cc:cc:cc:cc:01')];
+    const mac = await register();
+    expect(mac).not.toBe('0a:cc:cc:cc:cc:01');
+    expect(logs.join('\n')).toMatch(/VtepMAC 0a:cc:cc:cc:cc:01 from the VtepMAC this node advertised before .* is already advertised/);
+  });
+
   it('the MAC file of this node is used when the device is gone (reboot), and stays a plain MAC line', async () => {
     const first = await register();
     await kernel.deleteLink(DEV);
