@@ -21,8 +21,6 @@ export interface ExternalInterface {
 
 /** What a backend needs of the subnet manager (daemon/subnet/manager.ts, Go's subnet.Manager). */
 export type BackendSubnetManager = Pick<SubnetManager, 'acquireLease' | 'watchLeases' | 'listLeases' | 'name' | 'storedMacAddresses'>;
-/** @deprecated the wave's old home: import SubnetManager from daemon/subnet/manager.ts */
-export type { SubnetManager };
 
 export interface Network {
   lease(): Lease;

@@ -16,7 +16,7 @@ import { errorMessage, type Logger } from '../../shared/log.js';
 import { lastEventPerLease, type Lease, type LeaseEvent } from '../lease.js';
 import { sleep } from '../sleep.js';
 import type { PeerGuard } from './peer-guard.js';
-import type { SubnetManager } from './backend.js';
+import type { SubnetManager } from '../subnet/manager.js';
 
 /** What one backend does with accepted peer lease events. */
 export interface LeaseHandler {

@@ -103,5 +103,3 @@ export function versionHasRandomFully(versionText: string): boolean {
 }
 
 // Moved (issue 10); these re-exports live until every importer has switched.
-export { createIptables } from './iproute2/iptables.js';
-export { FakeIptables } from './fake/fake-iptables.js';

@@ -62,8 +62,6 @@ export interface Nft {
 }
 
 // Moved (issue 10); these re-exports live until every importer has switched.
-export { createNft, parseTableListing } from './iproute2/nft.js';
-export { FakeNft } from './fake/fake-nft.js';
 
 /** The chain a `jump`/`goto` statement targets. */
 export function jumpTarget(s: NftStatement): string | undefined {

@@ -6,7 +6,8 @@
 import type { Kernel, RouteSpec } from '../../../shared/kernel/kernel.js';
 import type { Logger } from '../../../shared/log.js';
 import { formatIP, formatNet, type Family, type IP, type IPNet } from '../../../shared/net/ip.js';
-import type { Network, SubnetManager } from '../backend.js';
+import type { SubnetManager } from '../../subnet/manager.js';
+import type { Network } from '../backend.js';
 import type { Lease } from '../../lease.js';
 import { LeaseLoop } from '../lease-loop.js';
 import { PeerGuard } from '../peer-guard.js';

@@ -4,7 +4,7 @@ import { cmdCheck } from '../../../../plugins/bridge/check.js';
 import { planEnsureAddr } from '../../../../plugins/bridge/ops.js';
 import { formatChainName, formatComment } from '../../../../shared/cni/utils.js';
 import { collectVlanTrunk, parseBridgeConf } from '../../../../plugins/bridge/netconf.js';
-import { FakeKernel, withVethOperstate } from '../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel, withVethOperstate } from '../../../../shared/kernel/fake/fake-kernel.js';
 import type { Result } from '../../../../shared/cni/types.js';
 import { fakeBridge, POD } from './fake-bridge.js';
 import { CniError } from '../../../../shared/cni/errors.js';

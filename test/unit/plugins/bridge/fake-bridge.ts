@@ -4,9 +4,9 @@
 import type { BridgeDeps } from '../../../../plugins/bridge/bridge.js';
 import { NetnsNotExistError } from '../../../../shared/ns/netns.js';
 import type { CmdArgs, Result } from '../../../../shared/cni/types.js';
-import { FakeKernel, FakeWorld } from '../../../../shared/kernel/fake-kernel.js';
-import { FakeIptables } from '../../../../shared/kernel/iptables.js';
-import { FakeNft } from '../../../../shared/kernel/nft.js';
+import { FakeKernel, FakeWorld } from '../../../../shared/kernel/fake/fake-kernel.js';
+import { FakeIptables } from '../../../../shared/kernel/fake/fake-iptables.js';
+import { FakeNft } from '../../../../shared/kernel/fake/fake-nft.js';
 
 export const POD = '/var/run/netns/pod1';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SUPPORTED_VERSIONS } from '../../../../shared/cni/version.js';
-import { FakeKernel } from '../../../../shared/kernel/fake-kernel.js';
+import { FakeKernel } from '../../../../shared/kernel/fake/fake-kernel.js';
 import { runLoopback } from '../../../../plugins/loopback/world.js';
 import { StatfsError } from '../../../../shared/ns/netns.js';
 
