@@ -13,6 +13,10 @@
 import http from 'node:http';
 import https from 'node:https';
 import { errorMessage } from '../../../shared/log.js';
+import { streamLines } from '../stream-lines.js';
+
+/** One watch response line (a batch of events); 5000 leases in one response are a few MiB. */
+const MAX_WATCH_LINE = 64 * 1024 * 1024;
 
 export interface EtcdTls {
   key: Buffer;
@@ -383,18 +387,8 @@ export class EtcdClient {
           .finally(() => (probing = false));
       }, this.watchCheckMs);
       check.unref();
-      let buf = '';
       try {
-        for await (const chunk of res) {
-          buf += (chunk as Buffer).toString('utf8');
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl).trim();
-            buf = buf.slice(nl + 1);
-            if (line === '') continue;
-            yield this.parseWatchLine(line);
-          }
-        }
+        for await (const line of streamLines(res, MAX_WATCH_LINE, `etcd ${u.host}: watch`)) yield this.parseWatchLine(line);
       } catch (e) {
         if (signal.aborted) return;
         if (dead !== undefined) {
@@ -406,7 +400,6 @@ export class EtcdClient {
       } finally {
         clearInterval(check);
       }
-      if (buf.trim() !== '') yield this.parseWatchLine(buf.trim());
       if (!signal.aborted) throw new EtcdError(`etcd ${u.host}: watch stream ended`, -1, true);
     } finally {
       signal.removeEventListener('abort', onAbort);

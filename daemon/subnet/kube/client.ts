@@ -11,6 +11,7 @@ import { readFileBounded } from '../../../shared/fs/read-bounded.js';
 import type { Logger } from '../../../shared/log.js';
 import { sleep } from '../../sleep.js';
 import type { KubeClientConfig } from './kubeconfig.js';
+import { streamLines } from '../stream-lines.js';
 
 export const ACCEPT_JSON = 'application/json, */*';
 export const STRATEGIC_MERGE = 'application/strategic-merge-patch+json';
@@ -289,19 +290,7 @@ export class KubeClient {
       o.onOpen?.();
       // the watchdog: silence for idleMs (no event, no bookmark) means a dead connection
       res.setTimeout(o.idleMs, () => res.destroy(new Error(`watch ${u.pathname}: nothing received for ${Math.round(o.idleMs / 1000)} s (connection presumed dead)`)));
-      let buf = '';
-      for await (const chunk of res) {
-        buf += (chunk as Buffer).toString('utf8');
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line === '') continue;
-          yield parseEvent<T>(line);
-        }
-        if (buf.length > MAX_BODY) throw new Error(`watch ${u.pathname}: an event larger than ${MAX_BODY} bytes`);
-      }
-      if (buf.trim() !== '') yield parseEvent<T>(buf.trim());
+      for await (const line of streamLines(res, MAX_BODY, `watch ${u.pathname}`)) yield parseEvent<T>(line);
       if (!res.complete && !o.signal.aborted) throw new Error(`watch ${u.pathname}: the connection was closed mid-stream`);
     } finally {
       o.signal.removeEventListener('abort', onAbort);
