@@ -1,7 +1,11 @@
-// The Kubernetes API-server double: the surface of spec kube.md §5–7 over node:http(s), with a store of
-// JSON objects, one global resourceVersion counter, an event history for watches, and a test-control
-// API (in-process methods; the same methods over `POST /_double/<method>` for scripts and the lab).
+// The Kubernetes API-server double: what flanneld and kubectl need of a kube-apiserver (nodes, pods, the
+// kinds of kube-flannel.yml; list/watch with resourceVersions, bookmarks and 410; strategic, merge and
+// JSON patches; Status errors; bearer tokens and RBAC) over node:http(s), with a store of JSON objects,
+// one global resourceVersion counter, an event history for watches, and a test-control API (in-process
+// methods; the same methods over `POST /_double/<method>` for scripts and the lab).
 // Usage: see ./main.ts (standalone) and startApiServer below (in-process).
+// Over 450 lines on purpose: startApiServer is one closure whose handlers share the store, the watch
+// fan-out and the fault queue; the stateless parts live beside it (patch.ts, status.ts, fixtures.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';

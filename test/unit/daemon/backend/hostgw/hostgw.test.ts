@@ -1,6 +1,7 @@
 // The host-gw backend on FakeKernel: lease attrs, one route per peer and family, batching, removal,
 // leases of other types, bad leases, routes the kernel refuses (peer not on our L2), the route check
-// and the stale-route sweep after the first snapshot.
+// and the stale-route sweep after the first snapshot. Over 450 lines on purpose: one harness, one case
+// per behaviour; the bogus-lease cases have their own file.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { KernelError } from '../../../../../shared/kernel/errors.js';
