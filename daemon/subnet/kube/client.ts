@@ -1,4 +1,4 @@
-// A small Kubernetes REST client over node:http(s) (kube.md §1.3, §9): JSON only, keep-alive, client-go's
+// A small Kubernetes REST client over node:http(s): JSON only, keep-alive, client-go's
 // User-Agent, bearer tokens re-read from their file, Retry-After on 429/5xx, a token bucket (QPS 5,
 // burst 10), `metav1.Status` errors, and a watch stream with an idle watchdog (HTTP/1.1 has no
 // HTTP/2 ping, so a half-open connection is noticed by silence instead).

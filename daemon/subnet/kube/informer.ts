@@ -1,4 +1,4 @@
-// The node informer: client-go's reflector (list + watch) over KubeClient, with its rules (kube.md §3):
+// The node informer: client-go's reflector (list + watch) over KubeClient, with its rules (client-go tools/cache/reflector.go):
 //   list `resourceVersion=0&limit=500` (following `continue`), then watch from the list's RV with
 //   bookmarks and a 300–599 s timeout; every event, bookmarks included, moves the RV on; a normal end
 //   re-watches at once; 410/Expired → relist (at the last RV, and then without one if that is 410 too);

@@ -1,4 +1,4 @@
-// Where the API server is and how to authenticate (client-go clientcmd.BuildConfigFromFlags, kube.md §1):
+// Where the API server is and how to authenticate (client-go clientcmd.BuildConfigFromFlags):
 //   --kubeconfig-file           → that file's current context (KUBECONFIG and ~/.kube/config are not read)
 //   --kube-api-url              → replaces the server; alone it means that URL with no credentials at all
 //   neither                     → in-cluster: $KUBERNETES_SERVICE_HOST:PORT, the service account token

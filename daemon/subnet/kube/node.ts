@@ -1,5 +1,5 @@
 // A Node as flannel reads it (metadata.annotations, spec.podCIDR(s); nothing else), the lease a node's
-// annotations describe (Go's nodeToLease), and the two PATCH bodies flanneld sends (kube.md §4).
+// annotations describe (Go's nodeToLease), and the two PATCH bodies flanneld sends (strategicpatch.CreateTwoWayMergePatch and PatchStatus in Go flannel's pkg/subnet/kube/kube.go).
 import { type IP, type IPNet, formatIP, formatNet, netContains, netIP, parseCIDR, parseIP } from '../../../shared/net/ip.js';
 import type { Lease, LeaseAttrs } from '../../lease.js';
 import { marshal as goMarshal } from '../../../shared/go/json.js';
