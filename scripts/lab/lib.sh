@@ -311,7 +311,7 @@ lab_cnitool() {
     CNI_CACHE_DIR="$d/cni-cache" "$LAB_BIN/cnitool" "$verb" "$(lab_netname)" "/var/run/netns/$pod"
 }
 
-# lab_pod_up I J: pod J on host I through our plugins (LAB_MANUAL_PODS=1: by hand, lab.md §1 recipe,
+# lab_pod_up I J: pod J on host I through our plugins (LAB_MANUAL_PODS=1: by hand, bridge + veth + routes,
 # only to exercise the fabric without the plugins).
 lab_pod_up() {
   local i=$1 j=$2 pod; pod=$(lab_ns_pod "$i" "$j")

@@ -8,7 +8,7 @@
 // changed. A directory whose mtime changed means something was created or removed in it, even if it
 // was cleaned up again. It removes nothing: what a test left behind is for a person to look at.
 //
-// On this machine nothing else writes there. On a real node (a container runtime under /var/lib/cni,
+// A test machine has nothing else writing there. On a real node (a container runtime under /var/lib/cni,
 // kubelet under /etc/cni) set FLANNEL_TS_SANDBOX_GUARD=off. FLANNEL_TS_SANDBOX_GUARD_PATHS
 // (colon-separated) replaces the guarded paths; the guard's own test uses it.
 import { lstatSync, readdirSync } from 'node:fs';
