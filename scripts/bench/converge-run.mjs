@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
+import { monitorRoutes, peerIP, peerMac, peerNet, percentile } from './lib.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -22,17 +23,11 @@ const HOST = o['host-ns'];
 const PREFIX = '/coreos.com/network/subnets/';
 const etcd = new Etcd3({ hosts: 'http://127.0.0.1:2379' });
 
-const hex = (n) => n.toString(16).padStart(2, '0');
-/** peer i: subnet 10.(1 + i/256).(i%256).0/24 (our host allocates from the same /8, never one of these) */
+/** peer i as a lease (lib's synthetic peer; our host allocates from the same /8, never one of these) */
 const peer = (i) => ({
-  key: `${PREFIX}10.${1 + (i >> 8)}.${i & 0xff}.0-24`,
-  net: `10.${1 + (i >> 8)}.${i & 0xff}.0/24`,
-  value: JSON.stringify({
-    PublicIP: `172.16.${i >> 8}.${i & 0xff}`,
-    PublicIPv6: null,
-    BackendType: 'vxlan',
-    BackendData: { VNI: 100, VtepMAC: `0a:02:00:00:${hex((i >> 8) & 0xff)}:${hex(i & 0xff)}` },
-  }),
+  key: `${PREFIX}${peerNet(i).replace('/', '-')}`,
+  net: peerNet(i),
+  value: JSON.stringify({ PublicIP: peerIP(i), PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 100, VtepMAC: peerMac(i) } }),
 });
 
 async function putPeers(from, to, leaseId) {
@@ -45,53 +40,6 @@ async function putPeers(from, to, leaseId) {
     }
     await Promise.all(ps);
   }
-}
-
-/** `ip monitor route` in the host namespace: resolves waiters when a route to a given dst appears. */
-function monitorRoutes() {
-  const child = spawn('ip', ['-n', HOST, 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const seen = new Map(); // dst → time first seen
-  const waiters = new Map();
-  let buf = '';
-  let onCount;
-  child.stdout.on('data', (d) => {
-    const now = performance.now();
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.startsWith('Deleted') || !line.includes('dev flannel.100')) continue;
-      const dst = line.split(' ')[0];
-      if (!seen.has(dst)) seen.set(dst, now);
-      waiters.get(dst)?.(now);
-      waiters.delete(dst);
-      onCount?.();
-    }
-  });
-  return {
-    seen,
-    waitFor(dst) {
-      if (seen.has(dst)) return Promise.resolve(seen.get(dst));
-      return new Promise((r) => waiters.set(dst, r));
-    },
-    waitCount(n, ms) {
-      return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`only ${seen.size}/${n} routes after ${ms} ms`)), ms);
-        onCount = () => {
-          if (seen.size >= n) {
-            clearTimeout(t);
-            onCount = undefined;
-            resolve(Math.max(...seen.values()));
-          }
-        };
-        onCount();
-      });
-    },
-    stop() {
-      child.kill();
-    },
-  };
 }
 
 function startFlanneld(dir) {
@@ -127,11 +75,6 @@ function run(cmd, args) {
   });
 }
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
-
 const rows = [];
 const events = Number(o.events);
 for (const n of o.ns.split(/[ ,]+/).map(Number)) {
@@ -142,7 +85,7 @@ for (const n of o.ns.split(/[ ,]+/).map(Number)) {
     const lease = etcd.lease(3600, { autoKeepAlive: false });
     const leaseId = await lease.grant();
     await putPeers(0, n, leaseId);
-    const mon = monitorRoutes();
+    const mon = monitorRoutes('flannel.100', HOST);
     await new Promise((res) => setTimeout(res, 100)); // let the monitor subscribe (not a measurement)
     const t0 = performance.now();
     const f = startFlanneld(`${o.dir}/conv-${n}-${r}`);
@@ -180,7 +123,7 @@ console.log('|---|---|---|---|---|---|');
 for (const { n, converge, lat } of rows) {
   const f = (x) => (x === undefined ? '-' : x.toFixed(1));
   console.log(
-    `| ${n} | ${converge.map((x) => x.toFixed(0)).join(', ')} | ${f(pct(converge, 50))} | ${f(pct(lat, 50))} | ${f(pct(lat, 99))} | ${f(lat.length ? Math.max(...lat) : undefined)} |`,
+    `| ${n} | ${converge.map((x) => x.toFixed(0)).join(', ')} | ${f(percentile(converge, 0.5))} | ${f(percentile(lat, 0.5))} | ${f(percentile(lat, 0.99))} | ${f(lat.length ? Math.max(...lat) : undefined)} |`,
   );
 }
 console.log(`\ntargets: 5000 peers <= 2000 ms; one event p99 <= 20 ms (${events} events per N)`);

@@ -11,32 +11,18 @@
 // as its own process (plain HTTP on loopback: client-go, and our client, send no credentials over http)
 // so its memory is not flanneld's; etcd on random loopback ports with a temp data dir, stopped by PID.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { b64, closeHttp, freePort, mapLimit, monitorRoutes, peerIP, peerMac, peerNet, percentile, post, reexecInOwnNetns, ROOT, rssMiB, sleep, startEtcd } from './lib.mjs';
 
-const self = fileURLToPath(import.meta.url);
-if (!process.env.BENCH_KUBE_NETNS) {
-  const ns = `fl-bk-${process.pid}`;
-  const ip = (...a) => spawnSync('ip', a, { stdio: 'inherit' }).status === 0;
-  let status = 1;
-  if (ip('netns', 'add', ns)) {
-    try {
-      if (ip('-n', ns, 'link', 'set', 'lo', 'up') && ip('-n', ns, 'link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul1') && ip('-n', ns, 'addr', 'add', '192.168.250.1/24', 'dev', 'ul0') && ip('-n', ns, 'link', 'set', 'ul0', 'up') && ip('-n', ns, 'link', 'set', 'ul1', 'up')) {
-        const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, self, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, BENCH_KUBE_NETNS: ns } });
-        status = r.status ?? 1;
-      }
-    } finally {
-      ip('netns', 'del', ns);
-    }
-  }
-  process.exit(status);
-}
+reexecInOwnNetns(import.meta.url, 'BENCH_KUBE_NETNS', 'fl-bk', [
+  ['link', 'add', 'ul0', 'type', 'veth', 'peer', 'name', 'ul1'],
+  ['addr', 'add', '192.168.250.1/24', 'dev', 'ul0'],
+  ['link', 'set', 'ul0', 'up'],
+  ['link', 'set', 'ul1', 'up'],
+]);
 
-const ROOT = join(dirname(self), '..', '..');
 // BENCH_FLANNELD: another build of flanneld (default dist/bin/flanneld)
 const FLANNELD = process.env.BENCH_FLANNELD ?? join(ROOT, 'dist', 'bin', 'flanneld');
 const counts = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
@@ -44,66 +30,8 @@ if (counts.length === 0) counts.push(5000);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
 const NET_CONF = '{"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":"vxlan"}}';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-function post(port, path, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'Content-Type': 'application/json' } }, (res) => {
-      let t = '';
-      res.on('data', (c) => (t += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(t)) : reject(new Error(`${path}: ${res.statusCode} ${t}`))));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
-async function mapLimit(n, limit, fn) {
-  let i = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (i < n) await fn(i++);
-  }));
-}
-
-const hex = (n) => n.toString(16).padStart(2, '0');
-/** peer i: 10.(1 + i/256).(i%256).0/24 (our own node: 10.0.0.0/24; samples: 10.200.k.0/24) */
-const peerNet = (i) => `10.${1 + (i >> 8)}.${i & 0xff}.0/24`;
-const peerIP = (i) => `172.16.${i >> 8}.${i & 0xff}`;
-const peerMac = (i) => `0a:02:00:00:${hex((i >> 8) & 0xff)}:${hex(i & 0xff)}`;
+/** our own node: 10.0.0.0/24; peers: lib's peerNet; samples: 10.200.k.0/24 */
 const sampleNet = (k) => `10.200.${k}.0/24`;
-
-/** `ip monitor route`: time at which a route to each dst on flannel.1 first appeared */
-function monitorRoutes() {
-  const child = spawn('ip', ['monitor', 'route'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const seen = new Map();
-  let buf = '';
-  child.stdout.on('data', (d) => {
-    const now = performance.now();
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.startsWith('Deleted') || !line.includes('dev flannel.1')) continue;
-      const dst = line.split(' ')[0];
-      if (!seen.has(dst)) seen.set(dst, now);
-    }
-  });
-  return { seen, stop: () => child.kill('SIGTERM') };
-}
-
-function rssMiB(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-}
 
 function cleanEnv(extra) {
   const env = {};
@@ -116,7 +44,7 @@ function cleanEnv(extra) {
  * peer k appear in the store), each timed to its route. Returns the row.
  */
 async function measure(label, n, args, env, addPeer) {
-  const mon = monitorRoutes();
+  const mon = monitorRoutes('flannel.1');
   await sleep(200); // the monitor is listening
   let err = '';
   const t0 = performance.now();
@@ -146,9 +74,7 @@ async function measure(label, n, args, env, addPeer) {
       delays.push(mon.seen.get(dst) - t);
     }
     const memAfter = rssMiB(p.pid);
-    delays.sort((a, b) => a - b);
-    const q = (x) => delays[Math.min(delays.length - 1, Math.ceil(delays.length * x) - 1)];
-    return { label, n, allMs, p50: q(0.5), p99: q(0.99), rss: Math.max(mem.rss, memAfter.rss), hwm: memAfter.hwm };
+    return { label, n, allMs, p50: percentile(delays, 0.5), p99: percentile(delays, 0.99), rss: Math.max(mem.rss, memAfter.rss), hwm: memAfter.hwm };
   } finally {
     if (!gone()) {
       p.kill('SIGTERM');
@@ -197,21 +123,9 @@ async function kubeRun(dir, n) {
 }
 
 async function etcdRun(dir, n) {
-  const port = await freePort();
-  const peer = await freePort();
-  const etcd = spawn('etcd', ['--name', 'bench', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', `http://127.0.0.1:${port}`, '--advertise-client-urls', `http://127.0.0.1:${port}`, '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `bench=http://127.0.0.1:${peer}`], { stdio: 'ignore' });
-  const b64 = (s) => Buffer.from(s).toString('base64');
+  const etcd = await startEtcd(dir);
+  const { port } = etcd;
   try {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        await post(port, '/v3/kv/range', { key: b64('x') });
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error('etcd did not start');
-        await sleep(100);
-      }
-    }
     await post(port, '/v3/kv/put', { key: b64('/coreos.com/network/config'), value: b64(NET_CONF) });
     const lease = (await post(port, '/v3/lease/grant', { TTL: '86400' })).ID;
     const put = (cidr, i) =>
@@ -224,8 +138,7 @@ async function etcdRun(dir, n) {
     const args = [`--etcd-endpoints=http://127.0.0.1:${port}`, '--iface=ul0', `--subnet-file=${join(dir, 'etcd-subnet.env')}`, `--data-dir=${join(dir, 'etcd-data')}`];
     return await measure('etcd', n, args, cleanEnv({}), (k) => put(sampleNet(k), 60000 + k));
   } finally {
-    etcd.kill('SIGTERM');
-    await new Promise((r) => etcd.once('exit', r));
+    await etcd.stop();
   }
 }
 
@@ -237,7 +150,7 @@ try {
     rows.push(await etcdRun(dir, n));
   }
 } finally {
-  agent.destroy();
+  closeHttp();
   rmSync(dir, { recursive: true, force: true });
 }
 const f = (x, d = 0) => x.toFixed(d);

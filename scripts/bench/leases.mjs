@@ -22,94 +22,16 @@
 // comment explains the limits from this bench's numbers), snapshot ≤ 1 s.
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { b64, closeHttp, mapLimit, percentile, post, reexecInOwnNetns, ROOT, rssMiB, sleep, startEtcd } from './lib.mjs';
 
-if (!process.env.BENCH_LEASES_NETNS) {
-  const ns = `fl-bl-${process.pid}`;
-  const ip = (...a) => spawnSync('ip', a, { stdio: 'inherit' }).status === 0;
-  let status = 1;
-  if (ip('netns', 'add', ns)) {
-    try {
-      if (ip('-n', ns, 'link', 'set', 'lo', 'up')) {
-        const self = fileURLToPath(import.meta.url);
-        const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, self, ...process.argv.slice(2)], {
-          stdio: 'inherit',
-          env: { ...process.env, BENCH_LEASES_NETNS: ns },
-        });
-        status = r.status ?? 1;
-      }
-    } finally {
-      ip('netns', 'del', ns);
-    }
-  }
-  process.exit(status);
-}
+reexecInOwnNetns(import.meta.url, 'BENCH_LEASES_NETNS', 'fl-bl');
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FLANNELD = join(ROOT, 'dist', 'bin', 'flanneld');
 const counts = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n >= 0);
 if (counts.length === 0) counts.push(1000, 5000);
 const PUT_SAMPLES = 20;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-const b64 = (s) => Buffer.from(s).toString('base64');
-
-function post(port, path, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent }, (res) => {
-      let t = '';
-      res.on('data', (c) => (t += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(t)) : reject(new Error(t))));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-async function startEtcd(dir) {
-  const port = await freePort();
-  const peer = await freePort();
-  const p = spawn(
-    'etcd',
-    [
-      '--name', 'bench', '--data-dir', join(dir, 'etcd'),
-      '--listen-client-urls', `http://127.0.0.1:${port}`, '--advertise-client-urls', `http://127.0.0.1:${port}`,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `bench=http://127.0.0.1:${peer}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await post(port, '/v3/kv/range', { key: b64('x') });
-      return { port, pid: p.pid, proc: p };
-    } catch {
-      if (Date.now() > deadline) throw new Error('etcd did not start');
-      await sleep(100);
-    }
-  }
-}
-
-async function mapLimit(n, limit, fn) {
-  let i = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (i < n) await fn(i++);
-  }));
-}
 
 function subnetKey(i) {
   // 10.0.0.0/8 with /24 subnets, starting at 10.1.0.0; the daemon's own pick lands above them
@@ -125,12 +47,6 @@ async function populate(port, prefix, n) {
     const value = `{"PublicIP":"192.168.${(i >> 8) & 255}.${i & 255}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`;
     await post(port, '/v3/kv/put', { key: b64(`${prefix}/subnets/${subnetKey(i)}`), value: b64(value), lease: g.ID });
   });
-}
-
-function rssMiB(pid) {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
 const LIMIT_MIB = Number(process.env.BENCH_MEMORY_LIMIT_MIB ?? 0);
@@ -254,8 +170,8 @@ async function runOne(etcd, dir, n) {
     rss: Math.max(mem.rss, memAfter.rss),
     anon: Math.max(mem.anon, memAfter.anon),
     hwm: memAfter.hwm,
-    p50: delays[Math.floor(delays.length / 2)],
-    p95: delays[Math.min(delays.length - 1, Math.ceil(delays.length * 0.95) - 1)],
+    p50: delays[Math.floor(delays.length / 2)], // the upper median, as this table has always reported it
+    p95: percentile(delays, 0.95),
     exit: code,
     cgPeak,
   };
@@ -293,9 +209,8 @@ const rows = [];
 try {
   for (const n of counts) rows.push(await runOne(etcd, dir, n));
 } finally {
-  process.kill(etcd.pid, 'SIGTERM');
-  await new Promise((r) => etcd.proc.once('exit', r));
-  agent.destroy();
+  await etcd.stop();
+  closeHttp();
   rmSync(dir, { recursive: true, force: true });
   if (cgMount && spawnSync('umount', [cgMount]).status === 0) rmdirSync(cgMount);
 }

@@ -1,0 +1,180 @@
+// What the benchmark scripts share: their own network namespace, a private etcd, JSON over HTTP to
+// etcd's gateway and the API-server double, `ip monitor route` timing, RSS from /proc, percentiles and
+// the synthetic vxlan peers. Plain ESM so the scripts run with node alone (no build, no typecheck).
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * Re-runs the calling script inside a network namespace `<prefix>-<pid>` that it creates, sets up
+ * (loopback up, then each `ip -n <ns> ...` of `setup`) and deletes afterwards, then exits with the
+ * inner run's status. Inside (envVar set), returns at once: the script goes on.
+ */
+export function reexecInOwnNetns(scriptUrl, envVar, prefix, setup = []) {
+  if (process.env[envVar]) return;
+  const ns = `${prefix}-${process.pid}`;
+  const ip = (...a) => spawnSync('ip', a, { stdio: 'inherit' }).status === 0;
+  let status = 1;
+  if (ip('netns', 'add', ns)) {
+    try {
+      if ([['link', 'set', 'lo', 'up'], ...setup].every((a) => ip('-n', ns, ...a))) {
+        const self = fileURLToPath(scriptUrl);
+        const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, self, ...process.argv.slice(2)], {
+          stdio: 'inherit',
+          env: { ...process.env, [envVar]: ns },
+        });
+        status = r.status ?? 1;
+      }
+    } finally {
+      ip('netns', 'del', ns);
+    }
+  }
+  process.exit(status);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const b64 = (s) => Buffer.from(s).toString('base64');
+
+/** A loopback TCP port free at the time of asking. */
+export const freePort = () =>
+  new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+/** Kept-alive connections for the bulk puts; `closeHttp()` at the end lets the process exit. */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+export const closeHttp = () => agent.destroy();
+
+/** POST a JSON body to 127.0.0.1:port; resolves the parsed 200 reply, rejects anything else. */
+export function post(port, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'Content-Type': 'application/json' } }, (res) => {
+      let t = '';
+      res.on('data', (c) => (t += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(t)) : reject(new Error(`${path}: ${res.statusCode} ${t}`))));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** fn(0) … fn(n - 1), at most `limit` at a time. */
+export async function mapLimit(n, limit, fn) {
+  let i = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (i < n) await fn(i++);
+  }));
+}
+
+/** A private etcd on random loopback ports with its data in dir/etcd; resolves once it answers. */
+export async function startEtcd(dir) {
+  const port = await freePort();
+  const peer = await freePort();
+  const proc = spawn(
+    'etcd',
+    [
+      '--name', 'bench', '--data-dir', join(dir, 'etcd'),
+      '--listen-client-urls', `http://127.0.0.1:${port}`, '--advertise-client-urls', `http://127.0.0.1:${port}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `bench=http://127.0.0.1:${peer}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise((r) => proc.once('exit', r));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await exited;
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await post(port, '/v3/kv/range', { key: b64('x') });
+      return { port, stop };
+    } catch {
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error('etcd did not start');
+      }
+      await sleep(100);
+    }
+  }
+}
+
+/** A process's resident memory now, its peak, and the anonymous part of now, in MiB. */
+export function rssMiB(pid) {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
+}
+
+/** The q-quantile (0 < q ≤ 1) of xs, nearest rank; undefined for no samples. */
+export function percentile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(s.length * q) - 1)];
+}
+
+/**
+ * `ip monitor route` (in netns, or our own namespace): `seen` maps each dst routed over `dev` to the
+ * time it first appeared; waitFor(dst) and waitCount(n, ms) resolve with such a time.
+ */
+export function monitorRoutes(dev, netns) {
+  const child = spawn('ip', [...(netns ? ['-n', netns] : []), 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const seen = new Map();
+  const waiters = new Map();
+  let buf = '';
+  let onCount;
+  child.stdout.on('data', (d) => {
+    const now = performance.now();
+    buf += d.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.startsWith('Deleted') || !line.includes(`dev ${dev}`)) continue;
+      const dst = line.split(' ')[0];
+      if (!seen.has(dst)) seen.set(dst, now);
+      waiters.get(dst)?.(now);
+      waiters.delete(dst);
+      onCount?.();
+    }
+  });
+  return {
+    seen,
+    waitFor(dst) {
+      if (seen.has(dst)) return Promise.resolve(seen.get(dst));
+      return new Promise((r) => waiters.set(dst, r));
+    },
+    waitCount(n, ms) {
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`only ${seen.size}/${n} routes after ${ms} ms`)), ms);
+        onCount = () => {
+          if (seen.size >= n) {
+            clearTimeout(t);
+            onCount = undefined;
+            resolve(Math.max(...seen.values()));
+          }
+        };
+        onCount();
+      });
+    },
+    stop() {
+      child.kill('SIGTERM');
+    },
+  };
+}
+
+// Synthetic vxlan peer i: subnet 10.(1 + i/256).(i%256).0/24 (a node's own pick never lands there),
+// public IP 172.16.x.y, VTEP MAC 0a:02:00:00:x:y.
+const hex = (n) => n.toString(16).padStart(2, '0');
+export const peerNet = (i) => `10.${1 + (i >> 8)}.${i & 0xff}.0/24`;
+export const peerIP = (i) => `172.16.${i >> 8}.${i & 0xff}`;
+export const peerMac = (i) => `0a:02:00:00:${hex((i >> 8) & 0xff)}:${hex(i & 0xff)}`;
