@@ -24,3 +24,7 @@ export async function until<T>(f: () => Ready<T> | Promise<Ready<T>>, what: stri
     await new Promise((r) => setTimeout(r, every));
   }
 }
+
+/** For in-process fakes (unit tests): fail well inside vitest's 5 s unit timeout, so the message names
+ * what never happened, and poll tightly since each check is cheap. */
+export const IN_PROCESS: UntilOptions = { ms: 2000, every: 5 };

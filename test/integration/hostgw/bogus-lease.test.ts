@@ -9,7 +9,8 @@ import type { HostgwNetwork } from '../../../daemon/backend/hostgw/network.js';
 import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
 import { FakeSubnetManager, linesLogger } from '../../helpers/fake-subnet-manager.js';
-import { createHost, createPod, createUnderlay, ping, until } from '../vxlan/hosts.js';
+import { createHost, createPod, createUnderlay, ping } from '../vxlan/hosts.js';
+import { until } from '../../helpers/until.js';
 
 interface Flannel {
   manager: FakeSubnetManager;
@@ -52,7 +53,7 @@ describe.skipIf(!canUseNetns)('host-gw: a lease inside our own subnet on the rea
 
   async function pushH1(batch: LeaseEvent[]): Promise<void> {
     f1.manager.push(batch);
-    await until(() => f1.manager.queued === 0, 5000);
+    await until(() => f1.manager.queued === 0, 'f1.manager.queued === 0', { ms: 5000 });
     await new Promise((r) => setTimeout(r, 0));
     await f1.nw.idle();
   }
@@ -68,7 +69,7 @@ describe.skipIf(!canUseNetns)('host-gw: a lease inside our own subnet on the rea
     flannels.push(f1, f2);
     f2.manager.push([{ type: 'added', lease: hgw('10.10.16.0/20', '192.168.77.1') }]);
     await pushH1([{ type: 'added', lease: hgw('10.10.32.0/20', '192.168.77.2') }]);
-    await until(() => ping(pod1, '10.10.32.2'));
+    await until(() => ping(pod1, '10.10.32.2'), "ping(pod1, '10.10.32.2')");
   });
 
   afterAll(async () => {

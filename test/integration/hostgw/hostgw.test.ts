@@ -15,7 +15,8 @@ import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
 import { marshalLeaseAttrs } from '../../../daemon/subnet/lease-json.js';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
 import { FakeSubnetManager, linesLogger } from '../../helpers/fake-subnet-manager.js';
-import { createHost, createPod, createUnderlay, ping, until } from '../vxlan/hosts.js';
+import { createHost, createPod, createUnderlay, ping } from '../vxlan/hosts.js';
+import { until } from '../../helpers/until.js';
 
 const NETWORK = '10.10.0.0/16';
 const NETWORK6 = 'fd10::/32';
@@ -135,9 +136,9 @@ describe.skipIf(!canUseNetns)('host-gw backend on the real kernel', () => {
 
   it('carries pod-to-pod traffic across the hosts, v4 and v6', async () => {
     const [h1, h2] = hosts as [Host, Host];
-    await until(() => ping(h1.pod, addr(gw(h2.subnet, 2))));
+    await until(() => ping(h1.pod, addr(gw(h2.subnet, 2))), 'ping(h1.pod, addr(gw(h2.subnet, 2)))');
     expect(ping(h2.pod, addr(gw(h1.subnet, 2)))).toBe(true);
-    await until(() => ping(h1.pod, addr(gw(h2.subnet6, 2))));
+    await until(() => ping(h1.pod, addr(gw(h2.subnet6, 2))), 'ping(h1.pod, addr(gw(h2.subnet6, 2)))');
     expect(ping(h2.pod, addr(gw(h1.subnet6, 2)))).toBe(true);
   });
 
@@ -147,7 +148,7 @@ describe.skipIf(!canUseNetns)('host-gw backend on the real kernel', () => {
     h1.ns.exec(['ip', '-6', 'route', 'del', h2.subnet6]);
     expect(routeTo(h1, h2.subnet)).toBe('');
     // the log line comes when our `ip` exec has been reaped, which can be after the route shows up
-    await until(() => routeTo(h1, h2.subnet) !== '' && routeTo(h1, h2.subnet6) !== '' && h1.flannel.logs.includes(`Route recovered ${h2.subnet} : ${h2.ip}`), 5000);
+    await until(() => routeTo(h1, h2.subnet) !== '' && routeTo(h1, h2.subnet6) !== '' && h1.flannel.logs.includes(`Route recovered ${h2.subnet} : ${h2.ip}`), 'both routes back and "Route recovered" logged', { ms: 5000 });
     expect(routeTo(h1, h2.subnet)).toMatch(/via 192\.168\.77\.2 dev eth0/);
     expect(ping(h1.pod, addr(gw(h2.subnet, 2)))).toBe(true);
   });
@@ -159,21 +160,21 @@ describe.skipIf(!canUseNetns)('host-gw backend on the real kernel', () => {
     h1.ns.exec(['ip', 'link', 'set', 'eth0', 'up']);
     // the kernel drops IPv6 addresses on link down (keep_addr_on_down=0): the operator puts it back
     h1.ns.exec(['ip', '-6', 'addr', 'add', `${h1.ip6}/64`, 'dev', 'eth0', 'nodad']);
-    await until(() => routeTo(h1, h2.subnet) !== '' && routeTo(h1, h2.subnet6) !== '', 5000);
-    await until(() => ping(h1.pod, addr(gw(h2.subnet, 2))), 5000);
+    await until(() => routeTo(h1, h2.subnet) !== '' && routeTo(h1, h2.subnet6) !== '', "h1 routes to both of h2's subnets", { ms: 5000 });
+    await until(() => ping(h1.pod, addr(gw(h2.subnet, 2))), 'ping(h1.pod, addr(gw(h2.subnet, 2)))', { ms: 5000 });
   });
 
   it('removes the route with the lease, and adds it back with the lease', async () => {
     const [h1, h2] = hosts as [Host, Host];
     h1.flannel.manager.push([{ type: 'removed', lease: leaseOf(h2) }]);
-    await until(() => routeTo(h1, h2.subnet) === '' && routeTo(h1, h2.subnet6) === '');
+    await until(() => routeTo(h1, h2.subnet) === '' && routeTo(h1, h2.subnet6) === '', "routeTo(h1, h2.subnet) === '' && routeTo(h1, h2.subnet6) === ''");
     expect(ping(h1.pod, addr(gw(h2.subnet, 2)))).toBe(false);
     // not put back by the route check
     await new Promise((r) => setTimeout(r, 2 * CHECK_MS + 100));
     expect(routeTo(h1, h2.subnet)).toBe('');
     h1.flannel.manager.push([{ type: 'added', lease: leaseOf(h2) }]);
-    await until(() => routeTo(h1, h2.subnet) !== '');
-    await until(() => ping(h1.pod, addr(gw(h2.subnet, 2))));
+    await until(() => routeTo(h1, h2.subnet) !== '', "routeTo(h1, h2.subnet) !== ''");
+    await until(() => ping(h1.pod, addr(gw(h2.subnet, 2))), 'ping(h1.pod, addr(gw(h2.subnet, 2)))');
   });
 
   it('a peer not on our L2 segment gets no route, a log that says why, and the others are unaffected', async () => {
@@ -182,10 +183,10 @@ describe.skipIf(!canUseNetns)('host-gw backend on the real kernel', () => {
     const near = { subnet: '10.10.64.0/20', subnet6: 'fd10:0:64::/64', ip: '192.168.77.4', ip6: 'fd77::4' };
     const batch: LeaseEvent[] = [{ type: 'added', lease: leaseOf(far) }, { type: 'added', lease: leaseOf(near) }];
     h1.flannel.manager.push(batch);
-    await until(() => routeTo(h1, near.subnet) !== '' && routeTo(h1, near.subnet6) !== '');
+    await until(() => routeTo(h1, near.subnet) !== '' && routeTo(h1, near.subnet6) !== '', "h1 routes to both of near's subnets");
     expect(routeTo(h1, far.subnet)).toBe('');
     expect(routeTo(h1, far.subnet6)).toBe('');
-    await until(() => h1.flannel.logs.some((l) => l.startsWith('Error adding route to 10.10.48.0/20')));
+    await until(() => h1.flannel.logs.some((l) => l.startsWith('Error adding route to 10.10.48.0/20')), 'h1 to log "Error adding route to 10.10.48.0/20"');
     const line = h1.flannel.logs.find((l) => l.startsWith('Error adding route to 10.10.48.0/20'))!;
     expect(line).toMatch(/192\.168\.78\.3 is not on a network directly attached to eth0: host-gw needs every host on one L2 segment/);
     expect(h1.flannel.logs.some((l) => l.startsWith('Error adding route to fd10:0:48::/64'))).toBe(true);
@@ -194,7 +195,7 @@ describe.skipIf(!canUseNetns)('host-gw backend on the real kernel', () => {
     expect(h1.flannel.logs.filter((l) => l.startsWith('Error adding route to 10.10.48.0/20'))).toHaveLength(1);
     expect(routeTo(h1, h2.subnet)).toMatch(/via 192\.168\.77\.2 dev eth0/);
     h1.flannel.manager.push(batch.map((e) => ({ ...e, type: 'removed' as const })));
-    await until(() => routeTo(h1, near.subnet) === '');
+    await until(() => routeTo(h1, near.subnet) === '', "routeTo(h1, near.subnet) === ''");
   });
 
   it('on restart, removes routes of leases deleted while it was down and keeps the rest', async () => {
@@ -214,6 +215,6 @@ describe.skipIf(!canUseNetns)('host-gw backend on the real kernel', () => {
     expect(routeTo(h2, '10.10.96.0/20')).not.toBe('');
     expect(routeTo(h2, h1.subnet)).toMatch(/via 192\.168\.77\.1 dev eth0/);
     expect(h2.flannel.logs.some((l) => l.startsWith('removed 2 stale routes'))).toBe(true);
-    await until(() => ping(h2.pod, addr(gw(h1.subnet, 2))));
+    await until(() => ping(h2.pod, addr(gw(h1.subnet, 2))), 'ping(h2.pod, addr(gw(h1.subnet, 2)))');
   });
 });

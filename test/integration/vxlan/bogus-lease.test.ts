@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
 import type { LeaseEvent } from '../../../daemon/lease.js';
-import { createHost, createPod, createUnderlay, peerLease, ping, startFlannel, until, type Flannel } from './hosts.js';
+import { createHost, createPod, createUnderlay, peerLease, ping, startFlannel, type Flannel } from './hosts.js';
+import { until } from '../../helpers/until.js';
 
 describe.skipIf(!canUseNetns)('vxlan: bogus leases on the real kernel', () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'vxlan-bogus-int-'));
@@ -21,7 +22,7 @@ describe.skipIf(!canUseNetns)('vxlan: bogus leases on the real kernel', () => {
   /** Hands h1 a batch and waits until its backend has applied it. */
   async function pushH1(batch: LeaseEvent[]): Promise<void> {
     f1.manager.push(batch);
-    await until(() => f1.manager.queued === 0, 5000);
+    await until(() => f1.manager.queued === 0, 'f1.manager.queued === 0', { ms: 5000 });
     await new Promise((r) => setTimeout(r, 0));
     await f1.nw.idle();
   }
@@ -42,7 +43,7 @@ describe.skipIf(!canUseNetns)('vxlan: bogus leases on the real kernel', () => {
     flannels.push(f1, f2);
     f2.manager.push([{ type: 'added', lease: peerLease({ subnet: '10.10.16.0/20', publicIP: '192.168.77.1', mac: f1.mac! }) }]);
     await pushH1([{ type: 'added', lease: peerLease({ subnet: '10.10.32.0/20', publicIP: '192.168.77.2', mac: f2.mac! }) }]);
-    await until(() => ping(pod1, '10.10.32.2'));
+    await until(() => ping(pod1, '10.10.32.2'), "ping(pod1, '10.10.32.2')");
   });
 
   afterAll(async () => {

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { configureEth0, createHost, createPod, createUnderlay, peerLease, ping, startFlannel, txPackets, until, type Flannel } from './hosts.js';
+import { configureEth0, createHost, createPod, createUnderlay, peerLease, ping, startFlannel, txPackets, type Flannel } from './hosts.js';
+import { until } from '../../helpers/until.js';
 
 interface Host {
   ns: Netns;
@@ -58,7 +59,7 @@ describe.skipIf(!canUseNetns)('vxlan backend, DirectRouting', () => {
         hosts.filter((p) => p !== h).map((p) => ({ type: 'added' as const, lease: peerLease({ subnet: p.subnet, publicIP: p.publicIP, mac: p.flannel.mac! }) })),
       );
     }
-    for (const h of hosts) await until(() => h.flannel.nw.knownPeers().size === 2);
+    for (const h of hosts) await until(() => h.flannel.nw.knownPeers().size === 2, 'each host to know both peers');
   });
 
   afterAll(async () => {
@@ -91,7 +92,7 @@ describe.skipIf(!canUseNetns)('vxlan backend, DirectRouting', () => {
   it('pods and flannel addresses on the same L2 reach each other without VXLAN', async () => {
     const [h1, h2] = hosts as [Host, Host];
     const tx = txPackets(h1.ns, 'flannel.100');
-    await until(() => ping(h1.pod, '10.10.32.2'));
+    await until(() => ping(h1.pod, '10.10.32.2'), "ping(h1.pod, '10.10.32.2')");
     expect(ping(h2.pod, '10.10.16.2')).toBe(true);
     expect(ping(h1.ns, '10.10.32.0', '10.10.16.0')).toBe(true);
     expect(txPackets(h1.ns, 'flannel.100')).toBe(tx);
@@ -100,7 +101,7 @@ describe.skipIf(!canUseNetns)('vxlan backend, DirectRouting', () => {
   it('pods behind the router are reached over VXLAN', async () => {
     const [h1, h2, h3] = hosts as [Host, Host, Host];
     const tx = txPackets(h1.ns, 'flannel.100');
-    await until(() => ping(h1.pod, '10.10.48.2'));
+    await until(() => ping(h1.pod, '10.10.48.2'), "ping(h1.pod, '10.10.48.2')");
     expect(ping(h3.pod, '10.10.32.2')).toBe(true);
     expect(ping(h2.pod, '10.10.48.2')).toBe(true);
     expect(txPackets(h1.ns, 'flannel.100')).toBeGreaterThan(tx);
@@ -109,7 +110,7 @@ describe.skipIf(!canUseNetns)('vxlan backend, DirectRouting', () => {
   it('removing a direct peer removes its plain route', async () => {
     const [h1, h2] = hosts as [Host, Host];
     h1.flannel.manager.push([{ type: 'removed', lease: peerLease({ subnet: h2.subnet, publicIP: h2.publicIP, mac: h2.flannel.mac! }) }]);
-    await until(() => routeTo(h1, '10.10.32.0/20') === '');
+    await until(() => routeTo(h1, '10.10.32.0/20') === '', "routeTo(h1, '10.10.32.0/20') === ''");
     expect(routeTo(h1, '10.10.48.0/20')).toMatch(/dev flannel\.100 onlink/);
   });
 });

@@ -14,14 +14,6 @@ import { FakeSubnetManager, linesLogger } from '../../helpers/fake-subnet-manage
 
 export const VNI = 100;
 
-export async function until(cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met before the deadline');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The underlay "switch": namespace `ul` with bridge br0. */
 export function createUnderlay(): Netns {
   const ul = createNetns('ul');

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
-import { createHost, createPod, createUnderlay, peerLease, ping, startFlannel, txPackets, until, type Flannel } from './hosts.js';
+import { createHost, createPod, createUnderlay, peerLease, ping, startFlannel, txPackets, type Flannel } from './hosts.js';
+import { until } from '../../helpers/until.js';
 
 interface Host {
   ns: Netns;
@@ -76,7 +77,7 @@ describe.skipIf(!canUseNetns)('vxlan backend, IPv6 (flannel-v6.<VNI>)', () => {
 
   it('programs the peer v6 subnet on flannel-v6.100: neighbour, FDB to its PublicIPv6, onlink route', async () => {
     const [h1, h2] = hosts as [Host, Host];
-    await until(() => h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout.includes('fd00:10:32::/64'));
+    await until(() => h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout.includes('fd00:10:32::/64'), 'h1: route fd00:10:32::/64 on flannel-v6.100 present');
     expect(h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout).toMatch(/fd00:10:32::\/64 via fd00:10:32:: .*onlink/);
     expect(h1.ns.exec(['ip', '-6', 'neigh', 'show', 'dev', 'flannel-v6.100']).stdout).toMatch(new RegExp(`fd00:10:32:: lladdr ${h2.flannel.mac6} PERMANENT`));
     expect(h1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'flannel-v6.100']).stdout).toMatch(new RegExp(`${h2.flannel.mac6} dst fd00:77::2 self permanent`));
@@ -89,16 +90,16 @@ describe.skipIf(!canUseNetns)('vxlan backend, IPv6 (flannel-v6.<VNI>)', () => {
   it('carries IPv6 pod-to-pod and host-to-host traffic over flannel-v6.100', async () => {
     const [h1, h2] = hosts as [Host, Host];
     const tx = txPackets(h1.ns, 'flannel-v6.100');
-    await until(() => ping(h1.pod, 'fd00:10:32::2'));
+    await until(() => ping(h1.pod, 'fd00:10:32::2'), "ping(h1.pod, 'fd00:10:32::2')");
     expect(ping(h2.pod, 'fd00:10:16::2')).toBe(true);
     expect(txPackets(h1.ns, 'flannel-v6.100')).toBeGreaterThan(tx);
     // the /128s are usable once DAD is done
-    await until(() => ping(h1.ns, 'fd00:10:32::', 'fd00:10:16::'));
+    await until(() => ping(h1.ns, 'fd00:10:32::', 'fd00:10:16::'), "ping(h1.ns, 'fd00:10:32::', 'fd00:10:16::')");
   });
 
   it('still carries IPv4 over flannel.100', async () => {
     const [h1, h2] = hosts as [Host, Host];
-    await until(() => ping(h1.pod, '10.10.32.2'));
+    await until(() => ping(h1.pod, '10.10.32.2'), "ping(h1.pod, '10.10.32.2')");
     expect(ping(h2.pod, '10.10.16.2')).toBe(true);
   });
 
@@ -106,9 +107,9 @@ describe.skipIf(!canUseNetns)('vxlan backend, IPv6 (flannel-v6.<VNI>)', () => {
     const [h1] = hosts as [Host];
     const gone = peerLease({ subnet: '10.10.48.0/20', ipv6Subnet: 'fd00:10:48::/64', publicIP: '192.168.77.9', publicIPv6: 'fd00:77::9', mac: '0a:00:00:00:00:09', mac6: '0a:00:00:00:06:09' });
     h1.flannel.manager.push([{ type: 'added', lease: gone }]);
-    await until(() => h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout.includes('fd00:10:48::/64'));
+    await until(() => h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout.includes('fd00:10:48::/64'), 'h1: route fd00:10:48::/64 on flannel-v6.100 present');
     h1.flannel.manager.push([{ type: 'removed', lease: gone }]);
-    await until(() => !h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout.includes('fd00:10:48::/64'));
+    await until(() => !h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout.includes('fd00:10:48::/64'), 'h1: route fd00:10:48::/64 on flannel-v6.100 gone');
     expect(h1.ns.exec(['ip', '-6', 'neigh', 'show', 'dev', 'flannel-v6.100']).stdout).not.toContain('fd00:10:48::');
     expect(h1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'flannel-v6.100']).stdout).not.toContain('0a:00:00:00:06:09');
     expect(h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout).not.toContain('10.10.48.0/20');
@@ -119,11 +120,11 @@ describe.skipIf(!canUseNetns)('vxlan backend, IPv6 (flannel-v6.<VNI>)', () => {
     const [h1, h2] = hosts as [Host, Host];
     const gone = peerLease({ subnet: '10.10.64.0/20', ipv6Subnet: 'fd00:10:64::/64', publicIP: '192.168.77.11', publicIPv6: 'fd00:77::11', mac: '0a:00:00:00:00:11', mac6: '0a:00:00:00:06:11' });
     h1.flannel.manager.push([{ type: 'added', lease: gone }]);
-    await until(() => h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout.includes('fd00:10:64::/64'));
+    await until(() => h1.ns.exec(['ip', '-6', 'route', 'show', 'dev', 'flannel-v6.100']).stdout.includes('fd00:10:64::/64'), 'h1: route fd00:10:64::/64 on flannel-v6.100 present');
     await h1.flannel.stop();
     h1.flannel = await startFlannel(h1.ns, options(1));
     h1.flannel.manager.push([{ type: 'added', lease: lease(h2) }]);
-    await until(() => h1.flannel.logs.some((l) => /^removed \d+ stale entries/.test(l)));
+    await until(() => h1.flannel.logs.some((l) => /^removed \d+ stale entries/.test(l)), 'a "removed N stale entries" line in h1.flannel.logs');
     expect(h1.flannel.logs.join('\n')).toMatch(/removed 6 stale entries/);
     expect(h1.flannel.logs.join('\n')).not.toMatch(/one by one/);
     const v6 = [

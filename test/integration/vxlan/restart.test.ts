@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeaseEvent } from '../../../daemon/lease.js';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
-import { createHost, createPod, createUnderlay, peerLease, ping, startFlannel, until, type Flannel } from './hosts.js';
+import { createHost, createPod, createUnderlay, peerLease, ping, startFlannel, type Flannel } from './hosts.js';
+import { until } from '../../helpers/until.js';
 
 const NETWORK = '10.10.0.0/16';
 const C = peerLease({ subnet: '10.10.48.0/20', publicIP: '192.168.77.9', mac: '0a:00:00:00:00:0c' });
@@ -40,8 +41,8 @@ describe.skipIf(!canUseNetns)('vxlan backend across a flanneld restart', () => {
     createPod(h2, { gateway: '10.10.32.1/20', cidr: '10.10.32.2/20' });
     f1.manager.push(snapshot(C, D));
     f2.manager.push([{ type: 'added', lease: peerLease({ subnet: '10.10.16.0/20', publicIP: '192.168.77.1', mac: f1.mac! }) }]);
-    await until(() => f1.nw.knownPeers().size === 3 && f2.nw.knownPeers().size === 1);
-    await until(() => ping(pod1, '10.10.32.2'));
+    await until(() => f1.nw.knownPeers().size === 3 && f2.nw.knownPeers().size === 1, 'f1.nw.knownPeers().size === 3 && f2.nw.knownPeers().size === 1');
+    await until(() => ping(pod1, '10.10.32.2'), "ping(pod1, '10.10.32.2')");
   });
 
   afterAll(async () => {
@@ -71,7 +72,7 @@ describe.skipIf(!canUseNetns)('vxlan backend across a flanneld restart', () => {
     expect(ping(pod1, '10.10.32.2')).toBe(true);
     f1 = await start1();
     f1.manager.push(snapshot(D));
-    await until(() => f1.logs.some((l) => /^removed \d+ stale entries/.test(l)));
+    await until(() => f1.logs.some((l) => /^removed \d+ stale entries/.test(l)), 'a "removed N stale entries" line in f1.logs');
 
     const routes = sh(h1, 'ip', 'route', 'show', 'dev', 'flannel.100');
     const neighs = sh(h1, 'ip', 'neigh', 'show', 'dev', 'flannel.100');
@@ -105,13 +106,13 @@ describe.skipIf(!canUseNetns)('vxlan backend across a flanneld restart', () => {
     await f1.stop();
     f1 = await start1();
     f1.manager.push(snapshot(D));
-    await until(() => f1.nw.knownPeers().size === 2);
+    await until(() => f1.nw.knownPeers().size === 2, 'f1.nw.knownPeers().size === 2');
     const addrs = (JSON.parse(sh(h1, 'ip', '-4', '-j', 'addr', 'show', 'dev', 'flannel.100')) as Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>)
       .flatMap((l) => l.addr_info.map((a) => `${a.local}/${a.prefixlen}`))
       .sort();
     expect(addrs).toEqual(['10.10.16.0/32', '172.31.1.1/24', '192.0.2.7/32']);
     expect(sh(h1, 'ip', 'link', 'show', 'flannel.100')).toMatch(/state UNKNOWN|,UP/);
-    await until(() => ping(h1, '10.10.32.0', '10.10.16.0'));
+    await until(() => ping(h1, '10.10.32.0', '10.10.16.0'), "ping(h1, '10.10.32.0', '10.10.16.0')");
     expect(ping(pod1, '10.10.32.2')).toBe(true);
   });
 });

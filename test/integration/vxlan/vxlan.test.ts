@@ -14,6 +14,7 @@ import type { VxlanNetwork } from '../../../daemon/backend/vxlan/network.js';
 import type { LeaseEvent } from '../../../daemon/lease.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
 import { FakeSubnetManager, vxlanLease } from '../../helpers/fake-subnet-manager.js';
+import { until } from '../../helpers/until.js';
 
 const BACKEND = { Type: 'vxlan', VNI: 100, Port: 8472 };
 
@@ -27,14 +28,6 @@ interface Host {
   mac: string;
   subnet: string;
   ip: string;
-}
-
-async function until(cond: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met before the deadline');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
@@ -92,7 +85,7 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
     expect(d).toMatch(/vxlan id 100 local 192\.168\.77\.1 dev eth0 .*dstport 8472 nolearning/);
     expect(d).toContain(`link/ether ${h1.mac}`);
     expect(h1.ns.exec(['ip', '-4', 'addr', 'show', 'dev', 'flannel.100']).stdout).toMatch(/inet 10\.10\.16\.0\/32/);
-    await until(() => h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.includes('10.10.32.0/20'));
+    await until(() => h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.includes('10.10.32.0/20'), 'h1: route 10.10.32.0/20 on flannel.100 present');
     expect(h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout).toMatch(/10\.10\.32\.0\/20 via 10\.10\.32\.0 onlink/);
     expect(h1.ns.exec(['ip', 'neigh', 'show', 'dev', 'flannel.100']).stdout).toMatch(new RegExp(`10\\.10\\.32\\.0 lladdr ${h2.mac} PERMANENT`));
     expect(h1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'flannel.100']).stdout).toMatch(new RegExp(`${h2.mac} dst 192\\.168\\.77\\.2 self permanent`));
@@ -100,7 +93,7 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
 
   it('carries traffic between the hosts over VXLAN', async () => {
     const [h1, h2] = hosts as [Host, Host];
-    await until(() => ping(h1, '10.10.16.0', '10.10.32.0'));
+    await until(() => ping(h1, '10.10.16.0', '10.10.32.0'), "ping(h1, '10.10.16.0', '10.10.32.0')");
     expect(ping(h2, '10.10.32.0', '10.10.16.0')).toBe(true);
   });
 
@@ -108,17 +101,17 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
     const [h1, h2] = hosts as [Host, Host];
     h2.ns.exec(['ip', 'link', 'del', 'flannel.100']);
     expect(ping(h1, '10.10.16.0', '10.10.32.0')).toBe(false);
-    await until(() => h2.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100'], { allowFail: true }).stdout.includes('10.10.16.0/20'));
+    await until(() => h2.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100'], { allowFail: true }).stdout.includes('10.10.16.0/20'), 'h2: route 10.10.16.0/20 on flannel.100 present');
     expect(h2.ns.exec(['ip', 'link', 'show', 'flannel.100']).stdout).toContain(`link/ether ${h2.mac}`);
-    await until(() => ping(h1, '10.10.16.0', '10.10.32.0'));
+    await until(() => ping(h1, '10.10.16.0', '10.10.32.0'), "ping(h1, '10.10.16.0', '10.10.32.0')");
   });
 
   it('removes exactly the removed peer', async () => {
     const [h1] = hosts as [Host];
     h1.manager.push([{ type: 'added', lease: vxlanLease('10.10.48.0/20', '192.168.77.9', '0a:00:00:00:00:09') }]);
-    await until(() => h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.includes('10.10.48.0/20'));
+    await until(() => h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.includes('10.10.48.0/20'), 'h1: route 10.10.48.0/20 on flannel.100 present');
     h1.manager.push([{ type: 'removed', lease: vxlanLease('10.10.48.0/20', '192.168.77.9', '0a:00:00:00:00:09') }]);
-    await until(() => !h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.includes('10.10.48.0/20'));
+    await until(() => !h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.includes('10.10.48.0/20'), 'h1: route 10.10.48.0/20 on flannel.100 gone');
     expect(h1.ns.exec(['ip', 'neigh', 'show', 'dev', 'flannel.100']).stdout).not.toContain('10.10.48.0');
     expect(h1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'flannel.100']).stdout).not.toContain('0a:00:00:00:00:09');
     expect(h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout).toContain('10.10.32.0/20');
@@ -134,7 +127,7 @@ describe.skipIf(!canUseNetns)('vxlan backend on the real kernel', () => {
       batch.push({ type: 'added', lease: vxlanLease(sub, `172.16.${i >> 8}.${i & 0xff}`, mac) });
     }
     h1.manager.push(batch);
-    await until(() => h1.nw.knownPeers().size >= 5001, 30_000);
+    await until(() => h1.nw.knownPeers().size >= 5001, 'h1.nw.knownPeers().size >= 5001', { ms: 30_000 });
     const routes = h1.ns.exec(['ip', 'route', 'show', 'dev', 'flannel.100']).stdout.trim().split('\n');
     expect(routes.length).toBe(5001);
     expect(h1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'flannel.100']).stdout.trim().split('\n').length).toBeGreaterThanOrEqual(5001);

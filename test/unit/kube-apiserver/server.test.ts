@@ -6,6 +6,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ApiServerDouble, type ApiServerOptions, startApiServer } from '../../kube-apiserver/index.js';
+import { until, IN_PROCESS } from '../../helpers/until.js';
 
 type Res = { status: number; headers: http.IncomingHttpHeaders; body: string };
 const open: ApiServerDouble[] = [];
@@ -52,13 +53,6 @@ function watch(api: ApiServerDouble, query: string) {
   });
   req.on('error', () => (ended = true));
   return { got, ended: () => ended, stop: () => req.destroy() };
-}
-async function until(f: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const nodes = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `n${String(i).padStart(3, '0')}`, podCIDRs: [`10.244.${i}.0/24`] }));
@@ -110,10 +104,10 @@ describe('watch', () => {
     const rv = api.resourceVersion();
     const w0 = watch(api, 'resourceVersion=0');
     const wn = watch(api, `resourceVersion=${rv}`);
-    await until(() => w0.got.length === 2 && api.watchCount() === 2);
+    await until(() => w0.got.length === 2 && api.watchCount() === 2, 'w0.got.length === 2 && api.watchCount() === 2', IN_PROCESS);
     api.setAnnotations('n000', { a: 'b' });
     api.deleteNode('n001');
-    await until(() => w0.got.length === 4 && wn.got.length === 2);
+    await until(() => w0.got.length === 4 && wn.got.length === 2, 'w0.got.length === 4 && wn.got.length === 2', IN_PROCESS);
     expect(w0.got.map((e) => [e.type, e.object.metadata.name])).toEqual([['ADDED', 'n000'], ['ADDED', 'n001'], ['MODIFIED', 'n000'], ['DELETED', 'n001']]);
     expect(wn.got.map((e) => e.type)).toEqual(['MODIFIED', 'DELETED']);
     expect(wn.got[1]!.object.metadata.resourceVersion).toBe(String(api.resourceVersion()));
@@ -152,7 +146,7 @@ describe('watch', () => {
   it('a stalled watch stays open and silent; dropWatches cuts it; endWatches ends it cleanly', async () => {
     const api = await start({ nodes: nodes(1), bookmarkPeriodMs: 50 });
     const w = watch(api, 'resourceVersion=0&allowWatchBookmarks=true');
-    await until(() => w.got.length >= 2);
+    await until(() => w.got.length >= 2, 'w.got.length >= 2', IN_PROCESS);
     api.stallWatches();
     const n = w.got.length;
     api.addNode({ name: 'unseen' });
@@ -160,11 +154,11 @@ describe('watch', () => {
     expect(w.got.length).toBe(n);
     expect(w.ended()).toBe(false);
     api.dropWatches();
-    await until(() => w.ended());
+    await until(() => w.ended(), 'w.ended()', IN_PROCESS);
     const w2 = watch(api, `resourceVersion=${api.resourceVersion()}`);
-    await until(() => api.watchCount() === 1);
+    await until(() => api.watchCount() === 1, 'api.watchCount() === 1', IN_PROCESS);
     api.endWatches();
-    await until(() => w2.ended());
+    await until(() => w2.ended(), 'w2.ended()', IN_PROCESS);
   });
 });
 

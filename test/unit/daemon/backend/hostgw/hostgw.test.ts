@@ -14,7 +14,7 @@ import type { HostgwNetwork } from '../../../../../daemon/backend/hostgw/network
 import type { Lease, LeaseAttrs, LeaseEvent } from '../../../../../daemon/lease.js';
 import { marshalLeaseAttrs } from '../../../../../daemon/subnet/lease-json.js';
 import { FakeSubnetManager, linesLogger } from '../../../../helpers/fake-subnet-manager.js';
-import { until as untilHelper } from '../../../../helpers/until.js';
+import { until, IN_PROCESS } from '../../../../helpers/until.js';
 
 const OWN_SUBNET = '10.10.16.0/20';
 const OWN_SUBNET6 = 'fd00:10:16::/64';
@@ -96,15 +96,11 @@ const ns = () => kernel.world.namespaces.get('/')!;
 const routeTo = (dst: string): Route | undefined => ns().routes.find((r) => r.dst === dst);
 const routesTo = (dst: string): Route[] => ns().routes.filter((r) => r.dst === dst);
 
-function until(cond: () => boolean, ms = 2000): Promise<true> {
-  return untilHelper(() => cond() || undefined, 'the condition', { ms, every: 5 });
-}
-
 /** Pushes a batch and waits until the network has handled it. */
 async function push(nw: HostgwNetwork, batch: LeaseEvent[]): Promise<void> {
   manager.push(batch);
   // the fake manager's generator takes it; the loop then queues it behind whatever runs
-  await until(() => manager.queued === 0);
+  await until(() => manager.queued === 0, 'manager.queued === 0', IN_PROCESS);
   await new Promise((r) => setTimeout(r, 0));
   await nw.idle();
 }
@@ -364,7 +360,7 @@ describe('route check (Go routeCheck)', () => {
     const { nw } = await start({}, 20);
     await push(nw, [added(hgwLease('10.10.32.0/20', '192.168.100.2')), added(hgwLease('10.10.48.0/20', '192.168.100.3'))]);
     await kernel.deleteRoute({ dst: '10.10.32.0/20', dev: 'eth0' });
-    await until(() => routeTo('10.10.32.0/20') !== undefined);
+    await until(() => routeTo('10.10.32.0/20') !== undefined, "routeTo('10.10.32.0/20') !== undefined", IN_PROCESS);
     expect(routeTo('10.10.32.0/20')).toMatchObject({ via: '192.168.100.2', dev: 'eth0' });
     expect(logs).toContain('Route recovered 10.10.32.0/20 : 192.168.100.2');
   });

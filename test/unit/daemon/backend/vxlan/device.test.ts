@@ -3,7 +3,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import type { KernelOp } from '../../../../../shared/kernel/kernel.js';
 import { vxlanIncompat } from '../../../../../daemon/backend/vxlan/device.js';
-import { addrsOn, EXT6, kernel, lease, logs, manager, ns, registerWith, until, useVxlanHarness } from './harness.js';
+import { addrsOn, EXT6, kernel, lease, logs, manager, ns, registerWith, useVxlanHarness } from './harness.js';
+import { until, IN_PROCESS } from '../../../../helpers/until.js';
 
 useVxlanHarness();
 
@@ -65,7 +66,7 @@ describe('device address (upstream TestEnsureV4AddressOnLink)', () => {
       { type: 'added', lease: lease('192.168.100.0/24', '192.168.100.3', '0a:00:00:00:00:03') },
       { type: 'added', lease: lease('10.10.32.0/20', '192.168.100.2', '0a:00:00:00:00:02') },
     ]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100').map((r) => r.dst)).toEqual(['10.10.32.0/20']);
     expect(logs.join('\n')).toMatch(/refusing peer lease 192\.168\.100\.0\/24 .*: its subnet 192\.168\.100\.0\/24 is outside the network 10\.10\.0\.0\/16/);
     ac.abort();

@@ -11,7 +11,6 @@ import type { Lease } from '../../../../../daemon/lease.js';
 import { FakeSubnetManager, vxlanLease, linesLogger } from '../../../../helpers/fake-subnet-manager.js';
 import { createVxlanBackend } from '../../../../../daemon/backend/vxlan/vxlan.js';
 import type { VxlanNetwork } from '../../../../../daemon/backend/vxlan/network.js';
-import { until as untilHelper } from '../../../../helpers/until.js';
 
 export const OWN_SUBNET = '10.10.16.0/20';
 
@@ -53,11 +52,6 @@ export async function register(backend: Record<string, unknown> = BACKEND, over:
 }
 
 export const ns = () => kernel.world.namespaces.get('/')!;
-
-/** Polls `cond` every 5 ms for up to `ms` (test/helpers/until). */
-export function until(cond: () => boolean, ms = 2000): Promise<true> {
-  return untilHelper(() => cond() || undefined, 'the condition', { ms, every: 5 });
-}
 
 /** What the kernel holds for a peer on flannel.100. */
 export function peerState(subnet: string) {

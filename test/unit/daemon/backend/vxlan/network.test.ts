@@ -5,7 +5,8 @@ import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import type { LeaseEvent } from '../../../../../daemon/lease.js';
 import { orderOps, type VxlanNetwork } from '../../../../../daemon/backend/vxlan/network.js';
 import { planBatch } from '../../../../../shared/kernel/iproute2/batch.js';
-import { BACKEND, OWN_SUBNET, controllers, dualLease, EXT6, kernel, lease, logs, manager, ns, peerState, register, registerWith, until, useVxlanHarness } from './harness.js';
+import { BACKEND, OWN_SUBNET, controllers, dualLease, EXT6, kernel, lease, logs, manager, ns, peerState, register, registerWith, useVxlanHarness } from './harness.js';
+import { until, IN_PROCESS } from '../../../../helpers/until.js';
 
 useVxlanHarness();
 
@@ -26,7 +27,7 @@ describe('VxlanNetwork', () => {
     const { nw } = await running();
     const calls = kernel.world.calls;
     manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
-    await until(() => nw.knownPeers().size === 3);
+    await until(() => nw.knownPeers().size === 3, 'nw.knownPeers().size === 3', IN_PROCESS);
     expect(kernel.world.calls - calls).toBe(1);
     for (const [i, p] of PEERS.entries()) {
       const s = peerState(p.subnet ? `10.10.${[0, 32, 48][i]}.0/20` : '');
@@ -39,10 +40,10 @@ describe('VxlanNetwork', () => {
   it('a second identical add changes nothing and does not fail (replace semantics)', async () => {
     const { nw } = await running();
     manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
-    await until(() => nw.knownPeers().size === 3);
+    await until(() => nw.knownPeers().size === 3, 'nw.knownPeers().size === 3', IN_PROCESS);
     const before = JSON.stringify(ns());
     manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
-    await until(() => logs.length > 0 && JSON.stringify(ns()) === before);
+    await until(() => logs.length > 0 && JSON.stringify(ns()) === before, 'logs.length > 0 && JSON.stringify(ns()) === before', IN_PROCESS);
     expect(ns().neighs).toHaveLength(3);
     expect(ns().fdb).toHaveLength(3);
     expect(logs.join('\n')).not.toMatch(/failed/);
@@ -51,9 +52,9 @@ describe('VxlanNetwork', () => {
   it('removes exactly the removed peer: route, neighbour and FDB entry', async () => {
     const { nw } = await running();
     manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
-    await until(() => nw.knownPeers().size === 3);
+    await until(() => nw.knownPeers().size === 3, 'nw.knownPeers().size === 3', IN_PROCESS);
     manager.push([{ type: 'removed', lease: PEERS[1]! }]);
-    await until(() => nw.knownPeers().size === 2);
+    await until(() => nw.knownPeers().size === 2, 'nw.knownPeers().size === 2', IN_PROCESS);
     expect(peerState('10.10.32.0/20')).toEqual({ neigh: undefined, route: undefined, fdb: [] });
     expect(ns().fdb.map((f) => f.mac).sort()).toEqual(['0a:00:00:00:00:02', '0a:00:00:00:00:04']);
     expect(peerState('10.10.0.0/20').route).toBeDefined();
@@ -63,9 +64,9 @@ describe('VxlanNetwork', () => {
   it('drops the old FDB entry when a peer comes back with a new VtepMAC', async () => {
     const { nw } = await running();
     manager.push([{ type: 'added', lease: PEERS[0]! }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     manager.push([{ type: 'added', lease: lease('10.10.0.0/20', '192.168.100.2', '0a:00:00:00:00:99') }]);
-    await until(() => ns().neighs[0]?.mac === '0a:00:00:00:00:99');
+    await until(() => ns().neighs[0]?.mac === '0a:00:00:00:00:99', "ns().neighs[0]?.mac === '0a:00:00:00:00:99'", IN_PROCESS);
     expect(ns().fdb).toEqual([{ dev: 'flannel.100', mac: '0a:00:00:00:00:99', dst: '192.168.100.2', self: true, permanent: true }]);
   });
 
@@ -78,7 +79,7 @@ describe('VxlanNetwork', () => {
       { type: 'added', lease: lease('0.0.0.0/0', '192.168.100.8', '0a:00:00:00:00:08') },
       { type: 'added', lease: PEERS[0]! },
     ]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100').map((r) => r.dst)).toEqual(['10.10.0.0/20']);
     expect(logs.join('\n')).toMatch(/refusing peer lease 0\.0\.0\.0\/0 \(PublicIP 192\.168\.100\.8\): its subnet 0\.0\.0\.0\/0 would replace the default route/);
     expect(logs.join('\n')).toMatch(/ignoring non-vxlan v4Subnet\(10\.10\.64\.0\/20\).*type=host-gw/);
@@ -98,7 +99,7 @@ describe('VxlanNetwork', () => {
     void net.run(ac.signal);
     manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
     // the combined batch is retried lease by lease: all three end up programmed
-    await until(() => net.knownPeers().size === 3);
+    await until(() => net.knownPeers().size === 3, 'net.knownPeers().size === 3', IN_PROCESS);
     for (const s of ['10.10.0.0/20', '10.10.32.0/20', '10.10.48.0/20']) {
       const st = peerState(s);
       expect(st.neigh && st.route && st.fdb.length === 1).toBeTruthy();
@@ -113,10 +114,10 @@ describe('VxlanNetwork', () => {
     void net.run(ac.signal);
     kernel.world.failOn('replaceRoute');
     manager.push([{ type: 'added', lease: PEERS[0]! }]);
-    await until(() => logs.some((l) => l.includes('rolling it back')));
+    await until(() => logs.some((l) => l.includes('rolling it back')), "logs.some((l) => l.includes('rolling it back'))", IN_PROCESS);
     // rolled back: no neighbour or FDB entry without its route
     expect(peerState('10.10.0.0/20')).toEqual({ neigh: undefined, route: undefined, fdb: [] });
-    await until(() => net.knownPeers().size === 1);
+    await until(() => net.knownPeers().size === 1, 'net.knownPeers().size === 1', IN_PROCESS);
     expect(peerState('10.10.0.0/20').route).toBeDefined();
   });
 
@@ -130,7 +131,7 @@ describe('VxlanNetwork', () => {
     manager.push([{ type: 'added', lease: PEERS[0]! }]);
     await nw.firstSync;
     manager.push([{ type: 'added', lease: PEERS[1]! }]);
-    await until(() => nw.knownPeers().has('10.10.32.0/20'));
+    await until(() => nw.knownPeers().has('10.10.32.0/20'), "nw.knownPeers().has('10.10.32.0/20')", IN_PROCESS);
     expect(logger.lines).toContain('E vxlan: unexpected error: a bug');
     ac.abort();
     await done;
@@ -143,17 +144,17 @@ describe('VxlanNetwork', () => {
     void nw.run(ac.signal);
     kernel.world.failOn('replaceRoute');
     manager.push([{ type: 'added', lease: PEERS[0]! }]);
-    await until(() => logger.lines.some((l) => l.includes('failed to program lease')));
+    await until(() => logger.lines.some((l) => l.includes('failed to program lease')), 'a "failed to program lease" log line', IN_PROCESS);
     expect(logger.lines.filter((l) => l.includes('failed to program lease 10.10.0.0/20'))[0]).toMatch(/^E /);
   });
 
   it('removes a peer even when some of its entries are already gone', async () => {
     const { nw } = await running();
     manager.push([{ type: 'added', lease: PEERS[0]! }, { type: 'added', lease: PEERS[1]! }]);
-    await until(() => nw.knownPeers().size === 2);
+    await until(() => nw.knownPeers().size === 2, 'nw.knownPeers().size === 2', IN_PROCESS);
     await kernel.batch([{ op: 'deleteNeigh', dev: 'flannel.100', ip: '10.10.0.0' }]);
     manager.push([{ type: 'removed', lease: PEERS[0]! }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(peerState('10.10.0.0/20')).toEqual({ neigh: undefined, route: undefined, fdb: [] });
     expect(peerState('10.10.32.0/20').route).toBeDefined();
   });
@@ -161,14 +162,14 @@ describe('VxlanNetwork', () => {
   it('ignores our own lease', async () => {
     const { nw } = await running();
     manager.push([{ type: 'added', lease: lease(OWN_SUBNET, '192.168.100.1', '0a:00:00:00:00:01') }, { type: 'added', lease: PEERS[0]! }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(ns().routes.some((r) => r.dst === OWN_SUBNET)).toBe(false);
   });
 
   it('re-creates a deleted device with the same MAC and re-programs every peer', async () => {
     const { nw } = await running();
     manager.push(PEERS.map((l) => ({ type: 'added' as const, lease: l })));
-    await until(() => nw.knownPeers().size === 3);
+    await until(() => nw.knownPeers().size === 3, 'nw.knownPeers().size === 3', IN_PROCESS);
     const mac = ns().links.get('flannel.100')!.mac;
     await kernel.deleteLink('flannel.100');
     expect(ns().neighs).toHaveLength(0);
@@ -185,7 +186,7 @@ describe('VxlanNetwork', () => {
   it('the watchdog heals a device set down or given a wrong MTU', async () => {
     const { nw } = await running();
     manager.push([{ type: 'added', lease: PEERS[0]! }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     await kernel.setLinkDown('flannel.100');
     await kernel.setLinkMtu('flannel.100', 1000);
     await nw.checkDevices();
@@ -203,13 +204,13 @@ describe('VxlanNetwork', () => {
       { type: 'added', lease: PEERS[0]! },
       { type: 'added', lease: lease('10.10.128.0/20', '172.16.0.9', '0a:00:00:00:00:09') },
     ]);
-    await until(() => nw.knownPeers().size === 2);
+    await until(() => nw.knownPeers().size === 2, 'nw.knownPeers().size === 2', IN_PROCESS);
     expect(ns().routes.find((r) => r.dst === '10.10.0.0/20')).toMatchObject({ via: '192.168.100.2' });
     expect(ns().routes.find((r) => r.dst === '10.10.0.0/20')!.dev).toBeUndefined();
     expect(ns().neighs.map((n) => n.ip)).toEqual(['10.10.128.0']);
     expect(ns().routes.find((r) => r.dst === '10.10.128.0/20')).toMatchObject({ via: '10.10.128.0', dev: 'flannel.100', onlink: true });
     manager.push([{ type: 'removed', lease: PEERS[0]! }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(ns().routes.find((r) => r.dst === '10.10.0.0/20')).toBeUndefined();
   });
 
@@ -223,7 +224,7 @@ describe('VxlanNetwork', () => {
     }
     const calls = kernel.world.calls;
     manager.push(many);
-    await until(() => nw.knownPeers().size === 5000, 15_000);
+    await until(() => nw.knownPeers().size === 5000, 'nw.knownPeers().size === 5000', { ms: 15_000 });
     expect(kernel.world.calls - calls).toBe(1);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toHaveLength(5000);
   }, 20_000); // FakeKernel applies 15000 ops in ~5 s (linear scans per op): the default 5 s cut the wait short
@@ -254,7 +255,7 @@ describe('IPv6 peers', () => {
     void nw.run(ac.signal);
     const calls = kernel.world.calls;
     manager.push([{ type: 'added', lease: PEER }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(kernel.world.calls - calls).toBe(1);
     expect(ns().neighs).toEqual(expect.arrayContaining([
       { dev: 'flannel.100', ip: '10.10.32.0', mac: '0a:00:00:00:00:03', permanent: true },
@@ -268,7 +269,7 @@ describe('IPv6 peers', () => {
     expect(ns().routes.find((r) => r.dst === '10.10.32.0/20')).toMatchObject({ via: '10.10.32.0', dev: 'flannel.100', onlink: true });
 
     manager.push([{ type: 'removed', lease: PEER }]);
-    await until(() => nw.knownPeers().size === 0);
+    await until(() => nw.knownPeers().size === 0, 'nw.knownPeers().size === 0', IN_PROCESS);
     expect(ns().neighs).toEqual([]);
     expect(ns().fdb).toEqual([]);
     expect(ns().routes.filter((r) => r.dev?.startsWith('flannel'))).toEqual([]);
@@ -281,7 +282,7 @@ describe('IPv6 peers', () => {
     expect(nw.mtu()).toBe(1430);
     void nw.run(ac.signal);
     manager.push([{ type: 'added', lease: dualLease({ v6: 'fd00:10:48::/64', publicIPv6: 'fd00::4', mac6: '0a:00:00:00:06:04' }) }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(ns().neighs).toEqual([{ dev: 'flannel-v6.100', ip: 'fd00:10:48::', mac: '0a:00:00:00:06:04', permanent: true }]);
     expect(ns().fdb).toEqual([{ dev: 'flannel-v6.100', mac: '0a:00:00:00:06:04', dst: 'fd00::4', self: true, permanent: true }]);
     expect(ns().routes.find((r) => r.dst === 'fd00:10:48::/64')).toMatchObject({ via: 'fd00:10:48::', dev: 'flannel-v6.100', onlink: true });
@@ -291,7 +292,7 @@ describe('IPv6 peers', () => {
     const { nw, ac } = await registerWith({ enableIPv6: true }, { extIface: EXT6 });
     void nw.run(ac.signal);
     manager.push([{ type: 'added', lease: lease('10.10.0.0/20', '192.168.100.2', '0a:00:00:00:00:02') }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(ns().neighs.map((n) => n.dev)).toEqual(['flannel.100']);
     expect(ns().routes.filter((r) => r.dev === 'flannel-v6.100')).toEqual([]);
   });
@@ -302,7 +303,7 @@ describe('IPv6 peers', () => {
     const { nw, ac } = await registerWith({ enableIPv6: true, backend: { ...BACKEND, DirectRouting: true } }, { extIface: EXT6 });
     void nw.run(ac.signal);
     manager.push([{ type: 'added', lease: dualLease({ subnet: '10.10.32.0/20', v6: 'fd00:10:32::/64', publicIP: '172.16.0.3', publicIPv6: 'fd00::3', mac: '0a:00:00:00:00:03', mac6: '0a:00:00:00:06:03' }) }]);
-    await until(() => nw.knownPeers().size === 1);
+    await until(() => nw.knownPeers().size === 1, 'nw.knownPeers().size === 1', IN_PROCESS);
     expect(ns().routes.find((r) => r.dst === 'fd00:10:32::/64')).toEqual({ family: 6, dst: 'fd00:10:32::/64', via: 'fd00::3' });
     expect(ns().routes.find((r) => r.dst === '10.10.32.0/20')).toMatchObject({ via: '10.10.32.0', dev: 'flannel.100', onlink: true });
     expect(ns().neighs.map((n) => n.dev)).toEqual(['flannel.100']);

@@ -3,7 +3,8 @@ import { describe, expect, it, vi, afterEach } from 'vitest';
 import { FakeKernel } from '../../../../../shared/kernel/fake/fake-kernel.js';
 import { formatIP } from '../../../../../shared/net/ip.js';
 import type { KernelOp } from '../../../../../shared/kernel/kernel.js';
-import { BACKEND, dualLease, EXT6, kernel, lease, logs, manager, ns, peerState, registerWith, until, useVxlanHarness } from './harness.js';
+import { BACKEND, dualLease, EXT6, kernel, lease, logs, manager, ns, peerState, registerWith, useVxlanHarness } from './harness.js';
+import { until, IN_PROCESS } from '../../../../helpers/until.js';
 
 useVxlanHarness();
 
@@ -57,8 +58,8 @@ describe('entries left by leases deleted while flanneld was down', () => {
     const batches = recordBatches();
     void nw.run(ac.signal);
     manager.push([{ type: 'added', lease: A }, { type: 'added', lease: C }]);
-    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)));
-    await until(() => batches.length === 2);
+    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)), 'a "removed N stale entries" line in logs', IN_PROCESS);
+    await until(() => batches.length === 2, 'batches.length === 2', IN_PROCESS);
 
     expect(peerState('10.10.32.0/20')).toEqual({ neigh: undefined, route: undefined, fdb: [] });
     expect(ns().fdb.some((f) => f.mac === '0a:00:00:00:00:03' && f.dev === 'flannel.100')).toBe(false);
@@ -87,7 +88,7 @@ describe('entries left by leases deleted while flanneld was down', () => {
     const batches = recordBatches();
     void nw.run(ac.signal);
     manager.push([]);
-    await until(() => batches.length === 1);
+    await until(() => batches.length === 1, 'batches.length === 1', IN_PROCESS);
     expect(ns().neighs).toEqual([]);
     expect(ns().fdb).toEqual([]);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toEqual([]);
@@ -109,7 +110,7 @@ describe('entries left by leases deleted while flanneld was down', () => {
     const { nw, ac } = await registerWith({});
     void nw.run(ac.signal);
     manager.push([{ type: 'added', lease: B }]);
-    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)));
+    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)), 'a "removed N stale entries" line in logs', IN_PROCESS);
     expect(ns().fdb).toEqual([{ dev: 'flannel.100', mac: '0a:00:00:00:00:03', dst: '192.168.100.3', self: true, permanent: true }]);
     expect(ns().neighs).toEqual([{ dev: 'flannel.100', ip: '10.10.32.0', mac: '0a:00:00:00:00:03', permanent: true }]);
   });
@@ -128,7 +129,7 @@ describe('entries left by leases deleted while flanneld was down', () => {
     const batches = recordBatches();
     void nw.run(ac.signal);
     manager.push([{ type: 'added', lease: kept }]);
-    await until(() => batches.length === 2);
+    await until(() => batches.length === 2, 'batches.length === 2', IN_PROCESS);
     // per device route before neighbour; then one bridge run for both FDB entries
     expect(batches[1]!.map((o) => `${o.op} ${'dev' in o ? o.dev : o.op === 'deleteRoute' ? o.route.dev : ''}`)).toEqual([
       'deleteRoute flannel.100', 'deleteNeigh flannel.100', 'deleteRoute flannel-v6.100', 'deleteNeigh flannel-v6.100',
@@ -153,7 +154,7 @@ describe('entries left by leases deleted while flanneld was down', () => {
     );
     void nw.run(ac.signal);
     manager.push([]);
-    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)));
+    await until(() => logs.some((l) => /^removed \d+ stale entries/.test(l)), 'a "removed N stale entries" line in logs', IN_PROCESS);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toEqual([]);
   });
 
@@ -165,7 +166,7 @@ describe('entries left by leases deleted while flanneld was down', () => {
     kernel.world.failOn('deleteNeigh');
     void nw.run(ac.signal);
     manager.push([]);
-    await until(() => ns().fdb.length === 0 && ns().neighs.length === 0);
+    await until(() => ns().fdb.length === 0 && ns().neighs.length === 0, 'ns().fdb.length === 0 && ns().neighs.length === 0', IN_PROCESS);
     expect(ns().routes.filter((r) => r.dev === 'flannel.100')).toEqual([]);
     expect(logs.join('\n')).toMatch(/failed to remove stale entries in one batch .*; removing them one by one/);
   });
@@ -179,7 +180,7 @@ describe('entries left by leases deleted while flanneld was down', () => {
     // an entry that shows up later is not ours to judge any more
     await kernel.batch(programmed('flannel.100', '10.10.32.0/20', '10.10.32.0', '0a:00:00:00:00:03', '192.168.100.3'));
     manager.push([{ type: 'added', lease: C }]);
-    await until(() => nw.knownPeers().size === 2);
+    await until(() => nw.knownPeers().size === 2, 'nw.knownPeers().size === 2', IN_PROCESS);
     expect(peerState('10.10.32.0/20').route).toBeDefined();
     expect(logs.join('\n')).not.toMatch(/stale entries/);
   });
