@@ -3,8 +3,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkConflist, install, installFile, InstallError, withInterpreter, type InstallOptions } from '../../../scripts/install-cni/install.js';
-import { parseArgs, UsageError } from '../../../scripts/install-cni/args.js';
+import { checkConflist, install, installFile, InstallError, withInterpreter, type InstallOptions } from '../../../../scripts/install-cni/install.js';
+import { parseArgs, UsageError } from '../../../../scripts/install-cni/args.js';
+import { ROOT } from '../../../helpers/paths.js';
 
 let T: string;
 let src: string;
@@ -131,7 +132,7 @@ describe('checkConflist', () => {
     expect(() => checkConflist(text, 'x.json')).toThrow(msg);
   });
   it('the shipped one passes', () => {
-    expect(() => checkConflist(readFileSync(join(import.meta.dirname, '../../../conf/10-flannel.conflist'), 'utf8'), 'conf')).not.toThrow();
+    expect(() => checkConflist(readFileSync(join(ROOT, 'conf/10-flannel.conflist'), 'utf8'), 'conf')).not.toThrow();
   });
 });
 
