@@ -22,7 +22,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../helpers/netns.js';
-import { DIST, GO_CNI, ROOT, ensureBuilt, tempDir } from '../integration/flannel/helpers.js';
+import { DIST, GO_CNI, ensureBuilt, tempDir } from '../integration/flannel/helpers.js';
+import { ROOT } from '../helpers/paths.js';
 import { CriClient, GrpcError, netnsPathOf } from '../cri/client.js';
 import { buildPauseImage } from '../cri/pause-image.js';
 

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIST, ROOT, ensureBuilt, tempDir } from '../integration/flannel/helpers.js';
+import { DIST, ensureBuilt, tempDir } from '../integration/flannel/helpers.js';
+import { ROOT } from '../helpers/paths.js';
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const usable = process.getuid?.() === 0 && ['podman', 'runc', 'unshare', 'ldd', 'ip', 'iptables', 'nft', 'flock'].every(have);

@@ -13,11 +13,10 @@ import {
   makeWorld,
   OUR_BRIDGE,
   routes,
-  runIn,
   sysctl,
-  type PluginRun,
   type World,
 } from './harness.js';
+import { runIn, type PluginRun } from '../../helpers/run-plugin.js';
 import { formatChainName } from '../../../shared/cni/utils.js';
 
 const IPAMS: Array<'go' | 'ours'> = haveOurHostLocal ? ['go', 'ours'] : ['go'];
@@ -41,7 +40,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
       ...(o.args !== undefined ? { CNI_ARGS: o.args } : {}),
     }, JSON.stringify(c));
   const ok = (r: PluginRun): Record<string, unknown> => {
-    if (r.status !== 0) throw new Error(`plugin failed (${r.status}): ${r.stdout} ${r.stderr}`);
+    if (r.code !== 0) throw new Error(`plugin failed (${r.code}): ${r.stdout} ${r.stderr}`);
     return r.json ?? {};
   };
   const fresh = (pods = 1) => {
@@ -88,7 +87,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
       expect(w.pod().exec(['ping', '-c', '1', '-W', '2', '10.1.2.1'], { allowFail: true }).status).toBe(0);
 
       expect(ok(run('DEL', c, { ipam }))).toEqual({});
-      expect(run('DEL', c, { ipam }).status).toBe(0);
+      expect(run('DEL', c, { ipam }).code).toBe(0);
       expect(w.hostLinks()).toEqual(['br-t', 'lo']); // the bridge stays
       expect(addrShow(w.pod()).map((l) => l.ifname)).toEqual(['lo']);
       expect(ipamFiles(w)).toEqual([]);
@@ -109,9 +108,9 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
       expect(routes(w.pod(), 6)).toContain('default via fd00:7::1 dev eth0');
       expect(sysctl(w.host, 'net/ipv6/conf/all/forwarding')).toBe('1');
       expect(sysctl(w.pod(), 'net/ipv6/conf/eth0/keep_addr_on_down')).toBe('1');
-      expect(run('CHECK', c, { ipam }).status).toBe(1); // no prevResult
+      expect(run('CHECK', c, { ipam }).code).toBe(1); // no prevResult
       const withPrev = { ...c, prevResult: res };
-      expect(run('CHECK', withPrev, { ipam })).toMatchObject({ status: 0, stdout: '' });
+      expect(run('CHECK', withPrev, { ipam })).toMatchObject({ code: 0, stdout: '' });
       ok(run('DEL', c, { ipam }));
       expect(ipamFiles(w)).toEqual([]);
 
@@ -147,7 +146,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
     expect(addrShow(w.pod(), 'eth0')[0]!.flags).not.toContain('UP');
     ok(run('DEL', conf(w, { ipam: {}, disableContainerInterface: true })));
     const bad = run('ADD', conf(w, { disableContainerInterface: true }), { id: 'x2' });
-    expect(bad.status).toBe(1);
+    expect(bad.code).toBe(1);
     expect(bad.json).toEqual({ code: 999, msg: 'cannot use IPAM when DisableContainerInterface flag is set' });
   });
 
@@ -167,7 +166,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
     fresh(2);
     ok(run('ADD', conf(w, { isGateway: true }, { subnet: '10.1.2.0/24' }), { pod: 0, id: 'a' }));
     const bad = run('ADD', conf(w, { isGateway: true }, { subnet: '10.5.0.0/16' }), { pod: 1, id: 'b' });
-    expect(bad.status).toBe(1);
+    expect(bad.code).toBe(1);
     expect(bad.json).toEqual({ code: 999, msg: 'failed to set bridge addr: "br-t" already has an IP address different from 10.5.0.1/16' });
     expect(globalAddrs(w.host, 'br-t')).toEqual(['10.1.2.1/24']);
     expect(ipamFiles(w)).toEqual(['10.1.2.2']); // the failed ADD released its IP
@@ -248,10 +247,10 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
     expect(ipamFiles(w)).toEqual(['10.1.2.2', '10.1.2.3', '10.1.2.4']);
     const gonePath = w.pod(0).path;
     w.pod(0).delete();
-    expect(run('DEL', c, { id: 'a', netns: gonePath })).toMatchObject({ status: 0, stdout: '' });
+    expect(run('DEL', c, { id: 'a', netns: gonePath })).toMatchObject({ code: 0, stdout: '' });
     w.pod(1).exec(['ip', 'link', 'del', 'eth0']);
-    expect(run('DEL', c, { id: 'b', pod: 1 })).toMatchObject({ status: 0, stdout: '' });
-    expect(run('DEL', c, { id: 'c', netns: '' })).toMatchObject({ status: 0, stdout: '' });
+    expect(run('DEL', c, { id: 'b', pod: 1 })).toMatchObject({ code: 0, stdout: '' });
+    expect(run('DEL', c, { id: 'c', netns: '' })).toMatchObject({ code: 0, stdout: '' });
     expect(ipamFiles(w)).toEqual([]);
     // the veth of "c" remains (netns was not given), as upstream
     expect(w.hostLinks().filter((l) => l.startsWith('veth'))).toHaveLength(1);
@@ -262,7 +261,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
     const c = conf(w);
     ok(run('ADD', c, { id: 'a' }));
     const again = run('ADD', c, { id: 'b' });
-    expect(again.status).toBe(1);
+    expect(again.code).toBe(1);
     expect(again.json?.msg).toMatch(/^container veth name \("eth0"\) peer provided \("veth[0-9a-f]{8}"\) already exists$/);
     expect(ipamFiles(w)).toEqual(['10.1.2.2']);
   });
@@ -271,7 +270,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
     fresh();
     const c = conf(w, { isDefaultGateway: true });
     const res = ok(run('ADD', c));
-    expect(run('CHECK', { ...c, prevResult: res }).status).toBe(0);
+    expect(run('CHECK', { ...c, prevResult: res }).code).toBe(0);
     const badMac = structuredClone(res) as { interfaces: Array<{ mac: string }> };
     badMac.interfaces[2]!.mac = '02:00:00:00:00:99';
     expect(run('CHECK', { ...c, prevResult: badMac }).json?.msg).toMatch(/^Interface eth0 Mac 02:00:00:00:00:99 doesn't match container Mac: /);

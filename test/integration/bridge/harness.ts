@@ -1,5 +1,6 @@
 // Runs bridge plugins (ours in dist/bin, Go's in /usr/lib/cni) inside a "host" netns the test made,
 // against "pod" netns it made, with IPAM state in a private temp dir. Never the root namespace.
+// Plugins run through test/helpers/run-plugin.ts (runIn, PluginRun).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,43 +9,11 @@ import { afterAll, afterEach, beforeAll } from 'vitest';
 import { cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
 import { bin, GO_CNI_BIN, ROOT } from '../../helpers/paths.js';
 
-export { ROOT } from '../../helpers/paths.js';
 export const OUR_BRIDGE = bin('bridge');
 export const GO_BIN = GO_CNI_BIN;
 export const GO_BRIDGE = join(GO_BIN, 'bridge');
 export const haveGo = existsSync(GO_BRIDGE) && existsSync(join(GO_BIN, 'host-local'));
 export const haveOurs = existsSync(OUR_BRIDGE);
-
-export interface PluginRun {
-  status: number;
-  stdout: string;
-  stderr: string;
-  /** stdout parsed, when it is JSON */
-  json?: Record<string, unknown>;
-}
-
-export interface Env {
-  CNI_COMMAND?: string;
-  CNI_CONTAINERID?: string;
-  CNI_NETNS?: string;
-  CNI_IFNAME?: string;
-  CNI_PATH?: string;
-  CNI_ARGS?: string;
-}
-
-/** Runs `bin` in `host` with exactly the given CNI_* env (plus PATH). */
-export function runIn(host: Netns, bin: string, env: Env, stdin: string): PluginRun {
-  const fullEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) fullEnv[k] = v;
-  const r = host.exec([bin], { input: stdin, env: fullEnv, allowFail: true });
-  const out: PluginRun = { status: r.status, stdout: r.stdout, stderr: r.stderr };
-  try {
-    out.json = JSON.parse(r.stdout) as Record<string, unknown>;
-  } catch {
-    // not JSON
-  }
-  return out;
-}
 
 /** CNI_PATH that resolves `host-local` to ours (dist/bin) or Go's. */
 export function ipamPath(ipam: 'ours' | 'go' = 'go'): string {

@@ -9,17 +9,18 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { canUseNetns, type Netns } from '../../helpers/netns.js';
-import { GO_BRIDGE, OUR_BRIDGE, conf, haveGo, haveOurs, ipamFiles, ipamPath, normalizeResult, routes, worldsPerTest, type Env, type PluginRun, type World } from './harness.js';
+import { GO_BRIDGE, OUR_BRIDGE, conf, haveGo, haveOurs, ipamFiles, ipamPath, normalizeResult, routes, worldsPerTest, type World } from './harness.js';
+import { type PluginRun, type RawEnv } from '../../helpers/run-plugin.js';
 
 /** runIn with a deadline: before the fix, a self-delegating bridge never ended. */
-function runBounded(host: Netns, bin: string, env: Env, stdin: string): PluginRun {
+function runBounded(host: Netns, bin: string, env: RawEnv, stdin: string): PluginRun {
   const r = spawnSync('ip', ['netns', 'exec', host.name, bin], {
     input: stdin,
     encoding: 'utf8',
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
     timeout: 60_000,
   });
-  const out: PluginRun = { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  const out: PluginRun = { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   try {
     out.json = JSON.parse(out.stdout) as Record<string, unknown>;
   } catch {
@@ -30,7 +31,7 @@ function runBounded(host: Netns, bin: string, env: Env, stdin: string): PluginRu
 
 describe.skipIf(!canUseNetns || !haveOurs)('bridge: hostile input', () => {
   const world = worldsPerTest('x');
-  const env = (w: World, cmd: string, o: { netns?: string; cniPath?: string } = {}): Env => ({
+  const env = (w: World, cmd: string, o: { netns?: string; cniPath?: string } = {}): RawEnv => ({
     CNI_COMMAND: cmd,
     CNI_CONTAINERID: 'ctr-1',
     CNI_NETNS: o.netns ?? w.pod().path,
@@ -45,7 +46,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge: hostile input', () => {
     const before = w.hostLinks();
     for (const cmd of ['ADD', 'DEL']) {
       const r = runBounded(w.host, OUR_BRIDGE, env(w, cmd), c);
-      expect(r.status, r.stdout + r.stderr).toBe(1);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
       expect(r.json).toEqual({
         code: 7,
         msg: 'refusing to delegate to plugin "bridge": it is already running in this call (bridge → bridge); check the delegate types in the network config (e.g. ipam.type)',
@@ -69,7 +70,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge: hostile input', () => {
     const c = JSON.stringify(conf(w));
     const before = w.hostLinks();
     const r = runBounded(w.host, OUR_BRIDGE, env(w, 'ADD', { netns: w.host.path }), c);
-    expect(r.status).toBe(1);
+    expect(r.code).toBe(1);
     expect(r.json).toEqual({ code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
     expect(w.hostLinks()).toEqual(before);
     expect(ipamFiles(w)).toEqual([]);
@@ -80,8 +81,8 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge: hostile input', () => {
     const ipam = { subnet: '10.1.2.0/24', routes: [{ dst: '10.1.2.0/24' }, { dst: '0.0.0.0/0' }] };
     const rGo = runBounded(go.host, GO_BRIDGE, env(go, 'ADD', { cniPath: ipamPath('go') }), JSON.stringify(conf(go, { isGateway: true }, ipam)));
     const rOurs = runBounded(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(conf(ours, { isGateway: true }, ipam)));
-    expect(rGo.status, rGo.stdout).toBe(0);
-    expect(rOurs.status, rOurs.stdout).toBe(0);
+    expect(rGo.code, rGo.stdout).toBe(0);
+    expect(rOurs.code, rOurs.stdout).toBe(0);
     const sandboxFree = (w: World, r: PluginRun) => JSON.parse(JSON.stringify(normalizeResult(r.json)).replaceAll(w.pod().path, 'POD')) as unknown;
     expect(sandboxFree(ours, rOurs)).toEqual(sandboxFree(go, rGo));
     // Go's RouteAddEcmp (ours: `ip route prepend`) puts a second route ahead of the connected one
@@ -89,7 +90,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge: hostile input', () => {
     expect(routes(ours.pod(), 4)).toEqual(routes(go.pod(), 4));
     for (const [w, bin, p] of [[go, GO_BRIDGE, ipamPath('go')], [ours, OUR_BRIDGE, ipamPath('ours')]] as const) {
       const d = runBounded(w.host, bin, env(w, 'DEL', { cniPath: p }), JSON.stringify(conf(w, { isGateway: true }, ipam)));
-      expect(d.status, d.stdout).toBe(0);
+      expect(d.code, d.stdout).toBe(0);
       expect(ipamFiles(w)).toEqual([]);
     }
   });

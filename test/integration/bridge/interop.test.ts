@@ -21,18 +21,16 @@ import {
   ipamPath,
   worldsPerTest,
   routes,
-  runIn,
   sysctl,
-  type Env,
-  type PluginRun,
   type World,
 } from './harness.js';
+import { runIn, type PluginRun, type RawEnv } from '../../helpers/run-plugin.js';
 
 const normalize = (s: string) => s.replace(/[0-9a-f]{2}(:[0-9a-f]{2}){5}/g, 'MAC').replace(/veth[0-9a-f]{8}/g, 'vethXXXXXXXX');
 
 describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go reference', () => {
   const world = worldsPerTest('i');
-  const env = (w: World, cmd: string, o: { id?: string; pod?: number; netns?: string; ipam?: 'go' | 'ours' } = {}): Env => ({
+  const env = (w: World, cmd: string, o: { id?: string; pod?: number; netns?: string; ipam?: 'go' | 'ours' } = {}): RawEnv => ({
     CNI_COMMAND: cmd,
     CNI_CONTAINERID: o.id ?? 'ctr-1',
     CNI_NETNS: o.netns ?? w.pod(o.pod ?? 0).path,
@@ -79,8 +77,8 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     const ipam = { ranges: [[{ subnet: '10.7.0.0/24' }], [{ subnet: '10.8.0.0/24' }], [{ subnet: 'fd00:7::/64' }]] };
     const cGo = conf(go, { ipMasq: true }, ipam);
     const cOurs = conf(ours, { ipMasq: true }, ipam);
-    expect(runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(cGo)).status).toBe(0);
-    expect(runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(cOurs)).status).toBe(0);
+    expect(runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(cGo)).code).toBe(0);
+    expect(runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(cOurs)).code).toBe(0);
     const s = state(ours);
     expect(s).toEqual(state(go));
     // Go's appends leave: ACCEPT 10.7/24, MASQUERADE, ACCEPT 10.8/24, and one jump per address
@@ -93,10 +91,10 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
 
     // Go 1.1.1 deletes the chain after the first address while the second's jump still uses it
     const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL'), JSON.stringify(cGo));
-    expect(dGo.status).toBe(1);
+    expect(dGo.code).toBe(1);
     expect(dGo.stdout).toMatch(/CHAIN_DEL failed \(Device or resource busy\)/);
     const dOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL'), JSON.stringify(cOurs));
-    expect(dOurs).toMatchObject({ status: 0, stdout: '' });
+    expect(dOurs).toMatchObject({ code: 0, stdout: '' });
     expect(state(ours).nat).toEqual([]);
     expect(state(ours).nat6).toEqual([]);
   });
@@ -108,15 +106,15 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     const cOurs = conf(ours, o, ipam);
     const rGo = runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(cGo));
     const rOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(cOurs));
-    expect(rGo.status).toBe(0);
-    expect(rOurs.status).toBe(0);
+    expect(rGo.code).toBe(0);
+    expect(rOurs.code).toBe(0);
     const sub = (s: string, w: World) => normalize(s).replaceAll(w.pod().path, 'PODNS');
     expect(sub(rOurs.stdout, ours)).toBe(sub(rGo.stdout, go));
     expect(state(ours)).toEqual(state(go));
 
     const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL'), JSON.stringify(cGo));
     const dOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL'), JSON.stringify(cOurs));
-    expect([dOurs.status, dOurs.stdout]).toEqual([dGo.status, dGo.stdout]);
+    expect([dOurs.code, dOurs.stdout]).toEqual([dGo.code, dGo.stdout]);
     expect(state(ours)).toEqual(state(go));
   });
 
@@ -128,18 +126,18 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     const c = conf(w, { isGateway: true, ipMasq: true }, { subnet: '10.1.2.0/24' });
     const before = state(w);
     const a = runIn(w.host, adder, env(w, 'ADD'), JSON.stringify(c));
-    expect(a.status).toBe(0);
+    expect(a.code).toBe(0);
     expect(state(w).nat.length).toBeGreaterThan(0);
     expect(ipamFiles(w)).toEqual(['10.1.2.2']);
     const d = runIn(w.host, deleter, env(w, 'DEL'), JSON.stringify(c));
-    expect(d).toMatchObject({ status: 0, stdout: '' });
+    expect(d).toMatchObject({ code: 0, stdout: '' });
     const after = state(w);
     expect(after.nat).toEqual([]);
     expect(after.ipam).toEqual([]);
     expect(after.podLinks).toEqual(before.podLinks);
     expect(after.hostLinks).toEqual(['br-t', 'lo']);
     // and the other one's CHECK-free re-ADD works on the same bridge
-    expect(runIn(w.host, deleter, env(w, 'ADD', { id: 'ctr-2' }), JSON.stringify(c)).status).toBe(0);
+    expect(runIn(w.host, deleter, env(w, 'ADD', { id: 'ctr-2' }), JSON.stringify(c)).code).toBe(0);
   });
 
   it('both on one bridge: each CHECKs and DELs only its own container', () => {
@@ -147,16 +145,16 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     const c = conf(w, { isDefaultGateway: true }, { subnet: '10.1.2.0/24' });
     const g = runIn(w.host, GO_BRIDGE, env(w, 'ADD', { id: 'go', pod: 0 }), JSON.stringify(c));
     const o = runIn(w.host, OUR_BRIDGE, env(w, 'ADD', { id: 'ts', pod: 1 }), JSON.stringify(c));
-    expect([g.status, o.status]).toEqual([0, 0]);
+    expect([g.code, o.code]).toEqual([0, 0]);
     expect(ipamFiles(w)).toEqual(['10.1.2.2', '10.1.2.3']);
     // CHECK each other's result
-    expect(runIn(w.host, OUR_BRIDGE, env(w, 'CHECK', { id: 'go', pod: 0 }), JSON.stringify({ ...c, prevResult: g.json })).status).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'CHECK', { id: 'go', pod: 0 }), JSON.stringify({ ...c, prevResult: g.json })).code).toBe(0);
     expect(runIn(w.host, GO_BRIDGE, env(w, 'CHECK', { id: 'ts', pod: 1 }), JSON.stringify({ ...c, prevResult: o.json })).stdout).toBe('');
     // pods reach each other through the shared bridge
     expect(w.pod(1).exec(['ping', '-c', '1', '-W', '2', '10.1.2.2'], { allowFail: true }).status).toBe(0);
-    expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { id: 'go', pod: 0 }), JSON.stringify(c)).status).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { id: 'go', pod: 0 }), JSON.stringify(c)).code).toBe(0);
     expect(ipamFiles(w)).toEqual(['10.1.2.3']);
-    expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { id: 'ts', pod: 1 }), JSON.stringify(c)).status).toBe(0);
+    expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { id: 'ts', pod: 1 }), JSON.stringify(c)).code).toBe(0);
     expect(ipamFiles(w)).toEqual([]);
     expect(w.hostLinks()).toEqual(['br-t', 'lo']);
   });
@@ -204,8 +202,8 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
       const cMix = conf(mix, o, ipam);
       const rGo = runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(cGo));
       const rMix = runIn(mix.host, GO_BRIDGE, env(mix, 'ADD', { ipam: 'ours' }), JSON.stringify(cMix));
-      expect(rGo.status).toBe(0);
-      expect([rMix.status, rMix.stderr]).toEqual([0, '']);
+      expect(rGo.code).toBe(0);
+      expect([rMix.code, rMix.stderr]).toEqual([0, '']);
       expect(sub(rMix.stdout, mix)).toBe(sub(rGo.stdout, go));
       expect(state(mix)).toEqual(state(go));
       expect(ipamFiles(mix)).not.toEqual([]);
@@ -213,7 +211,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
 
       const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL'), JSON.stringify(cGo));
       const dMix = runIn(mix.host, GO_BRIDGE, env(mix, 'DEL', { ipam: 'ours' }), JSON.stringify(cMix));
-      expect([dMix.status, dMix.stdout]).toEqual([dGo.status, dGo.stdout]);
+      expect([dMix.code, dMix.stdout]).toEqual([dGo.code, dGo.stdout]);
       expect(ipamFiles(mix)).toEqual([]);
       expect(state(mix)).toEqual(state(go));
       expect(store(mix)).toEqual(asHead(store(go))); // the address released, last_reserved_ip.N and lock kept
@@ -233,16 +231,16 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
       for (const [cmd, id, pod] of steps) {
         const g = runIn(go.host, GO_BRIDGE, env(go, cmd, { id, pod }), JSON.stringify(c(go)));
         const m = runIn(mix.host, GO_BRIDGE, env(mix, cmd, { id, pod, ipam: 'ours' }), JSON.stringify(c(mix)));
-        expect([m.status, m.stderr]).toEqual([0, '']);
+        expect([m.code, m.stderr]).toEqual([0, '']);
         expect([cmd, id, sub(m.stdout, mix).replaceAll(mix.pod(pod).path, 'PODNS')]).toEqual([cmd, id, sub(g.stdout, go).replaceAll(go.pod(pod).path, 'PODNS')]);
         expect([cmd, id, store(mix)]).toEqual([cmd, id, asHead(store(go))]);
       }
       expect(ipamFiles(mix)).toEqual(['10.7.0.4', 'fd00:7::4']);
       // Go's host-local reads what ours wrote: next after last_reserved_ip, and it releases ours' "c"
       const next = runIn(mix.host, GO_BRIDGE, env(mix, 'ADD', { id: 'd', pod: 0 }), JSON.stringify(c(mix)));
-      expect(next.status).toBe(0);
+      expect(next.code).toBe(0);
       expect((next.json?.ips as Array<{ address: string }>).map((i) => i.address)).toEqual(['10.7.0.5/24', 'fd00:7::5/64']);
-      expect(runIn(mix.host, GO_BRIDGE, env(mix, 'DEL', { id: 'c', pod: 2 }), JSON.stringify(c(mix))).status).toBe(0);
+      expect(runIn(mix.host, GO_BRIDGE, env(mix, 'DEL', { id: 'c', pod: 2 }), JSON.stringify(c(mix))).code).toBe(0);
       expect(ipamFiles(mix)).toEqual(['10.7.0.5', 'fd00:7::5']);
     });
 
@@ -256,13 +254,13 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
         const c = conf(w, o, ipam);
         const before = state(w);
         const a = runIn(w.host, GO_BRIDGE, env(w, 'ADD', { ipam: 'ours' }), JSON.stringify(c));
-        expect(a.status).toBe(0);
+        expect(a.code).toBe(0);
         expect(state(w).nat.length).toBeGreaterThan(0);
         expect(ipamFiles(w).length).toBe((a.json?.ips as unknown[]).length);
         // our CHECK accepts the Go bridge's result
-        expect(runIn(w.host, OUR_BRIDGE, env(w, 'CHECK', { ipam: 'ours' }), JSON.stringify({ ...c, prevResult: a.json }))).toMatchObject({ status: 0, stdout: '' });
+        expect(runIn(w.host, OUR_BRIDGE, env(w, 'CHECK', { ipam: 'ours' }), JSON.stringify({ ...c, prevResult: a.json }))).toMatchObject({ code: 0, stdout: '' });
         const d = runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { ipam: 'ours' }), JSON.stringify(c));
-        expect(d).toMatchObject({ status: 0, stdout: '' });
+        expect(d).toMatchObject({ code: 0, stdout: '' });
         const after = state(w);
         expect(after.nat).toEqual([]);
         expect(after.ipam).toEqual([]);
@@ -270,14 +268,14 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
         expect(after.hostLinks).toEqual(['br-t', 'lo']);
         expect(Object.keys(store(w) ?? {}).filter((f) => f !== '.' && f !== 'lock' && !f.startsWith('last_reserved_ip'))).toEqual([]);
         // a second DEL is fine too, with either bridge
-        expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { ipam: 'ours' }), JSON.stringify(c))).toMatchObject({ status: 0, stdout: '' });
-        expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { ipam: 'ours' }), JSON.stringify(c))).toMatchObject({ status: 0, stdout: '' });
+        expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { ipam: 'ours' }), JSON.stringify(c))).toMatchObject({ code: 0, stdout: '' });
+        expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { ipam: 'ours' }), JSON.stringify(c))).toMatchObject({ code: 0, stdout: '' });
       },
     );
   });
 
   // Garbage input: both exit 1 with the same code; ours prints valid error JSON and leaves the host as it was.
-  const GARBAGE: Array<[string, (w: World) => { env: Env; stdin: string }]> = [
+  const GARBAGE: Array<[string, (w: World) => { env: RawEnv; stdin: string }]> = [
     ['empty stdin', (w) => ({ env: env(w, 'ADD'), stdin: '' })],
     ['broken JSON', (w) => ({ env: env(w, 'ADD'), stdin: '{"cniVersion":"1.0.0","name":' })],
     ['not an object', (w) => ({ env: env(w, 'ADD'), stdin: '[1,2]' })],
@@ -307,8 +305,8 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge: ours vs the Go re
     const i2 = make(ours);
     const rGo = runIn(go.host, GO_BRIDGE, i1.env, i1.stdin);
     const rOurs: PluginRun = runIn(ours.host, OUR_BRIDGE, i2.env, i2.stdin);
-    expect(rGo.status).toBe(1);
-    expect(rOurs.status).toBe(1);
+    expect(rGo.code).toBe(1);
+    expect(rOurs.code).toBe(1);
     expect(rOurs.json).toBeDefined();
     expect(Object.keys(rOurs.json!).filter((k) => !['code', 'msg', 'details'].includes(k))).toEqual([]);
     expect(typeof rOurs.json!.msg).toBe('string');

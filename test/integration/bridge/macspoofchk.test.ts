@@ -8,7 +8,8 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canUseNetns } from '../../helpers/netns.js';
-import { GO_BRIDGE, OUR_BRIDGE, conf, haveGo, haveOurs, ipamFiles, ipamPath, runIn, worldsPerTest, type Env, type World } from './harness.js';
+import { GO_BRIDGE, OUR_BRIDGE, conf, haveGo, haveOurs, ipamFiles, ipamPath, worldsPerTest, type World } from './harness.js';
+import { runIn, type RawEnv } from '../../helpers/run-plugin.js';
 
 const haveNft = (() => {
   try {
@@ -39,7 +40,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
     expect(rootRuleset()).not.toContain(TAG);
   });
 
-  const env = (w: World, cmd: string, o: { id?: string; pod?: number; netns?: string; args?: string } = {}): Env => ({
+  const env = (w: World, cmd: string, o: { id?: string; pod?: number; netns?: string; args?: string } = {}): RawEnv => ({
     CNI_COMMAND: cmd,
     CNI_CONTAINERID: `${TAG}-${o.id ?? 'c1'}`,
     CNI_NETNS: o.netns ?? w.pod(o.pod ?? 0).path,
@@ -92,8 +93,8 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
     const ours = world();
     const rGo = runIn(go.host, GO_BRIDGE, env(go, 'ADD', { args: cniArgs }), JSON.stringify(conf(go, o, ipam)));
     const rOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD', { args: cniArgs }), JSON.stringify(conf(ours, o, ipam)));
-    expect([rGo.status, rGo.stderr]).toEqual([0, '']);
-    expect([rOurs.status, rOurs.stderr]).toEqual([0, '']);
+    expect([rGo.code, rGo.stderr]).toEqual([0, '']);
+    expect([rOurs.code, rOurs.stderr]).toEqual([0, '']);
     if (cniArgs !== undefined) expect(podMac(ours)).toBe('0a:58:0a:01:02:4f');
     // the MAC in the rule is the pod's eth0 (and the result's) MAC, in lower case
     const ourMac = podMac(ours);
@@ -107,7 +108,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
 
     const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL', { args: cniArgs }), JSON.stringify(conf(go, o, ipam)));
     const dOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL', { args: cniArgs }), JSON.stringify(conf(ours, o, ipam)));
-    expect([dGo.status, dOurs.status, dOurs.stdout, dOurs.stderr]).toEqual([0, 0, '', '']);
+    expect([dGo.code, dOurs.code, dOurs.stdout, dOurs.stderr]).toEqual([0, 0, '', '']);
     expect(ruleset(ours)).toEqual(ruleset(go));
     expect(bridgeRuleset(ours)).toEqual(EMPTY_NAT); // the table and the base chain stay, as upstream
   });
@@ -119,7 +120,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
     for (const macspoofchk of [true, false]) {
       const w = world();
       const r = runIn(w.host, bin, env(w, 'ADD'), JSON.stringify(conf(w, { isGateway: true, macspoofchk }, { subnet: '10.1.2.0/24' })));
-      expect(r.status).toBe(0);
+      expect(r.code).toBe(0);
       const real = podMac(w);
       expect(ping(w, '10.1.2.1')).toBe(true);
       w.pod().exec(['ip', 'link', 'set', 'eth0', 'address', '02:de:ad:be:ef:01']);
@@ -134,8 +135,8 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
   it('ours: the drop is per port: a second pod on the bridge is unaffected by the first one spoofing', () => {
     const w = world(2);
     const c = JSON.stringify(conf(w, { isGateway: true, macspoofchk: true }, { subnet: '10.1.2.0/24' }));
-    expect(runIn(w.host, OUR_BRIDGE, env(w, 'ADD', { id: 'a', pod: 0 }), c).status).toBe(0);
-    expect(runIn(w.host, OUR_BRIDGE, env(w, 'ADD', { id: 'b', pod: 1 }), c).status).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'ADD', { id: 'a', pod: 0 }), c).code).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'ADD', { id: 'b', pod: 1 }), c).code).toBe(0);
     expect(ping(w, '10.1.2.3', 0)).toBe(true);
     w.pod(0).exec(['ip', 'link', 'set', 'eth0', 'address', '02:de:ad:be:ef:02']);
     w.pod(0).exec(['ip', 'neigh', 'flush', 'all']);
@@ -149,10 +150,10 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
   ])('%s removes the rules', (_name, adder, deleter) => {
     const w = world();
     const c = JSON.stringify(conf(w, { isGateway: true, macspoofchk: true }, { subnet: '10.1.2.0/24' }));
-    expect(runIn(w.host, adder, env(w, 'ADD'), c).status).toBe(0);
+    expect(runIn(w.host, adder, env(w, 'ADD'), c).code).toBe(0);
     expect(cniState(w).chains).toHaveLength(2);
     const d = runIn(w.host, deleter, env(w, 'DEL'), c);
-    expect([d.status, d.stdout]).toEqual([0, '']);
+    expect([d.code, d.stdout]).toEqual([0, '']);
     expect(ruleset(w)).toEqual(EMPTY_NAT);
     expect(ipamFiles(w)).toEqual([]);
   });
@@ -160,11 +161,11 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
   it('Go and ours on one bridge: each DEL removes only its own container rules', () => {
     const w = world(3);
     const c = JSON.stringify(conf(w, { isGateway: true, macspoofchk: true }, { subnet: '10.1.2.0/24' }));
-    expect(runIn(w.host, GO_BRIDGE, env(w, 'ADD', { id: 'go', pod: 0 }), c).status).toBe(0);
-    expect(runIn(w.host, OUR_BRIDGE, env(w, 'ADD', { id: 'ts', pod: 1 }), c).status).toBe(0);
-    expect(runIn(w.host, GO_BRIDGE, env(w, 'ADD', { id: 'go2', pod: 2 }), c).status).toBe(0);
+    expect(runIn(w.host, GO_BRIDGE, env(w, 'ADD', { id: 'go', pod: 0 }), c).code).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'ADD', { id: 'ts', pod: 1 }), c).code).toBe(0);
+    expect(runIn(w.host, GO_BRIDGE, env(w, 'ADD', { id: 'go2', pod: 2 }), c).code).toBe(0);
     expect(cniState(w).prerouting).toEqual(['macspoofchk-TAG-go-eth0', 'macspoofchk-TAG-ts-eth0', 'macspoofchk-TAG-go2-eth0']);
-    expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { id: 'go', pod: 0 }), c).status).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { id: 'go', pod: 0 }), c).code).toBe(0);
     expect(cniState(w)).toEqual({
       chains: ['cni-br-iface-TAG-ts-eth0', 'cni-br-iface-TAG-ts-eth0-mac', 'cni-br-iface-TAG-go2-eth0', 'cni-br-iface-TAG-go2-eth0-mac'],
       prerouting: ['macspoofchk-TAG-ts-eth0', 'macspoofchk-TAG-go2-eth0'],
@@ -172,26 +173,26 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
     // the remaining pods still reach the gateway; their rules are whole
     expect(ping(w, '10.1.2.1', 1)).toBe(true);
     expect(ping(w, '10.1.2.1', 2)).toBe(true);
-    expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { id: 'ts', pod: 1 }), c).status).toBe(0);
-    expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { id: 'go2', pod: 2 }), c).status).toBe(0);
+    expect(runIn(w.host, GO_BRIDGE, env(w, 'DEL', { id: 'ts', pod: 1 }), c).code).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'DEL', { id: 'go2', pod: 2 }), c).code).toBe(0);
     expect(ruleset(w)).toEqual(EMPTY_NAT);
   });
 
   it('ours: DEL when the pod interface is already gone removes the rules; a repeated DEL is silent', () => {
     const w = world();
     const c = JSON.stringify(conf(w, { isGateway: true, macspoofchk: true }, { subnet: '10.1.2.0/24' }));
-    expect(runIn(w.host, OUR_BRIDGE, env(w, 'ADD'), c).status).toBe(0);
+    expect(runIn(w.host, OUR_BRIDGE, env(w, 'ADD'), c).code).toBe(0);
     w.pod().exec(['ip', 'link', 'del', 'eth0']);
     expect(w.hostLinks()).toEqual(['br-t', 'lo']); // the host veth died with it
     for (let i = 0; i < 2; i++) {
       const d = runIn(w.host, OUR_BRIDGE, env(w, 'DEL'), c);
-      expect([d.status, d.stdout, d.stderr]).toEqual([0, '', '']);
+      expect([d.code, d.stdout, d.stderr]).toEqual([0, '', '']);
       expect(ruleset(w)).toEqual(EMPTY_NAT);
     }
     // and with no table at all
     w.host.exec(['nft', 'delete', 'table', 'bridge', 'nat']);
     const d = runIn(w.host, OUR_BRIDGE, env(w, 'DEL'), c);
-    expect([d.status, d.stdout, d.stderr]).toEqual([0, '', '']);
+    expect([d.code, d.stdout, d.stderr]).toEqual([0, '', '']);
   });
 
   // Divergence: upstream returns before its teardown when CNI_NETNS is empty or the netns is gone, and
@@ -203,14 +204,14 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
     for (const bin of [OUR_BRIDGE, GO_BRIDGE]) {
       const w = world();
       const c = JSON.stringify(conf(w, { isGateway: true, macspoofchk: true }, { subnet: '10.1.2.0/24' }));
-      expect(runIn(w.host, bin, env(w, 'ADD'), c).status).toBe(0);
+      expect(runIn(w.host, bin, env(w, 'ADD'), c).code).toBe(0);
       let netns = '';
       if (how === 'gone') {
         netns = w.pod().path;
         w.pod().delete();
       }
       const d = runIn(w.host, bin, env(w, 'DEL', { netns }), c);
-      expect([d.status, d.stdout]).toEqual([0, '']);
+      expect([d.code, d.stdout]).toEqual([0, '']);
       expect(ipamFiles(w)).toEqual([]);
       if (bin === OUR_BRIDGE) expect(ruleset(w)).toEqual(EMPTY_NAT);
       else expect(cniState(w).chains).toHaveLength(2);
@@ -218,16 +219,16 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
   });
 
   it('a failed ADD (route via an unreachable gateway) removes its rules and releases the IP, as Go', () => {
-    const results: Array<{ status: number; nat: unknown; ipam: string[] }> = [];
+    const results: Array<{ code: number; nat: unknown; ipam: string[] }> = [];
     for (const bin of [GO_BRIDGE, OUR_BRIDGE]) {
       const w = world();
       const c = JSON.stringify(conf(w, { isGateway: true, macspoofchk: true }, { subnet: '10.1.2.0/24', routes: [{ dst: '10.9.0.0/16', gw: '192.168.99.1' }] }));
       const r = runIn(w.host, bin, env(w, 'ADD'), c);
       expect(r.json?.msg).toMatch(/^failed to add route .* via 192\.168\.99\.1 dev eth0': /);
-      results.push({ status: r.status, nat: ruleset(w), ipam: ipamFiles(w) });
+      results.push({ code: r.code, nat: ruleset(w), ipam: ipamFiles(w) });
     }
     expect(results[1]).toEqual(results[0]);
-    expect(results[1]).toEqual({ status: 1, nat: EMPTY_NAT, ipam: [] });
+    expect(results[1]).toEqual({ code: 1, nat: EMPTY_NAT, ipam: [] });
   });
 
   it('CHECK does not look at the rules (as Go): it passes with them removed', () => {
@@ -235,10 +236,10 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
       const w = world();
       const c = conf(w, { isGateway: true, macspoofchk: true }, { subnet: '10.1.2.0/24' });
       const r = runIn(w.host, bin, env(w, 'ADD'), JSON.stringify(c));
-      expect(r.status).toBe(0);
+      expect(r.code).toBe(0);
       w.host.exec(['nft', 'delete', 'table', 'bridge', 'nat']);
       const k = runIn(w.host, bin, env(w, 'CHECK'), JSON.stringify({ ...c, prevResult: r.json }));
-      expect([k.status, k.stdout]).toEqual([0, '']);
+      expect([k.code, k.stdout]).toEqual([0, '']);
     }
   });
 });

@@ -30,12 +30,10 @@ import {
   json,
   worldsPerTest,
   routes,
-  runIn,
   sysctl,
-  type Env,
-  type PluginRun,
   type World,
 } from './harness.js';
+import { runIn, type PluginRun, type RawEnv } from '../../helpers/run-plugin.js';
 
 /** Whether this kernel can make a VLAN-filtering bridge (probed in a throwaway netns). */
 function probeVlanFiltering(): boolean {
@@ -69,7 +67,7 @@ type Ipam = Record<string, unknown> | null;
 
 describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the Go reference', () => {
   const world = worldsPerTest('v');
-  const env = (w: World, cmd: string, pod = 0): Env => ({
+  const env = (w: World, cmd: string, pod = 0): RawEnv => ({
     CNI_COMMAND: cmd,
     CNI_CONTAINERID: `ctr-${pod}`,
     CNI_NETNS: w.pod(pod).path,
@@ -171,8 +169,8 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
       for (const pod of [0, 1]) {
         const rGo = runIn(go.host, GO_BRIDGE, env(go, 'ADD', pod), JSON.stringify(cGo));
         const rOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD', pod), JSON.stringify(cOurs));
-        expect([rGo.status, rGo.stdout]).toEqual([0, expect.any(String)]);
-        expect([rOurs.status, rOurs.stderr]).toEqual([0, '']);
+        expect([rGo.code, rGo.stdout]).toEqual([0, expect.any(String)]);
+        expect([rOurs.code, rOurs.stderr]).toEqual([0, '']);
         expect(resultText(rOurs, ours)).toBe(resultText(rGo, go));
         goVeths.push(hostVeth(rGo));
         ourVeths.push(hostVeth(rOurs));
@@ -199,7 +197,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
       for (const pod of [0, 1]) {
         const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL', pod), JSON.stringify(cGo));
         const dOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL', pod), JSON.stringify(cOurs));
-        expect([dOurs.status, dOurs.stdout]).toEqual([dGo.status, dGo.stdout]);
+        expect([dOurs.code, dOurs.stdout]).toEqual([dGo.code, dGo.stdout]);
         expect(state(ours, ourVeths, vlan)).toEqual(asHead(state(go, goVeths, vlan), o));
       }
       expect(ipamFiles(ours)).toEqual([]);
@@ -212,8 +210,8 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
       const go = world();
       const ours = world();
       const o = { vlan: 100, isGateway: true };
-      expect(runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(conf(go, o))).status).toBe(0);
-      expect(runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(conf(ours, o))).status).toBe(0);
+      expect(runIn(go.host, GO_BRIDGE, env(go, 'ADD'), JSON.stringify(conf(go, o))).code).toBe(0);
+      expect(runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(conf(ours, o))).code).toBe(0);
       const assignTypes = (w: World) => ({
         bridge: readIn(w.host, '/sys/class/net/br-t/addr_assign_type'),
         vlanIf: readIn(w.host, '/sys/class/net/br-t.100/addr_assign_type'),
@@ -240,8 +238,8 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
       for (const pod of [0, 1]) {
         const rGo = runIn(go.host, GO_BRIDGE, env(go, 'ADD', pod), JSON.stringify(conf(go, o, ipam)));
         const rOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD', pod), JSON.stringify(conf(ours, o, ipam)));
-        expect(rGo.status).toBe(0);
-        expect([rOurs.status, rOurs.stderr]).toEqual([0, '']);
+        expect(rGo.code).toBe(0);
+        expect([rOurs.code, rOurs.stderr]).toEqual([0, '']);
         expect(resultText(rOurs, ours)).toBe(resultText(rGo, go));
         goVeths.push(hostVeth(rGo));
         ourVeths.push(hostVeth(rOurs));
@@ -252,7 +250,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
       expect(s.vlanFiltering).toBe(1);
       const port = ['1 PVID Egress Untagged', ...TRUNK_VIDS];
       expect(s.vlans).toEqual({ 'br-t': ['1 PVID Egress Untagged'], 'veth:pod0': port, 'veth:pod1': port });
-      for (const pod of [0, 1]) expect(runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL', pod), JSON.stringify(conf(ours, o, ipam)))).toMatchObject({ status: 0, stdout: '' });
+      for (const pod of [0, 1]) expect(runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL', pod), JSON.stringify(conf(ours, o, ipam)))).toMatchObject({ code: 0, stdout: '' });
       expect(bridgeVlans(ours, labeler(ourVeths))).toEqual({ 'br-t': ['1 PVID Egress Untagged'] });
     });
   });
@@ -286,7 +284,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
     it.each(VLAN_CONFS)('new bridge, %s: both fail to create it, same code and words, nothing left, no IP held', (_name, o, ipam) => {
       const { go, ours, cGo, cOurs, rGo, rOurs } = addBoth(o, ipam, false);
       expect(rGo.json?.msg).toBe('failed to create bridge "br-t": could not add "br-t": operation not supported');
-      expect([rOurs.status, rOurs.json?.code]).toEqual([rGo.status, rGo.json?.code]);
+      expect([rOurs.code, rOurs.json?.code]).toEqual([rGo.code, rGo.json?.code]);
       expect(ownWords(rOurs.json?.msg)).toBe(ownWords(rGo.json?.msg));
       expect(hostLinks(ours)).toEqual(hostLinks(go));
       expect(podLinks(ours)).toEqual(podLinks(go));
@@ -294,7 +292,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
       // the runtime's DEL after the failed ADD
       const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL'), JSON.stringify(cGo));
       const dOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL'), JSON.stringify(cOurs));
-      expect([dOurs.status, dOurs.stdout]).toEqual([dGo.status, dGo.stdout]);
+      expect([dOurs.code, dOurs.stdout]).toEqual([dGo.code, dGo.stdout]);
       expect(hostLinks(ours)).toEqual(hostLinks(go));
       expect(ipamFiles(ours)).toEqual([]);
     });
@@ -302,7 +300,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
     it.each(VLAN_CONFS)('existing bridge, %s: both fail to tag the port, same code and words, same leftovers, DEL cleans', (_name, o, ipam) => {
       const { go, ours, cGo, cOurs, rGo, rOurs } = addBoth(o, ipam, true);
       expect(rGo.json?.msg).toMatch(/^failed to setup vlan tag on interface "veth[0-9a-f]{8}": operation not supported$/);
-      expect([rOurs.status, rOurs.json?.code]).toEqual([rGo.status, rGo.json?.code]);
+      expect([rOurs.code, rOurs.json?.code]).toEqual([rGo.code, rGo.json?.code]);
       expect(ownWords(rOurs.json?.msg)).toBe(ownWords(rGo.json?.msg));
       // as upstream, the veth stays for the runtime's DEL; the IP (if any) was released
       expect(hostLinks(ours)).toEqual(['br-t', 'lo', 'vethX']);
@@ -311,7 +309,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
       expect(ipamFiles(ours)).toEqual([]);
       const dGo = runIn(go.host, GO_BRIDGE, env(go, 'DEL'), JSON.stringify(cGo));
       const dOurs = runIn(ours.host, OUR_BRIDGE, env(ours, 'DEL'), JSON.stringify(cOurs));
-      expect([dOurs.status, dOurs.stdout]).toEqual([dGo.status, dGo.stdout]);
+      expect([dOurs.code, dOurs.stdout]).toEqual([dGo.code, dGo.stdout]);
       expect(hostLinks(ours)).toEqual(['br-t', 'lo']);
       expect(podLinks(ours)).toEqual(podLinks(go));
     });
@@ -338,7 +336,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo)('bridge VLANs: ours vs the
     it('vlanTrunk: ours fails to create the VLAN-filtering bridge, host untouched, no IP held', () => {
       const ours = world();
       const r = runIn(ours.host, OUR_BRIDGE, env(ours, 'ADD'), JSON.stringify(conf(ours, { vlanTrunk: [{ id: 101 }], isGateway: true })));
-      expect(r.status).toBe(1);
+      expect(r.code).toBe(1);
       expect(ownWords(r.json?.msg)).toBe('failed to create bridge "br-t": could not add "br-t": operation not supported');
       expect(hostLinks(ours)).toEqual(['lo']);
       expect(podLinks(ours)).toEqual(['lo up']);

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasEtcd, startEtcd, type TestEtcd } from '../../helpers/etcd.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { DIST, ensureBuilt, runPlugin } from '../flannel/helpers.js';
+import { DIST, ensureBuilt } from '../flannel/helpers.js';
+import { runPluginSync } from '../../helpers/run-plugin.js';
 import { buildFlanneld, createDaemonNetns, daemonRunner, until, within } from './daemon-harness.js';
 
 const PREFIX = '/renum';
@@ -74,7 +75,7 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built): config change, renu
       ipam: { dataDir: join(dir, 'cni', 'ipam') },
     });
     const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: DIST };
-    return runPlugin(join(DIST, 'flannel'), env, conf, ns);
+    return runPluginSync(join(DIST, 'flannel'), env, conf, ns);
   };
 
   it('warns while running, renumbers on restart (old device and cni0 gateway gone, new pods work), and a revert regains the old subnet', async () => {
@@ -84,7 +85,7 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built): config change, renu
     expect(subnetA).toMatch(/^10\.61\.\d+\.1\/24$/);
     expect(link('flannel.1').status).toBe(0);
     const pod1 = podAdd('ctr-a');
-    expect(pod1.status, pod1.stdout + pod1.stderr).toBe(0);
+    expect(pod1.code, pod1.stdout + pod1.stderr).toBe(0);
     expect(globalAddrs('cni0')).toEqual([subnetA]); // the bridge plugin's gateway for subnet A
 
     // (a) changed while running: one loud line, what changed and what a restart does
@@ -110,7 +111,7 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built): config change, renu
     expect(JSON.parse(link('flannel.2').stdout)[0].linkinfo.info_data.id).toBe(2);
     expect(globalAddrs('cni0')).toEqual([]);
     const pod2 = podAdd('ctr-b');
-    expect(pod2.status, pod2.stdout + pod2.stderr).toBe(0);
+    expect(pod2.code, pod2.stdout + pod2.stderr).toBe(0);
     expect(JSON.parse(pod2.stdout).ips[0].address).toMatch(new RegExp(`^${subnetB.replace(/\.1\/24$/, '').replace(/\./g, '\\.')}\\.\\d+/24$`));
     expect(globalAddrs('cni0')).toEqual([subnetB]);
     expect(await daemons.stop(d)).toBe(0);

@@ -4,13 +4,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { DIST, ROOT, ensureBuilt, runPlugin as runIn, SUBNET_ENV, tempDir, writeSubnetEnv } from './helpers.js';
+import { DIST, ensureBuilt, SUBNET_ENV, tempDir, writeSubnetEnv } from './helpers.js';
+import { ROOT } from '../../helpers/paths.js';
+import { runIn } from '../../helpers/run-plugin.js';
 
 let work: string;
 let host: Netns;
 let linksBefore: string;
 // every call runs inside a host netns made here, which must end up exactly as it started
-const runPlugin = (bin: string, env: Record<string, string>, stdin: string) => runIn(bin, env, stdin, host);
+const runPlugin = (bin: string, env: Record<string, string>, stdin: string) => runIn(host, bin, env, stdin);
 let bin: string;
 const FLANNEL = join(DIST, 'flannel');
 
@@ -62,7 +64,7 @@ describe.skipIf(!canUseNetns)('flannel → fake delegate', () => {
   it('ADD: the delegate gets the upstream conf (also saved, 0600 in a 0700 dir) and the inherited env; the result is re-printed', () => {
     const c = setup();
     const r = runPlugin(FLANNEL, c.env('ADD'), c.conf);
-    expect(r.status, r.stdout).toBe(0);
+    expect(r.code, r.stdout).toBe(0);
     const [call] = c.calls();
     expect(call!.name).toBe('0-ADD.stdin');
     expect(call!.stdin).toBe(
@@ -84,7 +86,7 @@ describe.skipIf(!canUseNetns)('flannel → fake delegate', () => {
 
   it('the delegate type comes from `delegate.type` and is looked up in CNI_PATH', () => {
     const c = setup({ delegate: { type: 'ipvlan', master: 'eth0' } });
-    expect(runPlugin(FLANNEL, c.env('ADD'), c.conf).status).toBe(0);
+    expect(runPlugin(FLANNEL, c.env('ADD'), c.conf).code).toBe(0);
     expect(JSON.parse(c.calls()[0]!.stdin)).toMatchObject({ type: 'ipvlan', master: 'eth0' });
   });
 
@@ -101,7 +103,7 @@ describe.skipIf(!canUseNetns)('flannel → fake delegate', () => {
     const c = setup();
     const fail = '{"code":11,"msg":"try again","details":"later"}';
     const r = runPlugin(FLANNEL, c.env('ADD', { FAKE_CNI_FAIL: fail }), c.conf);
-    expect(r.status).toBe(1);
+    expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout)).toEqual({ code: 11, msg: 'try again', details: 'later' });
     expect(existsSync(c.scratch)).toBe(true);
   });
@@ -118,14 +120,14 @@ describe.skipIf(!canUseNetns)('flannel → fake delegate', () => {
     const saved = readFileSync(c.scratch, 'utf8');
     const delConf = JSON.stringify({ ...JSON.parse(c.conf), cniVersion: '1.0.0', prevResult: { cniVersion: '1.0.0' } });
     const r = runPlugin(FLANNEL, c.env('DEL'), delConf);
-    expect(r.status, r.stdout).toBe(0);
+    expect(r.code, r.stdout).toBe(0);
     expect(r.stdout).toBe('');
     const calls = c.calls();
     expect(calls[1]!.name).toBe('1-DEL.stdin');
     expect(calls[1]!.stdin).toBe(saved);
     expect(calls[1]!.env).toContain('CNI_COMMAND=DEL');
     expect(existsSync(c.scratch)).toBe(false);
-    expect(runPlugin(FLANNEL, c.env('DEL'), delConf).status).toBe(0);
+    expect(runPlugin(FLANNEL, c.env('DEL'), delConf).code).toBe(0);
     expect(c.calls()).toHaveLength(2);
   });
 
@@ -134,7 +136,7 @@ describe.skipIf(!canUseNetns)('flannel → fake delegate', () => {
     mkdirSync(c.dataDir, { recursive: true });
     writeFileSync(c.scratch, '{"type":"bri');
     const r = runPlugin(FLANNEL, c.env('DEL'), c.conf);
-    expect(r.status).toBe(0);
+    expect(r.code).toBe(0);
     expect(r.stderr).toBe('failed to parse netconf: unexpected end of JSON input');
     expect(c.calls()).toHaveLength(0);
     expect(existsSync(c.scratch)).toBe(true);
@@ -144,7 +146,7 @@ describe.skipIf(!canUseNetns)('flannel → fake delegate', () => {
     const c = setup();
     runPlugin(FLANNEL, c.env('ADD'), c.conf);
     const r = runPlugin(FLANNEL, c.env('DEL', { FAKE_CNI_FAIL: '{"code":999,"msg":"running [/usr/sbin/iptables -t nat -D POSTROUTING]: exit status 1"}' }), c.conf);
-    expect(r.status).toBe(1);
+    expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).msg).toContain('iptables');
     expect(existsSync(c.scratch)).toBe(false);
   });

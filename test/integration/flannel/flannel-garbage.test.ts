@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { DIST, GO_CNI, ensureBuilt, hasGoPlugins, runPlugin, SUBNET_ENV, tempDir, writeSubnetEnv } from './helpers.js';
+import { DIST, GO_CNI, ensureBuilt, hasGoPlugins, SUBNET_ENV, tempDir, writeSubnetEnv } from './helpers.js';
+import { runPluginSync } from '../../helpers/run-plugin.js';
 
 const FLANNEL = join(DIST, 'flannel');
 const SUPPORTED = '["0.1.0" "0.2.0" "0.3.0" "0.3.1" "0.4.0" "1.0.0" "1.1.0"]';
@@ -76,8 +77,8 @@ describe.skipIf(!canUseNetns)('flannel garbage input', () => {
     else if (row.subnetEnv !== null) writeFileSync(join(dir, 'subnet.env'), row.subnetEnv);
     const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr-g', CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: GO_CNI, ...row.env };
     const stdin = row.stdin === undefined ? conf(dir) : typeof row.stdin === 'function' ? row.stdin(dir) : row.stdin;
-    const r = runPlugin(FLANNEL, env, stdin, host);
-    expect(r.status).toBe(1);
+    const r = runPluginSync(FLANNEL, env, stdin, host);
+    expect(r.code).toBe(1);
     const out = JSON.parse(r.stdout) as { code: number; msg: string; details?: string };
     expect(Object.keys(out).every((k) => ['code', 'msg', 'details'].includes(k))).toBe(true);
     expect(out.code).toBe(row.code);
@@ -101,9 +102,9 @@ describe.skipIf(!canUseNetns)('flannel garbage input', () => {
     const ownHost = createNetns('flgn');
     const twin = createNetns('flgt');
     const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr-n', CNI_NETNS: '/var/run/netns/flannel-test-does-not-exist', CNI_IFNAME: 'eth0', CNI_PATH: GO_CNI };
-    const r = runPlugin(FLANNEL, env, conf(dir, { ipam: { dataDir: join(dir, 'ipam') } }), ownHost);
-    expect(r.status).toBe(1);
-    const direct = runPlugin(join(GO_CNI, 'bridge'), env, readSubnetScratch(dir, 'ctr-n').replace(join(dir, 'ipam'), join(dir, 'ipam2')), twin);
+    const r = runPluginSync(FLANNEL, env, conf(dir, { ipam: { dataDir: join(dir, 'ipam') } }), ownHost);
+    expect(r.code).toBe(1);
+    const direct = runPluginSync(join(GO_CNI, 'bridge'), env, readSubnetScratch(dir, 'ctr-n').replace(join(dir, 'ipam'), join(dir, 'ipam2')), twin);
     expect(r.stdout).toBe(direct.stdout);
     expect(JSON.parse(r.stdout)).toEqual({
       code: 999,
@@ -112,8 +113,8 @@ describe.skipIf(!canUseNetns)('flannel garbage input', () => {
     expect(ownHost.exec(['ip', '-br', 'link']).stdout.replace(/[0-9a-f:]{17}/g, '')).toBe(twin.exec(['ip', '-br', 'link']).stdout.replace(/[0-9a-f:]{17}/g, ''));
     expect(existsSync(join(dir, 'ipam', 'cbr0', '10.244.1.2'))).toBe(false);
     // DEL afterwards (what the runtime does after a failed ADD) succeeds and removes the scratch file
-    const d = runPlugin(FLANNEL, { ...env, CNI_COMMAND: 'DEL' }, conf(dir), ownHost);
-    expect(d.status, d.stdout).toBe(0);
+    const d = runPluginSync(FLANNEL, { ...env, CNI_COMMAND: 'DEL' }, conf(dir), ownHost);
+    expect(d.code, d.stdout).toBe(0);
     expect(readdirSync(join(dir, 'data'))).toEqual([]);
   });
 });

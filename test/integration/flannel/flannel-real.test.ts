@@ -6,7 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { DIST, GO_CNI, ensureBuilt, guardRootNetns, hasGoPlugins, normalizeResult, runPlugin, SUBNET_ENV, tempDir, writeSubnetEnv } from './helpers.js';
+import { DIST, GO_CNI, ensureBuilt, guardRootNetns, hasGoPlugins, normalizeResult, SUBNET_ENV, tempDir, writeSubnetEnv } from './helpers.js';
+import { runPluginSync } from '../../helpers/run-plugin.js';
 
 let work: string;
 /** CNI_PATH with our flannel first, then the Go bridge/host-local */
@@ -62,8 +63,8 @@ function node(envText = SUBNET_ENV.v4(), cniVersion = '0.3.1'): Node {
   };
 }
 
-const add = (n: Node, cniPath: string) => runPlugin(FLANNEL, n.env('ADD', cniPath), n.conf, n.host);
-const del = (n: Node, cniPath: string) => runPlugin(FLANNEL, n.env('DEL', cniPath), n.conf, n.host);
+const add = (n: Node, cniPath: string) => runPluginSync(FLANNEL, n.env('ADD', cniPath), n.conf, n.host);
+const del = (n: Node, cniPath: string) => runPluginSync(FLANNEL, n.env('DEL', cniPath), n.conf, n.host);
 const links = (ns: Netns) => JSON.parse(ns.exec(['ip', '-j', 'link']).stdout) as Array<{ ifname: string; mtu: number }>;
 const addrs = (ns: Netns, dev: string) =>
   (JSON.parse(ns.exec(['ip', '-j', 'addr', 'show', 'dev', dev]).stdout)[0].addr_info as Array<{ local: string; prefixlen: number; scope: string }>)
@@ -74,8 +75,8 @@ const vethCount = (ns: Netns) => links(ns).filter((l) => l.ifname.startsWith('ve
 /** What the Go flannel would do on DEL with its scratch file: exec its type from CNI_PATH with the saved bytes. */
 function goFlannelDel(n: Node): void {
   const bytes = readFileSync(n.scratch, 'utf8');
-  const r = runPlugin(join(GO_CNI, 'bridge'), n.env('DEL', GO_CNI), bytes, n.host);
-  expect(r.status, r.stdout).toBe(0);
+  const r = runPluginSync(join(GO_CNI, 'bridge'), n.env('DEL', GO_CNI), bytes, n.host);
+  expect(r.code, r.stdout).toBe(0);
   rmSync(n.scratch);
 }
 
@@ -83,8 +84,8 @@ function goFlannelDel(n: Node): void {
 function goFlannelAdd(n: Node, bytes: string): string {
   mkdirSync(join(n.dir, 'flannel'), { recursive: true, mode: 0o700 });
   writeFileSync(n.scratch, bytes, { mode: 0o600 });
-  const r = runPlugin(join(GO_CNI, 'bridge'), n.env('ADD', GO_CNI), bytes, n.host);
-  expect(r.status, r.stdout).toBe(0);
+  const r = runPluginSync(join(GO_CNI, 'bridge'), n.env('ADD', GO_CNI), bytes, n.host);
+  expect(r.code, r.stdout).toBe(0);
   return r.stdout;
 }
 
@@ -114,7 +115,7 @@ describe.skipIf(!canUseNetns || !hasGoPlugins)('flannel → real bridge + host-l
     it('IPv4 lifecycle: pod wired, ping to the gateway, DEL cleans, second DEL is a no-op', () => {
       const n = node();
       const r = add(n, cniPath());
-      expect(r.status, r.stdout).toBe(0);
+      expect(r.code, r.stdout).toBe(0);
       const res = JSON.parse(r.stdout);
       expect(res.cniVersion).toBe('0.3.1');
       expect(res.interfaces.map((i: { name: string }) => i.name)).toEqual(['cni0', expect.stringMatching(/^veth[0-9a-f]{8}$/), 'eth0']);
@@ -124,22 +125,22 @@ describe.skipIf(!canUseNetns || !hasGoPlugins)('flannel → real bridge + host-l
       expect(n.ipamFiles()).toEqual(['10.244.1.2']);
       expect(readFileSync(n.scratch, 'utf8')).toContain('"ranges":[[{"subnet":"10.244.1.0/24"}]]');
       const d = del(n, cniPath());
-      expect(d.status, d.stdout).toBe(0);
+      expect(d.code, d.stdout).toBe(0);
       expectCleaned(n);
       expect(existsSync(n.scratch)).toBe(false);
-      expect(del(n, cniPath()).status).toBe(0);
+      expect(del(n, cniPath()).code).toBe(0);
     });
 
     it('dual stack: two addresses, v4 then v6', () => {
       const n = node(SUBNET_ENV.dual(), '1.0.0');
       const r = add(n, cniPath());
-      expect(r.status, r.stdout).toBe(0);
+      expect(r.code, r.stdout).toBe(0);
       const res = JSON.parse(r.stdout);
       expect(res.ips.map((i: { address: string }) => i.address)).toEqual(['10.244.1.2/24', 'fd00:10:244:1::2/64']);
       expect(addrs(n.pod, 'eth0')).toEqual(expect.arrayContaining(['10.244.1.2/24', 'fd00:10:244:1::2/64']));
       expect(addrs(n.host, 'cni0')).toEqual(expect.arrayContaining(['10.244.1.1/24', 'fd00:10:244:1::1/64']));
       expect(n.pod.exec(['ip', '-6', 'route']).stdout).toContain('fd00:10:244::/56 via fd00:10:244:1::1');
-      expect(del(n, cniPath()).status).toBe(0);
+      expect(del(n, cniPath()).code).toBe(0);
       expectCleaned(n);
     });
   });
@@ -147,7 +148,7 @@ describe.skipIf(!canUseNetns || !hasGoPlugins)('flannel → real bridge + host-l
   it('our flannel → Go bridge prints what the Go bridge prints for the same delegate conf (modulo MACs and veth names)', () => {
     const ours = node();
     const r = add(ours, GO_PATH);
-    expect(r.status, r.stdout).toBe(0);
+    expect(r.code, r.stdout).toBe(0);
     // the Go flannel prints its delegate's result: run the Go bridge directly with the same bytes elsewhere
     const twin = node();
     const bytes = readFileSync(ours.scratch, 'utf8').replace(join(ours.dir, 'ipam'), join(twin.dir, 'ipam'));
@@ -160,14 +161,14 @@ describe.skipIf(!canUseNetns || !hasGoPlugins)('flannel → real bridge + host-l
     const b = node();
     const ra = add(a, OURS_PATH);
     const rb = add(b, GO_PATH);
-    expect(ra.status, ra.stdout).toBe(0);
+    expect(ra.code, ra.stdout).toBe(0);
     expect(normalizeResult(ra.stdout)).toEqual(normalizeResult(rb.stdout));
   });
 
   describe.each(CHAINS)('cross DEL with %s', (_label, cniPath) => {
     it('ADD by our flannel, DEL as the Go flannel would (Go bridge with the saved bytes) cleans it', () => {
       const n = node();
-      expect(add(n, cniPath()).status).toBe(0);
+      expect(add(n, cniPath()).code).toBe(0);
       expect(vethCount(n.host)).toBe(1);
       goFlannelDel(n);
       expectCleaned(n);
@@ -179,7 +180,7 @@ describe.skipIf(!canUseNetns || !hasGoPlugins)('flannel → real bridge + host-l
       goFlannelAdd(n, bytes);
       expectPodWired(n, '10.244.1.2/24', '10.244.1.1/24');
       const d = del(n, cniPath());
-      expect(d.status, d.stdout).toBe(0);
+      expect(d.code, d.stdout).toBe(0);
       expectCleaned(n);
       expect(existsSync(n.scratch)).toBe(false);
     });

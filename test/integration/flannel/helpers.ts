@@ -1,14 +1,13 @@
-// Shared by the flannel integration tests: exec a built plugin with CNI_* env, optionally inside a
-// netns the test created; temp dirs; subnet.env fixtures.
+// Shared by the flannel integration tests: builds, temp dirs, subnet.env fixtures, root-netns guard.
+// Plugins run through test/helpers/run-plugin.ts.
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanupNetns, type Netns } from '../../helpers/netns.js';
+import { cleanupNetns } from '../../helpers/netns.js';
 import { DIST_BIN, GO_CNI_BIN, ROOT } from '../../helpers/paths.js';
 
-export { ROOT } from '../../helpers/paths.js';
 export const DIST = DIST_BIN;
 export const GO_CNI = GO_CNI_BIN;
 export const hasGoPlugins = existsSync(join(GO_CNI, 'bridge')) && existsSync(join(GO_CNI, 'host-local'));
@@ -16,24 +15,6 @@ export const hasGoPlugins = existsSync(join(GO_CNI, 'bridge')) && existsSync(joi
 export function ensureBuilt(...names: string[]): void {
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts/build.mjs'), ...names], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
-}
-
-export interface PluginRun {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Execs `bin` with the CNI_* variables (undefined = unset), inside `ns` when given. */
-export function runPlugin(bin: string, env: Record<string, string | undefined>, stdin: string, ns?: Netns): PluginRun {
-  const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) base[k] = v;
-  if (ns) {
-    const r = ns.exec([bin], { input: stdin, env: base, allowFail: true });
-    return r;
-  }
-  const r = spawnSync(bin, [], { input: stdin, env: base, encoding: 'utf8' });
-  return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
 export function tempDir(prefix: string): string {

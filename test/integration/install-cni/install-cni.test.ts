@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIST, ROOT, ensureBuilt, tempDir } from '../flannel/helpers.js';
+import { DIST, ensureBuilt, tempDir } from '../flannel/helpers.js';
+import { ROOT } from '../../helpers/paths.js';
 
 const INSTALL_CNI = join(DIST, 'install-cni');
 const PLUGINS = ['flannel', 'bridge', 'host-local', 'loopback'];
