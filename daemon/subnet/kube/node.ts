@@ -79,20 +79,25 @@ export function nodeToLease(n: Node, a: Annotations, flags: { enableIPv4: boolea
   const cidrs = podCIDRs(n);
   const attrs: LeaseAttrs = { publicIP: { family: 4, value: 0n } };
   const lease: Lease = { enableIPv4: false, enableIPv6: false, subnet: undefined as unknown as IPNet, attrs, expiration: 0 };
+  // One family's public IP, backend data and pod CIDR, each checked in Go's order.
+  const family = (f: 4 | 6, ipKey: string, dataKey: string, net: IPNet | undefined) => {
+    const ip = parseFamilyIP(ann[ipKey], f, ipKey);
+    const data = parseData(ann[dataKey], dataKey);
+    if (!net) throw new Error(`missing IPv${f} address on n.Spec.PodCIDRs`);
+    return { ip, data, net };
+  };
   if (flags.enableIPv4) {
-    attrs.publicIP = parseFamilyIP(ann[a.publicIP], 4, a.publicIP);
-    const bd = parseData(ann[a.backendData], a.backendData);
-    if (bd !== undefined) attrs.backendData = bd;
-    if (!cidrs.v4) throw new Error('missing IPv4 address on n.Spec.PodCIDRs');
-    lease.subnet = cidrs.v4;
+    const v4 = family(4, a.publicIP, a.backendData, cidrs.v4);
+    attrs.publicIP = v4.ip;
+    if (v4.data !== undefined) attrs.backendData = v4.data;
+    lease.subnet = v4.net;
     lease.enableIPv4 = true;
   }
   if (flags.enableIPv6) {
-    attrs.publicIPv6 = parseFamilyIP(ann[a.publicIPv6], 6, a.publicIPv6);
-    const bd6 = parseData(ann[a.backendV6Data], a.backendV6Data);
-    if (bd6 !== undefined) attrs.backendV6Data = bd6;
-    if (!cidrs.v6) throw new Error('missing IPv6 address on n.Spec.PodCIDRs');
-    lease.ipv6Subnet = cidrs.v6;
+    const v6 = family(6, a.publicIPv6, a.backendV6Data, cidrs.v6);
+    attrs.publicIPv6 = v6.ip;
+    if (v6.data !== undefined) attrs.backendV6Data = v6.data;
+    lease.ipv6Subnet = v6.net;
     lease.enableIPv6 = true;
   }
   const bt = ann[a.backendType];
