@@ -54,6 +54,32 @@ describe('what changed and what a restart does', () => {
 });
 
 describe('watchNetworkConfig', () => {
+  /** runs the watch over `values` (the last one repeats; an Error is thrown by the read) and returns its log */
+  async function watchValues(values: (string | Error)[], key: string) {
+    let i = 0;
+    const log = memoryLogger();
+    const ac = new AbortController();
+    const done = watchNetworkConfig(
+      {
+        read: async () => {
+          const v = values[Math.min(i++, values.length - 1)]!;
+          if (v instanceof Error) throw v;
+          return v;
+        },
+        running,
+        key,
+        intervalMs: 1,
+        context: ctx,
+        log,
+      },
+      ac.signal,
+    );
+    await until(() => i > values.length + 2, 'every value read');
+    ac.abort();
+    await done;
+    return log;
+  }
+
   it('polls: each distinct change is logged once, a bad config and a deleted key too, etcd errors are not, and going back is said once', async () => {
     const values: (string | Error)[] = [
       A, // unchanged: silent
@@ -68,27 +94,7 @@ describe('watchNetworkConfig', () => {
       A,
       A,
     ];
-    let i = 0;
-    const log = memoryLogger();
-    const ac = new AbortController();
-    const done = watchNetworkConfig(
-      {
-        read: async () => {
-          const v = values[Math.min(i++, values.length - 1)]!;
-          if (v instanceof Error) throw v;
-          return v;
-        },
-        running,
-        key: KEY,
-        intervalMs: 1,
-        context: ctx,
-        log,
-      },
-      ac.signal,
-    );
-    await until(() => i > values.length + 2, 'every value read');
-    ac.abort();
-    await done;
+    const log = await watchValues(values, KEY);
     const want = [
       'W the network config at /coreos.com/network/config changed: Network 10.1.0.0/16 -> 10.2.0.0/16,',
       'W the network config at /coreos.com/network/config changed and is invalid (failed to parse network config',
@@ -103,27 +109,7 @@ describe('watchNetworkConfig', () => {
     const PATH = '/etc/kube-flannel/net-conf.json';
     const gone = new Error(`failed to read net conf: open ${PATH}: no such file or directory`);
     const values: (string | Error)[] = [A, gone, gone, A];
-    let i = 0;
-    const log = memoryLogger();
-    const ac = new AbortController();
-    const done = watchNetworkConfig(
-      {
-        read: async () => {
-          const v = values[Math.min(i++, values.length - 1)]!;
-          if (v instanceof Error) throw v;
-          return v;
-        },
-        running,
-        key: PATH,
-        intervalMs: 1,
-        context: ctx,
-        log,
-      },
-      ac.signal,
-    );
-    await until(() => i > values.length + 2, 'every value read');
-    ac.abort();
-    await done;
+    const log = await watchValues(values, PATH);
     expect(log.lines.map((l) => l.slice(0, 70))).toEqual([
       `W the network config at ${PATH} was deleted: flanneld keeps`.slice(0, 70),
       `I the network config at ${PATH} is back to the one flanneld runs on`.slice(0, 70),
