@@ -9,7 +9,7 @@ import type { HostgwNetwork } from '../../../daemon/backend/hostgw/network.js';
 import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
 import { FakeSubnetManager, linesLogger } from '../../helpers/fake-subnet-manager.js';
-import { createHost, createPod, createUnderlay, ping } from '../vxlan/hosts.js';
+import { createHost, createPod, createUnderlay, ping, pushLeases } from '../vxlan/hosts.js';
 import { until } from '../../helpers/until.js';
 
 interface Flannel {
@@ -51,12 +51,7 @@ describe.skipIf(!canUseNetns)('host-gw: a lease inside our own subnet on the rea
   let pod1: Netns;
   let f1: Flannel;
 
-  async function pushH1(batch: LeaseEvent[]): Promise<void> {
-    f1.manager.push(batch);
-    await until(() => f1.manager.queued === 0, 'f1.manager.queued === 0', { ms: 5000 });
-    await new Promise((r) => setTimeout(r, 0));
-    await f1.nw.idle();
-  }
+  const pushH1 = (batch: LeaseEvent[]) => pushLeases(f1, batch);
 
   beforeAll(async () => {
     const ul = createUnderlay();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canUseNetns, cleanupNetns, type Netns } from '../../helpers/netns.js';
 import type { LeaseEvent } from '../../../daemon/lease.js';
-import { createHost, createPod, createUnderlay, peerLease, ping, startFlannel, type Flannel } from './hosts.js';
+import { createHost, createPod, createUnderlay, peerLease, ping, pushLeases, startFlannel, type Flannel } from './hosts.js';
 import { until } from '../../helpers/until.js';
 
 describe.skipIf(!canUseNetns)('vxlan: bogus leases on the real kernel', () => {
@@ -19,13 +19,7 @@ describe.skipIf(!canUseNetns)('vxlan: bogus leases on the real kernel', () => {
   let f1: Flannel;
   let f2: Flannel;
 
-  /** Hands h1 a batch and waits until its backend has applied it. */
-  async function pushH1(batch: LeaseEvent[]): Promise<void> {
-    f1.manager.push(batch);
-    await until(() => f1.manager.queued === 0, 'f1.manager.queued === 0', { ms: 5000 });
-    await new Promise((r) => setTimeout(r, 0));
-    await f1.nw.idle();
-  }
+  const pushH1 = (batch: LeaseEvent[]) => pushLeases(f1, batch);
 
   const h2Entries = () => ({
     neigh: h1.exec(['ip', 'neigh', 'show', '10.10.32.0', 'dev', 'flannel.100']).stdout.trim(),

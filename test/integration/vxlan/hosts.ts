@@ -8,9 +8,10 @@ import type { Kernel } from '../../../shared/kernel/kernel.js';
 import { parseIP, parseNet } from '../../../shared/net/ip.js';
 import { createVxlanBackend } from '../../../daemon/backend/vxlan/vxlan.js';
 import type { VxlanNetwork } from '../../../daemon/backend/vxlan/network.js';
-import type { Lease } from '../../../daemon/lease.js';
+import type { Lease, LeaseEvent } from '../../../daemon/lease.js';
 import { createNetns, type Netns } from '../../helpers/netns.js';
 import { FakeSubnetManager, linesLogger } from '../../helpers/fake-subnet-manager.js';
+import { until } from '../../helpers/until.js';
 
 export const VNI = 100;
 
@@ -121,6 +122,14 @@ export async function startFlannel(ns: Netns, o: FlannelOptions): Promise<Flanne
   if (mac) f.mac = mac;
   if (mac6) f.mac6 = mac6;
   return f;
+}
+
+/** Hands a host's fake subnet manager a batch and waits until its backend has applied it. */
+export async function pushLeases(f: { manager: FakeSubnetManager; nw: { idle(): Promise<void> } }, batch: LeaseEvent[]): Promise<void> {
+  f.manager.push(batch);
+  await until(() => f.manager.queued === 0, 'manager.queued === 0', { ms: 5000 });
+  await new Promise((r) => setTimeout(r, 0));
+  await f.nw.idle();
 }
 
 /** The lease another host's flanneld holds, as it would be stored in etcd. */
