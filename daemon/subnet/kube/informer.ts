@@ -10,7 +10,7 @@
 // `onHealth(false)` fires when no list or watch has been up for `downAfterMs`, `onHealth(true)` when
 // one is again (for /readyz).
 import type { Logger } from '../../../shared/log.js';
-import { sleep } from '../../sleep.js';
+import { Backoff, sleep } from '../../sleep.js';
 import { type KubeClient, KubeApiError, isExpired } from './client.js';
 import type { Node } from './node.js';
 
@@ -43,25 +43,23 @@ interface NodeList {
 
 const NODES = '/api/v1/nodes';
 
-/** wait.NewExponentialBackoffManager(800ms, 30s, 2min, 2.0, 1.0) */
+/** wait.NewExponentialBackoffManager(800ms, 30s, 2min, 2.0, 1.0): daemon/sleep's Backoff plus jitter and a reset after quiet. */
 class JitterBackoff {
-  private next: number;
+  private readonly inner: Backoff;
   private lastAt = 0;
   constructor(
-    private readonly initial: number,
-    private readonly cap: number,
+    initial: number,
+    cap: number,
     private readonly resetAfter: number,
     private readonly random: () => number,
   ) {
-    this.next = initial;
+    this.inner = new Backoff(initial, cap);
   }
   step(): number {
     const now = Date.now();
-    if (now - this.lastAt > this.resetAfter) this.next = this.initial;
+    if (now - this.lastAt > this.resetAfter) this.inner.reset();
     this.lastAt = now;
-    const d = this.next * (1 + this.random());
-    this.next = Math.min(this.cap, this.next * 2);
-    return Math.round(d);
+    return Math.round(this.inner.step() * (1 + this.random()));
   }
 }
 
