@@ -3,8 +3,8 @@
 // description, so a Go and a TypeScript host-local on one node exclude each other.
 //
 // How we flock from Node (the N-API addon or flock(1)) lives in shared/fs/flock.ts, shared with the
-// flannel plugin's per-container lock. world.ts uses the addon when the build produced it next to the
-// executable (plugins/host-local/native/build.mjs writes dist/bin/flock.node), flock(1) otherwise.
+// flannel plugin's per-container lock. world.ts passes its processFlock (the addon when the build produced it
+// next to the executable, flock(1) otherwise).
 // Unlock closes the fd (which drops the lock with no syscall beyond close) and reopens it on the next lock.
 // The store's lock file is never removed (as in Go), so no inode check is needed here.
 import { closeSync, constants, openSync } from 'node:fs';

@@ -1,28 +1,13 @@
 // host-local wired to the real disk (with the fastest flock available) and to a skeleton io: the
 // executable's main.ts runs it on the process; bridge and flannel run it in-process as a delegate
 // (shared/cni/invoke.ts, registerInProcess); unit tests pass their own deps.
-import { existsSync, realpathSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { processIo, runPlugin, type PluginIo } from '../../shared/cni/skel.js';
 import type { CmdArgs } from '../../shared/cni/types.js';
+import { processFlock } from '../../shared/fs/flock.js';
 import { MAX_STATE_FILE, readFileBounded } from '../../shared/fs/read-bounded.js';
 import { pathError, readErrorOp } from '../../shared/go/errors.js';
 import { DiskStore } from './disk-store.js';
-import { type FlockFn, nativeFlock, utilFlock } from './file-lock.js';
 import { ABOUT, cmdAdd, cmdCheck, cmdDel, cmdGc, type HostLocalDeps } from './host-local.js';
-
-/** The addon sits next to the real executable; resolve symlinks (/opt/cni/bin/host-local → dist/bin) only if needed. */
-function addonPath(): string {
-  const self = process.argv[1] ?? '.';
-  const beside = join(dirname(self), 'flock.node');
-  return existsSync(beside) ? beside : join(dirname(realpathSync(self)), 'flock.node');
-}
-
-let flock: FlockFn | undefined;
-const lazyFlock: FlockFn = (fd) => {
-  flock ??= nativeFlock(addonPath()) ?? utilFlock();
-  flock(fd);
-};
 
 /** os.ReadFile (resolvConf), bounded, with Go's error text (`open <path>: no such file or directory`). */
 function readFile(path: string): string {
@@ -35,7 +20,7 @@ function readFile(path: string): string {
 
 export function realDeps(io: PluginIo): HostLocalDeps {
   return {
-    openStore: (network, dataDir) => DiskStore.open(network, dataDir, lazyFlock),
+    openStore: (network, dataDir) => DiskStore.open(network, dataDir, processFlock),
     readFile,
     log: (msg) => io.writeStderr(`${new Date().toISOString().replace('T', ' ').slice(0, 19).replaceAll('-', '/')} ${msg}\n`),
   };

@@ -65,7 +65,7 @@ function loadAddon(file: string): FlockFn | undefined {
 }
 
 /** The addon sits next to the real executable; resolve symlinks (/opt/cni/bin/x → dist/bin) only if needed. */
-export function addonPath(): string {
+function addonPath(): string {
   const self = process.argv[1] ?? '.';
   const beside = join(dirname(self), 'flock.node');
   return existsSync(beside) ? beside : join(dirname(realpathSync(self)), 'flock.node');
