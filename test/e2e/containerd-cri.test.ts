@@ -26,6 +26,7 @@ import { DIST, GO_CNI, ensureBuilt, tempDir } from '../integration/flannel/helpe
 import { ROOT } from '../helpers/paths.js';
 import { CriClient, GrpcError, netnsPathOf } from '../cri/client.js';
 import { buildPauseImage } from '../cri/pause-image.js';
+import { privateVarLib } from './private-mounts.js';
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const usable = canUseNetns && ['containerd', 'containerd-shim-runc-v2', 'ctr', 'runc', 'busybox', 'unshare', 'nsenter', 'tar', 'ping'].every(have);
@@ -161,9 +162,7 @@ beforeAll(async () => {
   host = createNetns('cri');
   const script = [
     'set -e',
-    `mount -t tmpfs tmpfs ${T}/ovl`,
-    `mkdir ${T}/ovl/up ${T}/ovl/work`,
-    `mount -t overlay overlay -o lowerdir=/var/lib,upperdir=${T}/ovl/up,workdir=${T}/ovl/work /var/lib`,
+    ...privateVarLib(T),
     'mount -t tmpfs tmpfs /run',
     `exec containerd --config ${T}/config.toml`,
   ].join('\n');

@@ -14,6 +14,7 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { DIST, ensureBuilt, tempDir } from '../integration/flannel/helpers.js';
 import { ROOT } from '../helpers/paths.js';
+import { privateVarLib } from './private-mounts.js';
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const usable = process.getuid?.() === 0 && ['podman', 'runc', 'unshare', 'ldd', 'ip', 'iptables', 'nft', 'flock'].every(have);
@@ -26,9 +27,7 @@ function podman(lines: string[]) {
   const P = `podman --root ${T}/root --runroot ${T}/runroot --tmpdir ${T}/tmp --storage-driver vfs`;
   const script = [
     'set -e',
-    `mount -t tmpfs tmpfs ${T}/ovl`,
-    `mkdir ${T}/ovl/up ${T}/ovl/work`,
-    `mount -t overlay overlay -o lowerdir=/var/lib,upperdir=${T}/ovl/up,workdir=${T}/ovl/work /var/lib`,
+    ...privateVarLib(T),
     'mount -t tmpfs tmpfs /run',
     `export CONTAINERS_CONF=${T}/containers.conf TMPDIR=${T}/tmp`,
     ...lines.map((l) => l.replaceAll('$P', P)),

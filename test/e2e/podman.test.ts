@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../helpers/netns.js';
 import { DIST_BIN, GO_CNI_BIN, ROOT } from '../helpers/paths.js';
 import { ensureBuilt, tempDir } from '../integration/flannel/helpers.js';
+import { privateVarLib } from './private-mounts.js';
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const usable = canUseNetns && ['podman', 'runc', 'busybox', 'unshare', 'nsenter'].every(have) && existsSync(join(GO_CNI_BIN, 'portmap'));
@@ -116,9 +117,7 @@ function podmanCase(name: string, subnet: number, plugins: Record<string, string
   ].join(' ');
   const script = [
     'set -e',
-    `mount -t tmpfs tmpfs ${dir}/ovl`,
-    `mkdir ${dir}/ovl/up ${dir}/ovl/work`,
-    `mount -t overlay overlay -o lowerdir=/var/lib,upperdir=${dir}/ovl/up,workdir=${dir}/ovl/work /var/lib`,
+    ...privateVarLib(dir),
     `CONTAINERS_CONF=${dir}/containers.conf ${podman}`,
   ].join('\n');
   return {
