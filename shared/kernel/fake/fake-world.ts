@@ -1,9 +1,10 @@
 // FakeWorld: the state behind FakeKernel, every network namespace by path ("/" is the root one), and
 // the failures a test injects. Tests read and seed it directly (`world.namespaces.get('/pod')`).
-import { formatIP, parseCIDR } from '../../net/ip.js';
+import { formatNet, parseCIDR } from '../../net/ip.js';
 import type { Family } from '../../net/ip.js';
 import { ERRNO_TEXT, KernelError, type KernelErrorCode } from '../errors.js';
 import type { Addr, BridgeVlan, Fdb, Link, Neigh, Route } from '../kernel.js';
+export { normCidr } from '../../ip/configure-iface.js'; // `ip/prefix` as the kernel lists it
 
 export interface FakeNs {
   links: Map<string, Link>;
@@ -74,19 +75,11 @@ export function normKey(key: string): string {
   return key.includes('/') ? key.replace(/^\/+/, '').replace(/^proc\/sys\//, '') : key.replace(/\./g, '/');
 }
 
-/** `ip/prefix` rendered as the kernel shows it (Go form of the address) */
-export function normCidr(cidr: string): string {
-  const { ip, net } = parseCIDR(cidr);
-  return `${formatIP(ip)}/${net.prefix}`;
-}
-
-
 export function famOf(s: string): Family {
   return s.includes(':') ? 6 : 4;
 }
 
 /** network of an `ip/prefix` as text, e.g. 10.1.2.3/24 → 10.1.2.0/24 */
 export function netOf(cidr: string): string {
-  const { net } = parseCIDR(cidr);
-  return `${formatIP({ family: net.family, value: net.base })}/${net.prefix}`;
+  return formatNet(parseCIDR(cidr).net);
 }
