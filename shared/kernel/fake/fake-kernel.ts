@@ -10,8 +10,8 @@
 import { parseCIDR, netContains } from '../../net/ip.js';
 import type { Family } from '../../net/ip.js';
 import { isExists, KernelError } from '../errors.js';
-import { famOf, FakeWorld, normKey, type FakeNs } from './fake-world.js';
-import { fail, FakeOps, notFound } from './fake-ops.js';
+import { fail, famOf, FakeWorld, normKey, type FakeNs } from './fake-world.js';
+import { FakeOps, notFound } from './fake-ops.js';
 import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from '../kernel.js';
 
 export { FakeWorld, type FakeNs } from './fake-world.js';

@@ -2,11 +2,8 @@
 // missing link, EEXIST for a strict create of something there, ...). FakeKernel's batch, inspect and
 // seeding verbs all write through here.
 import type { Link, KernelOp, Route } from '../kernel.js';
-import { ERRNO_TEXT, KernelError, type KernelErrorCode } from '../errors.js';
-import { famOf, netOf, normCidr, normKey, peersOf, type FakeNs, type FakeWorld } from './fake-world.js';
+import { fail, famOf, netOf, normCidr, normKey, peersOf, type FakeNs, type FakeWorld } from './fake-world.js';
 
-/** `<what>: <strerror(code)>`, the shape of the adapter's messages. */
-export const fail = (code: KernelErrorCode, what: string) => new KernelError(`${what}: ${ERRNO_TEXT[code]}`, { code });
 export const notFound = (what: string) => fail('ENODEV', what);
 const exists = (what: string) => fail('EEXIST', what);
 const noSuch = (what: string) => fail('ESRCH', what);

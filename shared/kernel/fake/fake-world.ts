@@ -6,6 +6,9 @@ import { ERRNO_TEXT, KernelError, type KernelErrorCode } from '../errors.js';
 import type { Addr, BridgeVlan, Fdb, Link, Neigh, Route } from '../kernel.js';
 export { normCidr } from '../../ip/configure-iface.js'; // `ip/prefix` as the kernel lists it
 
+/** `<what>: <strerror(code)>`, the shape of the adapter's messages. */
+export const fail = (code: KernelErrorCode, what: string) => new KernelError(`${what}: ${ERRNO_TEXT[code]}`, { code });
+
 export interface FakeNs {
   links: Map<string, Link>;
   addrs: Addr[];
@@ -44,7 +47,7 @@ export class FakeWorld {
 
   /** The next call of verb/op `name` (e.g. `getLink`, `addVeth`) fails with `code`. */
   failOn(name: string, code: KernelErrorCode = 'EPERM'): void {
-    this.failures.set(name, new KernelError(`${name}: ${ERRNO_TEXT[code]}`, { code }));
+    this.failures.set(name, fail(code, name));
   }
 
   takeFailure(name: string): void {
