@@ -7,8 +7,8 @@
 // This file holds types only, so that the implementations can import it without a cycle.
 import type { IPNet } from '../../shared/net/ip.js';
 import type { Iptables } from '../../shared/kernel/iptables.js';
-import type { Kernel } from '../../shared/kernel/kernel.js';
 import type { Nft } from '../../shared/kernel/nft.js';
+import type { BlackholeKernel } from './blackhole.js';
 
 /** What setupAndEnsureMasqRules needs; a family is set up when its network and subnet are both given. */
 export interface MasqParams {
@@ -48,8 +48,8 @@ export interface TrafficManager {
 export interface TrafficKernel {
   iptables: Record<4 | 6, Iptables>;
   nft: Nft;
-  /** the blackhole routes' (blackhole.ts) */
-  routes: Pick<Kernel, 'listRoutes' | 'batch'>;
+  /** the blackhole routes' */
+  routes: BlackholeKernel;
 }
 
 export interface TrafficOptions {
