@@ -18,7 +18,8 @@ import { MAX_STATE_FILE, readFileBounded } from '../../shared/fs/read-bounded.js
 import { pathError, readErrorOp } from '../../shared/go/errors.js';
 import { type IP, formatIP, tryParseIP } from '../../shared/net/ip.js';
 import { DEFAULT_DATA_DIR } from './netconf.js';
-import { FileLock, type FlockFn } from './file-lock.js';
+import type { FlockFn } from '../../shared/fs/flock.js';
+import { FileLock } from './file-lock.js';
 import { mkdirAll } from './go-fs.js';
 import { type Attachment, LAST_IP_FILE_PREFIX, type Store, goTrimSpace, isValidReservation, reservationKey } from './store.js';
 

@@ -10,8 +10,6 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import type { FlockFn } from '../../shared/fs/flock.js';
 
-export { type FlockFn, nativeFlock, utilFlock } from '../../shared/fs/flock.js';
-
 export class FileLock {
   private fd: number | undefined;
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import tmp from 'tmp';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore } from '../../../plugins/host-local/disk-store.js';
-import { utilFlock } from '../../../plugins/host-local/file-lock.js';
+import { utilFlock } from '../../../shared/fs/flock.js';
 import { GO, OURS, buildPlugins, ipamEnv, runPlugin, runPluginSync, snapshot } from './exec-plugin.js';
 
 const haveGo = existsSync(GO.hostLocal);

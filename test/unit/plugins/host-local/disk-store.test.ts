@@ -5,7 +5,7 @@ import tmp from 'tmp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatIP, parseIP } from '../../../../shared/net/ip.js';
 import { DiskStore } from '../../../../plugins/host-local/disk-store.js';
-import { nativeFlock, utilFlock } from '../../../../plugins/host-local/file-lock.js';
+import { nativeFlock, utilFlock } from '../../../../shared/fs/flock.js';
 
 let dir: tmp.DirResult;
 let store: DiskStore;
