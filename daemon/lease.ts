@@ -48,13 +48,13 @@ export function leaseKey(lease: Lease): string {
 
 /**
  * The last event of each lease in a batch, in the order of those last events, leaving out the ones
- * `skip` names (our own lease), if given. Backends write with replace semantics and remove what they
+ * `skip` names (our own lease). Backends write with replace semantics and remove what they
  * programmed, so one plan per lease is enough and never conflicts with itself.
  */
-export function lastEventPerLease(events: readonly LeaseEvent[], skip?: (l: Lease) => boolean): Map<string, LeaseEvent> {
+export function lastEventPerLease(events: readonly LeaseEvent[], skip: (l: Lease) => boolean): Map<string, LeaseEvent> {
   const last = new Map<string, LeaseEvent>();
   for (const ev of events) {
-    if (skip?.(ev.lease)) continue;
+    if (skip(ev.lease)) continue;
     const key = leaseKey(ev.lease);
     last.delete(key);
     last.set(key, ev);

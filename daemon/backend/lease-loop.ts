@@ -87,8 +87,7 @@ export class LeaseLoop {
 
   /** One batch through the guard to the handler (called inside serial()). */
   private async handle(batch: readonly LeaseEvent[], snapshot: boolean): Promise<void> {
-    // the guard already drops our own lease; this folds a key removed and re-added into its last event
-    const last = lastEventPerLease(this.o.guard.update(batch));
+    const last = lastEventPerLease(this.o.guard.update(batch), (l) => this.o.guard.isOwn(l));
     for (const key of last.keys()) this.retries.delete(key);
     if (last.size === 0 && !snapshot) return;
     await this.handler!.handleBatch(last, snapshot ? { snapshot: batch } : {});

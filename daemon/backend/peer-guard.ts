@@ -39,7 +39,7 @@ import {
   type IPNet,
 } from '../../shared/net/ip.js';
 import type { Kernel } from '../../shared/kernel/kernel.js';
-import { lastEventPerLease, leaseKey, peerSubnetProblem, type Lease, type LeaseEvent } from '../lease.js';
+import { leaseKey, peerSubnetProblem, type Lease, type LeaseEvent } from '../lease.js';
 
 export interface PeerGuardOptions {
   /** our own lease: its subnets are never a peer's, its claims are ours */
@@ -158,7 +158,13 @@ export class PeerGuard {
    */
   update(events: readonly LeaseEvent[]): LeaseEvent[] {
     // the last event of each lease; removals first, then additions best rank first (stable)
-    const last = lastEventPerLease(events, (l) => this.isOwn(l));
+    const last = new Map<string, LeaseEvent>();
+    for (const ev of events) {
+      if (this.isOwn(ev.lease)) continue;
+      const key = leaseKey(ev.lease);
+      last.delete(key);
+      last.set(key, ev);
+    }
     const evs = [...last.values()];
     const removals = evs.filter((e) => e.type === 'removed');
     const adds = evs.filter((e) => e.type === 'added').map((e, i) => ({ e, i, r: this.rank(e.lease) }));
