@@ -32,6 +32,7 @@ const PARTS = {
   cnitool: ['scripts/cnitool/main.ts', 'cjs'],
   flanneld: ['daemon/main.ts', 'esm'],
   'install-cni': ['scripts/install-cni/main.ts', 'cjs'],
+  flannelctl: ['ctl/main.ts', 'esm'],
 };
 
 /**

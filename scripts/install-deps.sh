@@ -10,6 +10,7 @@ PACKAGES=(
   containernetworking-plugins                              # Go reference plugins in /usr/lib/cni (side-by-side tests, portmap)
   iptables nftables tcpdump iperf3                         # ipMasq rules, captures, throughput bench
   podman runc busybox containerd                           # real container runtimes for the e2e tests (podman; containerd CRI)
+  wireguard-go wireguard-tools prometheus                  # userspace WireGuard (this kernel has no module); metrics scraped by a real Prometheus + promtool
   $(command -v kubectl >/dev/null 2>&1 || echo kubernetes-client)  # kubectl 1.20 for the API-server double's tests (not where a kubectl exists: Debian's clashes with the Cloud SDK's /usr/bin/kubectl)
 )
 

@@ -128,6 +128,10 @@ export type KernelOp =
   | { op: 'prependRoute'; route: RouteSpec }
   /** strict `ip link add … type vxlan` (EEXIST fails); whether an existing device fits is the caller's call */
   | ({ op: 'addVxlan'; name: string } & VxlanSpec)
+  /** strict `ip link add <name> type ipip local <local> [dev <dev>] [ttl N]` (flannel's `flannel.ipip`) */
+  | { op: 'addIpip'; name: string; local: string; dev?: string; ttl?: number; mtu?: number }
+  /** strict `ip link add <name> type wireguard` (kernel WireGuard; keys and peers are set through `wg`/UAPI) */
+  | { op: 'addWireguard'; name: string; mtu?: number }
   | { op: 'deleteLink'; dev: string }
   /** write `/proc/sys/<key>` in the batch's namespace (key as in writeSysctl); `optional`: ignore failure (Go's `_, _ = sysctl.Sysctl`) */
   | { op: 'sysctl'; key: string; value: string; optional?: boolean }
@@ -194,4 +198,18 @@ export interface Kernel {
    * missing links are just absent from the map; with ops, a missing link fails like a failed op.
    */
   inspect(names: readonly string[], ops?: readonly KernelOp[]): Promise<Map<string, LinkAddrs>>;
+
+  /**
+   * Change notifications from the kernel (rtnetlink multicast: links, addresses, IPv4/IPv6 routes,
+   * neighbours and FDB entries) in this handle's namespace, until `close()`. Coarse on purpose: a
+   * watcher re-reads what it owns rather than trusting event payloads. `{ kind: 'resync' }` means
+   * events were lost (receive-buffer overflow, ENOBUFS): re-read everything. Absent on adapters that
+   * cannot watch (iproute2): callers rely on their periodic reconcile alone.
+   */
+  watch?(onEvent: (ev: KernelEvent) => void): { close(): void };
 }
+
+/** One kernel change (Kernel.watch). */
+export type KernelEvent =
+  | { kind: 'link' | 'addr' | 'route' | 'neigh' | 'fdb'; deleted: boolean; dev?: string }
+  | { kind: 'resync' };
