@@ -143,6 +143,12 @@ export class FakeOps {
         this.newLink(ns, { name, kind: 'vxlan', vxlan, ...(mtu ? { mtu } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}) });
         return;
       }
+      case 'addIpip':
+        this.newLink(ns, { name: op.name, kind: 'ipip', ...(op.mtu ? { mtu: op.mtu } : {}) });
+        return;
+      case 'addWireguard':
+        this.newLink(ns, { name: op.name, kind: 'wireguard', ...(op.mtu ? { mtu: op.mtu } : {}) });
+        return;
       case 'deleteRoute': {
         const r = op.route;
         const dst = r.dst === '::/0' || r.dst === '0.0.0.0/0' ? 'default' : r.dst;

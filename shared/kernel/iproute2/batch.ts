@@ -83,6 +83,13 @@ export function opLine(op: KernelOp): { tool: Tool; args: string[] } {
       return { tool: 'ip', args: ['route', 'del', ...routeArgs(op.route)] };
     case 'addVxlan':
       return { tool: 'ip', args: vxlanArgs(op.name, op) };
+    case 'addIpip':
+      return {
+        tool: 'ip',
+        args: linkAdd(op.name, op, ['ipip', 'local', op.local, ...(op.dev !== undefined ? ['dev', op.dev] : []), ...(op.ttl !== undefined ? ['ttl', String(op.ttl)] : [])]),
+      };
+    case 'addWireguard':
+      return { tool: 'ip', args: linkAdd(op.name, op, ['wireguard']) };
     case 'replaceNeigh':
       return { tool: 'ip', args: ['neigh', 'replace', op.ip, 'lladdr', op.mac, 'dev', op.dev, 'nud', 'permanent'] };
     case 'deleteNeigh':
