@@ -27,6 +27,8 @@ export interface Network {
   mtu(): number;
   /** Runs until the signal aborts; must never throw for one bad lease (log and skip it). */
   run(signal: AbortSignal): Promise<void>;
+  /** Settles once the first lease snapshot is programmed (readiness: "peers programmed"). */
+  readonly firstSync?: Promise<void>;
 }
 
 export interface Backend {
