@@ -240,3 +240,8 @@ export async function delegateCheck(type: string, netconf: Buffer | string, o: I
 export async function delegateStatus(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<void> {
   await delegate('STATUS', type, netconf, o);
 }
+
+/** DelegateGC: the runtime's GC (with `cni.dev/valid-attachments` in `netconf`) passed on to a delegate. */
+export async function delegateGc(type: string, netconf: Buffer | string, o: InvokeOptions = {}): Promise<void> {
+  await delegate('GC', type, netconf, o);
+}
