@@ -64,6 +64,7 @@ export interface BridgeDeps {
     del(type: string, stdin: Buffer): Promise<void>;
     check(type: string, stdin: Buffer): Promise<void>;
     status(type: string, stdin: Buffer): Promise<void>;
+    gc(type: string, stdin: Buffer): Promise<void>;
   };
   /** ns.GetNS's check (shared/ns/netns.ts): throws Go's words when `path` is missing or not a namespace */
   openNetns(path: string): void;
@@ -400,4 +401,17 @@ export async function cmdDel(args: CmdArgs, deps: BridgeDeps): Promise<void> {
 export async function cmdStatus(args: CmdArgs, deps: BridgeDeps): Promise<void> {
   const n = parseBridgeConf(args.stdinData, args.args);
   if (n.ipamType !== '') await deps.ipam.status(n.ipamType, args.stdinData);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// GC
+
+/**
+ * GC passes the runtime's valid attachments on to IPAM, which releases every other reservation. The
+ * reference bridge registers no GC handler (so host-local never sees a GC under it); we forward it, as
+ * the spec asks of a plugin with delegates, so a leaked address is released by the runtime's GC.
+ */
+export async function cmdGc(args: CmdArgs, deps: BridgeDeps): Promise<void> {
+  const n = parseBridgeConf(args.stdinData, args.args);
+  if (n.ipamType !== '') await deps.ipam.gc(n.ipamType, args.stdinData);
 }

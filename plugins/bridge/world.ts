@@ -3,7 +3,7 @@
 // its delegate, the fuzz test's driver in-process. Its IPAM delegate host-local runs in this process when
 // CNI_PATH resolves it to our own build (shared/cni/invoke.ts, registerInProcess).
 import { closeSync, openSync, readSync } from 'node:fs';
-import { delegateAdd, delegateCheck, delegateDel, delegateStatus, registerInProcess } from '../../shared/cni/invoke.js';
+import { delegateAdd, delegateCheck, delegateDel, delegateGc, delegateStatus, registerInProcess } from '../../shared/cni/invoke.js';
 import { processIo, runPlugin, type PluginIo } from '../../shared/cni/skel.js';
 import type { CmdArgs } from '../../shared/cni/types.js';
 import { createIptables } from '../../shared/kernel/iproute2/iptables.js';
@@ -11,7 +11,7 @@ import { createKernel } from '../../shared/kernel/iproute2/kernel.js';
 import { createNft } from '../../shared/kernel/iproute2/nft.js';
 import { checkNetnsPath } from '../../shared/ns/netns.js';
 import { runHostLocal } from '../host-local/world.js';
-import { ABOUT, cmdAdd, cmdDel, cmdStatus, type BridgeDeps } from './bridge.js';
+import { ABOUT, cmdAdd, cmdDel, cmdGc, cmdStatus, type BridgeDeps } from './bridge.js';
 import { cmdCheck } from './check.js';
 
 registerInProcess('host-local', runHostLocal);
@@ -44,6 +44,7 @@ export function realDeps(io: { env: Record<string, string | undefined>; writeStd
       del: (type, stdin) => delegateDel(type, stdin, o),
       check: (type, stdin) => delegateCheck(type, stdin, o),
       status: (type, stdin) => delegateStatus(type, stdin, o),
+      gc: (type, stdin) => delegateGc(type, stdin, o),
     },
     openNetns: (path) => checkNetnsPath(path),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
@@ -58,6 +59,7 @@ export function runBridge(io: PluginIo = processIo, deps: BridgeDeps = realDeps(
     del: (a: CmdArgs) => cmdDel(a, deps),
     check: (a: CmdArgs) => cmdCheck(a, deps),
     status: (a: CmdArgs) => cmdStatus(a, deps),
+    gc: (a: CmdArgs) => cmdGc(a, deps),
   };
   return runPlugin(funcs, { about: ABOUT }, io);
 }

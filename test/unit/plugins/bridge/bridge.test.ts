@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { calcGateways, cmdAdd, cmdDel, cmdStatus } from '../../../../plugins/bridge/bridge.js';
+import { calcGateways, cmdAdd, cmdDel, cmdGc, cmdStatus } from '../../../../plugins/bridge/bridge.js';
 import { cmdCheck } from '../../../../plugins/bridge/check.js';
 import { planEnsureAddr } from '../../../../plugins/bridge/ops.js';
 import { formatChainName, formatComment } from '../../../../shared/cni/utils.js';
@@ -197,6 +197,13 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     await cmdStatus(args({}), deps);
     await cmdStatus(args({ ipam: { type: 'host-local' } }), deps);
     expect(calls).toEqual(['status host-local']);
+  });
+
+  it('GC forwards to IPAM only when there is one (the reference bridge has no GC handler)', async () => {
+    const { deps, args, calls } = setup();
+    await cmdGc(args({}), deps);
+    await cmdGc(args({ ipam: { type: 'host-local' } }), deps);
+    expect(calls).toEqual(['gc host-local']);
   });
 
   it('a missing netns on ADD is an error worded like Go', async () => {

@@ -38,6 +38,7 @@ export function fakeBridge(
         if (type === '') throw new Error('no plugin name provided');
       },
       status: async (type) => void calls.push(`status ${type}`),
+      gc: async (type) => void calls.push(`gc ${type}`),
     },
     openNetns: (p) => {
       if (!world.namespaces.has(p)) throw new NetnsNotExistError(`failed to Statfs "${p}": no such file or directory`);
