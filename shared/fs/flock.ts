@@ -5,13 +5,14 @@
 // - `flock -x 3` run with our own fd as its fd 3 (`utilFlock`): flock(1) locks the open file
 //   description it shares with us and exits; the lock stays held by our fd until we close it.
 //   Costs one spawnSync per lock (a few ms), needs only util-linux (Essential in Debian) and no build step;
-// - a 20-line N-API addon calling flock(2) (`nativeFlock`): a dlopen once, then a plain syscall, but
-//   it must be compiled with the Node headers and a C compiler at build time
-//   (plugins/host-local/native/build.mjs writes dist/bin/flock.node).
-// `processFlock` picks the addon when the build put it next to the executable, flock(1) otherwise.
+// - flock(2) from the project's native shim (flannel.node, shared/native/): a dlopen once, then a plain
+//   syscall, but it must be compiled with the Node headers and a C compiler at build time.
+// `processFlock` picks the shim when shared/native/load.ts finds it (or, from an older build, a
+// flock.node next to the executable: `nativeFlock`), flock(1) otherwise.
 // Every fd Node opens is O_CLOEXEC: a delegate we exec never inherits (and so never holds) our locks.
 import { closeSync, constants, existsSync, fstatSync, openSync, realpathSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { loadAddonFile, nativeAddon } from '../native/load.js';
 
 /** Blocks until `fd` holds an exclusive flock; throws on failure. */
 export type FlockFn = (fd: number) => void;
@@ -30,52 +31,65 @@ export function utilFlock(): FlockFn {
   };
 }
 
-interface FlockAddon {
-  flock(fd: number, op: number): number;
-}
-
 const LOCK_EX = 2;
 
 /** One dlopen per addon file and process, whoever asks (flannel and its in-process host-local). */
 const addons = new Map<string, FlockFn | undefined>();
 
-/** flock(2) through the optional N-API addon at `file`; undefined when it is absent or does not load. */
+/** flock(2) through the addon file at `file` (a flannel.node, or flock.node of an older build); undefined when it is absent or does not load. */
 export function nativeFlock(file: string): FlockFn | undefined {
   if (addons.has(file)) return addons.get(file);
-  const fn = loadAddon(file);
+  const fn = legacyAddon(file);
   addons.set(file, fn);
   return fn;
 }
 
-function loadAddon(file: string): FlockFn | undefined {
-  if (!existsSync(file)) return undefined;
-  const mod: { exports: Partial<FlockAddon> } = { exports: {} };
-  try {
-    process.dlopen(mod, file);
-  } catch {
-    return undefined;
-  }
-  const addon = mod.exports;
-  if (typeof addon.flock !== 'function') return undefined;
-  const flock = addon.flock.bind(addon);
+type FlockSyscall = (fd: number, op: number) => number;
+
+function asFlockFn(flock: FlockSyscall): FlockFn {
   return (fd) => {
     const errno = flock(fd, LOCK_EX);
     if (errno !== 0) throw new Error(`failed to lock: flock: errno ${errno}`);
   };
 }
 
-/** The addon sits next to the real executable; resolve symlinks (/opt/cni/bin/x → dist/bin) only if needed. */
-function addonPath(): string {
+/** flock.node (the addon before the shim) exports only `flock`; the shim exports it too. */
+function legacyAddon(file: string): FlockFn | undefined {
+  const shim = loadAddonFile(file).addon;
+  if (shim !== undefined) return asFlockFn(shim.flock.bind(shim));
+  if (!existsSync(file)) return undefined;
+  const mod: { exports: { flock?: unknown } } = { exports: {} };
+  try {
+    process.dlopen(mod, file);
+  } catch {
+    return undefined;
+  }
+  const addon = mod.exports;
+  return typeof addon.flock === 'function' ? asFlockFn((addon.flock as FlockSyscall).bind(addon)) : undefined;
+}
+
+/** flock.node of an older build, next to the real executable (resolving /opt/cni/bin/x → dist/bin only if needed). */
+function legacyAddonPath(): string {
   const self = process.argv[1] ?? '.';
   const beside = join(dirname(self), 'flock.node');
-  return existsSync(beside) ? beside : join(dirname(realpathSync(self)), 'flock.node');
+  if (existsSync(beside)) return beside;
+  try {
+    return join(dirname(realpathSync(self)), 'flock.node');
+  } catch {
+    return beside;
+  }
+}
+
+function shimFlock(): FlockFn | undefined {
+  const a = nativeAddon();
+  return a === undefined ? undefined : asFlockFn(a.flock.bind(a));
 }
 
 let chosen: FlockFn | undefined;
 
 /** The fastest flock this process has, picked on first use. */
 export const processFlock: FlockFn = (fd) => {
-  chosen ??= nativeFlock(addonPath()) ?? utilFlock();
+  chosen ??= shimFlock() ?? (process.env.FLANNEL_NATIVE === 'off' ? undefined : nativeFlock(legacyAddonPath())) ?? utilFlock();
   chosen(fd);
 };
 

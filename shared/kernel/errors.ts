@@ -22,6 +22,19 @@ export type KernelErrorCode =
   | 'EOPNOTSUPP'
   | 'ENETUNREACH'
   | 'EIO'
+  | 'ENOBUFS'
+  | 'EAGAIN'
+  | 'ENOMEM'
+  | 'EMSGSIZE'
+  | 'ERANGE'
+  | 'ENOSPC'
+  | 'EBADF'
+  | 'ENAMETOOLONG'
+  | 'EAFNOSUPPORT'
+  | 'EPROTONOSUPPORT'
+  | 'EADDRINUSE'
+  | 'ENETDOWN'
+  | 'ETIMEDOUT'
   | 'UNKNOWN';
 
 /** strerror(3) of each code: how a fake words the failure, as the kernel would. */
@@ -38,8 +51,66 @@ export const ERRNO_TEXT: Readonly<Record<KernelErrorCode, string>> = {
   EOPNOTSUPP: 'Operation not supported',
   ENETUNREACH: 'Network is unreachable',
   EIO: 'Input/output error',
+  ENOBUFS: 'No buffer space available',
+  EAGAIN: 'Resource temporarily unavailable',
+  ENOMEM: 'Cannot allocate memory',
+  EMSGSIZE: 'Message too long',
+  ERANGE: 'Numerical result out of range',
+  ENOSPC: 'No space left on device',
+  EBADF: 'Bad file descriptor',
+  ENAMETOOLONG: 'File name too long',
+  EAFNOSUPPORT: 'Address family not supported by protocol',
+  EPROTONOSUPPORT: 'Protocol not supported',
+  EADDRINUSE: 'Address already in use',
+  ENETDOWN: 'Network is down',
+  ETIMEDOUT: 'Connection timed out',
   UNKNOWN: 'unknown error',
 };
+
+/** Linux errno numbers (x86-64 and the generic ABI, which agree on these) of the codes above: what a
+ * netlink reply or a syscall of the native shim gives. */
+const ERRNO_NUMBER: Readonly<Record<Exclude<KernelErrorCode, 'UNKNOWN'>, number>> = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EIO: 5,
+  EBADF: 9,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  EINVAL: 22,
+  ENOSPC: 28,
+  ERANGE: 34,
+  ENAMETOOLONG: 36,
+  EMSGSIZE: 90,
+  EPROTONOSUPPORT: 93,
+  EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+  EADDRINUSE: 98,
+  EADDRNOTAVAIL: 99,
+  ENETDOWN: 100,
+  ENETUNREACH: 101,
+  ENOBUFS: 105,
+  ETIMEDOUT: 110,
+};
+
+const CODE_OF_NUMBER: ReadonlyMap<number, KernelErrorCode> = new Map(
+  Object.entries(ERRNO_NUMBER).map(([code, n]) => [n, code as KernelErrorCode]),
+);
+
+/** The code of an errno number (its sign ignored: netlink replies carry -errno); `UNKNOWN` if not listed. */
+export function codeFromErrno(errno: number): KernelErrorCode {
+  return CODE_OF_NUMBER.get(Math.abs(errno)) ?? 'UNKNOWN';
+}
+
+/** strerror(3) of an errno number: the text of its code, or `errno N` for one not listed. */
+export function errnoText(errno: number): string {
+  const code = codeFromErrno(errno);
+  return code === 'UNKNOWN' ? `errno ${Math.abs(errno)}` : ERRNO_TEXT[code];
+}
 
 export interface KernelErrorOptions {
   /** the errno; `UNKNOWN` when not given */
