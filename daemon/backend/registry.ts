@@ -3,13 +3,17 @@
 import type { BackendFactory } from './backend.js';
 import { createAllocBackend } from './alloc.js';
 import { createHostgwBackend } from './hostgw/hostgw.js';
+import { createIpipBackend } from './ipip/ipip.js';
 import { createVxlanBackend } from './vxlan/vxlan.js';
+import { createWireguardBackend } from './wireguard/wireguard.js';
 
 export const BACKENDS = {
   alloc: createAllocBackend,
   vxlan: createVxlanBackend,
   'host-gw': createHostgwBackend,
-  // ipip, wireguard, udp: not implemented; the daemon exits with `unknown backend type: <t>`
+  ipip: createIpipBackend,
+  wireguard: (deps) => createWireguardBackend(deps),
+  // udp: not implemented; the daemon exits with `unknown backend type: <t>`
 } satisfies Record<string, BackendFactory>;
 
 export function getBackendFactory(type: string): BackendFactory | undefined {

@@ -225,10 +225,32 @@ lab_flanneld_start() {
       --kube-subnet-mgr --net-config-path="$LAB_DIR/net-conf.json" --iface=eth0 --subnet-file="$d/subnet.env" $LAB_FLANNELD_ARGS
     return
   fi
+  local wrap=()
+  lab_is_wireguard && lab_private_wg_ns wrap
   # shellcheck disable=SC2086
   lab_spawn "flanneld-h$i" "$d/flanneld.log" ip netns exec "$(lab_ns_host "$i")" \
-    env FLANNELD_DATA_DIR="$d/state" "$LAB_BIN/flanneld" \
+    "${wrap[@]}" env FLANNELD_DATA_DIR="$d/state" "$LAB_BIN/flanneld" \
     --etcd-endpoints="$LAB_ETCD" --iface=eth0 --subnet-file="$d/subnet.env" $LAB_FLANNELD_ARGS
+}
+
+lab_is_wireguard() { case "$LAB_CONFIG" in *'"wireguard"'*) return 0 ;; esac; return 1; }
+
+# lab_private_wg_ns ARRAY: with the wireguard backend, the command prefix (into ARRAY) that gives the
+# host's flanneld (and the wireguard-go it starts) a private mount namespace with its own tmpfs on
+# /run/wireguard, where wireguard-go's UAPI sockets live (its path is fixed: /var/run/wireguard/<dev>.sock),
+# so the hosts' flannel-wg sockets do not collide. Only the empty mount point /run/wireguard is made on
+# the machine. The prefix execs in place, so the recorded PID stays flanneld's.
+lab_private_wg_ns() {
+  local -n out=$1
+  mkdir -p /run/wireguard
+  # shellcheck disable=SC2016
+  out=(unshare --mount --propagation private sh -c 'mount -t tmpfs -o size=1m,mode=0700 flannel-lab-wg /run/wireguard && exec "$0" "$@"')
+}
+
+# lab_wg I ARGS...: `wg ARGS` as host I's flanneld sees it (its netns and mount namespace).
+lab_wg() {
+  local i=$1; shift
+  nsenter -t "$(lab_flanneld_pid "$i")" -m -n wg "$@"
 }
 
 lab_flanneld_pid() { cat "$LAB_DIR/pids/flanneld-h$1.pid" 2>/dev/null; }
@@ -266,6 +288,7 @@ lab_peer_routes() {
   local h; h=$(lab_ns_host "$1")
   case "$LAB_CONFIG" in
     *'"host-gw"'*) ip -n "$h" route show dev eth0 2>/dev/null | grep -c ' via ' || true ;;
+    *'"wireguard"'*) lab_wg "$1" show flannel-wg peers 2>/dev/null | grep -c . || true ;;
     *) ip -n "$h" route show dev "flannel.$LAB_VNI" 2>/dev/null | grep -c onlink || true ;;
   esac
 }
