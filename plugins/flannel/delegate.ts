@@ -8,7 +8,7 @@
 //      `routes` = user routes (parsed as types.Route) + one {dst} per FLANNEL_NETWORK / FLANNEL_IPV6_NETWORK.
 // It is marshalled like Go's json.Marshal of that map: compact, keys sorted at every level, except the
 // routes, which are types.Route structs (field order dst, gw, mtu, advmss, priority, table, scope).
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError, CniErrorCode } from '../../shared/cni/errors.js';
 import { errorMessage } from '../../shared/log.js';
@@ -223,6 +223,21 @@ export function saveScratch(dataDir: string, containerId: string, bytes: string)
     throw pathError('write', path, err);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Container IDs with a saved config: the regular files of the dataDir whose names could be container IDs
+ * (a lock file starts with a dot, and so does a temp file). A missing dataDir has none.
+ */
+export function listScratch(dataDir: string): string[] {
+  try {
+    return readdirSync(dataDir, { withFileTypes: true })
+      .filter((e) => e.isFile() && !e.name.startsWith('.'))
+      .map((e) => e.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw pathError('open', dataDir, err);
   }
 }
 

@@ -13,6 +13,9 @@ import { NAME_MAX } from './container-lock.js';
 import { buildDelegateConf, goSyntax, refuseSelfDelegation, type Scratch } from './delegate.js';
 import { parseFlannelNetConf } from './netconf.js';
 import { subnetEnvError, type SubnetEnv } from './subnet-env.js';
+import { missingSubnetEnvDetails } from './diagnose.js';
+import { parseValidAttachments } from '../host-local/host-local.js';
+import { CniErrorCode } from '../../shared/cni/errors.js';
 
 /** What the handlers touch; tests swap parts of it. */
 export interface FlannelDeps {
@@ -26,18 +29,30 @@ export interface FlannelDeps {
   consumeScratch(dataDir: string, containerId: string): Scratch;
   delegateAdd(type: string, conf: string, confVersion: string, o: InvokeOptions): Promise<Result>;
   delegateDel(type: string, conf: Buffer, o: InvokeOptions): Promise<void>;
+  delegateStatus(type: string, conf: string, o: InvokeOptions): Promise<void>;
+  delegateGc(type: string, conf: string, o: InvokeOptions): Promise<void>;
+  /** container IDs with a saved delegate config in the dataDir (none when it does not exist) */
+  listScratch(dataDir: string): string[];
+  /** PIDs of flanneld processes on this node (only asked when subnet.env is missing) */
+  flanneldPids(): number[];
   writeStderr(text: string): void;
+}
+
+/** subnet.env, or the error the runtime gets: Go's text, and (file missing) who should have written it. */
+function loadSubnetEnv(path: string, deps: FlannelDeps, code: number = CniErrorCode.Internal): SubnetEnv {
+  try {
+    return deps.readSubnetEnv(path);
+  } catch (err) {
+    const missing = (err as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT' || /no such file or directory$/.test(errorMessage(err));
+    const wrapped = subnetEnvError(errorMessage(err));
+    if (!missing && code === CniErrorCode.Internal) throw wrapped;
+    throw new CniError(code, wrapped.message, missing ? missingSubnetEnvDetails(path, deps.flanneldPids()) : '');
+  }
 }
 
 export async function cmdAdd(args: CmdArgs, deps: FlannelDeps): Promise<PreformattedResult> {
   const n = parseFlannelNetConf(args.stdinData);
-  let fenv: SubnetEnv;
-  try {
-    fenv = deps.readSubnetEnv(n.subnetFile);
-  } catch (err) {
-    throw subnetEnvError(errorMessage(err));
-  }
-  const d = buildDelegateConf(n, fenv);
+  const d = buildDelegateConf(n, loadSubnetEnv(n.subnetFile, deps));
   deps.writeStderr(`\n${goSyntax(d.conf)}\n`);
   deps.writeStderr(`delegateAdd: netconf sent to delegate plugin:\n${d.bytes}`);
   // an ID too long for a file name can never be saved (Go fails here too, after the same check): refuse
@@ -117,11 +132,60 @@ export async function cmdDel(args: CmdArgs, deps: FlannelDeps): Promise<void> {
 /** The reference's cmdCheck is a stub that returns nil; it does not CHECK the delegate either. */
 export async function cmdCheck(_args: CmdArgs, _deps?: FlannelDeps): Promise<void> {}
 
-/** The reference registers no STATUS handler: success with no output (for configs ≥ 1.1.0). */
-export async function cmdStatus(_args: CmdArgs, _deps?: FlannelDeps): Promise<void> {}
+/**
+ * STATUS (CNI 1.1; the reference registers no handler, i.e. always "ready"): the plugin can serve an ADD
+ * when flanneld has written a complete subnet.env. Otherwise code 50 (plugin not available) with why and
+ * the fix, so a runtime that asks (containerd's NetworkReady) holds pods back instead of failing each ADD.
+ * Then the delegate (bridge → IPAM) is asked, as the spec wants STATUS forwarded.
+ */
+export async function cmdStatus(args: CmdArgs, deps: FlannelDeps): Promise<void> {
+  const n = parseFlannelNetConf(args.stdinData);
+  const d = buildDelegateConf(n, loadSubnetEnv(n.subnetFile, deps, CniErrorCode.PluginNotAvailable));
+  await deps.delegateStatus(d.type, d.bytes, { writeStderr: deps.writeStderr });
+}
 
-/** The reference registers no GC handler: success with no output (for configs ≥ 1.1.0). */
-export async function cmdGc(_args: CmdArgs, _deps?: FlannelDeps): Promise<void> {}
+/**
+ * GC (CNI 1.1; the reference has none): given the runtime's valid attachments, the saved delegate
+ * configs of every other container go (with their lock files), and the GC is passed to the delegate
+ * (bridge → host-local releases every address no valid attachment holds). libcni has already DELeted the
+ * attachments it knows; what is left is what a runtime killed mid-ADD leaked, which users otherwise clean
+ * with `rm -rf /var/lib/cni/networks/cbr0`. Errors are joined as libcni joins them; one never stops the rest.
+ */
+export async function cmdGc(args: CmdArgs, deps: FlannelDeps): Promise<void> {
+  const n = parseFlannelNetConf(args.stdinData);
+  const valid = parseValidAttachments(parseJson(args.stdinData));
+  const keep = new Set(valid.map((a) => a.containerId));
+  const errs: string[] = [];
+  for (const id of deps.listScratch(n.dataDir)) {
+    if (keep.has(id)) continue;
+    const lock = deps.lockContainer(n.dataDir, id, false);
+    try {
+      deps.consumeScratch(n.dataDir, id).remove();
+      deps.writeStderr(`GC: removed the saved delegate config of container ${id} (no valid attachment)\n`);
+    } catch (err) {
+      errs.push(errorMessage(err));
+    } finally {
+      lock?.release(true);
+    }
+  }
+  let fenv: SubnetEnv | undefined;
+  try {
+    fenv = deps.readSubnetEnv(n.subnetFile);
+  } catch (err) {
+    // without subnet.env the delegate's config (its IPAM ranges, dataDir) is unknown: nothing to pass on
+    errs.push(`GC not passed to the delegate: ${subnetEnvError(errorMessage(err)).message}`);
+  }
+  if (fenv) {
+    const d = buildDelegateConf(n, fenv);
+    const conf = { ...(JSON.parse(d.bytes) as Record<string, unknown>), 'cni.dev/valid-attachments': valid.map((a) => ({ containerID: a.containerId, ifname: a.ifname })) };
+    try {
+      await deps.delegateGc(d.type, JSON.stringify(conf), { writeStderr: deps.writeStderr });
+    } catch (err) {
+      errs.push(errorMessage(err));
+    }
+  }
+  if (errs.length > 0) throw new Error(errs.join('; '));
+}
 
 const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 

@@ -2,12 +2,13 @@
 // main.ts runs it on the process, the fuzz test's driver in-process, unit tests with their own deps. Its
 // usual delegates, our bridge and host-local, run in this process when CNI_PATH resolves them to our own
 // build (shared/cni/invoke.ts, registerInProcess; bridge's world registers host-local).
-import { delegateAdd, delegateDel, registerInProcess } from '../../shared/cni/invoke.js';
+import { delegateAdd, delegateDel, delegateGc, delegateStatus, registerInProcess } from '../../shared/cni/invoke.js';
 import { processIo, runPlugin, type PluginIo } from '../../shared/cni/skel.js';
 import type { CmdArgs } from '../../shared/cni/types.js';
 import { runBridge } from '../bridge/world.js';
 import { lockContainer } from './container-lock.js';
-import { consumeScratch, saveScratch } from './delegate.js';
+import { consumeScratch, listScratch, saveScratch } from './delegate.js';
+import { flanneldPids } from './diagnose.js';
 import { ABOUT, cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type FlannelDeps } from './flannel.js';
 import { readSubnetEnv } from './subnet-env.js';
 
@@ -21,6 +22,10 @@ export function realDeps(io: PluginIo): FlannelDeps {
     consumeScratch,
     delegateAdd,
     delegateDel,
+    delegateStatus,
+    delegateGc,
+    listScratch,
+    flanneldPids: () => flanneldPids(),
     writeStderr: (text) => io.writeStderr(text),
   };
 }

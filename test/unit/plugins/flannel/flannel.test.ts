@@ -31,6 +31,10 @@ function fakeDeps(over: Partial<FlannelDeps> = {}) {
       return r;
     },
     delegateDel: async (type, conf) => void calls.push({ verb: 'DEL', type, conf: conf.toString() }),
+    delegateStatus: async (type, conf) => void calls.push({ verb: 'STATUS', type, conf }),
+    delegateGc: async (type, conf) => void calls.push({ verb: 'GC', type, conf }),
+    listScratch: (dir) => [...files.keys()].filter((k) => k.startsWith(`${dir}/`)).map((k) => k.slice(dir.length + 1)),
+    flanneldPids: () => [],
     writeStderr: () => {},
     ...over,
   };
@@ -82,6 +86,7 @@ describe('flannel handlers', () => {
     expect(JSON.parse(s.out)).toEqual({
       code: 999,
       msg: "failed to load flannel 'subnet.env' file: open /run/flannel/subnet.env: no such file or directory. Check the flannel pod log for this node.",
+      details: expect.stringContaining('no flanneld is running on this node, and it is what writes /run/flannel/subnet.env'),
     });
     expect(f.files.size).toBe(0);
   });
@@ -157,14 +162,71 @@ describe('flannel handlers', () => {
     expect(f.files.has('/d/c1')).toBe(true); // kept, as a corrupt file is
   });
 
-  it('CHECK, STATUS and GC succeed with no output, as the reference', async () => {
+  it('CHECK, STATUS and GC succeed with no output when all is well; only CHECK asks no delegate (as the reference)', async () => {
     const f = fakeDeps();
     for (const cmd of ['CHECK', 'STATUS', 'GC']) {
       const s = io(cmd, CONF('1.1.0'));
       expect(await runFlannel(s, f.deps)).toBe(0);
       expect(s.out).toBe('');
     }
-    expect(f.calls).toHaveLength(0);
+    expect(f.calls.map((c) => c.verb)).toEqual(['STATUS', 'GC']);
+  });
+
+  describe('STATUS and GC (CNI 1.1)', () => {
+    const CONF11 = JSON.stringify({ cniVersion: '1.1.0', name: 'cbr0', type: 'flannel', dataDir: '/d' });
+    const gcConf = (valid: Array<{ containerID: string; ifname: string }>) => JSON.stringify({ ...JSON.parse(CONF11), 'cni.dev/valid-attachments': valid });
+
+    it('STATUS: subnet.env missing is code 50 naming the file, whether flanneld runs, and the fix', async () => {
+      const missing = () => {
+        throw Object.assign(new Error('open /run/flannel/subnet.env: no such file or directory'), { cause: { code: 'ENOENT' } });
+      };
+      const down = fakeDeps({ readSubnetEnv: missing });
+      const s1 = io('STATUS', CONF11);
+      expect(await runFlannel(s1, down.deps)).toBe(1);
+      const e1 = JSON.parse(s1.out) as { code: number; msg: string; details: string };
+      expect(e1.code).toBe(50);
+      expect(e1.msg).toContain('open /run/flannel/subnet.env: no such file or directory');
+      expect(e1.details).toMatch(/^no flanneld is running on this node.*systemctl status flanneld/);
+      const starting = fakeDeps({ readSubnetEnv: missing, flanneldPids: () => [4242] });
+      const s2 = io('STATUS', CONF11);
+      await runFlannel(s2, starting.deps);
+      expect(JSON.parse(s2.out).details).toMatch(/^flanneld is running on this node \(pid 4242\) but .* check its log/);
+      expect(down.calls).toEqual([]);
+    });
+
+    it('STATUS: an incomplete subnet.env is code 50 too; a complete one asks the delegate', async () => {
+      const partial = fakeDeps({ readSubnetEnv: () => { throw new Error('/run/flannel/subnet.env is missing FLANNEL_MTU'); } });
+      const s1 = io('STATUS', CONF11);
+      await runFlannel(s1, partial.deps);
+      expect(JSON.parse(s1.out)).toMatchObject({ code: 50, msg: expect.stringContaining('is missing FLANNEL_MTU') });
+      const ok = fakeDeps();
+      const s2 = io('STATUS', CONF11);
+      expect(await runFlannel(s2, ok.deps)).toBe(0);
+      expect(s2.out).toBe('');
+      expect(ok.calls.map((c) => `${c.verb} ${c.type}`)).toEqual(['STATUS bridge']);
+    });
+
+    it('GC: saved configs of containers with no valid attachment go; the valid attachments reach the delegate', async () => {
+      const f = fakeDeps();
+      f.files.set('/d/live', '{"type":"bridge"}');
+      f.files.set('/d/leaked', '{"type":"bridge"}');
+      const s = io('GC', gcConf([{ containerID: 'live', ifname: 'eth0' }]));
+      expect(await runFlannel(s, f.deps)).toBe(0);
+      expect([...f.files.keys()]).toEqual(['/d/live']);
+      expect(f.locks).toEqual(['lock /d/leaked', 'release remove']);
+      const gc = f.calls.find((c) => c.verb === 'GC')!;
+      expect(gc.type).toBe('bridge');
+      expect(JSON.parse(gc.conf)['cni.dev/valid-attachments']).toEqual([{ containerID: 'live', ifname: 'eth0' }]);
+      expect(JSON.parse(gc.conf).ipam.type).toBe('host-local');
+    });
+
+    it('GC without subnet.env still cleans the dataDir and says why the delegate was not asked', async () => {
+      const f = fakeDeps({ readSubnetEnv: () => { throw new Error('open /x: no such file or directory'); } });
+      f.files.set('/d/leaked', '{}');
+      const s = io('GC', gcConf([]));
+      expect(await runFlannel(s, f.deps)).toBe(1);
+      expect(f.files.size).toBe(0);
+      expect(JSON.parse(s.out).msg).toMatch(/^GC not passed to the delegate: failed to load flannel 'subnet.env' file/);
+    });
   });
 });
-
