@@ -10,12 +10,21 @@
 //   what it finds in the kernel that no lease accounts for (`removeStale`; skipped when the snapshot
 //   failed, as what to keep is then unknown), then `firstSync` settles, also after a failure (a daemon
 //   waiting on it must not hang).
+// - Continuous repair: a handler with `reconcile` has it run on kernel events (debounced) and every
+//   `everyMs()` (reconcile.ts), both only after the first snapshot is programmed: before that, what the
+//   kernel should hold is not known yet.
+// - The convergence SLI: each lease event handed to the handler is observed in
+//   `flannel_lease_event_to_programmed_seconds` as the time from its batch arriving from the subnet
+//   manager (queueing behind earlier work included) to the handler finishing it. The snapshot is not:
+//   it is startup, not an event.
 // - Retries with back-off for leases the kernel refused (`scheduleRetry`), doubled up to 30 s; a new
 //   event for the lease cancels its retry.
 import { errorMessage, type Logger } from '../../shared/log.js';
 import { lastEventPerLease, type Lease, type LeaseEvent } from '../lease.js';
 import { sleep } from '../sleep.js';
 import type { PeerGuard } from './peer-guard.js';
+import { recordLeaseProgrammed } from '../metrics/metrics.js';
+import { EventTrigger, type ReconcileSpec } from './reconcile.js';
 import type { SubnetManager } from '../subnet/manager.js';
 
 /** What one backend does with accepted peer lease events. */
@@ -31,6 +40,8 @@ export interface LeaseHandler {
   retry?(due: Map<string, Lease>): Promise<void>;
   /** Work done every `everyMs()` ms (re-read each round; ≤ 0: off), serialized with the batches. */
   periodic?: ReadonlyArray<{ everyMs: () => number; run: () => Promise<void> }>;
+  /** Continuous repair (reconcile.ts): run on kernel events and periodically, after the first snapshot. */
+  reconcile?: ReconcileSpec;
 }
 
 export interface LeaseLoopOptions {
@@ -64,15 +75,23 @@ export class LeaseLoop {
     this.handler = handler;
     this.o.logger.info('Watching for new subnet leases');
     const periodic = (handler.periodic ?? []).map((p) => this.every(p.everyMs, p.run, signal));
+    const rec = handler.reconcile;
+    const trigger = rec && new EventTrigger(rec, (f) => this.serial(f));
+    if (rec && trigger) {
+      // both wait for the first snapshot (and its stale sweep): before it, every entry looks stale
+      const synced = this.firstSync.then(() => !signal.aborted && trigger.start());
+      periodic.push(synced.then(() => this.every(rec.everyMs, () => rec.run('periodic'), signal)));
+    }
     try {
       let first = true;
       for await (const batch of this.o.subnetManager.watchLeases(signal)) {
         if (signal.aborted) break;
+        const arrived = performance.now();
         const snapshot = first;
         first = false;
         await this.serial(async () => {
           try {
-            await this.handle(batch, snapshot);
+            await this.handle(batch, snapshot, arrived);
             if (snapshot) await handler.removeStale?.();
           } finally {
             if (snapshot) this.firstSyncDone();
@@ -81,16 +100,22 @@ export class LeaseLoop {
       }
     } finally {
       if (this.retryTimer) clearTimeout(this.retryTimer);
+      trigger?.stop();
+      this.firstSyncDone(); // a loop stopped before its snapshot must not leave the reconcile waiting
       await Promise.all(periodic);
     }
   }
 
   /** One batch through the guard to the handler (called inside serial()). */
-  private async handle(batch: readonly LeaseEvent[], snapshot: boolean): Promise<void> {
+  private async handle(batch: readonly LeaseEvent[], snapshot: boolean, arrived: number): Promise<void> {
     const last = lastEventPerLease(this.o.guard.update(batch), (l) => this.o.guard.isOwn(l));
     for (const key of last.keys()) this.retries.delete(key);
     if (last.size === 0 && !snapshot) return;
     await this.handler!.handleBatch(last, snapshot ? { snapshot: batch } : {});
+    if (!snapshot) {
+      const seconds = (performance.now() - arrived) / 1000;
+      for (let i = 0; i < last.size; i++) recordLeaseProgrammed(seconds);
+    }
   }
 
   /** Settles when everything queued so far has run. */

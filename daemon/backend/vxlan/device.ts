@@ -137,20 +137,9 @@ export class VxlanDevice {
    */
   async configure(subnet: IPNet, network?: IPNet): Promise<void> {
     const a = this.attrs;
-    const want = formatCIDR(netIP(subnet), a.family === 4 ? 32 : 128);
     const addrs = await this.kernel.listAddrs({ dev: a.name, family: a.family });
-    const ops: KernelOp[] = [];
-    let present = false;
-    for (const addr of addrs) {
-      if (sameCidr(addr.cidr, want)) {
-        present = true;
-        continue;
-      }
-      if (!isStaleAddr(addr, a.family, network)) continue;
-      this.log(`removing stale address ${addr.cidr} from ${a.name}`);
-      ops.push({ op: 'deleteAddr', dev: a.name, cidr: addr.cidr });
-    }
-    if (!present) ops.push({ op: 'replaceAddr', dev: a.name, cidr: want });
+    const { ops } = this.addrOps(addrs, subnet, network);
+    for (const op of ops) if (op.op === 'deleteAddr') this.log(`removing stale address ${op.cidr} from ${a.name}`);
     ops.push({ op: 'setLinkUp', dev: a.name });
     await this.kernel.batch(ops);
     const link = await this.kernel.getLink(a.name);
@@ -159,6 +148,48 @@ export class VxlanDevice {
       throw new Error(`${a.name}'s mac address wanted: ${a.mac}, but got: ${link.mac}`);
     }
     this.index = link.index;
+  }
+
+  /**
+   * The address writes that bring the device's addresses to what configure() leaves (the lease's /32 or
+   * /128, no stale one), with what differed (`missing 10.10.16.0/32`, `extra 10.10.99.0/32`).
+   */
+  addrOps(addrs: readonly Addr[], subnet: IPNet, network?: IPNet): { ops: KernelOp[]; was: string[] } {
+    const a = this.attrs;
+    const want = formatCIDR(netIP(subnet), a.family === 4 ? 32 : 128);
+    const ops: KernelOp[] = [];
+    const was: string[] = [];
+    let present = false;
+    for (const addr of addrs) {
+      if (sameCidr(addr.cidr, want)) present = true;
+      else if (isStaleAddr(addr, a.family, network)) {
+        ops.push({ op: 'deleteAddr', dev: a.name, cidr: addr.cidr });
+        was.push(`extra address ${addr.cidr}`);
+      }
+    }
+    if (!present) {
+      ops.push({ op: 'replaceAddr', dev: a.name, cidr: want });
+      was.push(`address ${want} missing`);
+    }
+    return { ops, was };
+  }
+
+  /**
+   * What differs on a live link of ours that can be fixed in place (MTU, down, addresses): the writes
+   * and what differed. A link of another kind, VNI, MAC, ... is not for this (vxlanIncompat: re-create).
+   */
+  driftOps(link: Link, addrs: readonly Addr[], subnet: IPNet, network?: IPNet): { ops: KernelOp[]; was: string[] } {
+    const a = this.attrs;
+    const { ops, was } = this.addrOps(addrs, subnet, network);
+    if (link.mtu !== a.mtu) {
+      ops.unshift({ op: 'setLink', dev: a.name, mtu: a.mtu });
+      was.unshift(`mtu ${link.mtu}`);
+    }
+    if (!link.up) {
+      ops.push({ op: 'setLinkUp', dev: a.name });
+      was.push('down');
+    }
+    return { ops, was };
   }
 
   /** The onlink route to a peer's subnet through this device. */

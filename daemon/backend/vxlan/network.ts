@@ -10,13 +10,23 @@
 //   backend type, bad BackendData, no PublicIP) is logged and skipped.
 // - Leftovers: after the snapshot is programmed, flannel-owned entries on our own devices that no current
 //   peer accounts for are removed in one batch (`removeStale`), which upstream keeps forever.
-// - Device watchdog: we poll `getLink` (one `ip -j link show dev` exec, ~2 ms) every second rather than
-//   keep an `ip monitor link` child. Polling cannot miss an event (a monitor can lose lines when its pipe
-//   or process dies, and needs its own restart logic), sees every kind of damage in one read (deleted,
-//   re-created by someone else with a new ifindex or MAC, set down, wrong MTU), and its worst-case
-//   detection delay of one interval is small next to upstream's 1–30 s re-create back-off. On damage the
-//   device is re-created with the same MAC and every known peer is re-programmed in one batch.
-import type { Kernel, KernelOp, Route } from '../../../shared/kernel/kernel.js';
+// - Continuous repair (`reconcile`, driven by ../reconcile.ts): on kernel events (Kernel.watch,
+//   debounced) and every reconcile interval (60 s), each device is read (link, addresses, routes,
+//   neighbours, FDB) and diffed against what the programmed peers need: a missing or changed route,
+//   neighbour or FDB entry of a live peer is written again, an entry of ours no lease accounts for is
+//   removed, MTU / down / address drift is fixed in place, and a device that is gone, re-created by
+//   someone else or of another kind, VNI or MAC is re-created with our MAC and every peer re-programmed.
+//   Only the difference is written: the echo of our own batch costs three reads and no write.
+// - Without Kernel.watch (the iproute2 adapter) the device part also runs every `pollInterval` (1 s,
+//   one `ip -j link show dev` exec, ~2 ms): a deleted or broken device is found as fast as before; the
+//   entries wait for the periodic round.
+import type { Fdb, Kernel, KernelEvent, KernelOp, Neigh, Route } from '../../../shared/kernel/kernel.js';
+import { isNotFound } from '../../../shared/kernel/errors.js';
+import { normalizeMac } from '../../../shared/net/mac.js';
+import { parseRouteDst } from '../../../shared/net/route.js';
+import { netIP, tryParseIP } from '../../../shared/net/ip.js';
+import { DEFAULT_RECONCILE_INTERVAL, RepairLog, type Repair, type ReconcileSpec, type ReconcileTrigger } from '../reconcile.js';
+import { logV } from '../verbose.js';
 import { errorMessage, type Logger } from '../../../shared/log.js';
 import { formatIP, formatNet, type IP, type IPNet } from '../../../shared/net/ip.js';
 import { longestPrefixMatch } from '../../../shared/net/route.js';
@@ -44,8 +54,10 @@ export interface VxlanNetworkOptions {
   /** the flannel IPv6Network; IPv6 peers outside it are refused */
   ipv6Network?: IPNet;
   mtu: number;
-  /** device watchdog period (ms); 0 disables it */
+  /** device watchdog period (ms) when the kernel cannot watch; 0 disables it */
   pollInterval?: number;
+  /** periodic full reconcile (ms), default 60 s; 0 disables it (events still repair) */
+  reconcileInterval?: number;
   /** first retry delay for a lease that failed to program (ms), doubled up to 30 s */
   retryDelay?: number;
   /** our own addresses besides the lease's PublicIPs (the underlay address): never a peer's */
@@ -85,7 +97,10 @@ export class VxlanNetwork implements Network, LeaseHandler {
   readonly firstSync: Promise<void>;
   /** lease key → the last error programming it, so a lease the kernel keeps refusing is logged once */
   private readonly failing = new Map<string, string>();
-  readonly periodic = [{ everyMs: () => this.o.pollInterval ?? 1000, run: () => this.checkDevices() }];
+  // the 1 s device poll is only needed where no kernel events come (iproute2)
+  readonly periodic = [{ everyMs: () => (this.o.kernel.watch ? 0 : (this.o.pollInterval ?? 1000)), run: () => this.checkDevices() }];
+  readonly reconcile: ReconcileSpec;
+  private readonly repairs: RepairLog;
 
   constructor(private readonly o: VxlanNetworkOptions) {
     const enableIPv4 = !!o.dev;
@@ -109,6 +124,15 @@ export class VxlanNetwork implements Network, LeaseHandler {
       retryDelay: () => this.o.retryDelay ?? 1000,
     });
     this.firstSync = this.loop.firstSync;
+    this.repairs = new RepairLog(o.logger);
+    const ours = new Set([o.dev?.attrs.name, o.v6Dev?.attrs.name].filter((n) => n !== undefined));
+    this.reconcile = {
+      ...(o.kernel.watch ? { watch: (f: (ev: KernelEvent) => void) => o.kernel.watch!(f) } : {}),
+      // an event without a device (a route without an output device) could be anything: look
+      relevant: (ev) => ev.kind === 'resync' || ev.dev === undefined || ours.has(ev.dev),
+      run: (trigger) => this.reconcileNow(trigger),
+      everyMs: () => this.o.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL,
+    };
   }
 
   private log(msg: string): void {
@@ -123,8 +147,8 @@ export class VxlanNetwork implements Network, LeaseHandler {
     return this.o.mtu;
   }
 
-  /** Timing knobs, read at each use (tests shorten them): watchdog period and first retry delay in ms. */
-  get timing(): { pollInterval?: number; retryDelay?: number } {
+  /** Timing knobs, read at each use (tests shorten them): watchdog, reconcile and first retry delay in ms. */
+  get timing(): { pollInterval?: number; reconcileInterval?: number; retryDelay?: number } {
     return this.o;
   }
 
@@ -256,6 +280,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
         this.log(`adding direct route to subnet: ${formatNet(n.subnet)} PublicIP: ${formatIP(n.publicIP)}`);
         ops.push(...dev.addDirectOps(n));
       } else {
+        logV(this.o.logger, `adding ${family === 6 ? 'v6 ' : ''}subnet: ${formatNet(n.subnet)} PublicIP${family === 6 ? 'v6' : ''}: ${formatIP(n.publicIP)} VtepMAC: ${n.mac}`);
         ops.push(...dev.addPeerOps(n));
       }
       undo.push(...this.removeOps(dev, state));
@@ -293,7 +318,10 @@ export class VxlanNetwork implements Network, LeaseHandler {
         const n = leaseNeighbor(lease, family);
         if (n && typeof n !== 'string') state = { n, direct: false };
       }
-      if (state) ops.push(...this.removeOps(dev, state));
+      if (state) {
+        if (!state.direct) logV(this.o.logger, `removing ${family === 6 ? 'v6' : ''}subnet: ${formatNet(state.n.subnet)} PublicIP${family === 6 ? 'v6' : ''}: ${formatIP(state.n.publicIP)} VtepMAC: ${state.n.mac}`);
+        ops.push(...this.removeOps(dev, state));
+      }
     }
     if (!known) this.log(`removed subnet ${key} was not known; removing its entries anyway`);
     if (ops.length === 0) {
@@ -381,32 +409,121 @@ export class VxlanNetwork implements Network, LeaseHandler {
     }
   }
 
-  // ---- device watchdog: we poll getLink every pollInterval (see the top of this file) -------------
+  // ---- continuous repair (see the top of this file and ../reconcile.ts) ---------------------------
 
-  /** One watchdog round: heal any device that is missing, replaced, altered or down. */
+  /** One device round (the 1 s watchdog without kernel events): heal a device, and its entries if it was. */
   async checkDevices(): Promise<void> {
     for (const dev of [this.o.dev, this.o.v6Dev]) {
-      if (!dev) continue;
-      const subnet = dev.attrs.family === 4 ? this.o.lease.subnet : this.o.lease.ipv6Subnet;
-      if (!subnet) continue;
-      let why: string | undefined;
-      try {
-        const link = await this.o.kernel.getLink(dev.attrs.name);
-        if (!link) why = 'it disappeared';
-        else if (link.index !== dev.ifIndex) why = `it was re-created (ifindex ${dev.ifIndex} → ${link.index})`;
-        else why = vxlanIncompat(link, dev.attrs) ?? (link.mtu !== dev.attrs.mtu ? `mtu ${link.mtu} != ${dev.attrs.mtu}` : link.up ? undefined : 'it is down');
-      } catch (err) {
-        this.o.logger.warn(`failed to read ${dev.attrs.name}: ${errorMessage(err)}`);
-        continue;
-      }
-      if (!why) continue;
-      this.o.logger.warn(`${dev.attrs.name} needs repair: ${why}; re-creating it and re-programming ${this.peers.size} peers`);
+      if (dev) await this.reconcileDevice(dev, new Set(), false);
+    }
+  }
+
+  /** One full reconcile round now, serialized with the batches (tests; the loop runs it on its own). */
+  reconcileAll(trigger: ReconcileTrigger = 'periodic'): Promise<void> {
+    return this.loop.serial(() => this.reconcileNow(trigger));
+  }
+
+  private async reconcileNow(trigger: ReconcileTrigger): Promise<void> {
+    const broken = new Set<string>();
+    for (const dev of [this.o.dev, this.o.v6Dev]) {
+      if (dev) await this.reconcileDevice(dev, broken, true);
+    }
+    if (trigger === 'periodic') this.repairs.settle(broken);
+  }
+
+  /**
+   * The device, then (when `entries`, or when the device needed repair) its routes, neighbours and FDB.
+   * A device that had to be re-created was re-programmed whole: its entries need no diff.
+   */
+  private async reconcileDevice(dev: VxlanDevice, broken: Set<string>, entries: boolean): Promise<void> {
+    const subnet = dev.attrs.family === 4 ? this.o.lease.subnet : this.o.lease.ipv6Subnet;
+    if (!subnet) return;
+    const name = dev.attrs.name;
+    const key = `device|${name}`;
+    let why: string | undefined;
+    let drift: { ops: KernelOp[]; was: string[] } = { ops: [], was: [] };
+    try {
+      const link = await this.o.kernel.getLink(name);
+      if (!link) why = 'it disappeared';
+      else if (link.index !== dev.ifIndex) why = `it was re-created (ifindex ${dev.ifIndex} → ${link.index})`;
+      else why = vxlanIncompat(link, dev.attrs);
+      if (link && !why) drift = dev.driftOps(link, await this.o.kernel.listAddrs({ dev: name, family: dev.attrs.family }), subnet, this.o.network);
+    } catch (err) {
+      this.o.logger.warn(`failed to read ${name}: ${errorMessage(err)}`);
+      return;
+    }
+    if (why) {
+      broken.add(key);
+      this.o.logger.warn(`${name} needs repair: ${why}; re-creating it and re-programming ${this.peers.size} peers`);
+      const repair: Repair = { kind: 'device', action: 'restored', key, line: `Repaired device ${name} (was: ${why}): re-created with MAC ${dev.attrs.mac}` };
       try {
         await dev.ensure();
         await dev.configure(subnet, this.o.network);
         await this.replay(dev);
+        this.repairs.repaired(repair);
       } catch (err) {
-        this.o.logger.error(`failed to repair ${dev.attrs.name}: ${errorMessage(err)}; trying again in ${this.o.pollInterval ?? 1000} ms`);
+        this.o.logger.error(`failed to repair ${name}: ${errorMessage(err)}; trying again at the next check`);
+      }
+      return;
+    }
+    if (drift.ops.length > 0) {
+      broken.add(key);
+      const repair: Repair = { kind: 'device', action: 'restored', key, line: `Repaired device ${name} (was ${drift.was.join(', ')})` };
+      try {
+        await this.o.kernel.batch(drift.ops);
+        this.repairs.repaired(repair);
+      } catch (err) {
+        this.repairs.failed(repair, errorMessage(err));
+      }
+      // a device set down lost its routes with it
+      entries = true;
+    }
+    if (entries) await this.reconcileEntries(dev, broken);
+  }
+
+  /**
+   * Diffs the routes, neighbours and FDB entries on one device against the programmed peers: stale
+   * ones go first (an FDB entry of a live MAC to a wrong dst among them), then what is missing or
+   * changed is written again. Peers waiting for a retry are neither restored (their retry does it) nor
+   * removed.
+   */
+  private async reconcileEntries(dev: VxlanDevice, broken: Set<string>): Promise<void> {
+    const { name, family } = dev.attrs;
+    let have: { routes: Route[]; neighs: Neigh[]; fdb: Fdb[] };
+    try {
+      const [routes, neighs, fdb] = await Promise.all([
+        this.o.kernel.listRoutes({ family, dev: name }),
+        this.o.kernel.listNeighs(name),
+        this.o.kernel.listFdb(name),
+      ]);
+      have = { routes, neighs, fdb };
+    } catch (err) {
+      if (!isNotFound(err)) this.o.logger.warn(`failed to read the entries of ${name}: ${errorMessage(err)}`);
+      return;
+    }
+    const removals = new Map<KernelOp, Repair>();
+    for (const op of staleOps(dev.attrs, this.kept(family), have)) removals.set(op, staleRepair(op));
+    const restores = new Map<KernelOp, Repair>();
+    const indexed = indexEntries(name, family, have);
+    for (const p of this.peers.values()) {
+      const st = family === 4 ? p.v4 : p.v6;
+      if (st && !st.direct) for (const [op, r] of peerDiff(dev, st.n, indexed)) restores.set(op, r);
+    }
+    for (const r of [...removals.values(), ...restores.values()]) broken.add(r.key);
+    if (removals.size > 0) {
+      const failed = await removeBestEffort(this.o.kernel, orderOps([...removals.keys()]));
+      for (const [op, r] of removals) {
+        const err = failed.get(op);
+        if (err === undefined || isNotFound(err)) this.repairs.repaired(r);
+        else this.repairs.failed(r, errorMessage(err));
+      }
+    }
+    if (restores.size > 0) {
+      const failed = await applyResumable(this.o.kernel, orderOps([...restores.keys()]));
+      for (const [op, r] of restores) {
+        const err = failed.get(op);
+        if (err === undefined) this.repairs.repaired(r);
+        else this.repairs.failed(r, errorMessage(err));
       }
     }
   }
@@ -433,3 +550,83 @@ function isDirect(ip: IP, routes: Route[]): boolean {
   const best = longestPrefixMatch(routes, ip);
   return !!best && !best.via && best.dst !== 'default';
 }
+
+/** One device's entries indexed by what a peer looks up (destination, neighbour IP, MAC). */
+interface Indexed {
+  routes: Map<string, Route[]>;
+  neighs: Map<string, Neigh>;
+  fdb: Map<string, Fdb[]>;
+}
+
+function indexEntries(name: string, family: 4 | 6, have: { routes: readonly Route[]; neighs: readonly Neigh[]; fdb: readonly Fdb[] }): Indexed {
+  const out: Indexed = { routes: new Map(), neighs: new Map(), fdb: new Map() };
+  for (const r of have.routes) {
+    // routes listed `dev`-filtered may leave `dev` out: asked for ours, an absent one is ours
+    if ((r.dev ?? name) !== name || (r.table ?? 254) !== 254) continue;
+    const d = parseRouteDst(r.dst, family);
+    if (!d) continue;
+    const k = formatNet(d);
+    out.routes.set(k, [...(out.routes.get(k) ?? []), r]);
+  }
+  for (const n of have.neighs) {
+    const ip = tryParseIP(n.ip);
+    if (n.dev === name && ip) out.neighs.set(formatIP(ip), n);
+  }
+  for (const f of have.fdb) {
+    const mac = normalizeMac(f.mac);
+    if (f.dev === name && f.self && mac) out.fdb.set(mac, [...(out.fdb.get(mac) ?? []), f]);
+  }
+  return out;
+}
+
+/** The writes (with their log lines) that bring one peer's route, neighbour and FDB entry back. */
+function peerDiff(dev: VxlanDevice, n: Neighbor, have: Indexed): Array<[KernelOp, Repair]> {
+  const name = dev.attrs.name;
+  const out: Array<[KernelOp, Repair]> = [];
+  const [neighOp, fdbOp, routeOp] = dev.addPeerOps(n);
+  const dst = formatNet(n.subnet);
+  const gw = formatIP(netIP(n.subnet));
+  const pub = formatIP(n.publicIP);
+
+  const routes = have.routes.get(dst) ?? [];
+  if (!routes.some((r) => r.onlink && r.via !== undefined && sameIP(r.via, gw) && r.type === undefined)) {
+    const r = routes[0];
+    const was = r === undefined ? 'missing' : `${r.type ?? ''} via ${r.via ?? '-'}${r.onlink ? ' onlink' : ''}`.trim();
+    out.push([routeOp!, { kind: 'route', action: 'restored', key: `route|${name}|${dst}`, line: `Repaired route ${dst} via ${gw} dev ${name} (was ${was})` }]);
+  }
+
+  const neigh = have.neighs.get(gw);
+  const nmac = neigh ? normalizeMac(neigh.mac) : undefined;
+  if (!neigh || nmac !== n.mac || !neigh.permanent) {
+    const was = !neigh ? 'missing' : nmac !== n.mac ? `lladdr ${neigh.mac}` : 'not permanent';
+    out.push([neighOp!, { kind: 'neigh', action: 'restored', key: `neigh|${name}|${gw}`, line: `Repaired neighbour ${gw} lladdr ${n.mac} dev ${name} (was ${was})` }]);
+  }
+
+  const fdb = have.fdb.get(n.mac) ?? [];
+  if (!fdb.some((f) => f.dst !== undefined && sameIP(f.dst, pub))) {
+    const was = fdb.length === 0 ? 'missing' : `dst ${fdb.map((f) => f.dst ?? '-').join(',')}`;
+    out.push([fdbOp!, { kind: 'fdb', action: 'restored', key: `fdb|${name}|${n.mac}`, line: `Repaired fdb ${n.mac} dst ${pub} dev ${name} (was ${was})` }]);
+  }
+  return out;
+}
+
+/** How a stale entry's removal is logged (staleOps only yields these three deletes). */
+function staleRepair(op: KernelOp): Repair {
+  switch (op.op) {
+    case 'deleteRoute':
+      return { kind: 'route', action: 'removed', key: `route|${op.route.dev ?? ''}|${op.route.dst}`, line: `Removed stale route ${op.route.dst} via ${op.route.via ?? ''} dev ${op.route.dev ?? ''} (no lease has it)` };
+    case 'deleteNeigh':
+      return { kind: 'neigh', action: 'removed', key: `neigh|${op.dev}|${op.ip}`, line: `Removed stale neighbour ${op.ip} dev ${op.dev} (no lease has it)` };
+    case 'deleteFdb':
+      return { kind: 'fdb', action: 'removed', key: `fdb|${op.dev}|${op.mac}|${op.dst ?? ''}`, line: `Removed stale fdb ${op.mac} dst ${op.dst ?? ''} dev ${op.dev} (no lease has it)` };
+    default:
+      return { kind: 'route', action: 'removed', key: describeOp(op), line: `Removed stale ${describeOp(op)}` };
+  }
+}
+
+function sameIP(a: string, b: string): boolean {
+  const x = tryParseIP(a);
+  const y = tryParseIP(b);
+  return !!x && !!y && x.family === y.family && x.value === y.value;
+}
+

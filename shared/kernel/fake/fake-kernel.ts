@@ -10,9 +10,9 @@
 import { parseCIDR, netContains } from '../../net/ip.js';
 import type { Family } from '../../net/ip.js';
 import { isExists, KernelError } from '../errors.js';
-import { fail, famOf, FakeWorld, normKey, type FakeNs } from './fake-world.js';
+import { eventOf, fail, famOf, FakeWorld, normKey, type FakeNs } from './fake-world.js';
 import { FakeOps, notFound } from './fake-ops.js';
-import type { Addr, BridgeVlan, Fdb, Kernel, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from '../kernel.js';
+import type { Addr, BridgeVlan, Fdb, Kernel, KernelEvent, KernelOp, Link, LinkAddrs, Neigh, Route, RouteSpec, VxlanSpec } from '../kernel.js';
 
 export { FakeWorld, type FakeNs } from './fake-world.js';
 
@@ -43,6 +43,18 @@ export class FakeKernel implements Kernel {
     return ns;
   }
 
+  /** One write to `ns`, announced to this namespace's watchers (Kernel.watch). */
+  private apply(ns: FakeNs, op: KernelOp): void {
+    this.ops.applyOp(ns, op);
+    const ev = eventOf(op);
+    if (ev !== undefined) this.world.emit(this.path, ev);
+  }
+
+  /** Kernel.watch over the fake: every write through a FakeKernel of this namespace is announced. */
+  watch(onEvent: (ev: KernelEvent) => void): { close(): void } {
+    return this.world.watch(this.path, onEvent);
+  }
+
   inNetns(path: string): FakeKernel {
     return new FakeKernel(this.world, path);
   }
@@ -65,7 +77,7 @@ export class FakeKernel implements Kernel {
   }
 
   async setLinkUp(name: string): Promise<void> {
-    this.ops.applyOp(this.enter('setLinkUp'), { op: 'setLinkUp', dev: name });
+    this.apply(this.enter('setLinkUp'), { op: 'setLinkUp', dev: name });
   }
 
   async setLinkDown(name: string, o?: { missingOk?: boolean }): Promise<void> {
@@ -77,10 +89,11 @@ export class FakeKernel implements Kernel {
     }
     l.up = false;
     l.operstate = 'DOWN';
+    this.world.emit(this.path, { kind: 'link', deleted: false, dev: name });
   }
 
   async setLinkMtu(name: string, mtu: number): Promise<void> {
-    this.ops.link(this.enter('setLinkMtu'), name).mtu = mtu;
+    this.apply(this.enter('setLinkMtu'), { op: 'setLink', dev: name, mtu });
   }
 
   async deleteLink(name: string, o?: { missingOk?: boolean }): Promise<void> {
@@ -89,23 +102,23 @@ export class FakeKernel implements Kernel {
       if (o?.missingOk) return;
       throw notFound(name);
     }
-    this.ops.applyOp(ns, { op: 'deleteLink', dev: name });
+    this.apply(ns, { op: 'deleteLink', dev: name });
   }
 
   async setMaster(dev: string, bridge: string): Promise<void> {
-    this.ops.applyOp(this.enter('setMaster'), { op: 'setLink', dev, master: bridge });
+    this.apply(this.enter('setMaster'), { op: 'setLink', dev, master: bridge });
   }
 
   async setPromisc(dev: string, on: boolean): Promise<void> {
-    this.ops.applyOp(this.enter('setPromisc'), { op: 'setLink', dev, promisc: on });
+    this.apply(this.enter('setPromisc'), { op: 'setLink', dev, promisc: on });
   }
 
   async setHairpin(dev: string, on: boolean): Promise<void> {
-    this.ops.applyOp(this.enter('setHairpin'), { op: 'setBridgePort', dev, hairpin: on });
+    this.apply(this.enter('setHairpin'), { op: 'setBridgePort', dev, hairpin: on });
   }
 
   async setLinkAddress(dev: string, mac: string): Promise<void> {
-    this.ops.applyOp(this.enter('setLinkAddress'), { op: 'setLink', dev, mac });
+    this.apply(this.enter('setLinkAddress'), { op: 'setLink', dev, mac });
   }
 
   async ensureBridge(name: string, o?: { mtu?: number; vlanFiltering?: boolean; promisc?: boolean }): Promise<Link> {
@@ -121,7 +134,7 @@ export class FakeKernel implements Kernel {
   }
 
   async createVethPair(host: string, peer: string, o: { peerNetns: string; mtu?: number; mac?: string; peerMac?: string }): Promise<void> {
-    this.ops.applyOp(this.enter('createVethPair'), { op: 'addVeth', name: host, peer, ...o });
+    this.apply(this.enter('createVethPair'), { op: 'addVeth', name: host, peer, ...o });
   }
 
   async inspect(names: readonly string[], ops: readonly KernelOp[] = []): Promise<Map<string, LinkAddrs>> {
@@ -154,7 +167,7 @@ export class FakeKernel implements Kernel {
   async ensureAddr(dev: string, cidr: string): Promise<void> {
     const ns = this.enter('ensureAddr');
     try {
-      this.ops.applyOp(ns, { op: 'addAddr', dev, cidr });
+      this.apply(ns, { op: 'addAddr', dev, cidr });
     } catch (err) {
       if (!isExists(err)) throw err;
     }
@@ -163,7 +176,7 @@ export class FakeKernel implements Kernel {
   async deleteAddr(dev: string, cidr: string, o?: { missingOk?: boolean }): Promise<void> {
     const ns = this.enter('deleteAddr');
     try {
-      this.ops.applyOp(ns, { op: 'deleteAddr', dev, cidr });
+      this.apply(ns, { op: 'deleteAddr', dev, cidr });
     } catch (err) {
       if (!o?.missingOk) throw err;
     }
@@ -204,17 +217,17 @@ export class FakeKernel implements Kernel {
   }
 
   async replaceRoute(r: RouteSpec): Promise<void> {
-    this.ops.applyOp(this.enter('replaceRoute'), { op: 'replaceRoute', route: r });
+    this.apply(this.enter('replaceRoute'), { op: 'replaceRoute', route: r });
   }
 
   async addRoute(r: RouteSpec): Promise<void> {
-    this.ops.applyOp(this.enter('addRoute'), { op: 'addRoute', route: r });
+    this.apply(this.enter('addRoute'), { op: 'addRoute', route: r });
   }
 
   async deleteRoute(r: RouteSpec, o?: { missingOk?: boolean }): Promise<void> {
     const ns = this.enter('deleteRoute');
     try {
-      this.ops.applyOp(ns, { op: 'deleteRoute', route: r });
+      this.apply(ns, { op: 'deleteRoute', route: r });
     } catch (err) {
       if (!o?.missingOk) throw err;
     }
@@ -223,8 +236,8 @@ export class FakeKernel implements Kernel {
   /** Seeding: a VXLAN device `name` as asked (any link of that name is replaced). */
   async ensureVxlan(name: string, spec: VxlanSpec): Promise<Link> {
     const ns = this.enter('ensureVxlan');
-    if (ns.links.has(name)) this.ops.applyOp(ns, { op: 'deleteLink', dev: name });
-    this.ops.applyOp(ns, { op: 'addVxlan', name, ...spec });
+    if (ns.links.has(name)) this.apply(ns, { op: 'deleteLink', dev: name });
+    this.apply(ns, { op: 'addVxlan', name, ...spec });
     return { ...this.ops.link(ns, name) };
   }
 
@@ -252,7 +265,7 @@ export class FakeKernel implements Kernel {
     for (const [i, op] of ops.entries()) {
       try {
         this.world.takeFailure(op.op);
-        this.ops.applyOp(ns, op);
+        this.apply(ns, op);
       } catch (err) {
         if (op.op === 'sysctl' && op.optional) continue;
         throw err instanceof KernelError ? err.withOp(op, undefined, i) : err;
@@ -268,7 +281,7 @@ export class FakeKernel implements Kernel {
   }
 
   async writeSysctl(key: string, value: string): Promise<void> {
-    this.ops.applyOp(this.enter('writeSysctl'), { op: 'sysctl', key, value });
+    this.apply(this.enter('writeSysctl'), { op: 'sysctl', key, value });
   }
 }
 

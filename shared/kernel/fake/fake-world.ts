@@ -3,7 +3,7 @@
 import { formatNet, parseCIDR } from '../../net/ip.js';
 import type { Family } from '../../net/ip.js';
 import { ERRNO_TEXT, KernelError, type KernelErrorCode } from '../errors.js';
-import type { Addr, BridgeVlan, Fdb, Link, Neigh, Route } from '../kernel.js';
+import type { Addr, BridgeVlan, Fdb, KernelEvent, KernelOp, Link, Neigh, Route } from '../kernel.js';
 export { normCidr } from '../../ip/configure-iface.js'; // `ip/prefix` as the kernel lists it
 
 /** `<what>: <strerror(code)>`, the shape of the adapter's messages. */
@@ -34,6 +34,8 @@ export class FakeWorld {
   execs = 0;
   private macSeq = 0;
   private readonly failures = new Map<string, KernelError>();
+  /** Kernel.watch subscribers, by namespace path */
+  private readonly watchers = new Map<string, Set<(ev: KernelEvent) => void>>();
 
   addNetns(path: string): FakeNs {
     const ns = newNs();
@@ -56,6 +58,28 @@ export class FakeWorld {
       this.failures.delete(name);
       throw e;
     }
+  }
+
+  /** Subscribes to the changes of namespace `path` (FakeKernel.watch). */
+  watch(path: string, onEvent: (ev: KernelEvent) => void): { close(): void } {
+    let set = this.watchers.get(path);
+    if (set === undefined) this.watchers.set(path, (set = new Set()));
+    set.add(onEvent);
+    return { close: () => void set.delete(onEvent) };
+  }
+
+  /**
+   * Delivers `ev` to the watchers of `path` asynchronously, as a netlink socket would. Every write
+   * through a FakeKernel of that namespace emits (from the daemon or from a test "behind its back");
+   * a test seeds a change the kernel never announces by editing `namespaces` directly, and simulates a
+   * receive-buffer overflow with `emit(path, { kind: 'resync' })`.
+   */
+  emit(path: string, ev: KernelEvent): void {
+    const set = this.watchers.get(path);
+    if (set === undefined || set.size === 0) return;
+    queueMicrotask(() => {
+      for (const f of [...set]) f(ev);
+    });
   }
 
   randomMac(): string {
@@ -85,4 +109,40 @@ export function famOf(s: string): Family {
 /** network of an `ip/prefix` as text, e.g. 10.1.2.3/24 → 10.1.2.0/24 */
 export function netOf(cidr: string): string {
   return formatNet(parseCIDR(cidr).net);
+}
+
+/** The coarse event one applied write produces (undefined: none, e.g. a sysctl). */
+export function eventOf(op: KernelOp): KernelEvent | undefined {
+  switch (op.op) {
+    case 'replaceRoute':
+    case 'addRoute':
+    case 'prependRoute':
+    case 'deleteRoute':
+      return { kind: 'route', deleted: op.op === 'deleteRoute', ...(op.route.dev !== undefined ? { dev: op.route.dev } : {}) };
+    case 'replaceNeigh':
+    case 'deleteNeigh':
+      return { kind: 'neigh', deleted: op.op === 'deleteNeigh', dev: op.dev };
+    case 'replaceFdb':
+    case 'appendFdb':
+    case 'deleteFdb':
+      return { kind: 'fdb', deleted: op.op === 'deleteFdb', dev: op.dev };
+    case 'replaceAddr':
+    case 'addAddr':
+    case 'deleteAddr':
+      return { kind: 'addr', deleted: op.op === 'deleteAddr', dev: op.dev };
+    case 'setLinkUp':
+    case 'setLink':
+    case 'setBridgePort':
+    case 'deleteLink':
+      return { kind: 'link', deleted: op.op === 'deleteLink', dev: op.dev };
+    case 'addBridge':
+    case 'addVxlan':
+    case 'addIpip':
+    case 'addWireguard':
+      return { kind: 'link', deleted: false, dev: op.name };
+    case 'addVeth':
+      return { kind: 'link', deleted: false, dev: op.name };
+    default:
+      return undefined;
+  }
 }
