@@ -1,4 +1,11 @@
-// Builds one directly executable file per part into dist/bin/<name>.
+// Builds the two forms of every part:
+// - dist/exe/: the self-contained executables (scripts/build-exe.mjs: bun-compiled, no Node needed on
+//   the host): what the conflists, the manifest, the systemd unit and the integration/e2e suites use;
+// - dist/bin/<name>: the Node-script build below, the development convenience (fast to build,
+//   readable stack traces; FLANNEL_TEST_BUILD=node runs the suites against it).
+// `node scripts/build.mjs [part...] [--node-only]`: the parts asked (default all), in both forms.
+//
+// The Node-script build: one directly executable file per part.
 //
 // Plugins are exec'd once per pod operation, so their start path is hot: each is bundled by esbuild
 // into a single CommonJS file (one file to read, no module resolution, CJS loads 3-5 ms faster than
@@ -65,7 +72,8 @@ async function writeAtomic(file, text) {
 await mkdir(outDir, { recursive: true });
 // Extensionless executables are CommonJS: say so explicitly, whatever the root package.json says.
 await writeFile(join(outDir, 'package.json'), '{"type":"commonjs"}\n');
-const only = process.argv.slice(2);
+const nodeOnly = process.argv.includes('--node-only');
+const only = process.argv.slice(2).filter((a) => a !== '--node-only');
 let failed = 0;
 for (const [name, [entry, format]] of Object.entries(PARTS)) {
   if (only.length > 0 && !only.includes(name)) continue;
@@ -100,8 +108,22 @@ for (const [name, [entry, format]] of Object.entries(PARTS)) {
     console.error(`build ${name}: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
-// host-local's optional flock(2) addon (dist/bin/flock.node); without a compiler it falls back to flock(1).
-if (only.length === 0 || only.includes('host-local')) {
-  spawnSync(process.execPath, [join(root, 'plugins/host-local/native/build.mjs'), join(outDir, 'flock.node')], { stdio: 'inherit' });
+// The native shim (dist/bin/flannel.node: flock, netlink, setns; shared/native) and, while
+// shared/fs/flock.ts still looks for it, host-local's older flock(2) addon (dist/bin/flock.node).
+// Without a compiler both are skipped and the plugins fall back (iproute2 execs, flock(1)).
+if (only.length === 0 || ['host-local', 'bridge', 'flannel', 'loopback', 'flanneld'].some((p) => only.includes(p))) {
+  for (const [script, file] of [
+    ['shared/native/build.mjs', 'flannel.node'],
+    ['plugins/host-local/native/build.mjs', 'flock.node'],
+  ]) {
+    if (existsSync(join(root, script))) spawnSync(process.execPath, [join(root, script), join(outDir, file)], { stdio: 'inherit' });
+  }
+}
+// The self-contained executables that carry the parts asked (build-exe skips those already up to date).
+const EXE_OF = { 'host-local': 'flannel-cni', loopback: 'flannel-cni', bridge: 'flannel-cni', flannel: 'flannel-cni', cnitool: 'flannel-cni', 'install-cni': 'flannel-cni', flanneld: 'flanneld' };
+const exes = [...new Set((only.length === 0 ? Object.keys(EXE_OF) : only).map((p) => EXE_OF[p]).filter(Boolean))];
+if (!nodeOnly && exes.length > 0) {
+  const r = spawnSync(process.execPath, [join(root, 'scripts/build-exe.mjs'), ...exes], { stdio: 'inherit' });
+  if (r.status !== 0) failed++;
 }
 if (failed > 0) process.exitCode = 1;

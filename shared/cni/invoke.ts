@@ -5,8 +5,12 @@
 //
 // In-process fast path: a plugin binary of ours may register other plugins of ours that it carries in
 // its bundle (flannel carries bridge and host-local; bridge carries host-local). When the file CNI_PATH
-// gives for `<type>` is that plugin from the same build as the running executable (its second line,
-// `// flannel-ts build <id>`, equals ours: scripts/build.mjs), the delegate runs inside this process
+// gives for `<type>` is that plugin from the same build as the running executable, the delegate runs
+// inside this process. The build is named by a line `// flannel-ts build <id>`: the second line of a
+// Node-script bundle (scripts/build.mjs), the last line of a compiled executable (scripts/build-exe.mjs
+// appends it after the ELF image, where bun's loader never looks; the running executable knows its own
+// id from the build: setSelf). Reading it costs one open and two small preads, not the 100 MiB file;
+// a compiled executable installed under several names (links) is one build whatever the name. It runs
 // through the same skeleton, fed the same stdin and environment, and its exit code and stdout are
 // judged exactly as an exec'd one's (its stderr is passed on after it ends, as for an exec). That
 // saves one Node start per delegation (scripts/bench/cni-latency.mjs measures it). Anything else found on CNI_PATH (a Go plugin, even
@@ -21,8 +25,8 @@
 // code 7 (invalid network config) before anything runs when its plugin is already in the chain (the
 // caller itself included) or when the chain is MAX_DELEGATION_DEPTH deep.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { errorMessage } from '../log.js';
 import { CniError, CniErrorCode } from './errors.js';
 import { isObject, parseJson } from '../go/json.js';
@@ -131,16 +135,31 @@ export function registerInProcess(type: string, run: InProcessPlugin): void {
 }
 
 const BUILD_LINE = '// flannel-ts build ';
+/** How many bytes at the end of a compiled executable hold its build line (scripts/build-exe.mjs). */
+export const TRAILER_BYTES = 128;
 
-/** The `// flannel-ts build <id>` line of an executable of ours (its second line), or undefined. */
-function buildLine(file: string): string | undefined {
+/**
+ * The `// flannel-ts build <id>` line of an executable of ours, or undefined: the second line of a
+ * `#!` script, the last line of an ELF file (both read with one small pread each).
+ */
+export function buildLine(file: string): string | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
     const head = Buffer.alloc(512);
     const n = readSync(fd, head, 0, head.length, 0);
-    const line = head.subarray(0, n).toString('latin1').split('\n')[1];
-    return line?.startsWith(BUILD_LINE) ? line : undefined;
+    if (head.subarray(0, 2).toString('latin1') === '#!') {
+      const line = head.subarray(0, n).toString('latin1').split('\n')[1];
+      return line?.startsWith(BUILD_LINE) ? line : undefined;
+    }
+    if (n < 4 || head.readUInt32BE(0) !== 0x7f454c46) return undefined; // not \x7fELF
+    const size = fstatSync(fd).size;
+    const tail = Buffer.alloc(Math.min(TRAILER_BYTES, size));
+    const m = readSync(fd, tail, 0, tail.length, size - tail.length);
+    const text = tail.subarray(0, m).toString('latin1');
+    if (!text.endsWith('\n')) return undefined;
+    const line = text.slice(text.lastIndexOf('\n', text.length - 2) + 1, -1);
+    return line.startsWith(BUILD_LINE) ? line : undefined;
   } catch {
     return undefined;
   } finally {
@@ -148,13 +167,35 @@ function buildLine(file: string): string | undefined {
   }
 }
 
-let ownBuild: string | undefined | null = null;
+/** The running executable: the file it was exec'd as and its build line (undefined: not of a build). */
+interface Self {
+  file: string;
+  build: string | undefined;
+}
+let self: Self | undefined;
+
+/**
+ * For a compiled executable (cmd/flannel-cni.ts): the file we were exec'd as (process.argv[1] names
+ * bun's virtual entry there) and our build id, compiled in. A Node-script bundle needs no call: its
+ * file is process.argv[1], whose second line is its build line.
+ */
+export function setSelf(file: string, buildId: string): void {
+  self = { file, build: `${BUILD_LINE}${buildId}` };
+}
+
+function ownSelf(): Self {
+  if (self === undefined) {
+    const file = process.argv[1] ?? '';
+    self = { file, build: buildLine(file) };
+  }
+  return self;
+}
 
 function inProcessFor(type: string, pluginPath: string, env: Record<string, string | undefined>): InProcessPlugin | undefined {
   const run = inProcess.get(type);
   if (run === undefined || env.CNI_TS_EXEC_DELEGATES === '1') return undefined;
-  if (ownBuild === null) ownBuild = buildLine(process.argv[1] ?? '');
-  return ownBuild !== undefined && buildLine(pluginPath) === ownBuild ? run : undefined;
+  const own = ownSelf().build;
+  return own !== undefined && buildLine(pluginPath) === own ? run : undefined;
 }
 
 async function runInProcess(run: InProcessPlugin, stdin: Buffer | string, env: Record<string, string | undefined>): Promise<ExecOutput> {
@@ -177,9 +218,14 @@ export const CHAIN_ENV = 'CNI_TS_DELEGATION_CHAIN';
 /** runtime → meta plugin (flannel) → main plugin (bridge) → IPAM (host-local) is 3 files; room to spare. */
 export const MAX_DELEGATION_DEPTH = 8;
 
+/**
+ * A plugin file as the chain records it: its directory with symlinks resolved (/opt/cni/bin → dist/bin),
+ * its own name kept. The multi-call executable is one file under several names (flannel, bridge,
+ * host-local): resolving the name too would make flannel → bridge look like a loop.
+ */
 function resolved(file: string): string {
   try {
-    return realpathSync(file);
+    return join(realpathSync(dirname(file)), basename(file));
   } catch {
     return file;
   }
@@ -191,7 +237,8 @@ function resolved(file: string): string {
  */
 export function extendChain(type: string, pluginPath: string, env: Record<string, string | undefined>): string {
   const given = env[CHAIN_ENV] ?? '';
-  const chain = given !== '' ? given.split(':') : [resolved(process.argv[1] ?? '')].filter((f) => f !== '');
+  const own = ownSelf().file;
+  const chain = given !== '' ? given.split(':') : own !== '' ? [resolved(own)] : [];
   const target = resolved(pluginPath);
   const names = (files: string[]): string => files.map((f) => basename(f)).join(' → ');
   if (chain.includes(target)) {

@@ -1,0 +1,185 @@
+// Builds the self-contained executables into dist/exe/ with `bun build --compile --bytecode`: no Node,
+// no node_modules and no file beside them needed on the host (README "Self-contained executables").
+//
+// - dist/exe/flannel-cni: the CNI side, one multi-call file (cmd/flannel-cni.ts) that runs as the
+//   program its name says; flannel, bridge, host-local, loopback, cnitool and install-cni in dist/exe
+//   are HARD links to it. Hard, not symbolic: each name is then a regular file a runtime, `cp` or an
+//   image layer treats like the Go plugin it replaces, and /proc/self/exe names the link itself.
+// - dist/exe/flanneld: the daemon (daemon/main.ts), a separate file so a plugin start never loads the
+//   daemon's modules.
+// The native shim (shared/native: flock, netlink, setns) is compiled first and embedded: the generated
+// entry requires it statically (bun puts the .node file inside the executable and loads it from
+// there) and hands it to shared/native/load.ts before any program module is evaluated.
+//
+// Build identity: the sha256 of bun's version, this script, the lock file and every source file of the
+// project (all of them: what one executable bundles is the bundler's business), cut to 16 hex digits,
+// is compiled in (FLANNEL_TS_BUILD) and appended as the file's last line,
+// `// flannel-ts build exe-<id>`, after the ELF image, where bun's loader never looks (it finds its
+// payload in the .bun section): shared/cni/invoke.ts reads that line of a delegate found on CNI_PATH
+// (one small pread) to decide whether it may run it in-process.
+//
+// An executable already carrying the id of the current sources is not rebuilt (the integration tests
+// call the build in every file; a compile takes seconds). Every output is written under a temporary
+// name and renamed into place: a test or runtime exec'ing one never sees half a file, an executable
+// running while it is rebuilt keeps its old inode, and concurrent builds each work in their own dir.
+//
+//   node scripts/build-exe.mjs [--force] [flannel-cni] [flanneld]    (default: both)
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'dist', 'exe');
+const work = join(root, 'dist', '.exe-build', String(process.pid));
+const BUN = join(root, 'node_modules', '.bin', 'bun');
+/** The names cmd/flannel-cni.ts answers to (its PROGRAMS), linked to dist/exe/flannel-cni. */
+const CNI_NAMES = ['flannel', 'bridge', 'host-local', 'loopback', 'cnitool', 'install-cni'];
+
+/** executable → its program module (with `call`: the export to call with the build id) and its other names */
+const EXES = {
+  'flannel-cni': { entry: 'cmd/flannel-cni.ts', call: 'main', links: CNI_NAMES },
+  flanneld: { entry: 'daemon/main.ts', links: [] },
+};
+/** What the build id covers besides bun's version and the shim's presence. */
+const SOURCE_DIRS = ['cmd', 'ctl', 'daemon', 'plugins', 'shared', 'scripts'];
+const SOURCE_FILES = ['package-lock.json', 'scripts/build-exe.mjs'];
+const BUILD_LINE = '// flannel-ts build ';
+
+function bunVersion() {
+  const r = spawnSync(BUN, ['--version'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${BUN} does not run (npm ci installs it): ${r.stderr || r.error}`);
+  return r.stdout.trim();
+}
+
+function sourceHash(salt) {
+  const h = createHash('sha256').update(`${salt}\n`);
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(ts|c|h|mjs)$/.test(e.name)) h.update(relative(root, p)).update(readFileSync(p));
+    }
+  };
+  for (const d of SOURCE_DIRS) if (existsSync(join(root, d))) walk(join(root, d));
+  for (const f of SOURCE_FILES) if (existsSync(join(root, f))) h.update(f).update(readFileSync(join(root, f)));
+  return h.digest('hex').slice(0, 16);
+}
+
+/** The build line at the end of an executable we built (shared/cni/invoke.ts reads it the same way). */
+function trailerOf(file) {
+  let fd;
+  try {
+    fd = openSync(file, 'r');
+    const size = fstatSync(fd).size;
+    const tail = Buffer.alloc(Math.min(128, size));
+    readSync(fd, tail, 0, tail.length, size - tail.length);
+    const text = tail.toString('latin1');
+    const line = text.slice(text.lastIndexOf('\n', text.length - 2) + 1, -1);
+    return line.startsWith(BUILD_LINE) ? line : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** The native shim, built once per run into the work dir; undefined without a compiler (fallbacks run). */
+function buildAddon() {
+  const script = join(root, 'shared', 'native', 'build.mjs');
+  if (!existsSync(script) || !existsSync(join(root, 'shared', 'native', 'load.ts'))) return undefined;
+  const out = join(work, 'flannel.node');
+  rmSync(out, { force: true });
+  spawnSync(process.execPath, [script, out], { stdio: 'inherit' });
+  return existsSync(out) ? out : undefined;
+}
+
+/** The entry bun compiles: hand the embedded shim over, then start the program. */
+function entrySource(exe, addon) {
+  const lines = [];
+  if (addon !== undefined) {
+    lines.push(`import { provideNativeAddon } from ${JSON.stringify(join(root, 'shared/native/load.ts'))};`);
+    lines.push(`provideNativeAddon(require(${JSON.stringify(addon)}));`);
+  }
+  if (exe.call !== undefined) lines.push(`const m = await import(${JSON.stringify(join(root, exe.entry))});`, `m.${exe.call}(FLANNEL_TS_BUILD);`);
+  else lines.push(`await import(${JSON.stringify(join(root, exe.entry))});`);
+  return `${lines.join('\n')}\n`;
+}
+
+function replaceAtomically(tmp, target) {
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, target);
+}
+
+function compile(name, id, addon) {
+  const exe = EXES[name];
+  const entry = join(work, `${name}.entry.ts`);
+  writeFileSync(entry, entrySource(exe, addon));
+  const target = join(outDir, name);
+  const tmp = join(outDir, `.${name}.${process.pid}.tmp`);
+  const t0 = Date.now();
+  const r = spawnSync(
+    BUN,
+    ['build', '--compile', '--bytecode', '--format=esm', '--target=bun', `--define`, `FLANNEL_TS_BUILD=${JSON.stringify(id)}`, entry, '--outfile', tmp],
+    { cwd: root, encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } },
+  );
+  if (r.status !== 0) {
+    rmSync(tmp, { force: true });
+    throw new Error(`bun build ${name} failed:\n${r.stdout}${r.stderr}`);
+  }
+  appendFileSync(tmp, `\n${BUILD_LINE}${id}\n`);
+  replaceAtomically(tmp, target);
+  // each name: a hard link made under a temporary name, renamed over the old one
+  for (const link of exe.links) {
+    const ltmp = join(outDir, `.${link}.${process.pid}.tmp`);
+    rmSync(ltmp, { force: true });
+    linkSync(target, ltmp);
+    renameSync(ltmp, join(outDir, link));
+  }
+  const mib = (statSync(target).size / 2 ** 20).toFixed(1);
+  console.error(`build-exe: dist/exe/${name} (${mib} MiB, ${id}, ${Date.now() - t0} ms)${exe.links.length > 0 ? ` + links ${exe.links.join(' ')}` : ''}`);
+}
+
+const args = process.argv.slice(2);
+const force = args.includes('--force');
+const asked = args.filter((a) => a !== '--force');
+for (const a of asked) if (!(a in EXES)) {
+  console.error(`usage: build-exe.mjs [--force] [${Object.keys(EXES).join('] [')}]`);
+  process.exit(2);
+}
+mkdirSync(outDir, { recursive: true });
+const version = bunVersion();
+const names = asked.length > 0 ? asked : Object.keys(EXES);
+// the shim's presence is part of the id: a build without a C compiler is another build
+const hasCompiler = ['cc', 'gcc', 'clang'].some((c) => spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0);
+const id = `exe-${sourceHash(`bun ${version} cc ${hasCompiler}`)}`;
+const stale = names.filter((n) => force || trailerOf(join(outDir, n)) !== `${BUILD_LINE}${id}` || EXES[n].links.some((l) => !sameFile(join(outDir, l), join(outDir, n))));
+let failed = 0;
+if (stale.length > 0) {
+  mkdirSync(work, { recursive: true });
+  try {
+    const addon = buildAddon();
+    for (const name of stale) {
+      try {
+        compile(name, id, addon);
+      } catch (err) {
+        failed++;
+        console.error(`build-exe ${name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+if (failed > 0) process.exitCode = 1;
+
+function sameFile(a, b) {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch {
+    return false;
+  }
+}
