@@ -5,16 +5,26 @@
 //   interface → backend → registerNetwork (acquires the lease) → traffic rules (masq, forward,
 //   blackhole; daemon/traffic) → subnet.env → what a config change left behind (daemon/renumber) →
 //   run + keep the lease + warn about config changes (daemon/config-watch).
+// Operability (issue 14): /metrics beside /healthz and /readyz (health.ts); readiness conditions
+// (subnet.env written, first peer programming, datastore reachable, own lease renewed in time) and
+// liveness (loop heartbeats, metrics/heartbeat.ts) registered here; the Kernel and the subnet manager
+// are wrapped once (metrics/instrument.ts) so every kernel write and lease batch is measured;
+// sd_notify READY=1 after subnet.env (sd-notify.ts).
 // SIGTERM/SIGINT abort everything and the process exits 0, leaving the lease, the devices, the
 // routes and the iptables/nftables rules in place (zero-downtime restart). Exit 1 on start-up errors,
 // as Go.
 import { existsSync } from 'node:fs';
 import { createIptables } from '../shared/kernel/iproute2/iptables.js';
 import { createKernel } from '../shared/kernel/iproute2/kernel.js';
+import { DatastoreHealth, leaseOverdue, probeDatastore } from './health-checks.js';
+import { heartbeats } from './metrics/heartbeat.js';
+import { instrumentSubnetManager, timedKernel } from './metrics/instrument.js';
+import { enableProcessMetrics, setPeerSource } from './metrics/metrics.js';
+import { sdNotifyReady } from './sd-notify.js';
 import { createNft } from '../shared/kernel/iproute2/nft.js';
 import { getBackendFactory } from './backend/registry.js';
 import { lookupExtIface } from './ext-iface.js';
-import { type HealthServer, startHealthServer } from './health.js';
+import { type HealthServer, HealthState, startHealthServer } from './health.js';
 import { createLogger, errorMessage } from '../shared/log.js';
 import { checkRenewMargin, parseOptions } from './options.js';
 import { startTraffic } from './traffic/start.js';
@@ -29,7 +39,8 @@ import { watchNetworkConfig } from './config-watch.js';
 
 const VERSION = 'v0.1.0-ts';
 
-const log = createLogger((line) => process.stderr.write(line));
+const writeStderr = (line: string) => void process.stderr.write(line);
+let log = createLogger(writeStderr); // re-made with -v once the flags are parsed
 
 function die(msg: string): never {
   log.error(msg);
@@ -55,6 +66,7 @@ async function main(): Promise<number> {
     return parsed.code;
   }
   const o = parsed.options;
+  log = createLogger(writeStderr, o.v);
   const { etcdPassword: _pw, ...shown } = o;
   log.info(`CLI flags config: ${JSON.stringify({ ...shown, etcdPassword: o.etcdPassword ? '<redacted>' : '' })}`);
   const marginErr = checkRenewMargin(o.subnetLeaseRenewMargin);
@@ -70,10 +82,23 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
 
+  enableProcessMetrics();
+  const healthState = new HealthState(log);
+  let subnetFileWritten = false;
+  let peersProgrammed = false;
+  healthState.addReadiness('startup', () =>
+    !subnetFileWritten ? 'subnet.env not written yet' : !peersProgrammed ? 'peer leases not programmed yet' : undefined,
+  );
+  const graceMs = Math.max(0, o.datastoreDownGrace) * 1000;
+  const stallMs = Math.max(1, o.healthzStall) * 1000;
+  healthState.addLiveness('loops', () => {
+    const stalled = heartbeats.stalled(stallMs);
+    return stalled.length > 0 ? stalled.join('; ') : undefined;
+  });
   let health: HealthServer | undefined;
   if (o.healthzPort > 0) {
     try {
-      health = await startHealthServer(o.healthzIP, o.healthzPort);
+      health = await startHealthServer(o.healthzIP, o.healthzPort, healthState);
       log.info(`Start healthz server on ${o.healthzIP}:${o.healthzPort}`);
     } catch (err) {
       die(`Start healthz server error: ${errorMessage(err)}`);
@@ -88,18 +113,31 @@ async function main(): Promise<number> {
   } catch (err) {
     die(`Failed to create SubnetManager: ${errorMessage(err)}`); // Go's wording; exit 1
   }
-  const sm = created.manager;
+  const sm = instrumentSubnetManager(created.manager);
+  setPeerSource(() => sm.peerCounts());
   log.info(`Created subnet manager: ${sm.name()}`);
-  let subnetFileWritten = false;
   // Go main: addresses the datastore records for this node (kube: node-public-ip annotations)
   // stand in for --public-ip(v6)
   if (created.storedPublicIP?.v4) o.publicIP = created.storedPublicIP.v4;
   if (created.storedPublicIP?.v6) o.publicIPv6 = created.storedPublicIP.v6;
-  // /readyz follows the datastore watch: false while it has been down too long, true once it resyncs
-  created.onWatchHealth?.((up) => health?.setReady(up && subnetFileWritten));
+  // /readyz follows the datastore: the Kubernetes manager reports its node watch's health (after its
+  // own threshold); etcd is probed with a read of the config key, and may be down for the grace
+  const datastore = startDatastoreHealth(created, graceMs, ac.signal);
+  healthState.addReadiness('datastore', datastore.check);
+  if (sm.renewLease) {
+    // managers whose leases expire (etcd): renewed on time, and the renewal loop not stuck
+    const marginMs = o.subnetLeaseRenewMargin * 60_000;
+    healthState.addReadiness('lease', () => leaseOverdue(sm.lease(), marginMs, graceMs, Date.now()));
+    healthState.addLiveness('lease-renewal', () => {
+      const late = leaseOverdue(sm.lease(), marginMs, stallMs, Date.now());
+      return late && datastore.isUp() ? `lease renewal loop: ${late} while the datastore answers` : undefined;
+    });
+  }
+  const watching = healthState.watch(ac.signal);
 
   const config = await getConfig(sm, ac.signal);
   if (!config) return shutdown(0);
+  log.info(`Found network config - Backend type: ${config.backendType}`);
   if (!config.enableIPv4 && !config.enableIPv6) die('none defined stack');
   if (!config.enableNFTables) {
     // Go exits 1 here; a missing br_netfilter only matters to bridged pod traffic, so we warn.
@@ -111,7 +149,7 @@ async function main(): Promise<number> {
   // subnet.env's subnet, or the one this node held in this Network before (a reverted config)
   sm.setPrevious(choosePrevious(previous, config, state.history, log));
 
-  const kernel = createKernel();
+  const kernel = timedKernel(createKernel()); // every write timed, failures counted by op
   let extIface;
   try {
     extIface = await lookupExtIface(
@@ -183,7 +221,8 @@ async function main(): Promise<number> {
       ipMasq: o.ipMasq,
     });
     subnetFileWritten = true;
-    health?.setReady(true);
+    log.info(`Wrote subnet file to ${o.subnetFile}`);
+    void sdNotifyReady(process.env, log);
   } catch (err) {
     log.error(`Failed to write subnet file: ${errorMessage(err)}`);
   }
@@ -195,6 +234,8 @@ async function main(): Promise<number> {
     log,
   );
 
+  if (network.firstSync) void network.firstSync.then(() => (peersProgrammed = true));
+  else peersProgrammed = true;
   log.info('Running backend.');
   let code = 0;
   const run = network.run(ac.signal).catch((err) => {
@@ -228,11 +269,30 @@ async function main(): Promise<number> {
   return shutdown(code);
 
   async function shutdown(c: number): Promise<number> {
+    ac.abort();
+    await watching;
     await health?.close();
     created.close();
     log.info('Exiting cleanly...');
     return c;
   }
+}
+
+/** The datastore's health for /readyz and flannel_datastore_up: the manager's own report, else a probe. */
+function startDatastoreHealth(created: CreatedSubnetManager, graceMs: number, signal: AbortSignal): DatastoreHealth {
+  if (created.onWatchHealth) {
+    // the Kubernetes manager reports false only after its informer's threshold: no second grace
+    const h = new DatastoreHealth('Kubernetes API', 0);
+    created.onWatchHealth((up) => (up ? h.up() : h.down('the node watch is down')));
+    return h;
+  }
+  const h = new DatastoreHealth('etcd', graceMs);
+  const source = created.configSource;
+  if (source) {
+    const everyMs = Math.min(5000, Math.max(500, graceMs / 3));
+    void probeDatastore((s) => source.read(s), h, { everyMs, timeoutMs: Math.min(10_000, Math.max(1000, graceMs / 2)) }, signal);
+  }
+  return h;
 }
 
 main().then(

@@ -8,6 +8,10 @@
 // bridge whose old gateway goes when this node is renumbered (default cni0, '' = none).
 // --net-config-poll / FLANNELD_NET_CONFIG_POLL: seconds between re-reads of the network config, to
 // warn about a change while running (default 15, 0 = off).
+// --datastore-down-grace / FLANNELD_DATASTORE_DOWN_GRACE: seconds the datastore may be unreachable (or
+// the own lease overdue for renewal) before /readyz fails (default 30). --healthz-stall /
+// FLANNELD_HEALTHZ_STALL: seconds a loop may spend on one step without progress before /healthz
+// fails (default 120; daemon/metrics/heartbeat.ts).
 import { DEFAULT_ETCD_PREFIX } from './subnet/etcd/registry.js';
 import { DEFAULT_SUBNET_FILE } from './subnet/subnet-file.js';
 
@@ -43,6 +47,8 @@ export interface Options {
   dataDir: string;
   cniBridge: string;
   netConfigPoll: number;
+  datastoreDownGrace: number;
+  healthzStall: number;
   v: number;
 }
 
@@ -89,6 +95,8 @@ export const FLAGS: FlagDef[] = [
   F('data-dir', 'dataDir', 'string', '/var/lib/flannel', 'directory for state kept across restarts, e.g. the vxlan VtepMAC (extension of this implementation)'),
   F('cni-bridge', 'cniBridge', 'string', 'cni0', 'the CNI bridge whose previous gateway address is removed when this node gets a new subnet ("" = leave it alone; extension of this implementation)'),
   F('net-config-poll', 'netConfigPoll', 'int', 15, 'seconds between re-reads of the network config to warn about changes while running (0 to disable; extension of this implementation)'),
+  F('datastore-down-grace', 'datastoreDownGrace', 'int', 30, 'seconds the datastore may be unreachable, or the own lease overdue for renewal, before /readyz fails (extension of this implementation)'),
+  F('healthz-stall', 'healthzStall', 'int', 120, 'seconds a daemon loop may work on one step without progress before /healthz fails (extension of this implementation)'),
   F('v', 'v', 'int', 0, 'number for the log level verbosity'),
 ];
 

@@ -1,6 +1,6 @@
 // The daemon's Prometheus metrics: one home, one registry, served on /metrics by the health server.
 // Names follow the Prometheus naming guide: one `flannel_` prefix, base units (seconds), `_total`
-// counters, low cardinality (no per-peer labels).
+// counters, low cardinality (no per-peer labels: a label's values are a handful of fixed words).
 //
 // Modules record through the small functions below and never touch prom-client themselves, so a
 // unit test can read a value back (`metricValue`) and a module stays free of metric plumbing.
@@ -40,10 +40,77 @@ const leaseProgrammedSeconds = new Histogram({
   registers: [registry],
 });
 
+export type Result = 'success' | 'failure';
+
+const leaseAcquisitions = new Counter({
+  name: 'flannel_lease_acquisitions_total',
+  help: 'Attempts to acquire (or re-take) the own subnet lease, by result.',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+const leaseRenewals = new Counter({
+  name: 'flannel_lease_renewals_total',
+  help: 'Renewals of the own subnet lease, by result.',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+const leaseExpiry = new Gauge({
+  name: 'flannel_lease_expiration_timestamp_seconds',
+  help: 'When the own subnet lease expires unless renewed (Unix time; 0: no lease yet or a lease that never expires).',
+  registers: [registry],
+});
+
+const datastoreUp = new Gauge({
+  name: 'flannel_datastore_up',
+  help: 'Whether the datastore (etcd or the Kubernetes API) answered flanneld lately (1) or not (0).',
+  registers: [registry],
+});
+
+const watchResyncs = new Counter({
+  name: 'flannel_datastore_watch_resyncs_total',
+  help: 'Full re-listings of the peer leases after the datastore watch was broken, compacted or reset.',
+  registers: [registry],
+});
+
+const trafficResyncs = new Counter({
+  name: 'flannel_traffic_rule_resyncs_total',
+  help: 'Periodic checks of the masquerade/forward rules and blackhole routes, by rule set and result (repaired: something was missing and was put back).',
+  labelNames: ['rules', 'result'] as const,
+  registers: [registry],
+});
+
+const ready = new Gauge({
+  name: 'flannel_ready',
+  help: 'What /readyz answers: 1 ready, 0 not ready.',
+  registers: [registry],
+});
+
+/** One row of the peers gauge: how many peer leases the backend programs for one backend type and family. */
+export interface PeerCount {
+  backend: string;
+  family: 'ipv4' | 'ipv6';
+  count: number;
+}
+
+let peerSource: () => readonly PeerCount[] = () => [];
+new Gauge({
+  name: 'flannel_peers',
+  help: 'Peer leases this node knows, by backend type and address family.',
+  labelNames: ['backend', 'family'] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const p of peerSource()) this.set({ backend: p.backend, family: p.family }, p.count);
+  },
+});
+
 export function recordRepair(kind: RepairKind, action: 'restored' | 'removed'): void {
   repairs.inc({ kind, action });
 }
 
+/** One Kernel.batch: its duration, labelled by its first op, and the op that failed, if one did. */
 export function recordKernelBatch(op: string, seconds: number, failed?: string): void {
   kernelOpSeconds.observe({ op }, seconds);
   if (failed !== undefined) kernelErrors.inc({ op: failed });
@@ -51,6 +118,40 @@ export function recordKernelBatch(op: string, seconds: number, failed?: string):
 
 export function recordLeaseProgrammed(seconds: number): void {
   leaseProgrammedSeconds.observe(seconds);
+}
+
+export function recordLeaseAcquisition(result: Result): void {
+  leaseAcquisitions.inc({ result });
+}
+
+export function recordLeaseRenewal(result: Result): void {
+  leaseRenewals.inc({ result });
+}
+
+/** The own lease's expiration (epoch ms; 0 or less: none). */
+export function recordLeaseExpiration(epochMs: number): void {
+  leaseExpiry.set(epochMs > 0 ? epochMs / 1000 : 0);
+}
+
+export function recordDatastoreUp(up: boolean): void {
+  datastoreUp.set(up ? 1 : 0);
+}
+
+export function recordWatchResync(): void {
+  watchResyncs.inc();
+}
+
+export function recordTrafficResync(rules: 'iptables' | 'ip6tables' | 'blackhole', result: 'in_sync' | 'repaired' | 'error'): void {
+  trafficResyncs.inc({ rules, result });
+}
+
+export function recordReady(r: boolean): void {
+  ready.set(r ? 1 : 0);
+}
+
+/** Where the peers gauge reads its rows at scrape time. */
+export function setPeerSource(f: () => readonly PeerCount[]): void {
+  peerSource = f;
 }
 
 let processMetrics = false;
@@ -65,6 +166,8 @@ export function enableProcessMetrics(): void {
 export function renderMetrics(): Promise<string> {
   return registry.metrics();
 }
+
+export const METRICS_CONTENT_TYPE = registry.contentType;
 
 /** A metric's current value for the given labels (tests; counters and gauges; histograms give their count). */
 export async function metricValue(name: string, labels: Record<string, string> = {}): Promise<number> {

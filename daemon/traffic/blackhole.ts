@@ -13,6 +13,8 @@ import { parseRouteDst } from '../../shared/net/route.js';
 import type { Kernel } from '../../shared/kernel/kernel.js';
 import { type Logger, errorMessage } from '../../shared/log.js';
 import type { Sleep } from '../sleep.js';
+import { loopHeartbeat } from '../metrics/heartbeat.js';
+import { recordTrafficResync } from '../metrics/metrics.js';
 
 /** What the blackhole loop needs of the kernel. */
 export type BlackholeKernel = Pick<Kernel, 'listRoutes' | 'batch'>;
@@ -35,8 +37,10 @@ export async function ensureBlackholeRoutes(
         await kernel.batch([{ op: 'addRoute', route: { dst, type: 'blackhole' } }]);
         log.info(`Added blackhole route for ${dst}`);
       }
+      recordTrafficResync('blackhole', present ? 'in_sync' : 'repaired');
       lastError.delete(dst);
     } catch (err) {
+      recordTrafficResync('blackhole', 'error');
       const msg = `Failed to ensure the blackhole route for ${dst}: ${errorMessage(err)}`;
       if (lastError.get(dst) !== msg) log.error(msg);
       lastError.set(dst, msg);
@@ -55,7 +59,13 @@ export async function runBlackholeRoutes(
 ): Promise<void> {
   if (subnets.length === 0 || signal.aborted) return;
   const lastError = new Map<string, string>();
-  do {
-    await ensureBlackholeRoutes(kernel, subnets, log, lastError);
-  } while (await sleep(periodMs, signal));
+  const hb = loopHeartbeat('blackhole-resync', periodMs); // /healthz: this loop keeps making passes
+  try {
+    do {
+      await ensureBlackholeRoutes(kernel, subnets, log, lastError);
+      hb.beat();
+    } while (await sleep(periodMs, signal));
+  } finally {
+    hb.stop();
+  }
 }

@@ -21,6 +21,8 @@ import { isNotFound, KernelError } from '../../shared/kernel/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/log.js';
 import type { Sleep } from '../sleep.js';
+import { loopHeartbeat } from '../metrics/heartbeat.js';
+import { recordTrafficResync } from '../metrics/metrics.js';
 import type { ForwardParams, MasqParams, TrafficManager } from './traffic-manager.js';
 
 /** kube-proxy's masquerade mark: traffic it marked is left to it (no double NAT). */
@@ -180,14 +182,15 @@ export async function teardownIPTables(ipt: Iptables, rules: readonly IPTablesRu
 }
 
 /** ensureIPTables: nothing when all rules exist, else one log line and a full bootstrap. */
-export async function ensureIPTables(ipt: Iptables, rules: readonly IPTablesRule[], log: Logger): Promise<void> {
+/** Puts the rules back when one is missing; true when it did (flannel_traffic_rule_resyncs_total{result="repaired"}). */
+export async function ensureIPTables(ipt: Iptables, rules: readonly IPTablesRule[], log: Logger): Promise<boolean> {
   let exists: boolean;
   try {
     exists = await ipTablesRulesExist(ipt, rules);
   } catch (err) {
     throw new Error(`error checking rule existence: ${errorMessage(err)}`, { cause: err });
   }
-  if (exists) return;
+  if (exists) return false;
   // the order of the rules matters: set them all up again
   log.info('Some iptables rules are missing; deleting and recreating rules');
   try {
@@ -196,6 +199,7 @@ export async function ensureIPTables(ipt: Iptables, rules: readonly IPTablesRule
     throw new Error(`error setting up rules: ${errorMessage(err)}`, { cause: err });
   }
   log.info('bootstrap done');
+  return true;
 }
 
 export interface IPTablesManagerDeps {
@@ -326,12 +330,21 @@ export class IPTablesManager implements TrafficManager {
   }
 
   private async resync(signal: AbortSignal, ipt: Iptables, rules: IPTablesRule[], periodMs: number): Promise<void> {
-    while (await this.d.sleep(periodMs, signal)) {
-      try {
-        await this.serial(() => ensureIPTables(ipt, rules, this.d.log));
-      } catch (err) {
-        this.d.log.error(`Failed to ensure iptables rules: ${errorMessage(err)}`);
+    const name = ipt === this.d.iptables[6] ? 'ip6tables' : 'iptables';
+    const hb = loopHeartbeat(`${name}-resync`, periodMs); // /healthz: this loop keeps making passes
+    try {
+      while (await this.d.sleep(periodMs, signal)) {
+        try {
+          const repaired = await this.serial(() => ensureIPTables(ipt, rules, this.d.log));
+          recordTrafficResync(name, repaired ? 'repaired' : 'in_sync');
+        } catch (err) {
+          recordTrafficResync(name, 'error');
+          this.d.log.error(`Failed to ensure iptables rules: ${errorMessage(err)}`);
+        }
+        hb.beat();
       }
+    } finally {
+      hb.stop();
     }
   }
 }

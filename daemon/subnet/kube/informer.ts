@@ -11,6 +11,7 @@
 // one is again (for /readyz).
 import type { Logger } from '../../../shared/log.js';
 import { Backoff, sleep } from '../../sleep.js';
+import { recordWatchResync } from '../../metrics/metrics.js';
 import { type KubeClient, KubeApiError, isExpired } from './client.js';
 import type { Node } from './node.js';
 
@@ -110,7 +111,9 @@ export class NodeInformer {
       while (!signal.aborted) {
         if (needList) {
           try {
+            const relist = this.hasSynced;
             await this.list(signal);
+            if (relist) recordWatchResync(); // flannel_datastore_watch_resyncs_total
             needList = false;
           } catch (err) {
             if (signal.aborted) return;
