@@ -204,7 +204,7 @@ export interface NlError {
 export function parseError(msg: NlMessage): NlError {
   const p = msg.payload;
   if (p.length < 4) throw new Error(`netlink: NLMSG_ERROR of ${p.length} bytes`);
-  const err: NlError = { errno: -p.readInt32LE(0) };
+  const err: NlError = { errno: -p.readInt32LE(0) | 0 }; // | 0: an ack is 0, not -0
   let tlvs = p.length;
   if (p.length >= 4 + NLMSG_HDRLEN) {
     err.seq = p.readUInt32LE(4 + 8);
@@ -219,7 +219,7 @@ export function parseError(msg: NlMessage): NlError {
 export function parseDone(msg: NlMessage): NlError {
   const p = msg.payload;
   if (p.length < 4) return { errno: 0 };
-  const err: NlError = { errno: -p.readInt32LE(0) };
+  const err: NlError = { errno: -p.readInt32LE(0) | 0 }; // | 0: an ack is 0, not -0
   if (msg.flags & NLM_F_ACK_TLVS) Object.assign(err, parseExtack(p.subarray(4)));
   return err;
 }
