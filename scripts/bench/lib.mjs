@@ -2,7 +2,7 @@
 // etcd's gateway and the API-server double, `ip monitor route` timing, RSS from /proc, percentiles and
 // the synthetic vxlan peers. Plain ESM so the scripts run with node alone (no build, no typecheck).
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync, readSync, closeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -130,6 +130,7 @@ export function monitorRoutes(dev, netns) {
   const child = spawn('ip', [...(netns ? ['-n', netns] : []), 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const seen = new Map();
   const waiters = new Map();
+  const again = new Map(); // dst → resolve, for the next time dst is added (after a deletion)
   let buf = '';
   let onCount;
   child.stdout.on('data', (d) => {
@@ -141,6 +142,8 @@ export function monitorRoutes(dev, netns) {
       buf = buf.slice(nl + 1);
       if (line.startsWith('Deleted') || !line.includes(`dev ${dev}`)) continue;
       const dst = line.split(' ')[0];
+      again.get(dst)?.(now);
+      again.delete(dst);
       if (!seen.has(dst)) seen.set(dst, now);
       waiters.get(dst)?.(now);
       waiters.delete(dst);
@@ -152,6 +155,19 @@ export function monitorRoutes(dev, netns) {
     waitFor(dst) {
       if (seen.has(dst)) return Promise.resolve(seen.get(dst));
       return new Promise((r) => waiters.set(dst, r));
+    },
+    /** the time dst is next added (after a deletion); undefined when it is not within ms */
+    waitAgain(dst, ms) {
+      return new Promise((resolve) => {
+        const t = setTimeout(() => {
+          again.delete(dst);
+          resolve(undefined);
+        }, ms);
+        again.set(dst, (now) => {
+          clearTimeout(t);
+          resolve(now);
+        });
+      });
     },
     waitCount(n, ms) {
       return new Promise((resolve, reject) => {
@@ -178,3 +194,22 @@ const hex = (n) => n.toString(16).padStart(2, '0');
 export const peerNet = (i) => `10.${1 + (i >> 8)}.${i & 0xff}.0/24`;
 export const peerIP = (i) => `172.16.${i >> 8}.${i & 0xff}`;
 export const peerMac = (i) => `0a:02:00:00:${hex((i >> 8) & 0xff)}:${hex(i & 0xff)}`;
+
+/**
+ * What runs a launcher such as dist/bin/flanneld, for the tables: `node v22.x --flag ...` for a
+ * script whose shebang names node (with its flags), `<interpreter> ...` for another shebang,
+ * `self-contained executable` for a binary.
+ */
+export function runtimeOf(launcher) {
+  const fd = openSync(launcher, 'r');
+  const head = Buffer.alloc(512);
+  const n = readSync(fd, head, 0, head.length, 0);
+  closeSync(fd);
+  const first = head.subarray(0, n).toString('latin1').split('\n')[0];
+  if (!first.startsWith('#!')) return 'self-contained executable';
+  const words = first.slice(2).trim().split(/\s+/).filter((w) => w !== '/usr/bin/env' && w !== '-S');
+  const [interp, ...flags] = words;
+  const name = interp?.split('/').pop() ?? '?';
+  const version = name === 'node' ? spawnSync(interp, ['--version'], { encoding: 'utf8' }).stdout.trim() : '';
+  return [name, version, ...flags].filter(Boolean).join(' ');
+}

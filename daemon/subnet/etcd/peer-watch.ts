@@ -1,13 +1,15 @@
 // The peer lease watch of LocalManager (Go's WatchLeases over etcd): batches for the backend from a
-// snapshot, then the watch from the snapshot revision + 1; compaction → re-list (LeaseWatcher.reset),
-// broken stream → reconnect with back-off 100 ms → 5 s, and the grace that keeps peers missing after
-// an etcd reset until their owners re-create them.
+// snapshot, then the watch from the snapshot revision + 1, read ahead so that everything that arrived
+// while the backend handled one batch is its next batch (read-ahead.ts); compaction → re-list
+// (LeaseWatcher.reset), broken stream → reconnect with back-off 100 ms → 5 s, and the grace that keeps
+// peers missing after an etcd reset until their owners re-create them.
 import { formatNet } from '../../../shared/net/ip.js';
 import { type Logger, errorMessage } from '../../../shared/log.js';
 import type { Lease, LeaseEvent } from '../../lease.js';
 import { Backoff, sleep } from '../../sleep.js';
 import { LeaseWatcher, type StackFlags, leaseIdentity } from '../lease-watcher.js';
-import type { ReadHeader, Registry } from './registry.js';
+import { readAhead } from './read-ahead.js';
+import type { ReadHeader, Registry, WatchBatch } from './registry.js';
 
 /** `ip: 10.5.1.0/24 ipv6: <nil>`, as Go's lease log lines name a lease. */
 export function leaseLabel(l: Lease): string {
@@ -100,7 +102,7 @@ export async function* watchPeerLeases(d: PeerWatchDeps, signal: AbortSignal): A
               }, Math.max(0, graceUntil - d.now()))
             : undefined;
         try {
-          for await (const b of d.registry.watchSubnets(since, ac.signal)) {
+          for await (const b of readAhead(d.registry.watchSubnets(since, ac.signal), foldEvents)) {
             if (b.kind === 'compacted') {
               d.log.info(`watch revision ${since} was compacted (at ${b.revision}): re-listing leases`);
               graceUntil = d.now() + d.resetGraceMs;
@@ -126,6 +128,7 @@ export async function* watchPeerLeases(d: PeerWatchDeps, signal: AbortSignal): A
           d.log.warn(`watch of leases failed (reconnecting in ${delay} ms): ${errorMessage(err)}`);
           await sleep(delay, signal);
         } finally {
+          ac.abort(); // ends the stream read ahead of us (a re-list or a re-watch opens a new one)
           clearTimeout(graceTimer);
           signal.removeEventListener('abort', onAbort);
           watchAbort = undefined;
@@ -136,6 +139,17 @@ export async function* watchPeerLeases(d: PeerWatchDeps, signal: AbortSignal): A
     offReset();
     unsubscribe();
   }
+}
+
+/**
+ * Consecutive event batches read ahead of the backend become one (in order, the latest revision);
+ * a compaction or a store behind stays apart (it ends the watch).
+ */
+function foldEvents(queued: WatchBatch, next: WatchBatch): WatchBatch | undefined {
+  if (queued.kind !== 'events' || next.kind !== 'events') return undefined;
+  for (const ev of next.events) queued.events.push(ev);
+  queued.revision = Math.max(queued.revision, next.revision);
+  return queued;
 }
 
 /**
