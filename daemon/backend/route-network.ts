@@ -15,7 +15,7 @@
 // - Leftovers: after the snapshot is programmed, routes of ours that no current lease accounts for are
 //   removed once (`removeStale`; upstream keeps them forever). See there for how "ours" is told apart
 //   from an operator's route of the same shape.
-import type { Kernel, KernelOp, Route, RouteSpec } from '../../shared/kernel/kernel.js';
+import type { Kernel, KernelEvent, KernelOp, Route, RouteSpec } from '../../shared/kernel/kernel.js';
 import { isNotFound } from '../../shared/kernel/errors.js';
 import { errorMessage, type Logger } from '../../shared/log.js';
 import { formatIP, formatNet, netContains, netEqual, netIP, tryParseIP, type Family, type IPNet } from '../../shared/net/ip.js';
@@ -23,6 +23,7 @@ import { longestPrefixMatch, parseRouteDst } from '../../shared/net/route.js';
 import type { Lease, LeaseEvent } from '../lease.js';
 import type { LeaseHandler } from './lease-loop.js';
 import { applyResumable } from './op-applier.js';
+import { DEFAULT_RECONCILE_INTERVAL, RepairLog, type Repair, type ReconcileSpec, type ReconcileTrigger } from './reconcile.js';
 
 /** Go's routeCheckRetries * time.Second. */
 export const ROUTE_CHECK_INTERVAL = 10_000;
@@ -46,8 +47,10 @@ export interface RouteNetworkOptions {
   network?: IPNet;
   /** the flannel `IPv6Network`, likewise for IPv6 (absent: no v6 sweep) */
   ipv6Network?: IPNet;
-  /** route check period (ms), read at each use */
+  /** route check period (ms) where the kernel cannot watch (Go's 10 s), read at each use */
   checkEvery: () => number;
+  /** full reconcile period (ms) with kernel events, read at each use; default 60 s */
+  reconcileEvery?: () => number;
   /** The route one family of a lease needs; a string says why the lease cannot be used for it. */
   routeFor(lease: Lease, family: Family): PeerRoute | string | undefined;
   /** Why a route the kernel refused cannot work, given whether its gateway is on a directly attached network. */
@@ -95,11 +98,26 @@ export class RouteNetwork implements LeaseHandler {
   /** lease key → the lease and the destinations of the routes it wants (one per family) */
   private readonly peers = new Map<string, { lease: Lease; dsts: string[] }>();
   private readonly routes = new Map<string, Want>();
-  /** destinations of every lease in the first snapshot, whatever its type (kept by the sweep) */
+  /** destinations of every current lease (the first snapshot, then events), whatever its type (kept by the sweeps) */
   private readonly snapshotDsts = new Set<string>();
-  readonly periodic = [{ everyMs: () => this.o.checkEvery(), run: () => this.checkRoutes() }];
+  /** without kernel events, Go's route check cadence; with them, the reconcile's own period */
+  readonly periodic = [{ everyMs: () => (this.o.kernel.watch ? 0 : this.o.checkEvery()), run: () => this.checkRoutes('periodic') }];
+  readonly reconcile: ReconcileSpec;
+  private readonly repairs: RepairLog;
+  /** the first snapshot is programmed: from now on a route of ours no lease has is removed */
+  private synced = false;
 
-  constructor(private readonly o: RouteNetworkOptions) {}
+  constructor(private readonly o: RouteNetworkOptions) {
+    this.repairs = new RepairLog(o.logger);
+    const kernel = o.kernel;
+    this.reconcile = {
+      ...(kernel.watch ? { watch: (f: (ev: KernelEvent) => void) => kernel.watch!(f) } : {}),
+      // our routes, and the external interface's addresses and link state (losing them flushes routes)
+      relevant: (ev) => ev.kind === 'resync' || ev.dev === undefined || ev.dev === o.extIface,
+      run: (trigger) => this.checkRoutes(trigger),
+      everyMs: () => o.reconcileEvery?.() ?? DEFAULT_RECONCILE_INTERVAL,
+    };
+  }
 
   private get log(): (m: string) => void {
     return (m) => this.o.logger.info(m);
@@ -119,6 +137,8 @@ export class RouteNetwork implements LeaseHandler {
 
   async handleBatch(last: Map<string, LeaseEvent>, ctx: { snapshot?: readonly LeaseEvent[] }): Promise<void> {
     for (const ev of ctx.snapshot ?? []) if (ev.type === 'added') this.rememberSnapshot(ev.lease);
+    // later leases of any type, likewise: their destinations are no leftovers for the runtime sweep
+    if (!ctx.snapshot) for (const ev of last.values()) this.rememberSnapshot(ev.lease, ev.type === 'removed');
     if (last.size === 0) return;
     const t0 = performance.now();
     const quiet = last.size > LOG_EACH_UP_TO;
@@ -138,9 +158,9 @@ export class RouteNetwork implements LeaseHandler {
     }
   }
 
-  private rememberSnapshot(lease: Lease): void {
-    if (lease.enableIPv4) this.snapshotDsts.add(formatNet(lease.subnet));
-    if (lease.ipv6Subnet) this.snapshotDsts.add(formatNet(lease.ipv6Subnet));
+  private rememberSnapshot(lease: Lease, forget = false): void {
+    const dsts = [lease.enableIPv4 ? formatNet(lease.subnet) : undefined, lease.ipv6Subnet ? formatNet(lease.ipv6Subnet) : undefined];
+    for (const d of dsts) if (d !== undefined) (forget ? this.snapshotDsts.delete(d) : this.snapshotDsts.add(d));
   }
 
   private ignore(lease: Lease): void {
@@ -231,10 +251,14 @@ export class RouteNetwork implements LeaseHandler {
       if (op.op === 'deleteRoute') this.o.logger.error(`Error deleting route to ${op.route.dst}: ${errorMessage(err)}`);
     }
     // superseded in this very batch (two leases claimed the same destination): the later write won
-    await this.record(plan, failed, false, (w) => this.routes.get(w.route.dst) === w);
+    await this.record(plan, failed, undefined, (w) => this.routes.get(w.route.dst) === w);
   }
 
-  private async record(plan: Plan, failed: Map<KernelOp, unknown>, recovered: boolean, current: (w: Want) => boolean = () => true): Promise<void> {
+  /**
+   * `repaired`: the plan is a route check's; a route that was in the kernel before (`ok`) and is written
+   * again was deleted or changed behind our back (the map says what it was when changed).
+   */
+  private async record(plan: Plan, failed: Map<KernelOp, unknown>, repaired?: Map<Want, string>, current: (w: Want) => boolean = () => true): Promise<void> {
     const done: Want[] = [];
     const failures: Array<[Want, unknown]> = [];
     for (const op of plan.replaces) {
@@ -244,22 +268,32 @@ export class RouteNetwork implements LeaseHandler {
       if (err === undefined) done.push(w);
       else failures.push([w, err]);
     }
-    this.succeeded(done, recovered);
+    this.succeeded(done, repaired);
     if (failures.length > 0) await this.reportFailures(failures);
   }
 
   /**
    * Records routes the kernel took. Logs the ones that had failed before and, after a route check,
-   * the ones that were missing (`Route recovered`, as Go); many at once are logged as a count.
+   * repairs through the RepairLog (once per route until healthy): a missing one as Go's `Route
+   * recovered <dst> : <gw>`, a changed one as `Repaired route <dst> via <gw> dev <dev> (was …)`.
    */
-  private succeeded(ws: readonly Want[], recovered: boolean): void {
-    const said = ws.filter((w) => w.error !== undefined || (recovered && w.ok));
+  private succeeded(ws: readonly Want[], repaired: Map<Want, string> | undefined): void {
+    const said = ws.filter((w) => w.error !== undefined);
     for (const w of said.slice(0, LOG_EACH_UP_TO)) {
-      if (w.error !== undefined) this.log(`added route to ${w.route.dst} via ${w.route.via} dev ${w.route.dev}, which had failed: ${w.error}`);
-      else this.log(`Route recovered ${w.route.dst} : ${w.route.via}`);
+      this.log(`added route to ${w.route.dst} via ${w.route.via} dev ${w.route.dev}, which had failed: ${w.error}`);
     }
-    if (said.length > LOG_EACH_UP_TO) this.log(`... and ${said.length - LOG_EACH_UP_TO} more routes added or recovered`);
+    if (said.length > LOG_EACH_UP_TO) this.log(`... and ${said.length - LOG_EACH_UP_TO} more routes added that had failed`);
     for (const w of ws) {
+      if (repaired && w.ok && w.error === undefined) {
+        const was = repaired.get(w);
+        const r = w.route;
+        this.repairs.repaired({
+          kind: 'route',
+          action: 'restored',
+          key: routeKey(r),
+          line: was === undefined ? `Route recovered ${r.dst} : ${r.via}` : `Repaired route ${r.dst} via ${r.via} dev ${r.dev} (was ${was})`,
+        });
+      }
       w.ok = true;
       delete w.error;
     }
@@ -318,10 +352,12 @@ export class RouteNetwork implements LeaseHandler {
    * Unlike upstream (RouteAdd, which fails with EEXIST), a route changed behind our back (other
    * gateway or device) is replaced too.
    */
-  async checkRoutes(): Promise<void> {
-    for (const family of [4, 6] as const) {
+  async checkRoutes(trigger: ReconcileTrigger = 'periodic'): Promise<void> {
+    const broken = new Set<string>();
+    for (const family of this.families()) {
       const wants = [...this.routes.values()].filter((w) => w.family === family);
-      if (wants.length === 0) continue;
+      const sweep = this.sweepable(family);
+      if (wants.length === 0 && !sweep) continue;
       let have: Route[];
       try {
         have = await this.o.kernel.listRoutes({ family });
@@ -329,19 +365,50 @@ export class RouteNetwork implements LeaseHandler {
         this.o.logger.warn(`Error fetching route list. Will automatically retry: ${errorMessage(err)}`);
         continue;
       }
-      const present = new Set<string>();
+      // destination → the main-table routes to it (a changed route is told from a missing one)
+      const byDst = new Map<string, Route[]>();
       for (const r of have) {
-        if ((r.table ?? 254) !== 254 || r.via === undefined || r.dev === undefined) continue;
-        const dst = parseRouteDst(r.dst);
-        const via = tryParseIP(r.via);
-        if (dst && via) present.add(`${formatNet(dst)}|${formatIP(via)}|${r.dev}`);
+        if ((r.table ?? 254) !== 254) continue;
+        const dst = parseRouteDst(r.dst, family);
+        if (dst) byDst.set(formatNet(dst), [...(byDst.get(formatNet(dst)) ?? []), r]);
       }
-      const missing = wants.filter((w) => !present.has(`${w.route.dst}|${w.route.via}|${w.route.dev}`));
-      if (missing.length === 0) continue;
       const plan = new Plan();
-      for (const w of missing) plan.replace(w);
-      await this.record(plan, await applyResumable(this.o.kernel, plan.replaces), true);
+      const changed = new Map<Want, string>();
+      for (const w of wants) {
+        const rs = byDst.get(w.route.dst) ?? [];
+        if (rs.some((r) => r.via !== undefined && r.dev === w.route.dev && sameIP(r.via, w.route.via))) continue;
+        plan.replace(w);
+        broken.add(routeKey(w.route));
+        // a route the kernel never took is retried, not repaired: its failure is logged on its own
+        if (w.ok && rs.length > 0) changed.set(w, rs.map((r) => `via ${r.via ?? '-'} dev ${r.dev ?? '-'}`).join(', '));
+      }
+      const stale = sweep ? have.map((r) => this.staleRoute(r, family, sweep.network, sweep.own)).filter((r) => r !== undefined) : [];
+      for (const r of stale) {
+        plan.delete(r);
+        broken.add(routeKey(r));
+      }
+      if (plan.ops.length === 0) continue;
+      const failed = await applyResumable(this.o.kernel, plan.ops);
+      for (const op of plan.deletes) {
+        if (op.op !== 'deleteRoute') continue;
+        const r = op.route;
+        const repair: Repair = { kind: 'route', action: 'removed', key: routeKey(r), line: `Removed stale route ${r.dst} via ${r.via ?? ''} dev ${r.dev ?? ''} (no lease has it)` };
+        const err = failed.get(op);
+        if (err === undefined || isNotFound(err)) this.repairs.repaired(repair);
+        else this.repairs.failed(repair, errorMessage(err));
+      }
+      await this.record(plan, failed, changed);
     }
+    if (trigger === 'periodic') this.repairs.settle(broken);
+  }
+
+  /** After the first snapshot: where a family's leftovers are looked for (see removeStale). */
+  private sweepable(family: Family): { network: IPNet; own: IPNet } | undefined {
+    if (!this.synced) return undefined;
+    const network = family === 4 ? this.o.network : this.o.ipv6Network;
+    const own = family === 4 ? this.o.own.subnet : this.o.own.ipv6Subnet;
+    if (!network || !own || network.family !== family || own.family !== family) return undefined;
+    return { network, own };
   }
 
   // ---- leftovers of leases deleted while we were down ------------------------------------------
@@ -364,6 +431,7 @@ export class RouteNetwork implements LeaseHandler {
    * different prefix length, another device or table, any proto) are never touched.
    */
   async removeStale(): Promise<void> {
+    this.synced = true;
     const ops: KernelOp[] = [];
     for (const family of this.families()) {
       const network = family === 4 ? this.o.network : this.o.ipv6Network;
@@ -412,4 +480,14 @@ export class RouteNetwork implements LeaseHandler {
 
 function describeRoute(op: KernelOp): string {
   return op.op === 'deleteRoute' || op.op === 'replaceRoute' ? `route ${op.route.dst} via ${op.route.via ?? ''} dev ${op.route.dev ?? ''}` : op.op;
+}
+
+function routeKey(r: RouteSpec): string {
+  return `route|${r.dev ?? ''}|${r.dst}`;
+}
+
+function sameIP(a: string, b: string): boolean {
+  const x = tryParseIP(a);
+  const y = tryParseIP(b);
+  return !!x && !!y && x.family === y.family && x.value === y.value;
 }

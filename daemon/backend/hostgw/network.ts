@@ -30,8 +30,10 @@ export interface HostgwNetworkOptions {
   network?: IPNet;
   /** the flannel `IPv6Network`, likewise for IPv6 (absent: no v6 sweep) */
   ipv6Network?: IPNet;
-  /** route check period (ms), Go's 10 s; 0 disables it */
+  /** route check period (ms) where the kernel cannot watch (iproute2), Go's 10 s; 0 disables it */
   checkInterval?: number;
+  /** periodic full reconcile (ms) where the kernel can watch, default 60 s; 0 disables it (events still repair) */
+  reconcileInterval?: number;
   /** our own addresses besides the lease's PublicIPs: never a peer's */
   ownAddrs?: readonly (IP | undefined)[];
   /** the IPv4 networks on the external interface: a peer's PublicIP is not their broadcast address */
@@ -68,6 +70,7 @@ export class HostgwNetwork implements Network {
       ...(o.network ? { network: o.network } : {}),
       ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
       checkEvery: () => this.o.checkInterval ?? ROUTE_CHECK_INTERVAL,
+      ...(o.reconcileInterval !== undefined ? { reconcileEvery: () => this.o.reconcileInterval ?? 0 } : {}),
       routeFor: (lease, family) => this.routeFor(lease, family),
       refusalHint: (r, direct) =>
         direct === false
@@ -85,8 +88,8 @@ export class HostgwNetwork implements Network {
     return this.o.mtu;
   }
 
-  /** Timing knobs, read at each use (tests shorten them): route check period in ms, 0 = off. */
-  get timing(): { checkInterval?: number } {
+  /** Timing knobs, read at each use (tests shorten them): route check / reconcile periods in ms, 0 = off. */
+  get timing(): { checkInterval?: number; reconcileInterval?: number } {
     return this.o;
   }
 

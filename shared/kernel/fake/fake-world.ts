@@ -34,6 +34,8 @@ export class FakeWorld {
   execs = 0;
   private macSeq = 0;
   private readonly failures = new Map<string, KernelError>();
+  /** FakeKernel.watch exists (off by default: see there) */
+  watchable = false;
   /** Kernel.watch subscribers, by namespace path */
   private readonly watchers = new Map<string, Set<(ev: KernelEvent) => void>>();
 
