@@ -42,6 +42,9 @@ lab_ns_host() { echo "${LAB_PREFIX}h$1"; }
 lab_ns_pod() { echo "${LAB_PREFIX}h$1p$2"; }
 lab_host_ip() { echo "$LAB_UNDERLAY.$1"; }
 lab_host_dir() { echo "$LAB_DIR/h$1"; }
+lab_host_ip6() { echo "fd00:100::$1"; }
+# Dual stack: the network config has an IPv6Network (hosts get IPv6 underlay addresses, pods both families).
+lab_dual_stack() { case "$LAB_CONFIG" in *'"IPv6Network"'*) return 0 ;; esac; return 1; }
 
 # Runs a command in a lab namespace.
 lab_in() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -206,6 +209,11 @@ lab_host_up() {
   ip -n "$h" addr add "$(lab_host_ip "$i")/24" dev eth0
   ip -n "$h" link set eth0 up
   ip netns exec "$h" sysctl -qw net.ipv4.ip_forward=1
+  if lab_dual_stack; then
+    # dual stack (an IPv6Network in LAB_CONFIG): the host's IPv6 underlay address, no DAD wait
+    ip -n "$h" addr add "$(lab_host_ip6 "$i")/64" dev eth0 nodad
+    ip netns exec "$h" sysctl -qw net.ipv6.conf.all.forwarding=1
+  fi
   mkdir -p "$(lab_host_dir "$i")"
   [ "$LAB_MODE" != kube ] || lab_kube_add_node "$i"
 }
@@ -366,11 +374,19 @@ lab_pod_ip() {
   ip -n "$(lab_ns_pod "$1" "$2")" -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1
 }
 
-# All pods as "I J IP" lines.
+lab_pod_ip6() {
+  ip -n "$(lab_ns_pod "$1" "$2")" -6 -o addr show dev eth0 scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1
+}
+
+# All pods as "I J IP" lines (dual stack: then "I J IP6 v6" lines).
 lab_pods() {
   local i j
   for i in $(seq 1 "$LAB_HOSTS"); do
     for j in $(seq 1 "$LAB_PODS"); do echo "$i $j $(lab_pod_ip "$i" "$j")"; done
+  done
+  lab_dual_stack || return 0
+  for i in $(seq 1 "$LAB_HOSTS"); do
+    for j in $(seq 1 "$LAB_PODS"); do echo "$i $j $(lab_pod_ip6 "$i" "$j") v6"; done
   done
 }
 
@@ -384,25 +400,27 @@ lab_ping_matrix() {
   local pods; mapfile -t pods < <(lab_pods)
   local header="from \\ to" p failed=0
   printf '%-16s' "$header"
-  for p in "${pods[@]}"; do set -- $p; printf ' %-12s' "h$1p$2"; done; echo
+  for p in "${pods[@]}"; do set -- $p; printf ' %-12s' "h$1p$2${4:-}"; done; echo
   local src dst
   for src in "${pods[@]}"; do
-    set -- $src; local si=$1 sj=$2
+    set -- $src; local si=$1 sj=$2 sf=${4:-}
     local tmp; tmp=$(mktemp -d)
     local k=0 pings=()
     for dst in "${pods[@]}"; do
       set -- $dst
+      # one family per row: v4 pods ping v4 addresses, v6 rows v6 ones
+      if [ "${4:-}" != "$sf" ]; then echo - >"$tmp/$k"; k=$((k + 1)); continue; fi
       ( if lab_ping "$si" "$sj" "$3"; then echo ok; else echo FAIL; fi >"$tmp/$k" ) &
       pings+=($!)
       k=$((k + 1))
     done
     # only the pings: a bare `wait` would also wait for the etcd and flanneld this shell started
     wait "${pings[@]}"
-    printf '%-16s' "h${si}p${sj}"
+    printf '%-16s' "h${si}p${sj}${sf}"
     k=0
     for dst in "${pods[@]}"; do
       local r; r=$(cat "$tmp/$k")
-      [ "$r" = ok ] || failed=1
+      [ "$r" = ok ] || [ "$r" = - ] || failed=1
       printf ' %-12s' "$r"
       k=$((k + 1))
     done

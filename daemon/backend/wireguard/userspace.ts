@@ -76,9 +76,11 @@ export class WireguardGo {
     const { binary, dev, logger } = this.o;
     const child = spawn(binary, ['-f', dev], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'error' },
+      // WG_PROCESS_FOREGROUND=1: what -f means; it also drops the "kernel has WireGuard" banner, wrong here
+      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'error', WG_PROCESS_FOREGROUND: '1' },
     });
     this.child = child;
+    if (child.pid !== undefined) logger.info(`started ${binary} for ${dev} (pid ${child.pid})`);
     const relay = (d: Buffer): void => {
       for (const line of d.toString().split('\n')) if (line.trim()) logger.info(`wireguard-go[${child.pid}]: ${line.trim()}`);
     };
