@@ -29,13 +29,18 @@ const KEY2 = WgKey.generatePrivate().publicKey().toString();
 const KEY3 = WgKey.generatePrivate().publicKey().toString();
 
 /** A WireGuard device table as the kernel or wireguard-go would keep it. */
+interface FakeDev {
+  privateKey?: string;
+  listenPort?: number;
+  peers: Map<string, { endpoint?: string; allowedIPs: string[] }>;
+}
 class FakeControl implements WgControl {
   readonly kind = 'fake';
-  readonly devs = new Map<string, { privateKey?: string; listenPort?: number; peers: Map<string, { endpoint?: string; allowedIPs: string[] }> }>();
+  readonly devs = new Map<string, FakeDev>();
   readonly calls: DeviceConfig[] = [];
   async configure(dev: string, cfg: DeviceConfig): Promise<void> {
     this.calls.push(cfg);
-    const d = this.devs.get(dev) ?? { peers: new Map() };
+    const d: FakeDev = this.devs.get(dev) ?? { peers: new Map() };
     this.devs.set(dev, d);
     if (cfg.privateKey) d.privateKey = cfg.privateKey.toString();
     if (cfg.listenPort !== undefined) d.listenPort = cfg.listenPort;
