@@ -4,7 +4,10 @@
 # flanneld would program, plus the pod-side bridge port and masquerade rules the CNI chain makes, see
 # hand_pod), interleaved run by run so machine
 # noise hits both alike. Prints a table and the ratio of medians (target ≥ 0.95).
-#   ROUNDS (default 5), SECS per run (default 4)
+# Then a wireguard row: the same pod-to-pod runs through a second lab on the wireguard backend
+# (userspace wireguard-go here: the kernel has no WireGuard), reported, not targeted.
+#   ROUNDS (default 5), SECS per run (default 4), WG=0 skips the wireguard row,
+#   LAB_SKIP_BUILD=1 uses the dist/ already built
 # Everything lives in its own namespaces (fl-bt-* for our fabric, fl-bh-* for the hand-made one) and is
 # removed at the end, also on failure or Ctrl-C.
 set -uo pipefail
@@ -22,7 +25,15 @@ H=fl-bh-$$-   # the hand-made twin
 HAND_NS=()
 cleanup() {
   for n in "${HAND_NS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+  wg_lab lab_down
   lab_down
+}
+WG_DIR=$(mktemp -d /tmp/flannel-bench-tput-wg.XXXXXX)
+WG_PREFIX=fl-bw-$$-
+# the wireguard lab: lib.sh's functions with its own state dir, prefix, underlay and config
+wg_lab() {
+  LAB_DIR=$WG_DIR LAB_PREFIX=$WG_PREFIX LAB_UNDERLAY=192.168.103 LAB_ETCD_IP=192.168.103.254 LAB_ETCD=http://192.168.103.254:2379 \
+    LAB_CONFIG='{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard"}}' "$@"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -92,7 +103,7 @@ iperf_run() {
 }
 
 echo "building and starting the lab (2 hosts, 1 pod each) and the hand-made twin..." >&2
-npm run --silent build >&2 || exit 1
+[ "${LAB_SKIP_BUILD:-}" = 1 ] || npm run --silent build >&2 || exit 1
 lab_up >&2 || { echo "lab failed" >&2; exit 1; }
 hand_up || { echo "hand-made topology failed" >&2; exit 1; }
 ours_src=$(lab_ns_pod 1 1); ours_dst=$(lab_ns_pod 2 1); ours_ip=$(lab_pod_ip 2 1)
@@ -117,3 +128,20 @@ node -e '
   console.log(`| **median** | **${mo.toFixed(2)}** | **${mh.toFixed(2)}** |`);
   console.log(`\nratio ours/by-hand (medians): ${(mo / mh).toFixed(3)}  (target >= 0.95)`);
 ' "${ours[*]}" "${hand[*]}"
+
+[ "${WG:-1}" = 1 ] || exit 0
+# --- wireguard row -------------------------------------------------------------------------------
+echo "starting a second lab on the wireguard backend..." >&2
+wg_lab lab_up >&2 || { echo "wireguard lab failed" >&2; exit 1; }
+wg_src=$(wg_lab lab_ns_pod 1 1); wg_dst=$(wg_lab lab_ns_pod 2 1); wg_ip=$(wg_lab lab_pod_ip 2 1)
+lab_wait 10 ip netns exec "$wg_src" ping -c1 -W1 "$wg_ip" || { echo "the wireguard fabric does not pass traffic" >&2; exit 1; }
+wg=()
+for r in $(seq 1 "$ROUNDS"); do wg+=("$(iperf_run "$wg_src" "$wg_dst" "$wg_ip")"); done
+node -e '
+  const med = (a) => { const s = a.map(Number).sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+  const [o, w] = [process.argv[1].split(" "), process.argv[2].split(" ")];
+  console.log(`\n| backend (ours, pod to pod) | runs (Gbit/s) | median (Gbit/s) |\n|---|---|---|`);
+  console.log(`| vxlan (kernel) | ${o.join(" ")} | ${med(o).toFixed(2)} |`);
+  console.log(`| wireguard (userspace wireguard-go) | ${w.join(" ")} | ${med(w).toFixed(2)} |`);
+  console.log(`\nwireguard/vxlan (medians): ${(med(w) / med(o)).toFixed(3)}  (reported, not a target)`);
+' "${ours[*]}" "${wg[*]}"
