@@ -63,6 +63,13 @@ export function shortDuration(sec: number): string {
   return `${Math.floor(sec / 86400)}d${Math.floor((sec % 86400) / 3600)}h`;
 }
 
+function expiresColumn(v: LeaseView, now: number): string {
+  if (v.reservation) return 'reserved';
+  if (v.expires === undefined) return '-';
+  const left = Math.round((Date.parse(v.expires) - now) / 1000);
+  return left <= 0 ? 'expired' : `in ${shortDuration(left)}`;
+}
+
 export function formatLeaseTable(views: readonly LeaseView[], now: number): string {
   const head = ['', 'SUBNET', 'PUBLIC-IP', 'BACKEND', 'VTEPMAC/KEY', 'EXPIRES', 'AGE', 'NODE'];
   const rows = views.map((v) => [
@@ -71,11 +78,12 @@ export function formatLeaseTable(views: readonly LeaseView[], now: number): stri
     v.publicIPv6 ? `${v.publicIP},${v.publicIPv6}` : v.publicIP,
     v.backend || '-',
     v.key || '-',
-    v.reservation ? 'reserved' : v.expires ? `in ${shortDuration(Math.max(0, Math.round((Date.parse(v.expires) - now) / 1000)))}` : '-',
+    expiresColumn(v, now),
     v.ageSeconds !== undefined ? shortDuration(v.ageSeconds) : '-',
     v.node ?? '-',
   ]);
   const all = [head, ...rows];
-  const width = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  // the marker column keeps its width with no `*` in it, so scripts can cut columns by position
+  const width = head.map((_, i) => Math.max(i === 0 ? 1 : 0, ...all.map((r) => r[i]!.length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(width[i]!))).join('  ').trimEnd()).join('\n') + '\n';
 }
