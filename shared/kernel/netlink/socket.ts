@@ -58,8 +58,10 @@ export const ENOBUFS = 105;
 const RECV_BYTES = 64 * 1024;
 /** Send buffer: requests packed per sendmsg (well under the 212 KiB default SO_SNDBUF). */
 const SEND_BYTES = 64 * 1024;
-/** Requests per sendmsg: each ack costs ~1 KiB of receive buffer (skb truesize), so this bounds its use. */
+/** Requests per sendmsg, at most: a datagram's acks are all queued before we read the first. */
 const MAX_BATCH = 512;
+/** Receive buffer reserved per ack in a batch: an ack's skb truesize is ~0.8 KiB, more with a message. */
+const BYTES_PER_ACK = 2048;
 /** Receive buffer of a request socket, large enough for MAX_BATCH acks with a wide margin. */
 const REQUEST_RCVBUF = 4 * 1024 * 1024;
 /** A reply is queued before sendmsg returns: not having one after this long is a bug, not a wait. */
@@ -115,6 +117,8 @@ export class NetlinkSocket {
     private readonly fd: number,
     /** where it lives, for error messages */
     readonly netns: string | undefined,
+    /** requests per datagram: their acks must fit the receive buffer we actually got */
+    private readonly batch: number,
   ) {}
 
   /**
@@ -126,28 +130,56 @@ export class NetlinkSocket {
   static open(o: { netns?: string; strictCheck?: boolean } = {}): NetlinkSocket {
     const { addon, fd } = openRaw({ ...o, rcvbuf: REQUEST_RCVBUF });
     addon.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, RECV_TIMEOUT_MS);
-    return new NetlinkSocket(addon, fd, o.netns);
+    // without CAP_NET_ADMIN in the initial namespace, SO_RCVBUFFORCE fails and rmem_max caps the buffer
+    const rcvbuf = addon.getsockopt(fd, SOL_SOCKET, SO_RCVBUF);
+    const batch = rcvbuf > 0 ? Math.max(16, Math.min(MAX_BATCH, Math.floor(rcvbuf / BYTES_PER_ACK))) : 16;
+    return new NetlinkSocket(addon, fd, o.netns, batch);
   }
 
   /**
    * Sends the requests (NLM_F_REQUEST|NLM_F_ACK added), packed many per sendmsg, and returns one
    * result per request, in order. The kernel processes each regardless of earlier failures. Only a
-   * failure of the socket itself throws (no reply, lost acks).
+   * failure of the socket itself throws (no reply within 10 s: ETIMEDOUT; acks lost: ENOBUFS, after
+   * which what the kernel did is unknown and the caller should re-read the state).
    */
   requestAll(reqs: readonly NlRequest[]): NlResult[] {
+    return this.exchange(reqs);
+  }
+
+  /** One request; a KernelError `<what>: <strerror>[: <kernel's message>]` when the kernel refuses it. */
+  request(req: NlRequest, what: string): void {
+    const [r] = this.exchange([req]);
+    if (r !== undefined && r.errno !== 0) throw errnoError(what, r.errno, r.extack);
+  }
+
+  /**
+   * One request whose answer carries messages before its ack: a GET of one object (RTM_GETLINK by
+   * name), or a NEW with NLM_F_ECHO. Returns them; a refusal is thrown as for request().
+   */
+  query(req: NlRequest, what: string): NlMessage[] {
+    const replies: NlMessage[] = [];
+    const [r] = this.exchange([req], replies);
+    if (r !== undefined && r.errno !== 0) throw errnoError(what, r.errno, r.extack);
+    return replies;
+  }
+
+  private exchange(reqs: readonly NlRequest[], replies?: NlMessage[]): NlResult[] {
     this.assertOpen();
     const results: NlResult[] = new Array<NlResult>(reqs.length);
     for (let i = 0; i < reqs.length; ) {
       const seq0 = this.seq;
-      const { count, bytes } = packRequests(reqs, i, this.sendBuf, seq0, NLM_F_REQUEST | NLM_F_ACK, MAX_BATCH);
+      const { count, bytes } = packRequests(reqs, i, this.sendBuf, seq0, NLM_F_REQUEST | NLM_F_ACK, this.batch);
       this.seq = nextSeq(seq0, count);
       this.send(bytes);
       let pending = count;
       while (pending > 0) {
         for (const m of this.receive()) {
-          if (m.type !== NLMSG_ERROR) continue; // a reply to NLM_F_ECHO, or a late one: not an ack
           const k = (m.seq - seq0) >>> 0;
-          if (k >= count || results[i + k] !== undefined) continue; // the ack of an earlier, abandoned exchange
+          if (k >= count || results[i + k] !== undefined) continue; // from an earlier, abandoned exchange
+          if (m.type !== NLMSG_ERROR) {
+            replies?.push(m); // the answer to a GET or NLM_F_ECHO, before its ack
+            continue;
+          }
           const e = parseError(m);
           results[i + k] = e.extack !== undefined ? { errno: e.errno, extack: e.extack } : { errno: e.errno };
           pending--;
@@ -156,12 +188,6 @@ export class NetlinkSocket {
       i += count;
     }
     return results;
-  }
-
-  /** One request; a KernelError `<what>: <strerror>[: <kernel's message>]` when the kernel refuses it. */
-  request(req: NlRequest, what: string): void {
-    const [r] = this.requestAll([req]);
-    if (r !== undefined && r.errno !== 0) throw errnoError(what, r.errno, r.extack);
   }
 
   /**

@@ -91,6 +91,11 @@ describe.skipIf(!canUseNetns || !haveShim)('netlink socket on the real kernel', 
     const home = nsInode();
     expect(links(s).map((l) => l.name)).toEqual(['lo']);
     expect(nsInode()).toBe(home);
+    const byIndex = Buffer.alloc(16);
+    byIndex.writeInt32LE(1, 4);
+    expect(s.query({ type: RTM_GETLINK, flags: 0, payload: byIndex }, 'link show 1').map(linkOf)).toEqual([{ index: 1, name: 'lo' }]);
+    byIndex.writeInt32LE(99999, 4);
+    expect(() => s.query({ type: RTM_GETLINK, flags: 0, payload: byIndex }, 'link show 99999')).toThrow('link show 99999: No such device');
   });
 
   it('requestAll: one result per request, in order; a failure in the middle stops nothing', () => {

@@ -37,7 +37,9 @@ class FakeKernel implements Addon {
   bind = () => 0;
   portId = () => 4242;
   setsockopt = () => 0;
-  getsockopt = () => 0;
+  /** SO_RCVBUF as the kernel reports it (twice what was asked) */
+  rcvbuf = 8 * 1024 * 1024;
+  getsockopt = () => this.rcvbuf;
   setns = () => 0;
   open = () => 9;
   close = (fd: number) => {
@@ -129,6 +131,13 @@ describe('requestAll', () => {
     expect(new Set(seqs).size).toBe(1200); // every request its own sequence number
   });
 
+  it('makes batches smaller when the receive buffer could not be enlarged (rmem_max without CAP_NET_ADMIN)', () => {
+    k.rcvbuf = 425984;
+    const s = NetlinkSocket.open();
+    s.requestAll(Array.from({ length: 500 }, (_, i) => link(i)));
+    expect(k.sent.map((d) => d.length)).toEqual([208, 208, 84]);
+  });
+
   it('retries a send the kernel refused for lack of memory (ENOBUFS), and reports any other send error', () => {
     const s = NetlinkSocket.open();
     k.sendFailures = [105, 105];
@@ -149,6 +158,17 @@ describe('requestAll', () => {
     k.handle = (m) => [ack(m.seq, 19, 'no such link')];
     const s = NetlinkSocket.open();
     expect(thrown(() => s.request(link(1), 'link set eth9 up'))).toMatchObject({ code: 'ENODEV', message: 'link set eth9 up: No such device: no such link' });
+  });
+});
+
+describe('query', () => {
+  it('returns the messages answering the request before its ack, and throws a refusal', () => {
+    const reply = (seq: number, i: number) => encodeMessage({ type: RTM_NEWLINK, flags: 0, payload: Buffer.alloc(16, i) }, seq);
+    k.handle = (m) => [reply(m.seq - 1, 8), reply(m.seq, 5), ack(m.seq, 0)];
+    const s = NetlinkSocket.open();
+    expect(s.query({ type: RTM_GETLINK, flags: 0, payload: Buffer.alloc(16) }, 'link show eth0').map((m) => m.payload[0])).toEqual([5]);
+    k.handle = (m) => [ack(m.seq, 19)];
+    expect(thrown(() => s.query({ type: RTM_GETLINK, flags: 0, payload: Buffer.alloc(16) }, 'link show eth0'))).toMatchObject({ code: 'ENODEV', message: 'link show eth0: No such device' });
   });
 });
 
