@@ -155,11 +155,18 @@ export function setPeerSource(f: () => readonly PeerCount[]): void {
 }
 
 let processMetrics = false;
-/** process_* and nodejs_* metrics (CPU, RSS, fds, heap); once, only in the daemon (not in unit tests). */
+/**
+ * process_* and nodejs_* metrics (CPU, RSS, fds, heap); once, only in the daemon (not in unit tests).
+ * The event-loop delay is sampled every 100 ms rather than prom-client's 10 ms: an idle daemon should
+ * not wake 100 times a second to measure itself. The three `nodejs_active_*_total` gauges go: their
+ * `_total` suffix on a gauge is what `promtool check metrics` rejects, and `nodejs_active_handles`,
+ * `nodejs_active_requests` (by type) carry the same numbers.
+ */
 export function enableProcessMetrics(): void {
   if (processMetrics) return;
   processMetrics = true;
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
 }
 
 /** Text exposition format for /metrics. */

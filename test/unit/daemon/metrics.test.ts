@@ -146,3 +146,17 @@ describe('flannel metrics', () => {
     }
   });
 });
+
+describe('process metrics', () => {
+  it('pass promtool check metrics with every flannel_ metric and the process ones', async () => {
+    const { spawnSync } = await import('node:child_process');
+    if (spawnSync('promtool', ['--version']).status !== 0) return;
+    const { enableProcessMetrics } = await import('../../../daemon/metrics/metrics.js');
+    enableProcessMetrics();
+    const text = await renderMetrics();
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(`${check.stdout}${check.stderr}`.trim()).toBe('');
+    expect(check.status).toBe(0);
+  });
+});
