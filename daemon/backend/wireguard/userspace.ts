@@ -65,11 +65,23 @@ export class WireguardGo {
     return this.restarts;
   }
 
-  /** Starts the process and waits until its UAPI socket answers; throws if it does not come up. */
+  /**
+   * Starts the process and waits until its UAPI socket answers; throws if it does not come up after 3
+   * tries (a wireguard-go of an earlier run may still be letting go of the device and its socket).
+   */
   async start(): Promise<void> {
-    const exited = this.spawnOnce();
-    await this.waitReady(exited);
-    this.supervising = this.supervise(exited);
+    for (let attempt = 1; ; attempt++) {
+      const exited = this.spawnOnce();
+      try {
+        await this.waitReady(exited);
+        this.supervising = this.supervise(exited);
+        return;
+      } catch (err) {
+        if (attempt >= 3 || this.ac.signal.aborted) throw err;
+        this.o.logger.warn(`${(err as Error).message}; trying again`);
+        await sleep(500 * attempt, this.ac.signal);
+      }
+    }
   }
 
   private spawnOnce(): Promise<number | string> {
