@@ -1,32 +1,41 @@
 // CNI plugin latency: ADD and DEL wall time of whole plugin processes, ours vs the Go reference,
 // exec'd as a runtime does (clean environment: PATH + CNI_*; config on stdin), interleaved in random
 // order every round, after warm-up rounds. Prints a markdown table (median, p90, ratio to Go).
+// "ours" is the self-contained executable (dist/exe, what ships); "ours node" the Node-script build
+// (dist/bin), for comparison. Then the parallel suite: 200 pods ADDed at once into one host netns, then
+// DELeted at once, ours vs Go: wall time, and 0 duplicate or leaked addresses (or it fails).
 //
-//   scripts/bench/cni-latency [--runs 40] [--warmup 3] [--suite host-local] [--no-build]
+//   scripts/bench/cni-latency [--runs 40] [--warmup 3] [--suite host-local] [--pods 200] [--no-build]
 //
 // Suites are entries of SUITES: {name, setup(), variants[], add(variant, id), del(variant, id), teardown()}.
 // A suite that needs namespaces (chain: flannel → bridge → host-local) creates them in setup() with
 // unique names and removes them in teardown() (optional beforeAdd/afterDel run outside the timing);
 // add() returns the argv/env/stdin of one exec. Needs root for the chain suite.
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = (name) => join(root, 'dist', 'bin', name);
+const exeDir = join(root, 'dist', 'exe');
+const nodeDir = join(root, 'dist', 'bin');
+/** the self-contained executable `name` (dist/exe), what ships */
+const bin = (name) => join(exeDir, name);
+/** the Node-script build's `name` (dist/bin), the development build */
+const nodeBin = (name) => join(nodeDir, name);
 const PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
-const opts = { runs: 40, warmup: 3, suite: undefined, build: true };
+const opts = { runs: 40, warmup: 3, suite: undefined, build: true, pods: 200 };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   if (a === '--runs') opts.runs = Number(process.argv[++i]);
   else if (a === '--warmup') opts.warmup = Number(process.argv[++i]);
   else if (a === '--suite') opts.suite = process.argv[++i];
   else if (a === '--no-build') opts.build = false;
+  else if (a === '--pods') opts.pods = Number(process.argv[++i]);
   else {
-    console.error(`usage: cni-latency [--runs N] [--warmup N] [--suite NAME] [--no-build]`);
+    console.error(`usage: cni-latency [--runs N] [--warmup N] [--suite NAME] [--pods N] [--no-build]`);
     process.exit(2);
   }
 }
@@ -51,15 +60,10 @@ function hostLocalSuite() {
     variants: [],
     setup() {
       work = mkdtempSync(join(tmpdir(), 'cni-latency-'));
-      // ours without the addon: a copy of the bundle in a directory that has no flock.node
-      const plain = join(work, 'bin-flock1');
-      spawnSync('mkdir', ['-p', plain]);
-      copyFileSync(bin('host-local'), join(plain, 'host-local'));
-      copyFileSync(bin('package.json'), join(plain, 'package.json'));
       this.variants = [
         { label: 'go /usr/lib/cni/host-local', file: '/usr/lib/cni/host-local', go: true },
-        { label: `ours (flock ${existsSync(bin('flock.node')) ? 'addon' : 'flock(1)'})`, file: bin('host-local') },
-        ...(existsSync(bin('flock.node')) ? [{ label: 'ours (flock(1) fallback)', file: join(plain, 'host-local') }] : []),
+        { label: 'ours (dist/exe)', file: bin('host-local') },
+        { label: 'ours node (dist/bin)', file: nodeBin('host-local') },
       ].filter((v) => existsSync(v.file));
       for (const v of this.variants) v.dataDir = mkdtempSync(join(work, 'data-'));
     },
@@ -119,15 +123,17 @@ function chainSuite() {
   });
   return {
     name: 'chain',
+    confs: { flannel: flannelConf, bridge: bridgeConf },
     variants: [],
     setup() {
       work = mkdtempSync(join(tmpdir(), 'cni-latency-chain-'));
       this.variants = [
         { key: 'go', label: 'go bridge → host-local', file: '/usr/lib/cni/bridge', cniPath: '/usr/lib/cni', conf: bridgeConf, go: true },
-        { key: 'ours', label: 'ours flannel → bridge → host-local', file: bin('flannel'), cniPath: join(root, 'dist', 'bin'), conf: flannelConf },
-        { key: 'br', label: 'ours bridge → host-local', file: bin('bridge'), cniPath: join(root, 'dist', 'bin'), conf: bridgeConf },
+        { key: 'ours', label: 'ours flannel → bridge → host-local', file: bin('flannel'), cniPath: exeDir, conf: flannelConf },
+        { key: 'br', label: 'ours bridge → host-local', file: bin('bridge'), cniPath: exeDir, conf: bridgeConf },
         // the same chain with every delegate exec'd (no in-process fast path): what the fast path saves
-        { key: 'oursx', label: 'ours flannel → bridge → host-local, delegates exec\'d', file: bin('flannel'), cniPath: join(root, 'dist', 'bin'), conf: flannelConf, env: { CNI_TS_EXEC_DELEGATES: '1' } },
+        { key: 'oursx', label: "ours flannel → bridge → host-local, delegates exec'd", file: bin('flannel'), cniPath: exeDir, conf: flannelConf, env: { CNI_TS_EXEC_DELEGATES: '1' } },
+        { key: 'node', label: 'ours node flannel → bridge → host-local', file: nodeBin('flannel'), cniPath: nodeDir, conf: flannelConf },
       ].filter((v) => existsSync(v.file));
       for (const v of this.variants) {
         v.dir = mkdtempSync(join(work, `${v.key}-`));
@@ -153,23 +159,51 @@ function chainSuite() {
   };
 }
 
-/** Process-start floors: what any exec costs here. */
+/** Process-start floors: what any exec costs here, and the bare start of each executable (VERSION). */
 function floorSuite() {
+  const version = { CNI_COMMAND: 'VERSION' };
   return {
     name: 'floor',
     variants: [
       { label: '/bin/true', file: '/bin/true' },
+      { label: 'go bridge VERSION (bare Go start)', file: '/usr/lib/cni/bridge', env: version },
+      { label: 'ours loopback VERSION (bare start, dist/exe)', file: bin('loopback'), env: version },
+      { label: 'ours flannel VERSION (dist/exe)', file: bin('flannel'), env: version },
       { label: 'node -e 0 (clean env)', file: process.execPath, args: ['-e', '0'] },
+      { label: 'ours node loopback VERSION (dist/bin)', file: nodeBin('loopback'), env: version },
       { label: 'nsenter --net= /bin/true', file: 'nsenter', args: ['--net=/proc/self/ns/net', '--', '/bin/true'] },
-    ],
+    ].filter((v) => existsSync(v.file) || !v.file.startsWith('/')),
     setup() {},
-    add: (v) => ({ file: v.file, args: v.args, env: { PATH }, check: () => true }),
+    add: (v) => ({ file: v.file, args: v.args, env: { PATH, ...v.env }, check: () => true }),
     del: undefined,
     teardown() {},
   };
 }
 
-const SUITES = [floorSuite, hostLocalSuite, chainSuite];
+/** loopback alone, in one pod netns per variant (ADD sets lo up, DEL down). */
+function loopbackSuite() {
+  const tag = `cll-${process.pid}`;
+  const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' });
+  const spec = (v, command, id) => ({ file: v.file, env: { ...cniEnv(command, id), CNI_NETNS: `/var/run/netns/${tag}-${v.key}`, CNI_IFNAME: 'lo' }, stdin: conf });
+  return {
+    name: 'loopback',
+    variants: [
+      { key: 'go', label: 'go /usr/lib/cni/loopback', file: '/usr/lib/cni/loopback', go: true },
+      { key: 'exe', label: 'ours (dist/exe)', file: bin('loopback') },
+      { key: 'node', label: 'ours node (dist/bin)', file: nodeBin('loopback') },
+    ].filter((v) => existsSync(v.file)),
+    setup() {
+      for (const v of this.variants) spawnSync('ip', ['netns', 'add', `${tag}-${v.key}`]);
+    },
+    add: (v, id) => ({ ...spec(v, 'ADD', id), check: (out) => out.includes('"interfaces"') }),
+    del: (v, id) => ({ ...spec(v, 'DEL', id), check: (out) => out === '' }),
+    teardown() {
+      for (const v of this.variants) spawnSync('ip', ['netns', 'del', `${tag}-${v.key}`]);
+    },
+  };
+}
+
+const SUITES = [floorSuite, hostLocalSuite, loopbackSuite, chainSuite];
 
 // ---- runner ------------------------------------------------------------------------------------
 
@@ -229,9 +263,9 @@ function runSuite(suite) {
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : '—');
 
 if (opts.build) {
+  // both builds of the plugins, the native shim included (scripts/build.mjs)
   const b = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), 'host-local', 'loopback', 'bridge', 'flannel'], { stdio: 'inherit' });
   if (b.status !== 0) process.exit(1);
-  spawnSync(process.execPath, [join(root, 'plugins', 'host-local', 'native', 'build.mjs')], { stdio: 'inherit' });
 }
 
 const envNote = process.env.NODE_EXTRA_CA_CERTS ? ' (note: plugins run WITHOUT the NODE_EXTRA_CA_CERTS set in this shell)' : '';
@@ -255,5 +289,82 @@ for (const make of SUITES) {
     console.log(
       `| ${suite.name} | ${v.label} | ${fmt(s.addMed)} | ${fmt(s.addP90)} | ${fmt(s.delMed)} | ${fmt(s.delP90)} | ${ratio(s.addMed, go?.addMed)} | ${ratio(s.delMed, go?.delMed)} |`,
     );
+  }
+}
+
+// ---- parallel: N pods ADDed at once into one host, then DELeted at once -------------------------
+
+function execAsync(file, args, env, stdin) {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+/** One variant's N parallel ADDs then N parallel DELs; throws on a failure, a duplicate or a leak. */
+async function parallelRun(v, n, rep) {
+  const tag = `clp-${process.pid}-${v.key}${rep}`;
+  const host = tag;
+  const dir = mkdtempSync(join(tmpdir(), `cni-latency-par-${v.key}-`));
+  writeFileSync(join(dir, 'subnet.env'), 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
+  const pods = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
+  const ip = (...a) => spawnSync('ip', a, { encoding: 'utf8' });
+  try {
+    ip('netns', 'add', host);
+    ip('-n', host, 'link', 'set', 'lo', 'up');
+    for (const p of pods) ip('netns', 'add', p);
+    const call = (command, i) => {
+      const env = { ...cniEnv(command, `${tag}-c${i}`), CNI_NETNS: `/var/run/netns/${pods[i]}`, CNI_PATH: v.cniPath };
+      return execAsync('nsenter', [`--net=/var/run/netns/${host}`, '--', v.file], env, v.conf({ dir }));
+    };
+    const timed = async (command) => {
+      const t0 = process.hrtime.bigint();
+      const rs = await Promise.all(pods.map((_, i) => call(command, i)));
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      const bad = rs.find((r) => r.code !== 0);
+      if (bad) throw new Error(`${v.label} ${command} failed: ${bad.stdout}${bad.stderr}`);
+      return { ms, rs };
+    };
+    const add = await timed('ADD');
+    const ips = add.rs.map((r) => JSON.parse(r.stdout).ips.map((x) => x.address).join(','));
+    const dups = ips.length - new Set(ips).size;
+    const del = await timed('DEL');
+    const ipamDir = join(dir, 'ipam', 'cbr0');
+    const leakedIps = existsSync(ipamDir) ? readdirSync(ipamDir).filter((f) => /^[0-9a-f.:]+$/.test(f) && f.includes('.')).length : 0;
+    const leakedVeths = (ip('-n', host, '-o', 'link', 'show', 'type', 'veth').stdout.match(/^\d+:/gm) ?? []).length;
+    if (dups > 0 || leakedIps > 0 || leakedVeths > 0) throw new Error(`${v.label}: ${dups} duplicate addresses, ${leakedIps} leaked addresses, ${leakedVeths} leaked veths`);
+    return { add: add.ms, del: del.ms };
+  } finally {
+    for (const p of pods) ip('netns', 'del', p);
+    ip('netns', 'del', host);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (!opts.suite || opts.suite === 'parallel') {
+  const chain = chainSuite();
+  const variants = [
+    { key: 'go', label: 'go bridge → host-local', file: '/usr/lib/cni/bridge', cniPath: '/usr/lib/cni', conf: ({ dir }) => chain.confs.bridge({ dir }), go: true },
+    { key: 'ours', label: 'ours flannel → bridge → host-local (dist/exe)', file: bin('flannel'), cniPath: exeDir, conf: ({ dir }) => chain.confs.flannel({ dir }) },
+  ].filter((v) => existsSync(v.file));
+  console.log(`\n# ${opts.pods} parallel ADDs into one host, then ${opts.pods} parallel DELs: wall time (ms), 2 interleaved repeats; 0 duplicate or leaked addresses checked\n`);
+  console.log('| variant | ADD wall | DEL wall | ADD ×Go | DEL ×Go |');
+  console.log('|---|---:|---:|---:|---:|');
+  const results = new Map(variants.map((v) => [v, []]));
+  for (let rep = 0; rep < 2; rep++) {
+    for (const v of rep % 2 === 0 ? variants : [...variants].reverse()) results.get(v).push(await parallelRun(v, opts.pods, rep));
+  }
+  const go = results.get(variants.find((v) => v.go));
+  const med = (xs) => quantile([...xs].sort((a, b) => a - b), 0.5);
+  for (const [v, rs] of results) {
+    const add = med(rs.map((r) => r.add));
+    const del = med(rs.map((r) => r.del));
+    const ratio = (a, b) => (go && !v.go ? (a / b).toFixed(2) : '');
+    console.log(`| ${v.label} | ${rs.map((r) => fmt(r.add)).join(' / ')} | ${rs.map((r) => fmt(r.del)).join(' / ')} | ${ratio(add, med(go.map((r) => r.add)))} | ${ratio(del, med(go.map((r) => r.del)))} |`);
   }
 }
