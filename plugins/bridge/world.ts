@@ -7,7 +7,7 @@ import { delegateAdd, delegateCheck, delegateDel, delegateGc, delegateStatus, re
 import { processIo, runPlugin, type PluginIo } from '../../shared/cni/skel.js';
 import type { CmdArgs } from '../../shared/cni/types.js';
 import { createIptables } from '../../shared/kernel/iproute2/iptables.js';
-import { createKernel } from '../../shared/kernel/iproute2/kernel.js';
+import { createKernel } from '../../shared/kernel/create.js';
 import { createNft } from '../../shared/kernel/iproute2/nft.js';
 import { checkNetnsPath } from '../../shared/ns/netns.js';
 import { runHostLocal } from '../host-local/world.js';
