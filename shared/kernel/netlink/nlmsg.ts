@@ -137,6 +137,8 @@ export function encodeMessage(req: NlRequest, seq: number, pid = 0): Buffer {
 export interface Packed {
   count: number;
   bytes: number;
+  /** where the last message packed starts */
+  last: number;
 }
 
 /**
@@ -146,6 +148,7 @@ export interface Packed {
  */
 export function packRequests(reqs: readonly NlRequest[], start: number, buf: Buffer, seq0: number, extraFlags: number, maxCount: number): Packed {
   let off = 0;
+  let last = 0;
   let i = start;
   while (i < reqs.length && i - start < maxCount) {
     const req = reqs[i]!;
@@ -158,10 +161,11 @@ export function packRequests(reqs: readonly NlRequest[], start: number, buf: Buf
     writeHeader(buf, off, len, req.type, req.flags | extraFlags, seq0 + (i - start));
     buf.set(req.payload, off + NLMSG_HDRLEN);
     buf.fill(0, off + len, off + aligned);
+    last = off;
     off += aligned;
     i++;
   }
-  return { count: i - start, bytes: off };
+  return { count: i - start, bytes: off, last };
 }
 
 /**

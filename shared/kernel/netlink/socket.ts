@@ -137,8 +137,8 @@ export class NetlinkSocket {
   }
 
   /**
-   * Sends the requests (NLM_F_REQUEST|NLM_F_ACK added), packed many per sendmsg, and returns one
-   * result per request, in order. The kernel processes each regardless of earlier failures. Only a
+   * Sends the requests (NLM_F_REQUEST added, and NLM_F_ACK as exchange() explains), packed many per
+   * sendmsg, and returns one result per request, in order. The kernel processes each regardless of earlier failures. Only a
    * failure of the socket itself throws (no reply within 10 s: ETIMEDOUT; acks lost: ENOBUFS, after
    * which what the kernel did is unknown and the caller should re-read the state).
    */
@@ -163,16 +163,24 @@ export class NetlinkSocket {
     return replies;
   }
 
+  /**
+   * Only the last request of a datagram asks for an ack: the kernel answers every request that fails
+   * anyway (NLMSG_ERROR whatever the flags), and handles a datagram's requests in order within our
+   * sendmsg, so when the last one's ack arrives every earlier failure has been queued before it and a
+   * request without an answer succeeded. One recv per datagram instead of one per request (5000 routes:
+   * ~3x less transport time). An error ack the kernel could not queue surfaces as ENOBUFS on the next
+   * recv (sk_err), never as a silent success.
+   */
   private exchange(reqs: readonly NlRequest[], replies?: NlMessage[]): NlResult[] {
     this.assertOpen();
     const results: NlResult[] = new Array<NlResult>(reqs.length);
     for (let i = 0; i < reqs.length; ) {
       const seq0 = this.seq;
-      const { count, bytes } = packRequests(reqs, i, this.sendBuf, seq0, NLM_F_REQUEST | NLM_F_ACK, this.batch);
+      const { count, bytes, last } = packRequests(reqs, i, this.sendBuf, seq0, NLM_F_REQUEST, this.batch);
+      this.sendBuf.writeUInt16LE(this.sendBuf.readUInt16LE(last + 6) | NLM_F_ACK, last + 6);
       this.seq = nextSeq(seq0, count);
       this.send(bytes);
-      let pending = count;
-      while (pending > 0) {
+      for (let acked = false; !acked; ) {
         for (const m of this.receive()) {
           const k = (m.seq - seq0) >>> 0;
           if (k >= count || results[i + k] !== undefined) continue; // from an earlier, abandoned exchange
@@ -182,9 +190,10 @@ export class NetlinkSocket {
           }
           const e = parseError(m);
           results[i + k] = e.extack !== undefined ? { errno: e.errno, extack: e.extack } : { errno: e.errno };
-          pending--;
+          if (k === count - 1) acked = true;
         }
       }
+      for (let k = i; k < i + count; k++) results[k] ??= { errno: 0 };
       i += count;
     }
     return results;

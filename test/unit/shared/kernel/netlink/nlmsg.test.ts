@@ -61,7 +61,7 @@ describe('packRequests', () => {
     const buf = Buffer.alloc(1024);
     const reqs = [req(1), req(4), req(6)];
     const p = packRequests(reqs, 0, buf, 100, NLM_F_REQUEST | NLM_F_ACK, 512);
-    expect(p).toEqual({ count: 3, bytes: 20 + 20 + 24 });
+    expect(p).toEqual({ count: 3, bytes: 20 + 20 + 24, last: 40 });
     const msgs = parseMessages(buf.subarray(0, p.bytes));
     expect(msgs.map((m) => [m.seq, m.flags, m.payload.length])).toEqual([
       [100, NLM_F_CREATE | NLM_F_REQUEST | NLM_F_ACK, 1],
@@ -74,9 +74,9 @@ describe('packRequests', () => {
   it('stops at the buffer size and at maxCount, resuming from `start`', () => {
     const reqs = Array.from({ length: 10 }, () => req(16)); // 32 bytes each
     const buf = Buffer.alloc(100);
-    expect(packRequests(reqs, 0, buf, 1, 0, 512)).toEqual({ count: 3, bytes: 96 });
-    expect(packRequests(reqs, 8, buf, 1, 0, 512)).toEqual({ count: 2, bytes: 64 });
-    expect(packRequests(reqs, 0, buf, 1, 0, 2)).toEqual({ count: 2, bytes: 64 });
+    expect(packRequests(reqs, 0, buf, 1, 0, 512)).toEqual({ count: 3, bytes: 96, last: 64 });
+    expect(packRequests(reqs, 8, buf, 1, 0, 512)).toEqual({ count: 2, bytes: 64, last: 32 });
+    expect(packRequests(reqs, 0, buf, 1, 0, 2)).toEqual({ count: 2, bytes: 64, last: 32 });
     expect(() => packRequests([req(200)], 0, buf, 1, 0, 512)).toThrow('does not fit');
   });
 });

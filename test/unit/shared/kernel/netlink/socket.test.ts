@@ -30,7 +30,7 @@ class FakeKernel implements Addon {
   /** errno to return from the next sends (ENOBUFS = 105) */
   sendFailures: number[] = [];
   /** per request: errno (0 = ack) and optional extack; per dump: the datagrams to answer with */
-  handle: (m: NlMessage) => Buffer[] = (m) => [ack(m.seq, 0)];
+  handle: (m: NlMessage) => Buffer[] = (m) => (m.flags & NLM_F_ACK ? [ack(m.seq, 0)] : []);
 
   flock = () => 0;
   socket = () => 7;
@@ -104,19 +104,27 @@ afterEach(() => {
 });
 
 describe('requestAll', () => {
-  it('packs the requests, adds REQUEST|ACK, and returns one result per request in order', () => {
-    k.handle = (m) => [ack(m.seq, m.payload[0] === 2 ? 17 : 0, m.payload[0] === 2 ? 'already there' : undefined)];
+  it('packs the requests in one datagram and returns one result per request in order', () => {
+    // as the kernel does: a failure is always answered, a success only when NLM_F_ACK asks
+    k.handle = (m) => (m.payload[0] === 2 ? [ack(m.seq, 17, 'already there')] : m.flags & NLM_F_ACK ? [ack(m.seq, 0)] : []);
     const s = NetlinkSocket.open();
     const r = s.requestAll([link(1), link(2), link(3)]);
     expect(r).toEqual([{ errno: 0 }, { errno: 17, extack: 'already there' }, { errno: 0 }]);
     expect(k.sent).toHaveLength(1);
-    expect(k.sent[0]!.map((m) => m.flags)).toEqual([NLM_F_REQUEST | NLM_F_ACK, NLM_F_REQUEST | NLM_F_ACK, NLM_F_REQUEST | NLM_F_ACK]);
+    // only the last asks for an ack: when it comes, every earlier failure has been answered before it
+    expect(k.sent[0]!.map((m) => m.flags)).toEqual([NLM_F_REQUEST, NLM_F_REQUEST, NLM_F_REQUEST | NLM_F_ACK]);
   });
 
-  it('matches acks by sequence number, whatever their order, ignoring acks of other exchanges', () => {
+  it('a failing last request ends the datagram too', () => {
+    k.handle = (m) => (m.payload[0] === 3 ? [ack(m.seq, 19)] : m.flags & NLM_F_ACK ? [ack(m.seq, 0)] : []);
+    const s = NetlinkSocket.open();
+    expect(s.requestAll([link(1), link(2), link(3)])).toEqual([{ errno: 0 }, { errno: 0 }, { errno: 19 }]);
+  });
+
+  it('matches answers by sequence number, ignoring those of other exchanges and repeats', () => {
     k.handle = () => [];
     const s = NetlinkSocket.open();
-    k.handle = (m) => (m.payload[0] === 3 ? [ack(m.seq + 1000, 1), ack(m.seq, 0), ack(m.seq - 2, 22), ack(m.seq - 1, 19), ack(m.seq - 1, 17)] : []);
+    k.handle = (m) => (m.payload[0] === 3 ? [ack(m.seq + 1000, 1), ack(m.seq - 2, 22), ack(m.seq - 1, 19), ack(m.seq - 1, 17), ack(m.seq, 0)] : []);
     expect(s.requestAll([link(1), link(2), link(3)])).toEqual([{ errno: 22 }, { errno: 19 }, { errno: 0 }]);
   });
 
