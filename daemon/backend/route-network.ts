@@ -4,8 +4,11 @@
 //
 // - Desired state first, as Go's route cache: every peer lease we accept becomes a wanted route (keyed
 //   by destination) BEFORE the kernel is asked, so a route that fails to program is not lost: the
-//   periodic route check (Go's routeCheck, every 10 s) retries it, and also re-adds any wanted route
-//   deleted behind our back (`Route recovered`).
+//   route check retries it, and also re-adds any wanted route deleted behind our back (`Route
+//   recovered`), corrects one changed behind our back and, once the first snapshot is programmed,
+//   removes a route of ours no lease has. The route check is the backend's reconcile (reconcile.ts):
+//   run on kernel events where the adapter can watch, and periodically (60 s; without events at least
+//   at Go's routeCheck cadence, 10 s).
 // - Every lease batch becomes ONE op list (deletes first, then replaces) written by the resumable
 //   applier: 5000 peers converge in one `ip -batch` exec, and one bad route costs one more exec.
 // - Never dies on a lease: leases of other backend types are ignored with a log (a known peer that
@@ -100,8 +103,6 @@ export class RouteNetwork implements LeaseHandler {
   private readonly routes = new Map<string, Want>();
   /** destinations of every current lease (the first snapshot, then events), whatever its type (kept by the sweeps) */
   private readonly snapshotDsts = new Set<string>();
-  /** without kernel events, Go's route check cadence; with them, the reconcile's own period */
-  readonly periodic = [{ everyMs: () => (this.o.kernel.watch ? 0 : this.o.checkEvery()), run: () => this.checkRoutes('periodic') }];
   readonly reconcile: ReconcileSpec;
   private readonly repairs: RepairLog;
   /** the first snapshot is programmed: from now on a route of ours no lease has is removed */
@@ -115,7 +116,7 @@ export class RouteNetwork implements LeaseHandler {
       // our routes, and the external interface's addresses and link state (losing them flushes routes)
       relevant: (ev) => ev.kind === 'resync' || ev.dev === undefined || ev.dev === o.extIface,
       run: (trigger) => this.checkRoutes(trigger),
-      everyMs: () => o.reconcileEvery?.() ?? DEFAULT_RECONCILE_INTERVAL,
+      everyMs: () => this.checkPeriod(),
     };
   }
 
@@ -400,6 +401,19 @@ export class RouteNetwork implements LeaseHandler {
       await this.record(plan, failed, changed);
     }
     if (trigger === 'periodic') this.repairs.settle(broken);
+  }
+
+  /**
+   * The route check is the reconcile: every reconcile interval (60 s) where kernel events repair at
+   * once; without them (iproute2) at least at Go's routeCheck cadence (10 s). A check period ≤ 0 turns
+   * the periodic round off there (tests).
+   */
+  private checkPeriod(): number {
+    const every = this.o.reconcileEvery?.() ?? DEFAULT_RECONCILE_INTERVAL;
+    if (this.o.kernel.watch) return every;
+    const check = this.o.checkEvery();
+    if (check <= 0) return 0;
+    return every > 0 ? Math.min(check, every) : check;
   }
 
   /** After the first snapshot: where a family's leftovers are looked for (see removeStale). */

@@ -11,6 +11,7 @@ import type { Network } from '../backend.js';
 import type { Lease } from '../../lease.js';
 import { LeaseLoop } from '../lease-loop.js';
 import { PeerGuard } from '../peer-guard.js';
+import { DEFAULT_RECONCILE_INTERVAL } from '../reconcile.js';
 import { ROUTE_CHECK_INTERVAL, RouteNetwork, type PeerRoute } from '../route-network.js';
 
 export const BACKEND_TYPE = 'host-gw';
@@ -70,7 +71,7 @@ export class HostgwNetwork implements Network {
       ...(o.network ? { network: o.network } : {}),
       ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
       checkEvery: () => this.o.checkInterval ?? ROUTE_CHECK_INTERVAL,
-      ...(o.reconcileInterval !== undefined ? { reconcileEvery: () => this.o.reconcileInterval ?? 0 } : {}),
+      reconcileEvery: () => this.o.reconcileInterval ?? DEFAULT_RECONCILE_INTERVAL,
       routeFor: (lease, family) => this.routeFor(lease, family),
       refusalHint: (r, direct) =>
         direct === false
