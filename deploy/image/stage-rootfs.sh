@@ -2,18 +2,18 @@
 # Stages the build context of /Containerfile from THIS machine, offline: no base image is pulled.
 #   deploy/image/stage-rootfs.sh <context-dir>      (run `npm run build` first)
 # <context-dir>/rootfs gets:
-#   /opt/bin/*   dist/bin (flanneld, the CNI executables, install-cni); their #! lines name this
-#                machine's node, which is copied to the same path, so they run unchanged in the image;
-#   node, env (the flanneld launcher is `#!/usr/bin/env -S node ...`), and what flanneld and the plugins
-#   exec: ip, iptables/ip6tables (+ -save/-restore, the xtables extensions they dlopen), nft, flock, sh;
-#   each with the shared libraries ldd lists, at their paths here (so the image has this machine's
-#   glibc, and runs where this machine's binaries run).
-# Why not FROM node:20: no registry is reachable here; a base pulled elsewhere would do as well
+#   /opt/bin/*   dist/exe: the self-contained executables (flanneld; flannel-cni and its names flannel,
+#                bridge, host-local, loopback, cnitool, install-cni as hard links to it). No Node in
+#                the image, and none needed on the host the init container installs the plugins onto;
+#   what flanneld and the plugins exec: ip, iptables/ip6tables (+ -save/-restore, the xtables
+#   extensions they dlopen), nft, flock, sh; each with the shared libraries ldd lists, at their paths
+#   here (so the image has this machine's glibc, and runs where this machine's binaries run).
+# Why not FROM a distro base: no registry is reachable here; a base pulled elsewhere would do as well
 # (the layout under /opt/bin is all the Containerfile relies on).
 set -euo pipefail
 ctx=${1:?usage: stage-rootfs.sh <context-dir>}
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-dist="$root/dist/bin"
+dist="$root/dist/exe"
 [ -x "$dist/flanneld" ] && [ -x "$dist/install-cni" ] || { echo "stage-rootfs: $dist lacks flanneld or install-cni: run npm run build" >&2; exit 1; }
 rootfs="$ctx/rootfs"
 rm -rf "$rootfs"
@@ -39,10 +39,8 @@ copy_path() {
   [ -e "$rootfs$p" ] || { mkdir -p "$rootfs${p%/*}"; cp -p "$p" "$rootfs$p"; }
 }
 
-node=$(head -1 "$dist/flannel" | sed 's/^#!//')
-[ -x "$node" ] || { echo "stage-rootfs: the plugins' #! names $node, which is not executable" >&2; exit 1; }
-elves=("$node")
-for tool in env sh ip nft flock iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+elves=()
+for tool in sh ip nft flock iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
   p=$(command -v "$tool") || { echo "stage-rootfs: $tool not found (scripts/install-deps.sh installs it)" >&2; exit 1; }
   copy_path "$p"
   elves+=("$(readlink -f "$p")")
@@ -58,5 +56,6 @@ for lib in $(ldd "${elves[@]}" 2>/dev/null | grep -o '/[^ ):]*\.so[^ ):]*' | sor
 for a in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
   [ -L "/etc/alternatives/$a" ] && copy_path "/etc/alternatives/$a"
 done
-cp -p "$dist"/* "$rootfs/opt/bin/"
+# -a keeps the hard links: flannel-cni is in the image once, whatever the number of its names
+cp -a "$dist/." "$rootfs/opt/bin/"
 echo "stage-rootfs: $(du -sh "$rootfs" | cut -f1) in $rootfs"

@@ -7,7 +7,7 @@
 // container that runs at every pod restart rewrites nothing and wakes no config watcher.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 
 export interface InstallOptions {
@@ -73,6 +73,31 @@ export async function installFile(dir: string, name: string, data: Buffer, mode:
   return 'installed';
 }
 
+/**
+ * Makes dir/name a hard link to dir/existing (installed just before with `data`), atomically: the link is
+ * made under a temporary name and renamed over the target. Left alone when it already is that file or
+ * already has exactly these bytes and this mode.
+ */
+export async function installLink(dir: string, name: string, existing: string, data: Buffer, mode: number): Promise<Outcome> {
+  const target = join(dir, name);
+  const [current, source] = await Promise.all([lstat(target).catch(() => undefined), stat(join(dir, existing))]);
+  if (current?.isFile() && current.ino === source.ino && current.dev === source.dev) return 'unchanged';
+  if (current?.isFile() && (current.mode & 0o7777) === mode && current.size === data.length && (await readFile(target)).equals(data)) {
+    return 'unchanged';
+  }
+  if (current?.isDirectory()) throw new InstallError(`${target} is a directory; remove it so the file can be installed`);
+  const tmp = join(dir, tmpName(name));
+  try {
+    await link(join(dir, existing), tmp);
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new InstallError(`cannot install ${target}: ${(err as Error).message}`);
+  }
+  await syncDir(dir);
+  return 'installed';
+}
+
 async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
@@ -119,20 +144,38 @@ export async function install(o: InstallOptions): Promise<Installed[]> {
   if (o.nodePath !== undefined && !isAbsolute(o.nodePath)) throw new InstallError(`--node must be an absolute path (a runtime execs plugins with a bare PATH): ${o.nodePath}`);
   if (/[/\\]|^\.\.?$|^$/.test(o.conflistName)) throw new InstallError(`--conflist-name must be a plain file name: ${JSON.stringify(o.conflistName)}`);
 
-  const files: Array<{ dir: string; name: string; data: Buffer; mode: number }> = [];
+  // `linkTo`: the name, installed just before, that this one is a hard link to (see installLink)
+  const files: Array<{ dir: string; name: string; data: Buffer; mode: number; linkTo?: string }> = [];
   if (o.binDir !== undefined) {
     if (o.plugins.length === 0) throw new InstallError('--plugins is empty');
+    /** "dev:ino" of a source file → the first plugin name read from it */
+    const seen = new Map<string, { name: string; data: Buffer }>();
     for (const p of o.plugins) {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(p)) throw new InstallError(`not a CNI plugin name: ${JSON.stringify(p)}`);
       const from = join(o.sourceDir, p);
       const st = await stat(from).catch(() => undefined);
       if (!st?.isFile()) throw new InstallError(`no executable ${p} in ${o.sourceDir} (is this the flannel-ts image?)`);
-      files.push({ dir: o.binDir, name: p, data: withInterpreter(await readFile(from), o.nodePath, from), mode: 0o755 });
+      // the self-contained multi-call executable (dist/exe) is one ~100 MiB file under several names:
+      // read once, installed once, the other names hard links to that copy
+      const first = seen.get(`${st.dev}:${st.ino}`);
+      if (first !== undefined) {
+        files.push({ dir: o.binDir, name: p, data: first.data, mode: 0o755, linkTo: first.name });
+        continue;
+      }
+      const data = withInterpreter(await readFile(from), o.nodePath, from);
+      seen.set(`${st.dev}:${st.ino}`, { name: p, data });
+      files.push({ dir: o.binDir, name: p, data, mode: 0o755 });
     }
-    // host-local's flock(2) addon sits next to it when the build made one (else it uses flock(1))
-    const addon = join(o.sourceDir, 'flock.node');
-    if (o.plugins.includes('host-local') && (await stat(addon).catch(() => undefined))?.isFile()) {
-      files.push({ dir: o.binDir, name: 'flock.node', data: await readFile(addon), mode: 0o644 });
+    // the Node-script build's native addons sit next to the executables when the build made them (else
+    // the plugins fall back to iproute2 and flock(1)); a self-contained executable carries its own
+    for (const [file, wanted] of [
+      ['flannel.node', true],
+      ['flock.node', o.plugins.includes('host-local')],
+    ] as const) {
+      const addon = join(o.sourceDir, file);
+      if (wanted && (await stat(addon).catch(() => undefined))?.isFile()) {
+        files.push({ dir: o.binDir, name: file, data: await readFile(addon), mode: 0o644 });
+      }
     }
   }
   if (o.confDir !== undefined && o.conflist !== undefined) {
@@ -149,7 +192,8 @@ export async function install(o: InstallOptions): Promise<Installed[]> {
     await mkdir(f.dir, { recursive: true }).catch((err: Error) => {
       throw new InstallError(`cannot create ${f.dir}: ${err.message}`);
     });
-    out.push({ path: join(f.dir, f.name), outcome: await installFile(f.dir, f.name, f.data, f.mode) });
+    const outcome = f.linkTo !== undefined ? await installLink(f.dir, f.name, f.linkTo, f.data, f.mode) : await installFile(f.dir, f.name, f.data, f.mode);
+    out.push({ path: join(f.dir, f.name), outcome });
   }
   return out;
 }

@@ -1,6 +1,6 @@
 // install-cni's logic on private temp dirs: atomic writes, idempotence, validation before any write.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkConflist, install, installFile, InstallError, withInterpreter, type InstallOptions } from '../../../../scripts/install-cni/install.js';
@@ -80,6 +80,20 @@ describe('install', () => {
   it('installs the listed plugins, and host-local brings its flock addon', async () => {
     await install(opts({ plugins: ['flannel', 'bridge', 'host-local'], confDir: undefined }));
     expect(readdirSync(join(T, 'bin')).sort()).toEqual(['bridge', 'flannel', 'flock.node', 'host-local']);
+  });
+
+  it('names of one multi-call executable (hard links in the source) land as hard links to one copy', async () => {
+    const exe = join(T, 'exe');
+    mkdirSync(exe);
+    writeFileSync(join(exe, 'flannel-cni'), 'ELF multi-call\n', { mode: 0o755 });
+    for (const n of ['flannel', 'bridge', 'host-local']) linkSync(join(exe, 'flannel-cni'), join(exe, n));
+    const o = opts({ sourceDir: exe, plugins: ['flannel', 'bridge', 'host-local'], confDir: undefined });
+    expect((await install(o)).map((f) => f.outcome)).toEqual(['installed', 'installed', 'installed']);
+    const inodes = new Set(['flannel', 'bridge', 'host-local'].map((n) => statSync(join(T, 'bin', n)).ino));
+    expect(inodes.size).toBe(1);
+    expect(readFileSync(join(T, 'bin', 'bridge'), 'utf8')).toBe('ELF multi-call\n');
+    expect(readdirSync(join(T, 'bin')).sort()).toEqual(['bridge', 'flannel', 'host-local']);
+    expect((await install(o)).map((f) => f.outcome)).toEqual(['unchanged', 'unchanged', 'unchanged']);
   });
 
   it('refuses bad input before writing anything, with a message naming the file', async () => {
