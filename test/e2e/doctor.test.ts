@@ -194,6 +194,19 @@ describe.skipIf(!canRun)('flannelctl leases and doctor on the lab', () => {
     );
   });
 
+  it('doctor: a peer without a VXLAN socket answers port unreachable (its daemon stopped, its device down)', () => {
+    lab('lab_kill flanneld-h2'); // nothing there brings the device back up behind the test
+    expectProblem(
+      () => sh(h2('ip', 'link', 'set', 'flannel.100', 'down')),
+      () => {
+        // down flushed h2's routes and neighbours on the device: its flanneld puts them back at start
+        sh(h2('ip', 'link', 'set', 'flannel.100', 'up'));
+        lab('lab_flanneld_start 2 && lab_wait_peers 2 1');
+      },
+      `probe: peer ${s2} (192.168.100.2) does not answer through VXLAN UDP 8472: no reply to a ping of its VTEP ${gw2}, and 192.168.100.2 answers UDP 8472 with port unreachable (no VXLAN device on that port there, or a firewall rejecting it); fix: allow UDP 8472 between 192.168.100.1 and 192.168.100.2 (firewall, security group, hypervisor) and check flanneld on that peer`,
+    );
+  });
+
   it('doctor: the CNI conflist missing where the runtime looks, a plugin missing', () => {
     const dir = join(L.dir, 'h1', 'net.d');
     const file = join(dir, '10-flannel.conflist');
