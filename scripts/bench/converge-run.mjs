@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
-import { monitorRoutes, peerIP, peerMac, peerNet, percentile, ROOT, rssMiB, runtimeOf } from './lib.mjs';
+import { launcherFlags, monitorRoutes, peerIP, peerMac, peerNet, percentile, ROOT, rssMiB, runtimeOf } from './lib.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -53,7 +53,12 @@ function startFlanneld(dir, kernel) {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(`${dir}/state`, { recursive: true });
   const args = [
-    'netns', 'exec', HOST, 'env', `FLANNELD_DATA_DIR=${dir}/state`, ...(kernel ? [`FLANNEL_KERNEL=${kernel}`] : []), o.flanneld,
+    'netns', 'exec', HOST, 'env', `FLANNELD_DATA_DIR=${dir}/state`, ...(kernel ? [`FLANNEL_KERNEL=${kernel}`] : []),
+    // FLANNELD_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof": the bundle under node with the
+    // launcher's flags and these (profiling, heap snapshots)
+    ...(process.env.FLANNELD_NODE_FLAGS
+      ? [process.execPath, ...launcherFlags(o.flanneld), ...process.env.FLANNELD_NODE_FLAGS.split(' ').filter(Boolean), `${o.flanneld}.mjs`]
+      : [o.flanneld]),
     `--etcd-endpoints=${o['etcd-host']}`, '--iface=eth0', `--subnet-file=${dir}/subnet.env`,
     ...o['flanneld-args'].split(' ').filter(Boolean),
   ];

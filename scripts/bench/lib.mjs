@@ -213,3 +213,9 @@ export function runtimeOf(launcher) {
   const version = name === 'node' ? spawnSync(interp, ['--version'], { encoding: 'utf8' }).stdout.trim() : '';
   return [name, version, ...flags].filter(Boolean).join(' ');
 }
+
+/** The node flags of a launcher such as dist/bin/flanneld (its shebang line); none for a binary. */
+export function launcherFlags(launcher) {
+  const r = runtimeOf(launcher);
+  return r.startsWith('node ') ? r.split(' ').filter((a) => a.startsWith('--')) : [];
+}

@@ -253,19 +253,31 @@ export class EtcdClient {
     throw new EtcdError(`etcd cluster is unavailable or misconfigured: ${errorMessage(last)}`, 14, true, { cause: last });
   }
 
-  async range(key: string, o: { prefix?: boolean; countOnly?: boolean } = {}, signal?: AbortSignal) {
-    const body: Record<string, unknown> = { key: b64(key) };
+  /**
+   * `key`, or with `prefix` every key under it. A page of such a listing: `from` (a key under the
+   * prefix) starts it there, `limit` caps it (`more` says there is a next page), `revision` reads the
+   * store as it was then (the first page's revision keeps the pages one snapshot).
+   */
+  async range(
+    key: string,
+    o: { prefix?: boolean; countOnly?: boolean; from?: string; limit?: number; revision?: number } = {},
+    signal?: AbortSignal,
+  ) {
+    const body: Record<string, unknown> = { key: b64(o.from ?? key) };
     if (o.prefix) body.range_end = prefixRangeEnd(key);
     if (o.countOnly) body.count_only = true;
-    const r = await this.call<{ header?: { revision?: string; cluster_id?: string }; kvs?: unknown[]; count?: string }>(
+    if (o.limit) body.limit = String(o.limit);
+    if (o.revision) body.revision = String(o.revision);
+    const r = await this.call<{ header?: { revision?: string; cluster_id?: string }; kvs?: unknown[]; count?: string; more?: boolean }>(
       '/v3/kv/range',
       body,
       signal,
     );
-    const out: { revision: number; kvs: KeyValue[]; count: number; clusterId?: string } = {
+    const out: { revision: number; kvs: KeyValue[]; count: number; more: boolean; clusterId?: string } = {
       revision: num(r.header?.revision),
       kvs: (r.kvs ?? []).map(toKV),
       count: num(r.count),
+      more: r.more === true,
     };
     if (r.header?.cluster_id !== undefined) out.clusterId = String(r.header.cluster_id);
     return out;

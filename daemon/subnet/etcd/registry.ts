@@ -27,6 +27,8 @@ export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 /** subnetTTL: every create and renew grants a fresh 24 h etcd lease */
 export const SUBNET_TTL_SEC = 24 * 60 * 60;
 export const TTL_CONCURRENCY = 32;
+/** keys per range request when listing leases (see listPaged) */
+export const LIST_PAGE = 500;
 
 /** The lost creation race (Go's errSubnetAlreadyexists), which LocalManager retries. */
 export class LeaseConflictError extends Error {
@@ -115,6 +117,8 @@ export class EtcdRegistry implements Registry {
     prefix = DEFAULT_ETCD_PREFIX,
     private readonly log: Logger = NOOP_LOGGER,
     private readonly now: () => number = Date.now,
+    /** keys per range request of a listing (tests make it small) */
+    private readonly listPage = LIST_PAGE,
   ) {
     this.prefix = prefix.replace(/\/+$/, '') || '/';
     // Go lists with WithPrefix on path.Join(prefix, "subnets"); we add the slash so that a sibling
@@ -188,15 +192,49 @@ export class EtcdRegistry implements Registry {
   }
 
   async getSubnets(signal?: AbortSignal, o: { withTTL?: boolean } = {}): Promise<{ leases: Lease[] } & ReadHeader> {
-    const r = await this.client.range(this.subnetsDir, { prefix: true }, signal);
-    const h = this.header(r);
-    const decoded = r.kvs.flatMap((kv) => {
-      const l = this.decode(kv);
-      return l ? [{ kv, l }] : [];
-    });
+    const { decoded, header: h } = await this.listPaged(signal);
     if (!o.withTTL) return { leases: decoded.map((d) => d.l), ...h };
     const leases = await mapLimit(decoded, TTL_CONCURRENCY, ({ kv, l }) => this.withTTL(kv, l, signal));
     return { leases: leases.filter((l): l is Lease => l !== undefined), ...h };
+  }
+
+  /**
+   * Every lease key, decoded, read in pages of LIST_PAGE keys at the first page's revision (one
+   * snapshot, as a single range is). Why pages: one range of 5000 leases is a ~2.5 MiB JSON reply
+   * held at once as bytes, text, parsed tree and decoded keys; the heap grown for that peak is not
+   * given back (start with 5000 existing leases: VmRSS +10 MiB over the same leases arriving by
+   * watch; scripts/bench/leases-heap.mjs). A page's reply is freed before the next is read. If
+   * that revision is compacted meanwhile, the listing starts over at the current one.
+   */
+  private async listPaged(signal?: AbortSignal): Promise<{ decoded: { kv: KeyValue; l: Lease }[]; header: ReadHeader }> {
+    for (let attempt = 0; ; attempt++) {
+      const decoded: { kv: KeyValue; l: Lease }[] = [];
+      let first: { revision: number; clusterId?: string } | undefined;
+      let from: string | undefined;
+      try {
+        for (;;) {
+          const page = await this.client.range(
+            this.subnetsDir,
+            { prefix: true, limit: this.listPage, ...(from === undefined ? {} : { from }), ...(first ? { revision: first.revision } : {}) },
+            signal,
+          );
+          first ??= page;
+          for (const kv of page.kvs) {
+            const l = this.decode(kv);
+            if (l) decoded.push({ kv, l });
+          }
+          const last = page.kvs.at(-1);
+          if (!page.more || last === undefined) break;
+          // a key that is not UTF-8 does not survive the round trip: never read the same page twice
+          if (from === `${last.key}\0`) throw new EtcdError(`listing ${this.subnetsDir} does not advance past ${JSON.stringify(last.key)}`, -1, false);
+          from = `${last.key}\0`;
+        }
+        return { decoded, header: this.header(first) };
+      } catch (e) {
+        if (attempt < 3 && first && e instanceof EtcdError && /compacted/.test(e.message)) continue;
+        throw e;
+      }
+    }
   }
 
   async getSubnet(sn: IPNet, sn6: IPNet | undefined, signal?: AbortSignal): Promise<{ lease?: Lease } & ReadHeader> {
