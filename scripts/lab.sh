@@ -6,6 +6,11 @@
 # LAB_MODE=kube: the Kubernetes API-server double instead of etcd, flanneld --kube-subnet-mgr on each host
 # (in-cluster env and service account files), and `kubectl get nodes` with flannel's annotations
 # (`bash scripts/lab.sh nodes` prints them again).
+# LAB_CONFIG picks the backend and the families: '{"Network":"10.244.0.0/16","Backend":{"Type":"wireguard"}}'
+# runs the WireGuard fabric (userspace wireguard-go when the kernel has none; each host's flanneld in a
+# private mount namespace for wireguard-go's /run/wireguard sockets; `lab_wg I show` in scripts/lab/lib.sh);
+# an "IPv6Network" in it makes the lab dual stack (hosts fd00:100::I, pods of both families, and the
+# ping matrix in both).
 # A failed `up` removes what it created. Needs root; see scripts/lab/lib.sh for the topology and the
 # LAB_* variables (LAB_DIR, LAB_PREFIX, LAB_HOSTS, LAB_PODS, ...).
 set -uo pipefail

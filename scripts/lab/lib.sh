@@ -431,13 +431,16 @@ lab_ping_matrix() {
 }
 
 lab_table() {
-  printf '%-6s %-15s %-15s %-19s %s\n' host underlay subnet VtepMAC pods
-  local i j pods
+  # the backend's per-host identity: the VtepMAC (vxlan) or the WireGuard public key
+  local id=VtepMAC w=19
+  if lab_is_wireguard; then id=PublicKey; w=44; fi
+  printf "%-6s %-15s %-15s %-${w}s %s\n" host underlay subnet "$id" pods
+  local i j pods v
   for i in $(seq 1 "$LAB_HOSTS"); do
     pods=""
     for j in $(seq 1 "$LAB_PODS"); do pods+="h${i}p$j=$(lab_pod_ip "$i" "$j") "; done
-    printf '%-6s %-15s %-15s %-19s %s\n' "h$i" "$(lab_host_ip "$i")" "$(lab_host_subnet "$i" || echo -)" \
-      "$(lab_vtep_mac "$i" || echo -)" "$pods"
+    if lab_is_wireguard; then v=$(lab_wg "$i" show flannel-wg public-key 2>/dev/null || echo -); else v=$(lab_vtep_mac "$i" || echo -); fi
+    printf "%-6s %-15s %-15s %-${w}s %s\n" "h$i" "$(lab_host_ip "$i")" "$(lab_host_subnet "$i" || echo -)" "$v" "$pods"
   done
 }
 
