@@ -247,7 +247,7 @@ export const checkProbe: Check = (f) =>
       fix: `allow UDP ${f.vxlan?.port ?? KERNEL_DEFAULT_VXLAN_PORT} between ${f.me ? formatIP(f.me.lease.attrs.publicIP) : 'this host'} and ${p.publicIP} (firewall, security group, hypervisor) and check flanneld on that peer`,
     }));
 
-/** Kernels before this have the VXLAN UDP checksum offload bug upstream's troubleshooting guide works around. */
+/** Kernels before this corrupt the VXLAN UDP checksum of SNATed (kube-proxy --random-fully) traffic with tx offload on. */
 export const OFFLOAD_FIXED_KERNEL: readonly [number, number] = [5, 7];
 
 export function kernelBefore(release: string, v: readonly [number, number]): boolean | undefined {
@@ -258,19 +258,29 @@ export function kernelBefore(release: string, v: readonly [number, number]): boo
 }
 
 /**
- * Upstream's troubleshooting guide: on older kernels the VXLAN device's tx checksum offload breaks
- * NATed (Service, --random-fully) traffic, seen as 63 s connection delays; the fix is to turn
- * tx-checksum-ip-generic off on flannel.<VNI>. Reported when the kernel is older than 5.7 and the
- * offload is on, or cannot be read (no ethtool).
+ * The checksum-offload hint of upstream's troubleshooting guide (section NAT; flannel#1279, #1243,
+ * #2152): with tx-checksum-ip-generic on flannel.<VNI>, the VXLAN UDP checksum comes out wrong when
+ * the node's public IP is behind NAT, and on kernels before 5.7 for SNATed traffic; the receiver
+ * drops the packets ("UDP: bad checksum" in its dmesg), seen as pods that cannot talk or 63 s delays.
+ * Reported when one of those conditions holds and the offload is on or cannot be read (no ethtool).
  */
 export const checkOffload: Check = (f) => {
   if (!isVxlan(f) || !f.config) return [];
   const { dev } = vxlanSettings(f.config.backend);
-  if (!f.links.some((l) => l.name === dev)) return [];
-  if (kernelBefore(f.offload.kernelRelease, OFFLOAD_FIXED_KERNEL) !== true) return [];
-  if (f.offload.txChecksumIpGeneric === false) return [];
+  if (!f.links.some((l) => l.name === dev) || f.offload.txChecksumIpGeneric === false) return [];
+  const why: string[] = [];
+  if (kernelBefore(f.offload.kernelRelease, OFFLOAD_FIXED_KERNEL) === true) why.push(`kernel ${f.offload.kernelRelease} is older than ${OFFLOAD_FIXED_KERNEL.join('.')}`);
+  const pub = f.me ? formatIP(f.me.lease.attrs.publicIP) : undefined;
+  if (pub && !f.addrs.some((a) => a.cidr.split('/')[0] === pub)) why.push(`this node's PublicIP ${pub} is on no interface here (behind NAT)`);
+  if (why.length === 0) return [];
   const state = f.offload.ethtool ? 'is on' : 'could not be read (ethtool is not installed)';
-  return [{ check: 'offload', problem: `kernel ${f.offload.kernelRelease} is older than ${OFFLOAD_FIXED_KERNEL.join('.')} and tx-checksum-ip-generic on ${dev} ${state}: NATed pod traffic may stall (63 s delays)`, fix: `ethtool -K ${dev} tx-checksum-ip-generic off (and a udev rule to keep it, see flannel's troubleshooting guide)` }];
+  return [
+    {
+      check: 'offload',
+      problem: `${why.join(' and ')}, and tx-checksum-ip-generic on ${dev} ${state}: VXLAN packets may leave with a bad UDP checksum and be dropped by peers (pods cannot talk, 63 s delays)`,
+      fix: `ethtool -K ${dev} tx-checksum-ip-generic off (and a udev rule to keep it, see flannel's troubleshooting guide, section NAT)`,
+    },
+  ];
 };
 
 /** Plugin types a flannel conflist needs: each plugin's type, and flannel's delegate (bridge) and IPAM (host-local). */
