@@ -173,20 +173,24 @@ export async function gatherFacts(o: CtlOptions, ds: Datastore | undefined, dsEr
   if (ipf !== undefined) f.sysctl.ipForward = ipf;
   if (ip6f !== undefined) f.sysctl.ip6Forward = ip6f;
   if (br !== undefined) f.sysctl.brNfCallIptables = br;
-  if (config?.backendType === 'vxlan') {
+  // the remaining reads are independent: run them side by side (each is a few execs or a probe)
+  const vxlan = async () => {
+    if (config?.backendType !== 'vxlan') return;
     const { dev, port } = vxlanSettings(config.backend);
+    const probes = d.skip.has('probe') ? Promise.resolve([]) : probePeers(leases, me, port, o.probeTimeout, d.ping);
     if (links.some((l) => l.name === dev)) {
       const [vr, neighs, fdb] = await Promise.all([k.listRoutes({ family: 4, dev }), k.listNeighs(dev), k.listFdb(dev)]);
       f.vxlan = { dev, port, routes: vr, neighs, fdb };
       f.offload = readOffload(dev);
     }
-    if (!d.skip.has('probe')) f.probes = await probePeers(leases, me, port, o.probeTimeout, d.ping);
-  }
-  if (!d.skip.has('forward')) {
-    const fwd = await readForward(d.iptables, d.nft, config);
+    f.probes = await probes;
+  };
+  const traffic = async () => {
+    if (d.skip.has('forward')) return;
+    const [fwd, masq] = await Promise.all([readForward(d.iptables, d.nft, config), readMasq(d.iptables, d.nft, config, f)]);
     if (fwd) f.forward = fwd;
-    const masq = await readMasq(d.iptables, d.nft, config, f);
     if (masq) f.masq = masq;
-  }
+  };
+  await Promise.all([vxlan(), traffic()]);
   return f;
 }
