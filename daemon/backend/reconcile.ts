@@ -20,6 +20,23 @@ import { recordRepair, type RepairKind } from '../metrics/metrics.js';
 
 /** The periodic full reconcile (issue 11: "a periodic full reconcile (default 60 s) catches what events miss"). */
 export const DEFAULT_RECONCILE_INTERVAL = 60_000;
+/** The environment variable that sets the reconcile interval until the daemon has a flag for it. */
+export const RECONCILE_INTERVAL_ENV = 'FLANNELD_RECONCILE_INTERVAL';
+
+/**
+ * The reconcile interval in ms from `FLANNELD_RECONCILE_INTERVAL` (`500ms`, `2s`, `1m`, or plain
+ * milliseconds; `0` turns the periodic round off); undefined when unset. A value that cannot be read is
+ * an error: a typo must not silently leave the default in place.
+ */
+export function reconcileIntervalFromEnv(env: Record<string, string | undefined> = process.env): number | undefined {
+  const raw = env[RECONCILE_INTERVAL_ENV]?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw);
+  if (!m) throw new Error(`${RECONCILE_INTERVAL_ENV}=${raw}: expected a duration such as 500ms, 2s or 1m`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n);
+}
+
 /** How long events are gathered before one reconcile (a batch of our own writes echoes back within it). */
 export const DEFAULT_DEBOUNCE = 50;
 

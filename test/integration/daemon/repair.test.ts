@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
+import { createNetlinkKernel } from '../../../shared/kernel/netlink/kernel.js';
+import { nativeAddon } from '../../../shared/native/load.js';
 import type { Kernel } from '../../../shared/kernel/kernel.js';
 import { parseIP, parseNet } from '../../../shared/net/ip.js';
 import { createVxlanBackend } from '../../../daemon/backend/vxlan/vxlan.js';
@@ -19,8 +21,9 @@ import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helper
 import { FakeSubnetManager, linesLogger, vxlanLease } from '../../helpers/fake-subnet-manager.js';
 import { until } from '../../helpers/until.js';
 
-/** The adapters to run on: iproute2 always. */
+/** The adapters to run on: iproute2 always, netlink (kernel events) when its native shim loads. */
 const ADAPTERS: Array<[string, () => Kernel]> = [['iproute2', () => createKernel()]];
+if (nativeAddon() !== undefined) ADAPTERS.push(['netlink', () => createNetlinkKernel()]);
 
 const PEERS = [vxlanLease('10.10.32.0/20', '192.168.77.2', '0a:00:00:00:00:02'), vxlanLease('10.10.48.0/20', '192.168.77.3', '0a:00:00:00:00:03')];
 const RECONCILE_MS = 200;
