@@ -16,7 +16,7 @@
 import './cjs-require.js'; // first: bundled CommonJS (prom-client) needs a require
 import { existsSync } from 'node:fs';
 import { createIptables } from '../shared/kernel/iproute2/iptables.js';
-import { createKernel } from '../shared/kernel/iproute2/kernel.js';
+import { createKernel, kernelBackend } from '../shared/kernel/create.js';
 import { DatastoreHealth, leaseOverdue, probeDatastore } from './health-checks.js';
 import { heartbeats } from './metrics/heartbeat.js';
 import { instrumentSubnetManager, timedKernel } from './metrics/instrument.js';
@@ -150,6 +150,13 @@ async function main(): Promise<number> {
   // subnet.env's subnet, or the one this node held in this Network before (a reverted config)
   sm.setPrevious(choosePrevious(previous, config, state.history, log));
 
+  let kernelChoice;
+  try {
+    kernelChoice = kernelBackend();
+  } catch (err) {
+    die(errorMessage(err));
+  }
+  log.info(`Kernel programming through ${kernelChoice.name} (${kernelChoice.reason})`);
   const kernel = timedKernel(createKernel()); // every write timed, failures counted by op
   let extIface;
   try {

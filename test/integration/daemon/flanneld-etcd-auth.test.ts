@@ -90,7 +90,7 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built) on etcd with TLS and
     ]);
     expect(await within(d.exit, 10_000, 'the exit')).toBe(1);
     const line = d.stderr().split('\n').find((l) => l.includes('Failed to create SubnetManager'));
-    expect(line).toMatch(/^E\d{4} .* flanneld\] Failed to create SubnetManager: /);
+    expect(line).toMatch(/^E\d{4} .*\] Failed to create SubnetManager: /);
     expect(line).toContain(`failed to read --etcd-keyfile "${missing}": ENOENT: no such file or directory`);
     expect(d.stderr()).not.toMatch(/^\s+at /m);
     expect(existsSync(join(dir, 'never.env'))).toBe(false);
