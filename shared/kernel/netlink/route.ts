@@ -192,12 +192,14 @@ export function decodeRoute(payload: Buffer, family: Family, nameOf: (index: num
   if (src !== undefined) r.src = src;
   const table = getU32(a.get(RTA_TABLE)) ?? payload.readUInt8(4);
   if (o.showTable && table !== RT_TABLE_MAIN && table !== RT_TABLE_LOCAL && table !== RT_TABLE_DEFAULT && table !== RT_TABLE_UNSPEC) r.table = table;
+  // iproute2 prints protocol and scope only for routes of the table, not for a cloned one (`route get`)
+  const cloned = (payload.readUInt32LE(8) & RTM_F_CLONED) !== 0;
   const scope = scopeName(payload.readUInt8(6));
-  if (scope === 'link' || scope === 'host') r.scope = scope;
+  if (!cloned && (scope === 'link' || scope === 'host')) r.scope = scope;
   const metric = getU32(a.get(RTA_PRIORITY));
   if (metric !== undefined) r.metric = metric;
   const proto = payload.readUInt8(5);
-  if (proto !== RTPROT_BOOT) r.proto = PROTOS.get(proto) ?? String(proto);
+  if (!cloned && proto !== RTPROT_BOOT) r.proto = PROTOS.get(proto) ?? String(proto);
   const metrics = a.get(RTA_METRICS);
   if (metrics !== undefined) {
     const m = attrMap(metrics);
