@@ -33,7 +33,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'dist', 'exe');
-const work = join(root, 'dist', '.exe-build', String(process.pid));
+// The entry and the shim are bundled under their paths, which end up in the executable: a fixed dir
+// (files replaced atomically, the same bytes whoever writes them) keeps the build reproducible; bun's
+// output goes to a dir of this process (its dir does not change the bytes, only its name does).
+const src = join(root, 'dist', '.exe-build', 'src');
+const work = join(root, 'dist', '.exe-build', `out-${process.pid}`);
 const BUN = join(root, 'node_modules', '.bin', 'bun');
 /** The names cmd/flannel-cni.ts answers to (its PROGRAMS), linked to dist/exe/flannel-cni. */
 const CNI_NAMES = ['flannel', 'bridge', 'host-local', 'loopback', 'cnitool', 'install-cni'];
@@ -93,14 +97,17 @@ function trailerOf(file) {
   }
 }
 
-/** The native shim, built once per run into the work dir; undefined without a compiler (fallbacks run). */
+/** The native shim, built once per run; undefined without a compiler (the programs fall back). */
 function buildAddon() {
   const script = join(root, 'shared', 'native', 'build.mjs');
   if (!existsSync(script) || !existsSync(join(root, 'shared', 'native', 'load.ts'))) return undefined;
-  const out = join(work, 'flannel.node');
-  rmSync(out, { force: true });
-  spawnSync(process.execPath, [script, out], { stdio: 'inherit' });
-  return existsSync(out) ? out : undefined;
+  // built in this process's dir, then renamed into the fixed one: never a stale or half-written shim
+  const built = join(work, 'flannel.node');
+  spawnSync(process.execPath, [script, built], { stdio: 'inherit' });
+  if (!existsSync(built)) return undefined;
+  const out = join(src, 'flannel.node');
+  renameSync(built, out);
+  return out;
 }
 
 /**
@@ -128,8 +135,9 @@ function replaceAtomically(tmp, target) {
 
 function compile(name, id, addon) {
   const exe = EXES[name];
-  const entry = join(work, `${name}.entry.ts`);
-  writeFileSync(entry, entrySource(exe, addon));
+  const entry = join(src, `${name}.entry.ts`);
+  writeFileSync(`${entry}.${process.pid}.tmp`, entrySource(exe, addon));
+  renameSync(`${entry}.${process.pid}.tmp`, entry);
   const target = join(outDir, name);
   // compiled under its final name (in this build's own dir, on the same filesystem as dist/exe): bun
   // names the entry /$bunfs/root/<name>, which log lines show as their file (flanneld:1234)
@@ -174,6 +182,7 @@ const stale = names.filter((n) => force || trailerOf(join(outDir, n)) !== `${BUI
 let failed = 0;
 if (stale.length > 0) {
   mkdirSync(work, { recursive: true });
+  mkdirSync(src, { recursive: true });
   try {
     const addon = buildAddon();
     for (const name of stale) {
