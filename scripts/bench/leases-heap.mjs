@@ -87,8 +87,12 @@ function summarize(snap) {
 
 const PROBE = join(ROOT, 'scripts', 'bench', 'leases-mem-probe.cjs');
 const BUN = join(ROOT, 'node_modules', '.bin', 'bun');
-const runtimes = [{ name: `${runtimeOf(FLANNELD)}`, argv: (extra = []) => [process.execPath, ...launcherFlags(FLANNELD), '--require', PROBE, ...extra, `${FLANNELD}.mjs`] }];
-if (existsSync(BUN)) runtimes.push({ name: `bun ${spawnSync(BUN, ['--version'], { encoding: 'utf8' }).stdout.trim()}`, argv: () => [BUN, '--preload', PROBE, `${FLANNELD}.mjs`] });
+// BENCH_NODE_FLAGS="--optimize-for-size ..." runs node with these flags instead of the launcher's;
+// BENCH_RUNTIMES=node leaves bun out
+const nodeFlags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : launcherFlags(FLANNELD);
+const nodeName = process.env.BENCH_NODE_FLAGS !== undefined ? `node ${process.version} ${nodeFlags.join(' ')}` : runtimeOf(FLANNELD);
+const runtimes = [{ name: nodeName, argv: (extra = []) => [process.execPath, ...nodeFlags, '--require', PROBE, ...extra, `${FLANNELD}.mjs`] }];
+if (existsSync(BUN) && process.env.BENCH_RUNTIMES !== 'node') runtimes.push({ name: `bun ${spawnSync(BUN, ['--version'], { encoding: 'utf8' }).stdout.trim()}`, argv: () => [BUN, '--preload', PROBE, `${FLANNELD}.mjs`] });
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-heap-'));
 const etcd = await startEtcd(dir);
