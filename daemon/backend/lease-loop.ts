@@ -79,8 +79,9 @@ export class LeaseLoop {
     const trigger = rec && new EventTrigger(rec, (f) => this.serial(f));
     if (rec && trigger) {
       // both wait for the first snapshot (and its stale sweep): before it, every entry looks stale
-      const synced = this.firstSync.then(() => !signal.aborted && trigger.start());
-      periodic.push(synced.then(() => this.every(rec.everyMs, () => rec.run('periodic'), signal)));
+      const aborted = new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      const synced = Promise.race([this.firstSync, aborted]).then(() => !signal.aborted && (trigger.start(), true));
+      periodic.push(synced.then((go) => (go ? this.every(rec.everyMs, () => rec.run('periodic'), signal) : undefined)));
     }
     try {
       let first = true;
@@ -101,7 +102,6 @@ export class LeaseLoop {
     } finally {
       if (this.retryTimer) clearTimeout(this.retryTimer);
       trigger?.stop();
-      this.firstSyncDone(); // a loop stopped before its snapshot must not leave the reconcile waiting
       await Promise.all(periodic);
     }
   }

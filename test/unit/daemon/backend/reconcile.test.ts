@@ -1,0 +1,52 @@
+// reconcile.ts on its own: the interval from FLANNELD_RECONCILE_INTERVAL, and the RepairLog's once-per-object rule.
+import { describe, expect, it } from 'vitest';
+import { memoryLogger } from '../../../../shared/log.js';
+import { RepairLog, reconcileIntervalFromEnv } from '../../../../daemon/backend/reconcile.js';
+import { metricValue } from '../../../../daemon/metrics/metrics.js';
+
+describe('reconcileIntervalFromEnv', () => {
+  it('reads ms, s, m and plain milliseconds; unset is undefined; 0 is off', () => {
+    const of = (v?: string) => reconcileIntervalFromEnv(v === undefined ? {} : { FLANNELD_RECONCILE_INTERVAL: v });
+    expect(of()).toBeUndefined();
+    expect(of('')).toBeUndefined();
+    expect(of('300ms')).toBe(300);
+    expect(of('2s')).toBe(2000);
+    expect(of('1.5s')).toBe(1500);
+    expect(of('1m')).toBe(60_000);
+    expect(of('250')).toBe(250);
+    expect(of('0')).toBe(0);
+  });
+
+  it('refuses what it cannot read, naming the variable', () => {
+    expect(() => reconcileIntervalFromEnv({ FLANNELD_RECONCILE_INTERVAL: '5 minutes' })).toThrow(/FLANNELD_RECONCILE_INTERVAL=5 minutes: expected a duration/);
+    expect(() => reconcileIntervalFromEnv({ FLANNELD_RECONCILE_INTERVAL: '-1s' })).toThrow(/expected a duration/);
+  });
+});
+
+describe('RepairLog', () => {
+  it('logs an object once until a periodic round finds it healthy, counts every repair, says how often it flapped', async () => {
+    const logger = memoryLogger();
+    const log = new RepairLog(logger);
+    const r = { kind: 'fdb' as const, action: 'restored' as const, key: 'fdb|flannel.1|0a:00:00:00:00:02', line: 'Repaired fdb X (was missing)' };
+    const before = await metricValue('flannel_repairs_total', { kind: 'fdb', action: 'restored' });
+    log.repaired(r);
+    log.repaired(r);
+    log.settle(new Set([r.key])); // still broken in this round: stays quiet
+    log.repaired(r);
+    expect(logger.lines).toEqual(['I Repaired fdb X (was missing)']);
+    log.settle(new Set());
+    expect(logger.lines.at(-1)).toBe('I fdb flannel.1 0a:00:00:00:00:02: repaired 2 more times after it was first logged; healthy again');
+    log.repaired(r);
+    expect(logger.lines.filter((l) => l === 'I Repaired fdb X (was missing)')).toHaveLength(2);
+    expect(await metricValue('flannel_repairs_total', { kind: 'fdb', action: 'restored' })).toBe(before + 4);
+  });
+
+  it('a repair the kernel refuses is an error line, once', () => {
+    const logger = memoryLogger();
+    const log = new RepairLog(logger);
+    const r = { kind: 'route' as const, action: 'removed' as const, key: 'route|flannel.1|10.10.80.0/20', line: 'Removed stale route 10.10.80.0/20' };
+    log.failed(r, 'Operation not permitted');
+    log.failed(r, 'Operation not permitted');
+    expect(logger.lines).toEqual(['E Failed to remove stale route 10.10.80.0/20: Operation not permitted']);
+  });
+});
