@@ -99,7 +99,7 @@ function newLink(name: string, o: { mtu?: number | undefined; mac?: string | und
   const w = ifinfomsg(new AttrWriter());
   common(w, name, o);
   w.nest(IFLA_LINKINFO, (li) => {
-    li.attrStr(IFLA_INFO_KIND, kind);
+    li.attr(IFLA_INFO_KIND, Buffer.from(kind)); // without the NUL, as iproute2 sends it
     if (data !== undefined) li.nest(IFLA_INFO_DATA, data);
   });
   return { type: RTM_NEWLINK, flags: CREATE_EXCL, payload: w.bytes() };
