@@ -6,7 +6,7 @@
 //   - leases put while running: flanneld starts with 0 peers, then PUTS leases are put as fast as the
 //     client goes; the time the puts take vs the time until all PUTS routes are programmed.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
@@ -90,6 +90,10 @@ function run(cmd, args) {
   });
 }
 
+/** whether some daemon source imports the kernel chooser (shared/kernel/create.ts) */
+function usesChooser(dir) {
+  return readdirSync(dir, { recursive: true }).some((f) => f.endsWith('.ts') && readFileSync(join(dir, f), 'utf8').includes('kernel/create.js'));
+}
 const tail = (log) => log.split('\n').filter(Boolean).slice(-15).join('\n');
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
@@ -103,8 +107,9 @@ async function waitReady(f, dir, ms = 30_000) {
   }
 }
 
-// the kernel adapters to compare: both once shared/kernel/create.ts (FLANNEL_KERNEL) exists
-const haveChooser = existsSync(join(ROOT, 'shared/kernel/create.ts'));
+// the kernel adapters to compare: both once flanneld picks one through shared/kernel/create.ts
+// (FLANNEL_KERNEL); until then its default (iproute2) only
+const haveChooser = existsSync(join(ROOT, 'shared/kernel/create.ts')) && usesChooser(join(ROOT, 'daemon'));
 const kernels = o.kernels ? o.kernels.split(/[ ,]+/) : haveChooser ? ['iproute2', 'netlink'] : [''];
 const events = Number(o.events);
 const puts = Number(o.puts);
@@ -194,7 +199,7 @@ etcd.close();
 
 const fx = (x, d = 1) => (x === undefined ? '-' : x.toFixed(d));
 console.log(`\nflanneld runtime: ${runtimeOf(o.flanneld)}`);
-if (!haveChooser && !o.kernels) console.log('note: no shared/kernel/create.ts yet (FLANNEL_KERNEL): the default (iproute2) kernel adapter only');
+if (!haveChooser && !o.kernels) console.log('note: flanneld does not choose its kernel adapter through shared/kernel/create.ts (FLANNEL_KERNEL) yet: its default (iproute2) only');
 console.log('\n| kernel | peers N | start → all N routes (ms), runs | median | one event p50 (ms) | p99 (ms) | max (ms) | deleted route back (ms) | RSS after (MiB) |');
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const { kname, n, converge, lat, repair, rss } of rows) {
