@@ -24,7 +24,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { b64, closeHttp, mapLimit, percentile, post, reexecInOwnNetns, ROOT, rssMiB, sleep, startEtcd } from './lib.mjs';
+import { b64, closeHttp, mapLimit, percentile, post, reexecInOwnNetns, ROOT, rssMiB, runtimeOf, sleep, startEtcd } from './lib.mjs';
 
 reexecInOwnNetns(import.meta.url, 'BENCH_LEASES_NETNS', 'fl-bl');
 
@@ -229,7 +229,8 @@ const floor = await idleNode();
 const f = (x, d = 0) => x.toFixed(d);
 const limitNote = LIMIT_MIB > 0 ? `, in a memory cgroup limited to ${LIMIT_MIB} MiB` : '';
 const coldNote = process.env.BENCH_COLD_NODE === '1' ? ', node binary cold (not in the page cache)' : '';
-console.log(`flanneld (alloc backend) with existing leases in etcd${limitNote}${coldNote}${process.env.BENCH_FLANNELD_NODE_OPTIONS ? `, NODE_OPTIONS=${process.env.BENCH_FLANNELD_NODE_OPTIONS}` : ''}`);
+const runtime = process.env.BENCH_NODE_FLAGS ? `node ${process.version} ${process.env.BENCH_NODE_FLAGS}` : runtimeOf(FLANNELD);
+console.log(`flanneld (alloc backend), runtime ${runtime}, with existing leases in etcd${limitNote}${coldNote}${process.env.BENCH_FLANNELD_NODE_OPTIONS ? `, NODE_OPTIONS=${process.env.BENCH_FLANNELD_NODE_OPTIONS}` : ''}`);
 console.log('| leases | start→lease+subnet.env (ms) | snapshot processed (ms) | start→snapshot (ms) | RSS (MiB) | of which anonymous | peak RSS (MiB) | cgroup peak (MiB) | put→event p50 / p95 (ms) | exit on SIGTERM |');
 console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 console.log(`| idle node ${floor.flags.join(' ')} (floor) | | | | ${f(floor.rss, 1)} | ${f(floor.anon, 1)} | ${f(floor.hwm, 1)} | | | |`);
@@ -241,6 +242,9 @@ for (const r of rows) {
   console.log(`| ${r.n} | ${f(r.readyMs)} | ${f(r.snapshotMs)} | ${f(r.startToSnapshotMs)} | ${f(r.rss, 1)} | ${f(r.anon, 1)} | ${f(r.hwm, 1)} | ${r.cgPeak === undefined ? '' : f(r.cgPeak, 1)} | ${f(r.p50, 1)} / ${f(r.p95, 1)} | ${r.exit} |`);
 }
 const at5000 = rows.find((r) => r.n === 5000 && !r.died);
+const at0 = rows.find((r) => r.n === 0 && !r.died);
+if (at0) console.log(`\nidle target (issue 13): RSS ≤ 35 MiB → ${f(at0.rss, 1)} MiB ${at0.rss <= 35 ? 'ok' : 'MISSED'}`);
 if (at5000) {
+  console.log(`5000-peer target (issue 13): RSS ≤ 50 MiB → ${f(at5000.rss, 1)} MiB ${at5000.rss <= 50 ? 'ok' : 'MISSED'}`);
   console.log(`\ntargets at 5000: peak RSS ≤ 96 MiB → ${f(at5000.hwm, 1)} MiB ${at5000.hwm <= 96 ? 'ok' : 'MISSED'}; snapshot ≤ 1000 ms → ${f(at5000.snapshotMs)} ms ${at5000.snapshotMs <= 1000 ? 'ok' : 'MISSED'}`);
 }
