@@ -113,7 +113,7 @@ class Session implements OpContext {
   /** The link called `name`, or undefined when there is none (ENODEV). */
   linkMsg(name: string): NlMessage | undefined {
     try {
-      const m = this.conn.gets().get(getLinkMsg(name), `RTM_GETLINK ${name}`);
+      const m = this.conn.gets().get(getLinkMsg(name), `ip link show dev ${name}`);
       this.learn(m.payload);
       return m;
     } catch (err) {
@@ -145,7 +145,7 @@ class Session implements OpContext {
     if (this.names.has(index)) return this.names.get(index);
     let name: string | undefined;
     try {
-      name = linkNameOf(this.conn.gets().get(getLinkMsg(index), `RTM_GETLINK index ${index}`).payload);
+      name = linkNameOf(this.conn.gets().get(getLinkMsg(index), `ip link show index ${index}`).payload);
     } catch (err) {
       if (!(err instanceof KernelError && err.code === 'ENODEV')) throw err;
     }
@@ -156,7 +156,7 @@ class Session implements OpContext {
 
   /** Every link (and the names of all of them learnt). */
   links(): NlMessage[] {
-    const msgs = this.sock.dump(RTM_GETLINK, dumpLinksPayload(), 'RTM_GETLINK dump');
+    const msgs = this.sock.dump(RTM_GETLINK, dumpLinksPayload(), 'ip link show');
     for (const m of msgs) this.learn(m.payload);
     return msgs;
   }
@@ -252,19 +252,19 @@ class NetlinkKernel implements Kernel {
   }
 
   setLinkUp(name: string): Promise<void> {
-    return this.request(setLinkMsg(name, { up: true }), `RTM_NEWLINK ${name} up`);
+    return this.request(setLinkMsg(name, { up: true }), `ip link set dev ${name} up`);
   }
 
   setLinkDown(name: string, o?: { missingOk?: boolean }): Promise<void> {
-    return this.request(setLinkMsg(name, { up: false }), `RTM_NEWLINK ${name} down`, o?.missingOk);
+    return this.request(setLinkMsg(name, { up: false }), `ip link set dev ${name} down`, o?.missingOk);
   }
 
   setLinkMtu(name: string, mtu: number): Promise<void> {
-    return this.request(setLinkMsg(name, { mtu }), `RTM_NEWLINK ${name} mtu ${mtu}`);
+    return this.request(setLinkMsg(name, { mtu }), `ip link set dev ${name} mtu ${mtu}`);
   }
 
   deleteLink(name: string, o?: { missingOk?: boolean }): Promise<void> {
-    return this.request(delLinkMsg(name), `RTM_DELLINK ${name}`, o?.missingOk);
+    return this.request(delLinkMsg(name), `ip link del dev ${name}`, o?.missingOk);
   }
 
   private request(req: NlRequest, what: string, missingOk?: boolean): Promise<void> {
@@ -285,7 +285,7 @@ class NetlinkKernel implements Kernel {
         const m = s.linkMsg(name);
         if (m === undefined) {
           // with ops, the reads are part of the batch (as iproute2's one `-batch`): a missing link fails it
-          if (ops.length > 0) throw new KernelError(`RTM_GETLINK ${name}: Cannot find device "${name}"`, { code: 'ENODEV' });
+          if (ops.length > 0) throw new KernelError(`"addr show dev ${name}": Cannot find device "${name}"`, { code: 'ENODEV' });
           continue;
         }
         const link = s.link(m);
@@ -301,7 +301,7 @@ class NetlinkKernel implements Kernel {
     const p = dumpAddrsPayload(family);
     p.writeUInt32LE(index, 4); // strict dump: the kernel filters by ifa_index
     const out: Addr[] = [];
-    for (const m of s.sock.dump(RTM_GETADDR, p, `RTM_GETADDR dev ${dev}`)) {
+    for (const m of s.sock.dump(RTM_GETADDR, p, `ip addr show dev ${dev}`)) {
       if (m.type !== RTM_NEWADDR || addrIndexOf(m.payload) !== index) continue;
       const a = decodeAddr(m.payload, dev);
       if (a !== undefined) out.push(a);
@@ -314,7 +314,7 @@ class NetlinkKernel implements Kernel {
       if (o?.dev !== undefined) return this.addrsOf(s, s.index(o.dev), o.dev, o.family);
       // as `ip addr show`: link by link (ifindex order), each link's IPv4 then IPv6 addresses
       const byIndex = new Map<number, Addr[]>();
-      for (const m of s.sock.dump(RTM_GETADDR, dumpAddrsPayload(o?.family), 'RTM_GETADDR dump')) {
+      for (const m of s.sock.dump(RTM_GETADDR, dumpAddrsPayload(o?.family), 'ip addr show')) {
         if (m.type !== RTM_NEWADDR) continue;
         const i = addrIndexOf(m.payload);
         const a = decodeAddr(m.payload, s.nameOf(i) ?? `if${i}`);
@@ -348,7 +348,7 @@ class NetlinkKernel implements Kernel {
       const type = o?.type !== undefined ? routeTypeNumber(o.type) : undefined;
       const out: Route[] = [];
       for (const f of families) {
-        for (const m of s.sock.dump(RTM_GETROUTE, dumpRoutesPayload(f), `RTM_GETROUTE dump (IPv${f})`)) {
+        for (const m of s.sock.dump(RTM_GETROUTE, dumpRoutesPayload(f), `ip -${f} route show`)) {
           if (m.type !== RTM_NEWROUTE) continue;
           const h = routeHead(m.payload);
           if (h.family !== f || h.cloned || h.table !== table) continue;
@@ -366,7 +366,7 @@ class NetlinkKernel implements Kernel {
 
   routeGet(dst: string): Promise<Route & { prefsrc?: string }> {
     return this.run((s) => {
-      const m = s.conn.gets().get(routeGetMsg(dst), `RTM_GETROUTE ${dst}`);
+      const m = s.conn.gets().get(routeGetMsg(dst), `ip route get ${dst}`);
       const r: Route & { prefsrc?: string } = decodeRoute(m.payload, routeFamily({ dst }), s.nameOf, { showTable: true });
       if (r.src !== undefined) r.prefsrc = r.src;
       return r;
@@ -379,7 +379,7 @@ class NetlinkKernel implements Kernel {
     return this.run((s) => {
       const index = s.index(dev);
       const out: Neigh[] = [];
-      for (const m of s.sock.dump(RTM_GETNEIGH, dumpNeighPayload(0), `RTM_GETNEIGH dump dev ${dev}`)) {
+      for (const m of s.sock.dump(RTM_GETNEIGH, dumpNeighPayload(0), `ip neigh show dev ${dev}`)) {
         if (m.type !== RTM_NEWNEIGH || neighIndexOf(m.payload) !== index) continue;
         const n = decodeNeigh(m.payload, dev);
         if (n !== undefined) out.push(n);
@@ -394,7 +394,7 @@ class NetlinkKernel implements Kernel {
       const p = dumpNeighPayload(AF_BRIDGE);
       p.writeInt32LE(index, 4); // strict dump: the kernel filters by bridge port (ndm_ifindex)
       const out: Fdb[] = [];
-      for (const m of s.sock.dump(RTM_GETNEIGH, p, `RTM_GETNEIGH (fdb) dump dev ${dev}`)) {
+      for (const m of s.sock.dump(RTM_GETNEIGH, p, `bridge fdb show dev ${dev}`)) {
         if (m.type !== RTM_NEWNEIGH || neighFamilyOf(m.payload) !== AF_BRIDGE || neighIndexOf(m.payload) !== index) continue;
         const f = decodeFdb(m.payload, dev);
         if (f !== undefined) out.push(f);

@@ -1,8 +1,8 @@
 // KernelOp → rtnetlink request, and how a batch may group them.
 //
-// Every op becomes one request; the words naming it in errors (`what`) are the message kind and the
-// object as iproute2 would spell it: `RTM_NEWROUTE 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink`.
+// Every op becomes one request; errors name it as the iproute2 adapter's batch line (opWhat).
 import type { KernelOp, RouteSpec } from '../kernel.js';
+import { opLine } from '../iproute2/batch.js';
 import { addrMsg } from './addr.js';
 import { addBridgeMsg, addIpipMsg, addVethMsg, addVxlanMsg, addWireguardMsg, delLinkMsg, setBridgePortMsg, setLinkMsg, vlanMsg } from './link.js';
 import { delNeighMsg, fdbMsg, replaceNeighMsg } from './neigh.js';
@@ -17,79 +17,14 @@ export interface OpContext {
   netnsFd(path: string): number;
 }
 
-/** `10.0.0.0/8 via 1.2.3.4 dev x onlink …`, iproute2's argv for the route (iproute2/batch.ts routeArgs) */
-export function routeText(r: RouteSpec): string {
-  const a: string[] = r.type !== undefined ? [r.type, r.dst] : [r.dst];
-  if (r.via !== undefined) a.push('via', r.via);
-  if (r.dev !== undefined) a.push('dev', r.dev);
-  if (r.onlink) a.push('onlink');
-  if (r.src !== undefined) a.push('src', r.src);
-  if (r.table !== undefined) a.push('table', String(r.table));
-  if (r.scope !== undefined) a.push('scope', r.scope);
-  if (r.proto !== undefined) a.push('proto', r.proto);
-  if (r.metric !== undefined) a.push('metric', String(r.metric));
-  if (r.mtu !== undefined) a.push('mtu', String(r.mtu));
-  if (r.advmss !== undefined) a.push('advmss', String(r.advmss));
-  return a.join(' ');
-}
-
-/** How the op is named in an error. */
+/**
+ * How the op is named in an error: the line the iproute2 adapter runs for it, quoted, as that adapter
+ * names a failed batch line (`"route replace 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink": File
+ * exists`): one wording whichever backend ran it, and what callers strip (`^".*?": `) to keep Go's words.
+ */
 export function opWhat(op: KernelOp): string {
-  switch (op.op) {
-    case 'replaceRoute':
-      return `RTM_NEWROUTE (replace) ${routeText(op.route)}`;
-    case 'addRoute':
-      return `RTM_NEWROUTE ${routeText(op.route)}`;
-    case 'prependRoute':
-      return `RTM_NEWROUTE (prepend) ${routeText(op.route)}`;
-    case 'deleteRoute':
-      return `RTM_DELROUTE ${routeText(op.route)}`;
-    case 'replaceNeigh':
-      return `RTM_NEWNEIGH ${op.ip} lladdr ${op.mac} dev ${op.dev}`;
-    case 'deleteNeigh':
-      return `RTM_DELNEIGH ${op.ip} dev ${op.dev}`;
-    case 'replaceFdb':
-    case 'appendFdb':
-      return `RTM_NEWNEIGH (fdb ${op.op === 'appendFdb' ? 'append' : 'replace'}) ${op.mac} dev ${op.dev} dst ${op.dst}`;
-    case 'deleteFdb':
-      return `RTM_DELNEIGH (fdb) ${op.mac} dev ${op.dev}${op.dst !== undefined ? ` dst ${op.dst}` : ''}`;
-    case 'replaceAddr':
-      return `RTM_NEWADDR (replace) ${op.cidr} dev ${op.dev}`;
-    case 'addAddr':
-      return `RTM_NEWADDR ${op.cidr} dev ${op.dev}`;
-    case 'deleteAddr':
-      return `RTM_DELADDR ${op.cidr} dev ${op.dev}`;
-    case 'setLinkUp':
-      return `RTM_NEWLINK ${op.dev} up`;
-    case 'setLink': {
-      const a = [`RTM_NEWLINK ${op.dev}`];
-      if (op.mtu !== undefined) a.push(`mtu ${op.mtu}`);
-      if (op.mac !== undefined) a.push(`address ${op.mac}`);
-      if (op.promisc !== undefined) a.push(`promisc ${op.promisc ? 'on' : 'off'}`);
-      if (op.master !== undefined) a.push(`master ${op.master}`);
-      if (op.up !== undefined) a.push(op.up ? 'up' : 'down');
-      return a.join(' ');
-    }
-    case 'setBridgePort':
-      return `RTM_NEWLINK ${op.dev} bridge_slave${op.hairpin !== undefined ? ` hairpin ${op.hairpin ? 'on' : 'off'}` : ''}${op.isolated !== undefined ? ` isolated ${op.isolated ? 'on' : 'off'}` : ''}`;
-    case 'addBridge':
-      return `RTM_NEWLINK ${op.name} type bridge`;
-    case 'addVeth':
-      return `RTM_NEWLINK ${op.name} type veth peer ${op.peer}${op.peerNetns !== undefined ? ` netns ${op.peerNetns}` : ''}`;
-    case 'addVxlan':
-      return `RTM_NEWLINK ${op.name} type vxlan id ${op.vni}${op.local ? ` local ${op.local}` : ''}${op.dev !== undefined ? ` dev ${op.dev}` : ''} dstport ${op.port}`;
-    case 'addIpip':
-      return `RTM_NEWLINK ${op.name} type ipip local ${op.local}${op.dev !== undefined ? ` dev ${op.dev}` : ''}`;
-    case 'addWireguard':
-      return `RTM_NEWLINK ${op.name} type wireguard`;
-    case 'deleteLink':
-      return `RTM_DELLINK ${op.dev}`;
-    case 'sysctl':
-      return `sysctl ${op.key}=${op.value}`;
-    case 'addVlan':
-    case 'deleteVlan':
-      return `${op.op === 'addVlan' ? 'RTM_SETLINK' : 'RTM_DELLINK'} (bridge vlan) dev ${op.dev} vid ${op.vidEnd !== undefined ? `${op.vid}-${op.vidEnd}` : op.vid}`;
-  }
+  const { tool, args } = opLine(op);
+  return `"${tool === 'sysctl' ? 'sysctl ' : ''}${args.join(' ')}"`;
 }
 
 /** The request of an op (not for `sysctl`, which is a file write). `fds`: namespace fds it opened. */
