@@ -37,7 +37,7 @@ import { LeaseLoop, type LeaseHandler } from '../lease-loop.js';
 import { applyResumable, removeBestEffort } from '../op-applier.js';
 import { PeerGuard } from '../peer-guard.js';
 import { vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
-import { describeOp, leaseNeighbor, orderOps, staleOps, vtepMacClaims } from './ops.js';
+import { describeOp, leaseNeighbor, neighborKeys, orderOps, staleOps, vtepMacClaims } from './ops.js';
 
 export { orderOps };
 
@@ -504,7 +504,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
     const removals = new Map<KernelOp, Repair>();
     for (const op of staleOps(dev.attrs, this.kept(family), have)) removals.set(op, staleRepair(op));
     const restores = new Map<KernelOp, Repair>();
-    const indexed = indexEntries(name, family, have);
+    const indexed = new Indexed(name, family, have);
     for (const p of this.peers.values()) {
       const st = family === 4 ? p.v4 : p.v6;
       if (st && !st.direct) for (const [op, r] of peerDiff(dev, st.n, indexed)) restores.set(op, r);
@@ -551,61 +551,82 @@ function isDirect(ip: IP, routes: Route[]): boolean {
   return !!best && !best.via && best.dst !== 'default';
 }
 
-/** One device's entries indexed by what a peer looks up (destination, neighbour IP, MAC). */
-interface Indexed {
-  routes: Map<string, Route[]>;
-  neighs: Map<string, Neigh>;
-  fdb: Map<string, Fdb[]>;
-}
+/**
+ * One device's entries indexed by what a peer looks up (destination, neighbour IP, MAC). IPv4 text as
+ * the kernel lists it is the one spelling (dotted quads, `a.b.c.d/len`): used as is, so a reconcile at
+ * 5000 peers parses nothing. IPv6 text may be spelled several ways: normalized.
+ */
+class Indexed {
+  private readonly routes_ = new Map<string, Route[]>();
+  private readonly neighs_ = new Map<string, Neigh>();
+  private readonly fdb_ = new Map<string, Fdb[]>();
 
-function indexEntries(name: string, family: 4 | 6, have: { routes: readonly Route[]; neighs: readonly Neigh[]; fdb: readonly Fdb[] }): Indexed {
-  const out: Indexed = { routes: new Map(), neighs: new Map(), fdb: new Map() };
-  for (const r of have.routes) {
-    // routes listed `dev`-filtered may leave `dev` out: asked for ours, an absent one is ours
-    if ((r.dev ?? name) !== name || (r.table ?? 254) !== 254) continue;
-    const d = parseRouteDst(r.dst, family);
-    if (!d) continue;
-    const k = formatNet(d);
-    out.routes.set(k, [...(out.routes.get(k) ?? []), r]);
+  constructor(name: string, family: 4 | 6, have: { routes: readonly Route[]; neighs: readonly Neigh[]; fdb: readonly Fdb[] }) {
+    const net = (s: string) => {
+      if (family === 4) return s;
+      const d = parseRouteDst(s, family);
+      return d ? formatNet(d) : undefined;
+    };
+    const ip = (s: string) => {
+      if (family === 4) return s;
+      const a = tryParseIP(s);
+      return a ? formatIP(a) : undefined;
+    };
+    for (const r of have.routes) {
+      // routes listed `dev`-filtered may leave `dev` out: asked for ours, an absent one is ours
+      if ((r.dev ?? name) !== name || (r.table ?? 254) !== 254) continue;
+      const k = net(r.dst);
+      if (k !== undefined) this.routes_.set(k, [...(this.routes_.get(k) ?? []), r]);
+    }
+    for (const n of have.neighs) {
+      const k = n.dev === name ? ip(n.ip) : undefined;
+      if (k !== undefined) this.neighs_.set(k, n);
+    }
+    for (const f of have.fdb) {
+      if (f.dev !== name || !f.self) continue;
+      const k = f.mac.toLowerCase();
+      this.fdb_.set(k, [...(this.fdb_.get(k) ?? []), f]);
+    }
   }
-  for (const n of have.neighs) {
-    const ip = tryParseIP(n.ip);
-    if (n.dev === name && ip) out.neighs.set(formatIP(ip), n);
+
+  routes(dst: string): Route[] {
+    return this.routes_.get(dst) ?? [];
   }
-  for (const f of have.fdb) {
-    const mac = normalizeMac(f.mac);
-    if (f.dev === name && f.self && mac) out.fdb.set(mac, [...(out.fdb.get(mac) ?? []), f]);
+
+  neigh(ip: string): Neigh | undefined {
+    return this.neighs_.get(ip);
   }
-  return out;
+
+  fdb(mac: string): Fdb[] {
+    return this.fdb_.get(mac) ?? [];
+  }
 }
 
 /** The writes (with their log lines) that bring one peer's route, neighbour and FDB entry back. */
 function peerDiff(dev: VxlanDevice, n: Neighbor, have: Indexed): Array<[KernelOp, Repair]> {
   const name = dev.attrs.name;
   const out: Array<[KernelOp, Repair]> = [];
-  const [neighOp, fdbOp, routeOp] = dev.addPeerOps(n);
-  const dst = formatNet(n.subnet);
-  const gw = formatIP(netIP(n.subnet));
-  const pub = formatIP(n.publicIP);
+  const { dst, gw, pub } = neighborKeys(n);
+  const same = (a: string | undefined, b: string) => a === b || (a !== undefined && sameIP(a, b));
+  const ops = () => dev.addPeerOps(n); // [neighbour, fdb, route], built only for a repair
 
-  const routes = have.routes.get(dst) ?? [];
-  if (!routes.some((r) => r.onlink && r.via !== undefined && sameIP(r.via, gw) && r.type === undefined)) {
+  const routes = have.routes(dst);
+  if (!routes.some((r) => r.onlink && r.type === undefined && same(r.via, gw))) {
     const r = routes[0];
     const was = r === undefined ? 'missing' : `${r.type ?? ''} via ${r.via ?? '-'}${r.onlink ? ' onlink' : ''}`.trim();
-    out.push([routeOp!, { kind: 'route', action: 'restored', key: `route|${name}|${dst}`, line: `Repaired route ${dst} via ${gw} dev ${name} (was ${was})` }]);
+    out.push([ops()[2]!, { kind: 'route', action: 'restored', key: `route|${name}|${dst}`, line: `Repaired route ${dst} via ${gw} dev ${name} (was ${was})` }]);
   }
 
-  const neigh = have.neighs.get(gw);
-  const nmac = neigh ? normalizeMac(neigh.mac) : undefined;
-  if (!neigh || nmac !== n.mac || !neigh.permanent) {
-    const was = !neigh ? 'missing' : nmac !== n.mac ? `lladdr ${neigh.mac}` : 'not permanent';
-    out.push([neighOp!, { kind: 'neigh', action: 'restored', key: `neigh|${name}|${gw}`, line: `Repaired neighbour ${gw} lladdr ${n.mac} dev ${name} (was ${was})` }]);
+  const neigh = have.neigh(gw);
+  if (!neigh || !neigh.permanent || (neigh.mac !== n.mac && normalizeMac(neigh.mac) !== n.mac)) {
+    const was = !neigh ? 'missing' : normalizeMac(neigh.mac) !== n.mac ? `lladdr ${neigh.mac}` : 'not permanent';
+    out.push([ops()[0]!, { kind: 'neigh', action: 'restored', key: `neigh|${name}|${gw}`, line: `Repaired neighbour ${gw} lladdr ${n.mac} dev ${name} (was ${was})` }]);
   }
 
-  const fdb = have.fdb.get(n.mac) ?? [];
-  if (!fdb.some((f) => f.dst !== undefined && sameIP(f.dst, pub))) {
+  const fdb = have.fdb(n.mac);
+  if (!fdb.some((f) => same(f.dst, pub))) {
     const was = fdb.length === 0 ? 'missing' : `dst ${fdb.map((f) => f.dst ?? '-').join(',')}`;
-    out.push([fdbOp!, { kind: 'fdb', action: 'restored', key: `fdb|${name}|${n.mac}`, line: `Repaired fdb ${n.mac} dst ${pub} dev ${name} (was ${was})` }]);
+    out.push([ops()[1]!, { kind: 'fdb', action: 'restored', key: `fdb|${name}|${n.mac}`, line: `Repaired fdb ${n.mac} dst ${pub} dev ${name} (was ${was})` }]);
   }
   return out;
 }

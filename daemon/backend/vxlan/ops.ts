@@ -46,6 +46,22 @@ export function describeOp(op: KernelOp): string {
   }
 }
 
+/** A peer's entries as the kernel lists them: `dst` 10.10.32.0/20, `gw` 10.10.32.0, `pub` its PublicIP. */
+export interface NeighborKeys {
+  dst: string;
+  gw: string;
+  pub: string;
+}
+
+const keysCache = new WeakMap<Neighbor, NeighborKeys>();
+
+/** The text forms of a peer's entries, formatted once per Neighbor (a reconcile at 5000 peers looks them all up). */
+export function neighborKeys(n: Neighbor): NeighborKeys {
+  let k = keysCache.get(n);
+  if (k === undefined) keysCache.set(n, (k = { dst: formatNet(n.subnet), gw: formatIP(netIP(n.subnet)), pub: formatIP(n.publicIP) }));
+  return k;
+}
+
 /**
  * The deletes of the flannel-owned entries on one of our devices that no kept peer accounts for.
  * Flannel-owned means, on flannel.<VNI> / flannel-v6.<VNI> only:
@@ -64,12 +80,15 @@ export function staleOps(
   const keepNeighs = new Set<string>();
   const keepFdb = new Set<string>();
   for (const n of keep) {
-    keepRoutes.add(formatNet(n.subnet));
-    keepNeighs.add(formatIP(netIP(n.subnet)));
-    keepFdb.add(`${n.mac}|${formatIP(n.publicIP)}`);
+    const k = neighborKeys(n);
+    keepRoutes.add(k.dst);
+    keepNeighs.add(k.gw);
+    keepFdb.add(`${n.mac}|${k.pub}`);
   }
   const ops: KernelOp[] = [];
+  // a kept entry as the kernel spells it is skipped before any parsing (the common case, by far)
   for (const r of have.routes) {
+    if (keepRoutes.has(r.dst)) continue;
     // `ip route show dev X` leaves `dev` out of each route: asked for ours, an absent one is ours
     if ((r.dev ?? name) !== name || !r.onlink || r.via === undefined || (r.table ?? 254) !== 254) continue;
     const dst = parseRouteDst(r.dst, family);
@@ -79,11 +98,13 @@ export function staleOps(
     ops.push({ op: 'deleteRoute', route: { dst: formatNet(dst), via: formatIP(via), dev: name, onlink: true } });
   }
   for (const n of have.neighs) {
+    if (keepNeighs.has(n.ip)) continue;
     const ip = tryParseIP(n.ip);
     if (!n.permanent || !ip || ip.family !== family || keepNeighs.has(formatIP(ip))) continue;
     ops.push({ op: 'deleteNeigh', dev: name, ip: formatIP(ip) });
   }
   for (const f of have.fdb) {
+    if (keepFdb.has(`${f.mac}|${f.dst}`)) continue;
     const mac = normalizeMac(f.mac);
     const dst = f.dst === undefined ? undefined : tryParseIP(f.dst);
     if (!f.self || !f.permanent || !mac || !dst || mac === ZERO_MAC) continue;
