@@ -92,6 +92,9 @@ const BUN = join(ROOT, 'node_modules', '.bin', 'bun');
 const nodeFlags = process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : launcherFlags(FLANNELD);
 const nodeName = process.env.BENCH_NODE_FLAGS !== undefined ? `node ${process.version} ${nodeFlags.join(' ')}` : runtimeOf(FLANNELD);
 const runtimes = [{ name: nodeName, argv: (extra = []) => [process.execPath, ...nodeFlags, '--require', PROBE, ...extra, `${FLANNELD}.mjs`] }];
+// the self-contained flanneld (bun --compile) when built: VmRSS only (no preload for the probe)
+const EXE = join(ROOT, 'dist', 'exe', 'flanneld');
+if (existsSync(EXE) && process.env.BENCH_RUNTIMES !== 'node') runtimes.push({ name: `${runtimeOf(EXE)} (dist/exe/flanneld)`, argv: () => [EXE], noProbe: true });
 if (existsSync(BUN) && process.env.BENCH_RUNTIMES !== 'node') runtimes.push({ name: `bun ${spawnSync(BUN, ['--version'], { encoding: 'utf8' }).stdout.trim()}`, argv: () => [BUN, '--preload', PROBE, `${FLANNELD}.mjs`] });
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-heap-'));
@@ -120,6 +123,7 @@ async function start(rt, prefix, extra) {
     }
   };
   const probe = async () => {
+    if (rt.noProbe) return { ...rss(p.pid), runtime: undefined };
     const at = err.length;
     p.kill('SIGURG');
     await wait((e) => e.indexOf('MEMPROBE ', at) >= 0 && e.indexOf('\n', e.indexOf('MEMPROBE ', at)) >= 0, 'memory probe');
@@ -152,7 +156,7 @@ try {
     await sleep(2000);
     rows.push({ rt: rt.name, phase: `${N} leases put while running`, ...(await a.probe()) });
     await a.stop();
-    const b = await start(rt, prefix, ['--heapsnapshot-signal=SIGUSR2']);
+    const b = await start(rt, prefix, k === 0 ? ['--heapsnapshot-signal=SIGUSR2'] : []);
     await sleep(2000);
     rows.push({ rt: rt.name, phase: `start with ${N} existing`, ...(await b.probe()) });
     if (k === 0) {
@@ -182,9 +186,10 @@ console.log(`flanneld (alloc backend), ${N} vxlan-shaped peer leases`);
 console.log('| runtime | phase | VmRSS (MiB) | anonymous | file (runtime code) | JS heap used | JS heap committed | external (buffers) |');
 console.log('|---|---|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${r.rt} | ${r.phase} | ${r.rss.toFixed(1)} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} | ${mib(r.runtime.heapUsed)} | ${mib(r.runtime.heapTotal)} | ${mib(r.runtime.external)} |`);
+  const m = (k) => (r.runtime ? mib(r.runtime[k]) : '-');
+  console.log(`| ${r.rt} | ${r.phase} | ${r.rss.toFixed(1)} | ${r.anon.toFixed(1)} | ${r.file.toFixed(1)} | ${m('heapUsed')} | ${m('heapTotal')} | ${m('external')} |`);
 }
-if (process.env.BENCH_HEAP_SPACES) for (const r of rows) console.log(r.rt, r.phase, JSON.stringify(r.runtime.spaces));
+if (process.env.BENCH_HEAP_SPACES) for (const r of rows.filter((x) => x.runtime)) console.log(r.rt, r.phase, JSON.stringify(r.runtime.spaces));
 if (heapRows) {
   const { idle, full } = heapRows;
   console.log(`\nnode, live JS heap after a full GC: idle ${(idle.total / 1048576).toFixed(2)} MiB, with ${N} leases ${(full.total / 1048576).toFixed(2)} MiB; growth by holder (top 15)`);
