@@ -243,6 +243,25 @@ describe.skipIf(!canUseNetns || nativeAddon() === undefined)('differential: ipro
       t.done();
     }
   });
+
+  it('where iproute2 prints words that hide the errno, netlink reports the kernel\'s errno (known differences)', async () => {
+    const t = twins();
+    try {
+      await same(t, () => underlay());
+      const cases: Array<[KernelOp, string, string]> = [
+        // [op, iproute2 adapter's code (from stderr words), the kernel's errno]
+        [{ op: 'addRoute', route: { dst: '10.60.0.0/16', via: '192.168.9.9', dev: 'ul0' } }, 'EINVAL', 'ENETUNREACH'], // "Nexthop has invalid gateway."
+        [{ op: 'addVeth', name: 'v9', peer: 'p9', peerNetns: '/var/run/netns/ftest-nope' }, 'EINVAL', 'ENOENT'], // iproute2: 'Invalid "netns" value'
+      ];
+      for (const [op, ipCode, nlCode] of cases) {
+        expect(await outcome(t.a.kernel, [op])).toBe(`failed at 0 with ${ipCode}`);
+        expect(await outcome(t.b.kernel, [op])).toBe(`failed at 0 with ${nlCode}`);
+      }
+      expect(dump(t.b.ns)).toEqual(dump(t.a.ns));
+    } finally {
+      t.done();
+    }
+  });
 });
 
 /** Both adapters reading the same namespace (each twin's) give the same answers. */
