@@ -71,10 +71,14 @@ export class EventTrigger {
     private readonly serial: (f: () => Promise<void>) => Promise<void>,
   ) {}
 
-  /** Subscribes (false: the adapter cannot watch, the periodic round is all there is). */
+  /**
+   * Subscribes, then reconciles once: whatever changed between the snapshot being programmed and the
+   * subscription is not missed (false: the adapter cannot watch, the periodic round is all there is).
+   */
   start(): boolean {
     if (!this.spec.watch) return false;
     this.sub = this.spec.watch((ev) => this.onEvent(ev));
+    this.onEvent({ kind: 'resync' });
     return true;
   }
 

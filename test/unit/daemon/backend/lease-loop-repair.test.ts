@@ -65,38 +65,39 @@ function setup(o: { everyMs?: number; watch?: boolean; batchMs?: number } = {}) 
 }
 
 describe('LeaseLoop reconcile', () => {
-  it('subscribes only once the first snapshot is programmed', async () => {
+  it('subscribes only once the first snapshot is programmed, then reconciles once (what changed before it subscribed)', async () => {
     const t = setup();
     await new Promise((r) => setTimeout(r, 10));
     expect(t.subscribed()).toBe(false);
     t.manager.push([added(PEER)]);
     await t.loop.firstSync;
     await until(() => t.subscribed(), 'the watch subscribed', IN_PROCESS);
+    await until(() => t.runs.length === 1, 'the reconcile after subscribing', IN_PROCESS);
   });
 
   it('coalesces a burst of relevant events into one reconcile, ignores irrelevant ones, and a resync always counts', async () => {
     const t = setup();
     t.manager.push([added(PEER)]);
     await t.loop.firstSync;
-    await until(() => t.subscribed(), 'the watch subscribed', IN_PROCESS);
+    await until(() => t.runs.length === 1, 'the reconcile after subscribing', IN_PROCESS);
     for (let i = 0; i < 100; i++) t.emit({ kind: 'route', deleted: true, dev: 'flannel.1' });
-    await until(() => t.runs.length === 1, 'one reconcile', IN_PROCESS);
+    await until(() => t.runs.length === 2, 'one reconcile', IN_PROCESS);
     t.emit({ kind: 'neigh', deleted: true, dev: 'veth1234' });
     t.emit({ kind: 'resync' });
-    await until(() => t.runs.length === 2, 'the resync reconcile', IN_PROCESS);
+    await until(() => t.runs.length === 3, 'the resync reconcile', IN_PROCESS);
     await t.loop.idle();
-    expect(t.runs).toEqual(['event', 'event']);
+    expect(t.runs).toEqual(['event', 'event', 'event']);
   });
 
   it('never interleaves a reconcile with a lease batch', async () => {
     const t = setup({ batchMs: 60 });
     t.manager.push([added(PEER)]);
     await t.loop.firstSync;
-    await until(() => t.subscribed(), 'the watch subscribed', IN_PROCESS);
+    await until(() => t.runs.length === 1, 'the reconcile after subscribing', IN_PROCESS);
     t.manager.push([added(PEER2)]);
     await new Promise((r) => setTimeout(r, 5));
     t.emit({ kind: 'fdb', deleted: true, dev: 'flannel.1' });
-    await until(() => t.runs.length === 1, 'the reconcile', IN_PROCESS);
+    await until(() => t.runs.length === 2, 'the reconcile', IN_PROCESS);
     expect(t.overlapped()).toBe(false);
   });
 
