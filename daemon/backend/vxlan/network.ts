@@ -26,8 +26,7 @@ import { normalizeMac } from '../../../shared/net/mac.js';
 import { parseRouteDst } from '../../../shared/net/route.js';
 import { netIP, tryParseIP } from '../../../shared/net/ip.js';
 import { DEFAULT_RECONCILE_INTERVAL, RepairLog, type Repair, type ReconcileSpec, type ReconcileTrigger } from '../reconcile.js';
-import { logV } from '../verbose.js';
-import { errorMessage, type Logger } from '../../../shared/log.js';
+import { errorMessage, V, type Logger } from '../../../shared/log.js';
 import { formatIP, formatNet, type IP, type IPNet } from '../../../shared/net/ip.js';
 import { longestPrefixMatch } from '../../../shared/net/route.js';
 import type { SubnetManager } from '../../subnet/manager.js';
@@ -280,7 +279,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
         this.log(`adding direct route to subnet: ${formatNet(n.subnet)} PublicIP: ${formatIP(n.publicIP)}`);
         ops.push(...dev.addDirectOps(n));
       } else {
-        logV(this.o.logger, `adding ${family === 6 ? 'v6 ' : ''}subnet: ${formatNet(n.subnet)} PublicIP${family === 6 ? 'v6' : ''}: ${formatIP(n.publicIP)} VtepMAC: ${n.mac}`);
+        V(this.o.logger, 2).info(`adding ${family === 6 ? 'v6 ' : ''}subnet: ${formatNet(n.subnet)} PublicIP${family === 6 ? 'v6' : ''}: ${formatIP(n.publicIP)} VtepMAC: ${n.mac}`);
         ops.push(...dev.addPeerOps(n));
       }
       undo.push(...this.removeOps(dev, state));
@@ -319,7 +318,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
         if (n && typeof n !== 'string') state = { n, direct: false };
       }
       if (state) {
-        if (!state.direct) logV(this.o.logger, `removing ${family === 6 ? 'v6' : ''}subnet: ${formatNet(state.n.subnet)} PublicIP${family === 6 ? 'v6' : ''}: ${formatIP(state.n.publicIP)} VtepMAC: ${state.n.mac}`);
+        if (!state.direct) V(this.o.logger, 2).info(`removing ${family === 6 ? 'v6' : ''}subnet: ${formatNet(state.n.subnet)} PublicIP${family === 6 ? 'v6' : ''}: ${formatIP(state.n.publicIP)} VtepMAC: ${state.n.mac}`);
         ops.push(...this.removeOps(dev, state));
       }
     }
