@@ -1,8 +1,8 @@
 // Addresses as rtnetlink messages: struct ifaddrmsg + IFA_* attributes, both ways, as iproute2 6.1
 // sends `ip addr add|replace|del <cidr> [brd +] dev X` and prints `ip -j addr show`.
-import { parseCIDR, toBytes, type Family } from '../../net/ip.js';
+import type { Family } from '../../net/ip.js';
 import type { Addr } from '../kernel.js';
-import { AttrWriter, attrMap, getIP, getU32 } from './attr.js';
+import { AttrWriter, attrMap, cidrBytes, getIP, getU32 } from './attr.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_NEWADDR, type NlRequest } from './nlmsg.js';
 
 export const AF_INET = 2;
@@ -43,14 +43,14 @@ export type AddrVerb = 'add' | 'replace' | 'del';
  * vishvananda/netlink's AddrAdd does). 127/8 gets host scope, as iproute2 gives it.
  */
 export function addrMsg(verb: AddrVerb, index: number, cidr: string): NlRequest {
-  const { ip, net } = parseCIDR(cidr);
-  const bytes = toBytes(ip);
-  const scope = verb !== 'del' && ip.family === 4 && bytes[0] === 127 ? 254 : 0;
-  const w = new AttrWriter(64).u8(afOf(ip.family)).u8(net.prefix).u8(0).u8(scope).u32(index);
+  const { bytes, prefix } = cidrBytes(cidr);
+  const v4 = bytes.length === 4;
+  const scope = verb !== 'del' && v4 && bytes[0] === 127 ? 254 : 0;
+  const w = new AttrWriter(64).u8(v4 ? AF_INET : AF_INET6).u8(prefix).u8(0).u8(scope).u32(index);
   w.attr(IFA_LOCAL, bytes).attr(IFA_ADDRESS, bytes);
-  if (verb !== 'del' && ip.family === 4 && net.prefix < 31) {
-    const host = (1n << BigInt(32 - net.prefix)) - 1n;
-    w.attr(IFA_BROADCAST, toBytes({ family: 4, value: ip.value | host }));
+  if (verb !== 'del' && v4 && prefix < 31) {
+    // the host bits all ones (`brd +`)
+    w.attr(IFA_BROADCAST, bytes.map((b, i) => b | (0xff >> Math.min(8, Math.max(0, prefix - 8 * i)) & 0xff)));
   }
   const flags = verb === 'add' ? NLM_F_CREATE | NLM_F_EXCL : verb === 'replace' ? NLM_F_CREATE | NLM_F_REPLACE : 0;
   return { type: verb === 'del' ? RTM_DELADDR : RTM_NEWADDR, flags, payload: w.bytes() };

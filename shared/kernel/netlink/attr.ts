@@ -6,7 +6,7 @@
 // compare equal. Integers are in host byte order, which this module takes as little-endian (x86, arm64,
 // riscv: every platform flannel ships for); the few network-order fields (vxlan port) say so.
 import type { Family } from '../../net/ip.js';
-import { formatIP, parseIP, toBytes } from '../../net/ip.js';
+import { formatIP, parseCIDR, parseIP, toBytes } from '../../net/ip.js';
 
 export const NLA_HDRLEN = 4;
 /** type bits that are flags, not part of the type */
@@ -21,14 +21,16 @@ export class AttrWriter {
   private buf: Buffer;
   private len = 0;
 
+  // every byte in [0, len) is written before bytes() shows it (fields, headers, zero padding), so the
+  // pooled allocUnsafe is safe and spares a zero-fill per message
   constructor(size = 256) {
-    this.buf = Buffer.alloc(size);
+    this.buf = Buffer.allocUnsafe(size);
   }
 
   private room(n: number): number {
     const at = this.len;
     if (at + n > this.buf.length) {
-      const next = Buffer.alloc(Math.max(this.buf.length * 2, at + n));
+      const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, at + n));
       this.buf.copy(next, 0, 0, at);
       this.buf = next;
     }
@@ -84,12 +86,15 @@ export class AttrWriter {
 
   /** An attribute with `body` bytes (or none: a flag attribute). */
   attr(type: number, body?: Uint8Array | readonly number[]): this {
-    const n = body?.length ?? 0;
-    const at = this.room(NLA_HDRLEN);
-    this.buf.writeUInt16LE(NLA_HDRLEN + n, at);
-    this.buf.writeUInt16LE(type, at + 2);
+    this.header(type, body?.length ?? 0);
     if (body !== undefined) this.raw(body);
     return this.pad();
+  }
+
+  private header(type: number, bodyLen: number): void {
+    const at = this.room(NLA_HDRLEN);
+    this.buf.writeUInt16LE(NLA_HDRLEN + bodyLen, at);
+    this.buf.writeUInt16LE(type, at + 2);
   }
 
   attrU8(type: number, v: number): this {
@@ -97,9 +102,9 @@ export class AttrWriter {
   }
 
   attrU16(type: number, v: number): this {
-    const b = Buffer.alloc(2);
-    b.writeUInt16LE(v);
-    return this.attr(type, b);
+    this.header(type, 2);
+    this.buf.writeUInt16LE(v & 0xffff, this.room(2));
+    return this.pad();
   }
 
   /** a 16-bit value in network byte order (IFLA_VXLAN_PORT) */
@@ -108,9 +113,9 @@ export class AttrWriter {
   }
 
   attrU32(type: number, v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v >>> 0);
-    return this.attr(type, b);
+    this.header(type, 4);
+    this.buf.writeUInt32LE(v >>> 0, this.room(4));
+    return this;
   }
 
   /** a NUL-terminated string (IFLA_IFNAME, IFLA_INFO_KIND) */
@@ -183,13 +188,28 @@ export function getIP(b: Buffer | undefined): string | undefined {
   return undefined;
 }
 
-/** The 4 or 16 bytes of an address (IPv4-mapped IPv6 is sent as IPv4, as our parser reads it). */
+/** a dotted quad as Go accepts it (no leading zeros): the common case, parsed without ipaddr.js/BigInt */
+const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/** The 4 or 16 bytes of an address (IPv4-mapped IPv6 is sent as IPv4, as our parser reads it); TypeError if invalid. */
 export function ipBytes(ip: string): number[] {
+  const m = V4.exec(ip);
+  if (m !== null) return [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
   return toBytes(parseIP(ip));
 }
 
 export function familyOfIP(ip: string): Family {
-  return parseIP(ip).family;
+  return ipBytes(ip).length === 16 ? 6 : 4;
+}
+
+/** `addr/len` as the address bytes as written and the prefix length; TypeError if invalid. */
+export function cidrBytes(cidr: string): { bytes: number[]; prefix: number } {
+  const slash = cidr.lastIndexOf('/');
+  const m = slash > 0 ? V4.exec(cidr.slice(0, slash)) : null;
+  const len = cidr.slice(slash + 1);
+  if (m !== null && /^\d{1,2}$/.test(len) && Number(len) <= 32) return { bytes: [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])], prefix: Number(len) };
+  const { ip, net } = parseCIDR(cidr);
+  return { bytes: toBytes(ip), prefix: net.prefix };
 }
 
 /** A MAC (or any link-layer address) `aa:bb:…` as bytes; throws a TypeError on anything else. */

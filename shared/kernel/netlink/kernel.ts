@@ -10,7 +10,7 @@
 //   naming the op (`err.op`, `err.index`) and carrying the kernel's errno (`err.code`). Links,
 //   addresses, vlans and sysctls take one exchange each: a later op may need what they made. A run of
 //   consecutive entry writes (routes, neighbours, FDB entries: what flanneld sends per lease batch)
-//   shares one sendmsg (ops.ts isEntryOp/mayJoinRun), and when one of them fails, the error names the
+//   shares one sendmsg (ops.ts isEntryOp, needsLinkRoute), and when one of them fails, the error names the
 //   first that failed; the later writes of that same run were independent of it and the kernel has
 //   applied them (rtnetlink has no "stop on error" for a datagram). Callers that must not keep them
 //   roll back (vxlan's failed add) or re-apply idempotently (applyResumable).
@@ -50,7 +50,7 @@ import {
   type NlMessage,
   type NlRequest,
 } from './nlmsg.js';
-import { encodeOp, isEntryOp, mayJoinRun, opWhat, type OpContext } from './ops.js';
+import { encodeOp, isEntryOp, makesLinkRoute, needsLinkRoute, opWhat, type OpContext } from './ops.js';
 import { decodeRoute, dumpRoutesPayload, routeFamily, routeGetMsg, routeHead, routeTypeNumber, RT_TABLE_MAIN } from './route.js';
 import { NetlinkSocket, type NlResult } from './socket.js';
 
@@ -423,7 +423,13 @@ class NetlinkKernel implements Kernel {
       }
       // a run: this op, and the entry writes after it that may share its sendmsg
       const run: KernelOp[] = [op];
-      if (isEntryOp(op)) while (i + run.length < ops.length && mayJoinRun(run, ops[i + run.length]!)) run.push(ops[i + run.length]!);
+      if (isEntryOp(op)) {
+        let linkRoute = makesLinkRoute(op);
+        for (let next = ops[i + 1]; next !== undefined && isEntryOp(next) && !(linkRoute && needsLinkRoute(next)); next = ops[i + run.length]) {
+          run.push(next);
+          linkRoute ||= makesLinkRoute(next);
+        }
+      }
       const reqs: NlRequest[] = [];
       let encodeError: unknown;
       try {

@@ -102,12 +102,15 @@ export function isEntryOp(op: KernelOp): op is Extract<KernelOp, { op: 'replaceR
 }
 
 /**
- * Whether `op` may join a run that already holds `run`: a route through a gateway that is not `onlink`
- * needs the gateway reachable through a link-scope route, which an earlier route of the run without a
- * gateway may be the one to create; such a route starts a new exchange after the run is acked.
+ * A route through a gateway that is not `onlink` needs the gateway reachable through a link-scope route,
+ * which an earlier route of the same run without a gateway may be the one to create: such a route
+ * (`needsLinkRoute`) does not join a run that holds one (`makesLinkRoute`); it starts the next exchange,
+ * sent after the run is acked.
  */
-export function mayJoinRun(run: readonly KernelOp[], op: KernelOp): boolean {
-  if (!isEntryOp(op)) return false;
-  if (op.op === 'deleteRoute' || !('route' in op) || op.route.via === undefined || op.route.onlink) return true;
-  return !run.some((r) => (r.op === 'addRoute' || r.op === 'replaceRoute' || r.op === 'prependRoute') && r.route.via === undefined && r.route.type === undefined);
+export function needsLinkRoute(op: KernelOp): boolean {
+  return (op.op === 'addRoute' || op.op === 'replaceRoute' || op.op === 'prependRoute') && op.route.via !== undefined && !op.route.onlink;
+}
+
+export function makesLinkRoute(op: KernelOp): boolean {
+  return (op.op === 'addRoute' || op.op === 'replaceRoute' || op.op === 'prependRoute') && op.route.via === undefined && op.route.type === undefined;
 }

@@ -6,9 +6,9 @@
 // both backends leave the same routes (test/integration/kernel/differential.test.ts) and the golden bytes
 // in test/unit/shared/kernel/netlink/route.test.ts are strace's. Reads decode RTM_NEWROUTE into `Route`
 // exactly as iproute2/parse.ts reads `ip -j route show`.
-import { parseCIDR, parseIP, toBytes, type Family } from '../../net/ip.js';
+import { parseIP, toBytes, type Family } from '../../net/ip.js';
 import type { Route, RouteSpec } from '../kernel.js';
-import { AttrWriter, attrMap, getIP, getU16, getU32 } from './attr.js';
+import { AttrWriter, attrMap, cidrBytes, familyOfIP, getIP, getU16, getU32, ipBytes } from './attr.js';
 import { AF_INET, AF_INET6, afOf, scopeName } from './addr.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, type NlRequest } from './nlmsg.js';
 
@@ -62,19 +62,18 @@ const SCOPES: Readonly<Record<NonNullable<RouteSpec['scope']>, number>> = { glob
 
 /** The family of a route: its dst's, else its gateway's or source's (`default` alone is IPv4). */
 export function routeFamily(r: RouteSpec): Family {
-  if (r.dst !== 'default') return parseCIDR(r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`).ip.family;
-  if (r.via !== undefined) return parseIP(r.via).family;
-  if (r.src !== undefined) return parseIP(r.src).family;
+  if (r.dst !== 'default') return dstOf(r).bytes.length === 16 ? 6 : 4;
+  if (r.via !== undefined) return familyOfIP(r.via);
+  if (r.src !== undefined) return familyOfIP(r.src);
   return 4;
 }
 
-/** dst as (prefix length, network bytes); `default` is length 0 and no RTA_DST */
-function dstOf(r: RouteSpec, family: Family): { len: number; bytes?: number[] } {
-  if (r.dst === 'default') return { len: 0 };
-  const text = r.dst.includes('/') ? r.dst : `${r.dst}/${family === 6 ? 128 : 32}`;
-  const { ip, net } = parseCIDR(text);
-  if (net.prefix === 0) return { len: 0 };
-  return { len: net.prefix, bytes: toBytes(ip) };
+/** dst as (prefix length, address bytes as written); `default` and any /0 are length 0 and no RTA_DST */
+function dstOf(r: RouteSpec): { len: number; bytes: number[] } {
+  if (r.dst === 'default') return { len: 0, bytes: [] };
+  const { bytes, prefix } = r.dst.includes('/') ? cidrBytes(r.dst) : { bytes: ipBytes(r.dst), prefix: -1 };
+  const len = prefix < 0 ? bytes.length * 8 : prefix;
+  return { len, bytes };
 }
 
 export type RouteVerb = 'add' | 'replace' | 'prepend' | 'del';
@@ -90,7 +89,7 @@ const VERB_FLAGS: Readonly<Record<RouteVerb, number>> = {
 export function routeMsg(verb: RouteVerb, r: RouteSpec, oif?: number): NlRequest {
   const family = routeFamily(r);
   const del = verb === 'del';
-  const dst = dstOf(r, family);
+  const dst = dstOf(r);
   const type = r.type !== undefined ? TYPES[r.type] : del ? RTN_UNSPEC : RTN_UNICAST;
   const table = r.table ?? RT_TABLE_MAIN;
   let scope: number;
@@ -110,9 +109,9 @@ export function routeMsg(verb: RouteVerb, r: RouteSpec, oif?: number): NlRequest
     .u8(scope)
     .u8(type)
     .u32(r.onlink ? RTNH_F_ONLINK : 0);
-  if (dst.bytes !== undefined) w.attr(RTA_DST, dst.bytes);
-  if (r.via !== undefined) w.attr(RTA_GATEWAY, toBytes(parseIP(r.via)));
-  if (r.src !== undefined) w.attr(RTA_PREFSRC, toBytes(parseIP(r.src)));
+  if (dst.len > 0) w.attr(RTA_DST, dst.bytes);
+  if (r.via !== undefined) w.attr(RTA_GATEWAY, ipBytes(r.via));
+  if (r.src !== undefined) w.attr(RTA_PREFSRC, ipBytes(r.src));
   if (table >= 256) w.attrU32(RTA_TABLE, table);
   if (r.metric !== undefined) w.attrU32(RTA_PRIORITY, r.metric);
   if (oif !== undefined) w.attrU32(RTA_OIF, oif);
