@@ -14,6 +14,9 @@
 //   first that failed; the later writes of that same run were independent of it and the kernel has
 //   applied them (rtnetlink has no "stop on error" for a datagram). Callers that must not keep them
 //   roll back (vxlan's failed add) or re-apply idempotently (applyResumable).
+// - Errors name the op as the iproute2 adapter names a failed batch line, with the kernel's errno as the
+//   code and its extended-ack message after strerror: `"route add 10.60.0.0/16 via 192.168.9.9 dev
+//   eth0": Network is unreachable: Nexthop has invalid gateway` (ops.ts opWhat).
 // - ENOBUFS from the kernel (a table full for a moment) is retried, 3 times with a short back-off.
 // - Reads decode as the iproute2 adapter parses `ip -j`: test/integration/kernel/differential.test.ts
 //   holds both to the same answers.
