@@ -181,7 +181,10 @@ export interface Kernel {
    * failed), with the errno in `err.code`. A `sysctl` op with
    * `optional` never fails the batch (Go's `_, _ = sysctl.Sysctl`). An adapter may spend one round trip
    * on the whole list (iproute2: one exec; see its `stats.execs`); group ops of a kind together where
-   * the order allows it, which lets it.
+   * the order allows it, which lets it. One exception to "not applied": the netlink adapter sends a run of
+   * consecutive independent route/neighbour/FDB writes in one datagram, and rtnetlink does not stop a
+   * datagram at a failure, so writes after the failed one IN THAT RUN may have been applied (callers
+   * that resume after `err.index`, as op-applier does, re-apply them idempotently).
    */
   batch(ops: readonly KernelOp[]): Promise<void>;
 

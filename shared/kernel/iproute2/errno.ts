@@ -24,6 +24,7 @@ const TABLE: ReadonlyArray<readonly [RegExp, KernelErrorCode]> = [
   [/Permission denied/, 'EACCES'],
   [/Device or resource busy/, 'EBUSY'],
   [/Operation not supported|Not supported/, 'EOPNOTSUPP'],
+  [/Unknown device type/, 'EOPNOTSUPP'], // `ip link add … type ipip|wireguard` without the module (netlink: EOPNOTSUPP)
   [/Network is unreachable/, 'ENETUNREACH'],
   [/Invalid argument|invalid gateway|Invalid "/i, 'EINVAL'],
   [/Input\/output error/, 'EIO'],
