@@ -33,6 +33,7 @@ import { LeaseConflictError, type ReadHeader, type Registry, SUBNET_TTL_SEC, des
 import { tryAcquireLease } from './acquire.js';
 import { type OwnEvent, type OwnLeaseWatchDeps, watchOwnLease } from './own-lease-watch.js';
 import { watchPeerLeases } from './peer-watch.js';
+import { recordLeaseRenewal } from '../../metrics/metrics.js';
 import { StoreResetDetector } from './store-reset.js';
 
 export interface LocalManagerOptions {
@@ -241,9 +242,11 @@ export class LocalManager implements SubnetManager {
         if (current.reservation) continue;
         try {
           current = await this.renewLease(current, signal);
+          recordLeaseRenewal('success');
           this.log.info('Lease renewed, new expiration: ' + new Date(current.expiration).toISOString());
         } catch (err) {
           if (signal.aborted) return;
+          recordLeaseRenewal('failure');
           this.log.error(`Error renewing lease (trying again in ${Math.round(this.renewRetryMs / 1000)}s): ${errorMessage(err)}`);
           await sleep(this.renewRetryMs, signal);
         }

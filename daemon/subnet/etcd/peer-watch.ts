@@ -9,6 +9,7 @@ import type { Lease, LeaseEvent } from '../../lease.js';
 import { Backoff, sleep } from '../../sleep.js';
 import { LeaseWatcher, type StackFlags, leaseIdentity } from '../lease-watcher.js';
 import { readAhead } from './read-ahead.js';
+import { recordWatchResync } from '../../metrics/metrics.js';
 import type { ReadHeader, Registry, WatchBatch } from './registry.js';
 
 /** `ip: 10.5.1.0/24 ipv6: <nil>`, as Go's lease log lines name a lease. */
@@ -69,6 +70,7 @@ export async function* watchPeerLeases(d: PeerWatchDeps, signal: AbortSignal): A
       try {
         const snap = await d.registry.getSubnets(signal);
         d.checkStore(snap);
+        if (!first) recordWatchResync(); // a re-list after a lost/compacted watch or a store reset
         if (pendingReset !== undefined) {
           pendingReset = undefined;
           graceUntil = d.now() + d.resetGraceMs;
