@@ -17,6 +17,7 @@ import './cjs-require.js'; // first: bundled CommonJS (prom-client) needs a requ
 import { existsSync } from 'node:fs';
 import { createIptables } from '../shared/kernel/iproute2/iptables.js';
 import { createKernel, kernelBackend } from '../shared/kernel/create.js';
+import { reconcileIntervalFromEnv } from './backend/reconcile.js';
 import { DatastoreHealth, leaseOverdue, probeDatastore } from './health-checks.js';
 import { heartbeats } from './metrics/heartbeat.js';
 import { instrumentSubnetManager, timedKernel } from './metrics/instrument.js';
@@ -180,7 +181,13 @@ async function main(): Promise<number> {
 
   const factory = getBackendFactory(config.backendType);
   if (!factory) die(`Error fetching backend: unknown backend type: ${config.backendType}`);
-  const backend = factory({ subnetManager: sm, extIface, kernel, stateDir: o.dataDir, logger: log });
+  let reconcileInterval: number | undefined;
+  try {
+    reconcileInterval = reconcileIntervalFromEnv({ FLANNELD_RECONCILE_INTERVAL: o.reconcileInterval });
+  } catch (err) {
+    die(errorMessage(err).replace('FLANNELD_RECONCILE_INTERVAL', '--reconcile-interval'));
+  }
+  const backend = factory({ subnetManager: sm, extIface, kernel, stateDir: o.dataDir, logger: log, ...(reconcileInterval !== undefined ? { reconcileInterval } : {}) });
   let network;
   try {
     network = await backend.registerNetwork(ac.signal, {

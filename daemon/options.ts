@@ -11,7 +11,9 @@
 // --datastore-down-grace / FLANNELD_DATASTORE_DOWN_GRACE: seconds the datastore may be unreachable (or
 // the own lease overdue for renewal) before /readyz fails (default 30). --healthz-stall /
 // FLANNELD_HEALTHZ_STALL: seconds a loop may spend on one step without progress before /healthz
-// fails (default 120; daemon/metrics/heartbeat.ts).
+// fails (default 120; daemon/metrics/heartbeat.ts). --reconcile-interval / FLANNELD_RECONCILE_INTERVAL:
+// the periodic full reconcile of the data path (a duration: 500ms, 2s, 1m; default 60s, 0 = off;
+// daemon/backend/reconcile.ts); kernel events trigger one sooner on the netlink adapter.
 import { DEFAULT_ETCD_PREFIX } from './subnet/etcd/registry.js';
 import { DEFAULT_SUBNET_FILE } from './subnet/subnet-file.js';
 
@@ -49,6 +51,7 @@ export interface Options {
   netConfigPoll: number;
   datastoreDownGrace: number;
   healthzStall: number;
+  reconcileInterval: string;
   v: number;
 }
 
@@ -96,6 +99,7 @@ export const FLAGS: FlagDef[] = [
   F('cni-bridge', 'cniBridge', 'string', 'cni0', 'the CNI bridge whose previous gateway address is removed when this node gets a new subnet ("" = leave it alone; extension of this implementation)'),
   F('net-config-poll', 'netConfigPoll', 'int', 15, 'seconds between re-reads of the network config to warn about changes while running (0 to disable; extension of this implementation)'),
   F('datastore-down-grace', 'datastoreDownGrace', 'int', 30, 'seconds the datastore may be unreachable, or the own lease overdue for renewal, before /readyz fails (extension of this implementation)'),
+  F('reconcile-interval', 'reconcileInterval', 'string', '', 'period of the full reconcile that repairs the data path, e.g. 500ms, 2s, 1m (default 60s, 0 to disable; extension of this implementation)'),
   F('healthz-stall', 'healthzStall', 'int', 120, 'seconds a daemon loop may work on one step without progress before /healthz fails (extension of this implementation)'),
   F('v', 'v', 'int', 0, 'number for the log level verbosity'),
 ];
