@@ -1,4 +1,4 @@
-// The built dist/bin/install-cni into private temp dirs, as kube-flannel.yml's init container runs it:
+// The built install-cni (dist/exe, or dist/bin with FLANNEL_TEST_BUILD=node) into private temp dirs, as kube-flannel.yml's init container runs it:
 // real executables land in a bin dir and run from there, a second run is a no-op, a bad conflist
 // leaves the installed one alone, and a reader running concurrently with repeated installs never sees
 // a partial file (the property upstream's `cp -f` lacks: cp truncates the target and writes into it).
@@ -33,7 +33,8 @@ describe('dist/bin/install-cni', () => {
     expect(first.status, first.stderr).toBe(0);
     for (const p of PLUGINS) {
       expect(first.stdout).toContain(`install-cni: installed ${join(bin, p)}\n`);
-      expect(readFileSync(join(bin, p))).toEqual(readFileSync(join(DIST, p)));
+      // Buffer.equals: toEqual walks a ~100 MiB self-contained executable element by element for minutes
+      expect(readFileSync(join(bin, p)).equals(readFileSync(join(DIST, p))), p).toBe(true);
     }
     expect(first.stdout).toContain(`install-cni: installed ${join(conf, '10-flannel.conflist')}\n`);
     expect(readFileSync(join(conf, '10-flannel.conflist'), 'utf8')).toBe(readFileSync(join(ROOT, 'conf/10-flannel.conflist'), 'utf8'));
