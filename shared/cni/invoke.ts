@@ -219,16 +219,20 @@ export const CHAIN_ENV = 'CNI_TS_DELEGATION_CHAIN';
 export const MAX_DELEGATION_DEPTH = 8;
 
 /**
- * A plugin file as the chain records it: its directory with symlinks resolved (/opt/cni/bin → dist/bin),
- * its own name kept. The multi-call executable is one file under several names (flannel, bridge,
- * host-local): resolving the name too would make flannel → bridge look like a loop.
+ * A plugin file as the chain records it: resolved through symlinks (/opt/cni/bin/x → dist/bin/x), except
+ * for a link to our multi-call executable under another name (bridge → flannel-cni): that one file is
+ * flannel, bridge and host-local, so it is recorded by the link's name (its directory resolved), or
+ * flannel → bridge would look like a loop. Hard links need nothing: realpath keeps their names.
  */
 function resolved(file: string): string {
+  let real: string;
   try {
-    return join(realpathSync(dirname(file)), basename(file));
+    real = realpathSync(file);
   } catch {
     return file;
   }
+  if (basename(real) === basename(file) || !(buildLine(real) ?? '').startsWith(`${BUILD_LINE}exe-`)) return real;
+  return join(realpathSync(dirname(file)), basename(file));
 }
 
 /**

@@ -72,4 +72,10 @@ describe('compiled executable identity', () => {
     // a real loop (bridge delegating to bridge) is still refused
     expect(() => extendChain('bridge', join(dir, 'symlinks', 'bridge'), env)).toThrow(/already running/);
   });
+
+  it('a symlink to one of its names (same name) is that file: a loop through it is caught at once', () => {
+    mkdirSync(join(dir, 'podman-bin'));
+    symlinkSync(join(dir, 'ours', 'flannel'), join(dir, 'podman-bin', 'flannel'));
+    expect(() => extendChain('flannel', join(dir, 'podman-bin', 'flannel'), {})).toThrow(/already running in this call \(flannel → flannel\)/);
+  });
 });
