@@ -23,7 +23,8 @@ LAB_NETNAME=${LAB_NETNAME:-} # read from the conflist when empty
 # the network config put under /coreos.com/network/config (default: conf/net-conf.json, the seed's)
 LAB_CONFIG=${LAB_CONFIG:-$(cat "$LAB_ROOT/conf/net-conf.json")}
 LAB_VNI=${LAB_VNI:-100}
-LAB_BIN=${LAB_BIN:-$LAB_ROOT/dist/bin}
+# the self-contained executables (what ships); LAB_BIN=$LAB_ROOT/dist/bin runs the Node-script build
+LAB_BIN=${LAB_BIN:-$LAB_ROOT/dist/exe}
 LAB_CONFLIST=${LAB_CONFLIST:-$LAB_ROOT/conf/10-flannel.conflist}
 # our plugins first; the reference portmap (kube-flannel's conflist chains it) from Debian's package
 LAB_CNI_PATH=${LAB_CNI_PATH:-$LAB_BIN:/usr/lib/cni}

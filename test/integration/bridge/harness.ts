@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { bin, GO_CNI_BIN, ROOT } from '../../helpers/paths.js';
+import { bin, DIST_BIN, GO_CNI_BIN, ROOT } from '../../helpers/paths.js';
 
 export const OUR_BRIDGE = bin('bridge');
 export const GO_BIN = GO_CNI_BIN;
@@ -17,10 +17,10 @@ export const haveOurs = existsSync(OUR_BRIDGE);
 
 /** CNI_PATH that resolves `host-local` to ours (dist/bin) or Go's. */
 export function ipamPath(ipam: 'ours' | 'go' = 'go'): string {
-  return ipam === 'ours' ? join(ROOT, 'dist/bin') : GO_BIN;
+  return ipam === 'ours' ? DIST_BIN : GO_BIN;
 }
 
-export const haveOurHostLocal = existsSync(join(ROOT, 'dist/bin/host-local'));
+export const haveOurHostLocal = existsSync(join(DIST_BIN, 'host-local'));
 
 export interface World {
   host: Netns;
