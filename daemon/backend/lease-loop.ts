@@ -24,7 +24,7 @@ import { lastEventPerLease, type Lease, type LeaseEvent } from '../lease.js';
 import { sleep } from '../sleep.js';
 import type { PeerGuard } from './peer-guard.js';
 import { recordLeaseProgrammed } from '../metrics/metrics.js';
-import { EventTrigger, type ReconcileSpec } from './reconcile.js';
+import { ECHO_WINDOW, EventTrigger, type ReconcileSpec } from './reconcile.js';
 import type { SubnetManager } from '../subnet/manager.js';
 
 /** What one backend does with accepted peer lease events. */
@@ -66,6 +66,9 @@ export class LeaseLoop {
   private retryTimer: NodeJS.Timeout | undefined;
   private signal: AbortSignal | undefined;
   private handler: LeaseHandler | undefined;
+  /** serial jobs running (0 or 1) and when the last one ended: kernel events then are mostly their echo */
+  private writing = 0;
+  private lastWriteEnd = -Infinity;
 
   constructor(private readonly o: LeaseLoopOptions) {}
 
@@ -76,7 +79,7 @@ export class LeaseLoop {
     this.o.logger.info('Watching for new subnet leases');
     const periodic = (handler.periodic ?? []).map((p) => this.every(p.everyMs, p.run, signal));
     const rec = handler.reconcile;
-    const trigger = rec && new EventTrigger(rec, (f) => this.serial(f));
+    const trigger = rec && new EventTrigger(rec, (f) => this.serial(f), () => this.writing > 0 || performance.now() - this.lastWriteEnd < ECHO_WINDOW);
     if (rec && trigger) {
       // both wait for the first snapshot (and its stale sweep): before it, every entry looks stale
       const aborted = new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
@@ -126,10 +129,14 @@ export class LeaseLoop {
   /** Runs f after everything queued before it; never rejects (a throw is logged at error level). */
   serial(f: () => Promise<void>): Promise<void> {
     const guarded = async (): Promise<void> => {
+      this.writing++;
       try {
         await f();
       } catch (err) {
         this.o.logger.error(`${this.o.name}: unexpected error: ${errorMessage(err)}`);
+      } finally {
+        this.writing--;
+        this.lastWriteEnd = performance.now();
       }
     };
     const next = this.tail.then(guarded, guarded);

@@ -69,6 +69,8 @@ export class EventTrigger {
   constructor(
     private readonly spec: ReconcileSpec,
     private readonly serial: (f: () => Promise<void>) => Promise<void>,
+    /** whether the loop is writing now or finished writing within ECHO_WINDOW ms (see isEcho) */
+    private readonly writingRecently: () => boolean = () => false,
   ) {}
 
   /**
@@ -92,6 +94,7 @@ export class EventTrigger {
   private onEvent(ev: KernelEvent): void {
     if (this.sub === undefined || this.timer !== undefined) return;
     if (ev.kind !== 'resync' && this.spec.relevant && !this.spec.relevant(ev)) return;
+    if (isEcho(ev, this.writingRecently())) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.queued) return;
@@ -103,6 +106,24 @@ export class EventTrigger {
     }, this.spec.debounceMs ?? DEFAULT_DEBOUNCE);
     this.timer.unref?.();
   }
+}
+
+/**
+ * How long after the loop's own writes a new/changed route, neighbour or FDB entry is taken for their
+ * echo (the monitor drains every 10–100 ms; a loaded machine adds to that).
+ */
+export const ECHO_WINDOW = 300;
+
+/**
+ * Our own writes echo back as "new" route/neighbour/FDB events. Reconciling on each of them cost a full
+ * dump of the device (100–300 ms at 5000 peers) that the next lease event then waited behind (one-event
+ * p99 175 ms in `converge`). So while the loop writes, and for ECHO_WINDOW after, such events do not
+ * trigger a reconcile. Deletions, link and address changes and resyncs always do: our writes rarely make
+ * those, and they are what breaks a data path. A foreign change to an entry that lands inside the window
+ * is caught by the periodic round.
+ */
+export function isEcho(ev: KernelEvent, writingRecently: boolean): boolean {
+  return writingRecently && (ev.kind === 'route' || ev.kind === 'neigh' || ev.kind === 'fdb') && !ev.deleted;
 }
 
 /** One repaired (or removed) kernel object, as logged. */

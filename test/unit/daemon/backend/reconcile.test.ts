@@ -1,7 +1,9 @@
 // reconcile.ts on its own: the interval from FLANNELD_RECONCILE_INTERVAL, and the RepairLog's once-per-object rule.
 import { describe, expect, it } from 'vitest';
 import { memoryLogger } from '../../../../shared/log.js';
-import { RepairLog, reconcileIntervalFromEnv } from '../../../../daemon/backend/reconcile.js';
+import { EventTrigger, RepairLog, isEcho, reconcileIntervalFromEnv } from '../../../../daemon/backend/reconcile.js';
+import type { KernelEvent } from '../../../../shared/kernel/kernel.js';
+import { IN_PROCESS, until } from '../../../helpers/until.js';
 import { metricValue } from '../../../../daemon/metrics/metrics.js';
 
 describe('reconcileIntervalFromEnv', () => {
@@ -48,5 +50,32 @@ describe('RepairLog', () => {
     log.failed(r, 'Operation not permitted');
     log.failed(r, 'Operation not permitted');
     expect(logger.lines).toEqual(['E Failed to remove stale route 10.10.80.0/20: Operation not permitted']);
+  });
+});
+
+describe('EventTrigger: our own writes echoing back', () => {
+  it('new/changed route, neighbour and FDB events while the loop writes (or just wrote) trigger nothing; deletions, link changes and resyncs do', async () => {
+    let emit: (ev: KernelEvent) => void = () => {};
+    const runs: string[] = [];
+    let writing = true;
+    const trigger = new EventTrigger(
+      { watch: (f) => ((emit = f), { close: () => {} }), run: async (t) => void runs.push(t), everyMs: () => 0, debounceMs: 1 },
+      async (f) => f(),
+      () => writing,
+    );
+    trigger.start(); // the start-up reconcile
+    await until(() => runs.length === 1, 'the start-up reconcile', IN_PROCESS);
+    for (const kind of ['route', 'neigh', 'fdb'] as const) emit({ kind, deleted: false, dev: 'flannel.1' });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runs).toHaveLength(1);
+    emit({ kind: 'neigh', deleted: true, dev: 'flannel.1' });
+    await until(() => runs.length === 2, 'a reconcile for a deleted neighbour', IN_PROCESS);
+    emit({ kind: 'link', deleted: false, dev: 'flannel.1' });
+    await until(() => runs.length === 3, 'a reconcile for a link change', IN_PROCESS);
+    writing = false; // quiet: a changed route is someone else's doing
+    emit({ kind: 'route', deleted: false, dev: 'flannel.1' });
+    await until(() => runs.length === 4, 'a reconcile for a foreign route change', IN_PROCESS);
+    trigger.stop();
+    expect(isEcho({ kind: 'resync' }, true)).toBe(false);
   });
 });
