@@ -49,8 +49,10 @@ done
 # the iptables binary brings
 xt=/usr/lib/x86_64-linux-gnu/xtables
 [ -d "$xt" ] && { mkdir -p "$rootfs$xt"; cp -a "$xt/." "$rootfs$xt/"; }
+# the self-contained executables link glibc too (libc, libpthread, libdl, libm and the loader)
+elves+=("$dist/flanneld" "$dist/flannel-cni")
 # every binary and the shared libraries they need, from one ldd run
-for f in "${elves[@]}"; do copy_path "$f"; done
+for f in "${elves[@]}"; do [[ $f == "$dist"/* ]] || copy_path "$f"; done
 for lib in $(ldd "${elves[@]}" 2>/dev/null | grep -o '/[^ ):]*\.so[^ ):]*' | sort -u); do copy_path "$lib"; done
 # the alternatives the iptables links go through
 for a in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
