@@ -1,6 +1,5 @@
 // flannelctl: leases, doctor, cleanup (cli.ts) against the real node: the iproute2 kernel adapter,
 // iptables/nft in this process's network namespace, the datastore the flags name.
-import './esm-require.js'; // first: CommonJS dependencies need require() in the ESM bundle
 import { createIptables } from '../shared/kernel/iproute2/iptables.js';
 import { createKernel } from '../shared/kernel/iproute2/kernel.js';
 import { createNft } from '../shared/kernel/iproute2/nft.js';

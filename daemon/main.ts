@@ -13,7 +13,6 @@
 // SIGTERM/SIGINT abort everything and the process exits 0, leaving the lease, the devices, the
 // routes and the iptables/nftables rules in place (zero-downtime restart). Exit 1 on start-up errors,
 // as Go.
-import './cjs-require.js'; // first: bundled CommonJS (prom-client) needs a require
 import { existsSync } from 'node:fs';
 import { createIptables } from '../shared/kernel/iproute2/iptables.js';
 import { createKernel, kernelBackend } from '../shared/kernel/create.js';

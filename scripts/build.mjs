@@ -88,7 +88,9 @@ for (const [name, [entry, format]] of Object.entries(PARTS)) {
       platform: 'node',
       target: 'node20',
       format,
-      banner: { js: `#!${process.execPath}\n${BUILD_LINE}` },
+      // ESM parts bundle CommonJS dependencies (prom-client) whose require('util') goes through
+      // esbuild's shim, which needs a `require` in scope: the banner gives the module one
+      banner: { js: `#!${process.execPath}\n${BUILD_LINE}${format === 'esm' ? `\nimport { createRequire as __flannelCreateRequire } from 'node:module';\nconst require = __flannelCreateRequire(import.meta.url);` : ''}` },
       minify: false,
       sourcemap: false,
       legalComments: 'none',
