@@ -42,8 +42,13 @@ describe.skipIf(!canRun)('the lab on WireGuard (userspace wireguard-go), dual st
     L.down();
   });
 
-  it('every pod pings every pod, over IPv4 and IPv6', () => {
-    const r = lab('lab_ping_matrix', true);
+  it('every pod pings every pod, over IPv4 and IPv6', async () => {
+    // A first handshake initiation that reaches a host before it has the sender as a peer is dropped, and
+    // WireGuard retries it only after REKEY_TIMEOUT (5 s): a pair can fail for that long after lab_up.
+    let r = lab('lab_ping_matrix', true);
+    if (r.stdout.includes('FAIL')) {
+      await until(() => !(r = lab('lab_ping_matrix', true)).stdout.includes('FAIL'), `a full ping matrix once handshakes settle; last:\n${r.stdout}`, { ms: 20_000, every: 500 });
+    }
     expect(r.stdout).not.toContain('FAIL');
     expect(r.stdout.match(/\bok\b/g)).toHaveLength(18);
     expect(L.flanneldLog(1)).toMatch(/the kernel has no WireGuard .*; using userspace \S*wireguard-go/);
