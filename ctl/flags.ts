@@ -2,6 +2,7 @@
 // (-x and --x, -x=v or -x v, booleans take no separate value). The datastore flags and their defaults
 // are flanneld's (daemon/options.ts), so an operator copies them from the daemon's unit or DaemonSet;
 // FLANNELD_* environment variables fill the ones not given, as for flanneld.
+import { type FlagDef as GoFlagDef, type FlagKind, flagDefaults, flagEnvName, flagUsageLines, scanFlags, setFlagValue } from '../shared/go/flag.js';
 import { DEFAULT_ETCD_PREFIX } from '../daemon/subnet/etcd/registry.js';
 import { DEFAULT_SUBNET_FILE } from '../daemon/subnet/subnet-file.js';
 
@@ -31,18 +32,12 @@ export interface CtlOptions {
   probeTimeout: number;
 }
 
-type Kind = 'string' | 'bool' | 'int' | 'list';
-interface FlagDef {
-  name: string;
-  key: keyof CtlOptions;
-  kind: Kind;
-  dflt: unknown;
-  usage: string;
+interface FlagDef extends GoFlagDef<keyof CtlOptions> {
   /** read from FLANNELD_<NAME> when not given (the daemon's own flags) */
   env?: boolean;
 }
 
-const F = (name: string, key: keyof CtlOptions, kind: Kind, dflt: unknown, usage: string, env = false): FlagDef => ({ name, key, kind, dflt, usage, env });
+const F = (name: string, key: keyof CtlOptions, kind: FlagKind, dflt: unknown, usage: string, env = false): FlagDef => ({ name, key, kind, dflt, usage, env });
 
 export const CTL_FLAGS: FlagDef[] = [
   F('etcd-endpoints', 'etcdEndpoints', 'string', 'http://127.0.0.1:4001,http://127.0.0.1:2379', 'a comma-delimited list of etcd endpoints', true),
@@ -63,7 +58,7 @@ export const CTL_FLAGS: FlagDef[] = [
   F('data-dir', 'dataDir', 'string', '/var/lib/flannel', 'flanneld\'s state directory (--data-dir)', true),
   F('cni-conf-dir', 'cniConfDir', 'string', '/etc/cni/net.d', 'where the container runtime reads CNI network configs'),
   F('cni-bin-dir', 'cniBinDir', 'string', '/opt/cni/bin', 'where the container runtime looks for CNI plugins (a colon-separated list is allowed)'),
-  F('o', 'output', 'string', 'table', 'leases: output format, table or json'),
+  { ...F('o', 'output', 'string', 'table', 'leases: output format, table or json'), alias: 'output' },
   F('release-lease', 'releaseLease', 'bool', false, 'cleanup: also delete this node\'s lease from etcd'),
   F('force', 'force', 'bool', false, 'cleanup: run even though a flanneld seems to run in this network namespace'),
   F('skip', 'skip', 'list', [], 'doctor: a check to leave out (repeatable): subnet-env, lease, drift, device, mtu, duplicates, sysctl, forward, probe, offload, cni'),
@@ -88,32 +83,8 @@ export function ctlUsage(): string {
     '',
     'Flags:',
   ];
-  for (const f of CTL_FLAGS) {
-    const d = f.kind === 'list' ? '' : f.kind === 'string' ? (f.dflt ? ` (default ${JSON.stringify(f.dflt)})` : '') : ` (default ${String(f.dflt)})`;
-    lines.push(`  -${f.name}${f.kind === 'bool' ? '' : f.kind === 'int' ? ' int' : ' string'}`, `    \t${f.usage}${d}`);
-  }
+  lines.push(...flagUsageLines(CTL_FLAGS));
   return `${lines.join('\n')}\n`;
-}
-
-const BOOL: Record<string, boolean> = { '1': true, t: true, T: true, TRUE: true, true: true, True: true, '0': false, f: false, F: false, FALSE: false, false: false, False: false };
-
-function setValue(o: Record<string, unknown>, f: FlagDef, raw: string): string | undefined {
-  switch (f.kind) {
-    case 'string':
-      o[f.key] = raw;
-      return undefined;
-    case 'list':
-      (o[f.key] as string[]).push(raw);
-      return undefined;
-    case 'bool':
-      if (BOOL[raw] === undefined) return `invalid boolean value ${JSON.stringify(raw)} for -${f.name}`;
-      o[f.key] = BOOL[raw];
-      return undefined;
-    case 'int':
-      if (!/^\d+$/.test(raw)) return `invalid value ${JSON.stringify(raw)} for flag -${f.name}`;
-      o[f.key] = Number(raw);
-      return undefined;
-  }
 }
 
 /** Parses `<command> [flags]`; a bad command or flag exits 2 with the usage on stderr. */
@@ -121,37 +92,18 @@ export function parseCtlArgs(argv: readonly string[], env: Record<string, string
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') return { kind: 'exit', code: cmd === undefined ? 2 : 0, stderr: ctlUsage() };
   if (!(COMMANDS as readonly string[]).includes(cmd)) return { kind: 'exit', code: 2, stderr: `flannelctl: unknown command ${JSON.stringify(cmd)}\n${ctlUsage()}` };
-  const o: Record<string, unknown> = {};
-  for (const f of CTL_FLAGS) o[f.key] = f.kind === 'list' ? [] : f.dflt;
-  const seen = new Set<string>();
   const bad = (msg: string): CtlParse => ({ kind: 'exit', code: 2, stderr: `flannelctl ${cmd}: ${msg}\n${ctlUsage()}` });
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (!arg.startsWith('-') || arg === '-' || arg === '--') return bad(`unexpected argument ${JSON.stringify(arg)}`);
-    let body = arg.replace(/^--?/, '');
-    let value: string | undefined;
-    const eq = body.indexOf('=');
-    if (eq >= 0) {
-      value = body.slice(eq + 1);
-      body = body.slice(0, eq);
-    }
-    if (body === 'h' || body === 'help') return { kind: 'exit', code: 0, stderr: ctlUsage() };
-    const f = CTL_FLAGS.find((x) => x.name === body || (x.name === 'o' && body === 'output'));
-    if (!f) return bad(`flag provided but not defined: -${body}`);
-    if (value === undefined) {
-      if (f.kind === 'bool') value = 'true';
-      else if (i + 1 >= rest.length) return bad(`flag needs an argument: -${body}`);
-      else value = rest[++i]!;
-    }
-    const err = setValue(o, f, value);
-    if (err) return bad(err);
-    seen.add(f.name);
-  }
+  const o = flagDefaults(CTL_FLAGS);
+  const scan = scanFlags(CTL_FLAGS, rest, o);
+  if (scan.kind === 'help') return { kind: 'exit', code: 0, stderr: ctlUsage() };
+  if (scan.kind === 'error') return bad(scan.msg);
+  if (scan.stop < rest.length) return bad(`unexpected argument ${JSON.stringify(rest[scan.stop])}`);
+  const { seen } = scan;
   for (const f of CTL_FLAGS) {
     if (!f.env || seen.has(f.name)) continue;
-    const v = env[`FLANNELD_${f.name.toUpperCase().replace(/-/g, '_')}`];
+    const v = env[flagEnvName(f.name)];
     if (v === undefined || v === '') continue;
-    const err = setValue(o, f, v);
+    const err = setFlagValue(o, f, v);
     if (err) return bad(err);
   }
   const opts = o as unknown as CtlOptions;

@@ -14,6 +14,7 @@
 // fails (default 120; daemon/metrics/heartbeat.ts). --reconcile-interval / FLANNELD_RECONCILE_INTERVAL:
 // the periodic full reconcile of the data path (a duration: 500ms, 2s, 1m; default 60s, 0 = off;
 // daemon/backend/reconcile.ts); kernel events trigger one sooner on the netlink adapter.
+import { type FlagDef as GoFlagDef, type FlagKind, flagDefaults, flagEnvName, flagUsageLines, scanFlags, setFlagValue } from '../shared/go/flag.js';
 import { DEFAULT_ETCD_PREFIX } from './subnet/etcd/registry.js';
 import { DEFAULT_SUBNET_FILE } from './subnet/subnet-file.js';
 
@@ -55,16 +56,9 @@ export interface Options {
   v: number;
 }
 
-type Kind = 'string' | 'list' | 'bool' | 'int';
-interface FlagDef {
-  name: string;
-  key: keyof Options;
-  kind: Kind;
-  dflt: unknown;
-  usage: string;
-}
+type FlagDef = GoFlagDef<keyof Options>;
 
-const F = (name: string, key: keyof Options, kind: Kind, dflt: unknown, usage: string): FlagDef => ({ name, key, kind, dflt, usage });
+const F = (name: string, key: keyof Options, kind: FlagKind, dflt: unknown, usage: string): FlagDef => ({ name, key, kind, dflt, usage });
 
 export const FLAGS: FlagDef[] = [
   F('etcd-endpoints', 'etcdEndpoints', 'string', 'http://127.0.0.1:4001,http://127.0.0.1:2379', 'a comma-delimited list of etcd endpoints'),
@@ -107,82 +101,25 @@ export const FLAGS: FlagDef[] = [
 export type ParseResult = { kind: 'run'; options: Options } | { kind: 'exit'; code: number; stderr: string };
 
 export function usage(): string {
-  const lines = ['Usage: flanneld [OPTION]...'];
-  for (const f of FLAGS) {
-    const d = f.kind === 'list' ? '' : f.kind === 'string' ? (f.dflt ? ` (default ${JSON.stringify(f.dflt)})` : '') : ` (default ${String(f.dflt)})`;
-    lines.push(`  -${f.name}${f.kind === 'bool' ? '' : f.kind === 'int' ? ' int' : ' string'}`, `    \t${f.usage}${d}`);
-  }
+  const lines = ['Usage: flanneld [OPTION]...', ...flagUsageLines(FLAGS)];
   return `${lines.join('\n')}\n`;
 }
 
-function parseBool(s: string): boolean | undefined {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(s)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s)) return false;
-  return undefined;
-}
-
-function setValue(o: Record<string, unknown>, f: FlagDef, raw: string): string | undefined {
-  switch (f.kind) {
-    case 'string':
-      o[f.key] = raw;
-      return undefined;
-    case 'list':
-      (o[f.key] as string[]).push(raw);
-      return undefined;
-    case 'bool': {
-      const b = parseBool(raw);
-      if (b === undefined) return `invalid boolean value ${JSON.stringify(raw)} for -${f.name}: parse error`;
-      o[f.key] = b;
-      return undefined;
-    }
-    case 'int': {
-      if (!/^[+-]?\d+$/.test(raw)) return `invalid value ${JSON.stringify(raw)} for flag -${f.name}: parse error`;
-      o[f.key] = Number(raw);
-      return undefined;
-    }
-  }
-}
-
 export function parseOptions(argv: readonly string[], env: Record<string, string | undefined>, version = 'dev'): ParseResult {
-  const o: Record<string, unknown> = {};
-  for (const f of FLAGS) o[f.key] = f.kind === 'list' ? [] : f.dflt;
-  const seen = new Set<string>();
-  const bad = (msg: string): ParseResult => ({ kind: 'exit', code: 0, stderr: `${msg}\n${usage()}` });
-
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') break;
-    if (!arg.startsWith('-') || arg === '-') break; // Go stops at the first non-flag
-    let body = arg.replace(/^--?/, '');
-    let value: string | undefined;
-    const eq = body.indexOf('=');
-    if (eq >= 0) {
-      value = body.slice(eq + 1);
-      body = body.slice(0, eq);
-    }
-    if (body === 'h' || body === 'help') return { kind: 'exit', code: 0, stderr: usage() };
-    const f = FLAGS.find((x) => x.name === body);
-    if (!f) return bad(`flag provided but not defined: -${body}`);
-    if (value === undefined) {
-      if (f.kind === 'bool') value = 'true';
-      else {
-        if (i + 1 >= argv.length) return bad(`flag needs an argument: -${body}`);
-        value = argv[++i]!;
-      }
-    }
-    const err = setValue(o, f, value);
-    if (err) return bad(err);
-    seen.add(f.name);
-  }
+  const o = flagDefaults(FLAGS);
+  const scan = scanFlags(FLAGS, argv, o); // Go stops at the first non-flag: the rest is ignored
+  if (scan.kind === 'help') return { kind: 'exit', code: 0, stderr: usage() };
+  if (scan.kind === 'error') return { kind: 'exit', code: 0, stderr: `${scan.msg}\n${usage()}` };
+  const { seen } = scan;
 
   const opts = o as unknown as Options;
   if (opts.version) return { kind: 'exit', code: 0, stderr: `${version}\n` };
 
   for (const f of FLAGS) {
     if (seen.has(f.name) || f.name === 'version') continue;
-    const v = env[`FLANNELD_${f.name.toUpperCase().replace(/-/g, '_')}`];
+    const v = env[flagEnvName(f.name)];
     if (v === undefined || v === '') continue;
-    const err = setValue(o, f, v);
+    const err = setFlagValue(o, f, v);
     if (err) return { kind: 'exit', code: 1, stderr: `${err}\n` };
   }
   return { kind: 'run', options: opts };
