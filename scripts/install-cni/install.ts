@@ -6,7 +6,7 @@
 // crash. A file whose bytes and mode already match is left alone (not even its mtime changes): an init
 // container that runs at every pod restart rewrites nothing and wakes no config watcher.
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { type Stats, constants } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 
@@ -41,6 +41,30 @@ export class InstallError extends Error {}
 const tmpName = (name: string) => `.${name}.${process.pid}-${randomBytes(4).toString('hex')}.install-cni.tmp`;
 const isOurTmp = (f: string, name: string) => f.startsWith(`.${name}.`) && f.endsWith('.install-cni.tmp');
 
+/** The file at `target` (lstat'ed as `current`) already has exactly these bytes and this mode. */
+async function holds(target: string, current: Stats | undefined, data: Buffer, mode: number): Promise<boolean> {
+  return current?.isFile() === true && (current.mode & 0o7777) === mode && current.size === data.length && (await readFile(target)).equals(data);
+}
+
+/**
+ * Puts a new dir/name in place atomically: `make` creates it under a temporary name, which is then renamed
+ * over the target (a symlink there is replaced, never followed) and the directory synced.
+ */
+async function replaceAtomically(dir: string, name: string, current: Stats | undefined, make: (tmp: string) => Promise<void>): Promise<Outcome> {
+  const target = join(dir, name);
+  if (current?.isDirectory()) throw new InstallError(`${target} is a directory; remove it so the file can be installed`);
+  const tmp = join(dir, tmpName(name));
+  try {
+    await make(tmp);
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new InstallError(`cannot install ${target}: ${(err as Error).message}`);
+  }
+  await syncDir(dir);
+  return 'installed';
+}
+
 /**
  * Writes `data` to dir/name atomically with `mode`, unless the file there already has exactly these bytes
  * and this mode. Never follows a symlink at the target: a symlink is replaced by the file.
@@ -48,12 +72,8 @@ const isOurTmp = (f: string, name: string) => f.startsWith(`.${name}.`) && f.end
 export async function installFile(dir: string, name: string, data: Buffer, mode: number): Promise<Outcome> {
   const target = join(dir, name);
   const current = await lstat(target).catch(() => undefined);
-  if (current?.isFile() && (current.mode & 0o7777) === mode && current.size === data.length && (await readFile(target)).equals(data)) {
-    return 'unchanged';
-  }
-  if (current?.isDirectory()) throw new InstallError(`${target} is a directory; remove it so the file can be installed`);
-  const tmp = join(dir, tmpName(name));
-  try {
+  if (await holds(target, current, data, mode)) return 'unchanged';
+  return replaceAtomically(dir, name, current, async (tmp) => {
     // leftovers of an install-cni killed between write and rename
     for (const f of await readdir(dir)) if (isOurTmp(f, name)) await rm(join(dir, f), { force: true });
     const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
@@ -64,13 +84,7 @@ export async function installFile(dir: string, name: string, data: Buffer, mode:
     } finally {
       await fh.close();
     }
-    await rename(tmp, target);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new InstallError(`cannot install ${target}: ${(err as Error).message}`);
-  }
-  await syncDir(dir);
-  return 'installed';
+  });
 }
 
 /**
@@ -82,20 +96,8 @@ export async function installLink(dir: string, name: string, existing: string, d
   const target = join(dir, name);
   const [current, source] = await Promise.all([lstat(target).catch(() => undefined), stat(join(dir, existing))]);
   if (current?.isFile() && current.ino === source.ino && current.dev === source.dev) return 'unchanged';
-  if (current?.isFile() && (current.mode & 0o7777) === mode && current.size === data.length && (await readFile(target)).equals(data)) {
-    return 'unchanged';
-  }
-  if (current?.isDirectory()) throw new InstallError(`${target} is a directory; remove it so the file can be installed`);
-  const tmp = join(dir, tmpName(name));
-  try {
-    await link(join(dir, existing), tmp);
-    await rename(tmp, target);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new InstallError(`cannot install ${target}: ${(err as Error).message}`);
-  }
-  await syncDir(dir);
-  return 'installed';
+  if (await holds(target, current, data, mode)) return 'unchanged';
+  return replaceAtomically(dir, name, current, (tmp) => link(join(dir, existing), tmp));
 }
 
 async function syncDir(dir: string): Promise<void> {
