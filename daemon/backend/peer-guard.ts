@@ -61,6 +61,34 @@ export interface PeerGuardOptions {
   log: (msg: string) => void;
 }
 
+/** What every backend network hands its PeerGuard (its own options, mostly). */
+export interface GuardSource {
+  lease: Lease;
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  network?: IPNet | undefined;
+  ipv6Network?: IPNet | undefined;
+  /** our addresses besides the lease's PublicIP/PublicIPv6 (the underlay address) */
+  ownAddrs?: readonly (IP | undefined)[] | undefined;
+  underlay?: readonly IPNet[] | undefined;
+  logger: { warn(msg: string): void };
+}
+
+/** A backend network's PeerGuard: the lease's and the host's addresses are never a peer's; refusals are warnings. */
+export function guardFor(o: GuardSource, claims?: PeerGuardOptions['claims']): PeerGuard {
+  return new PeerGuard({
+    own: o.lease,
+    enableIPv4: o.enableIPv4,
+    enableIPv6: o.enableIPv6,
+    ...(o.network ? { network: o.network } : {}),
+    ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
+    ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
+    ...(o.underlay ? { underlay: o.underlay } : {}),
+    ...(claims ? { claims } : {}),
+    log: (m) => o.logger.warn(m),
+  });
+}
+
 interface Entry {
   lease: Lease;
   accepted: boolean;

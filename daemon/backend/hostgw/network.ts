@@ -10,7 +10,7 @@ import type { SubnetManager } from '../../subnet/manager.js';
 import type { Network } from '../backend.js';
 import type { Lease } from '../../lease.js';
 import { LeaseLoop } from '../lease-loop.js';
-import { PeerGuard } from '../peer-guard.js';
+import { guardFor } from '../peer-guard.js';
 import { DEFAULT_RECONCILE_INTERVAL } from '../reconcile.js';
 import { ROUTE_CHECK_INTERVAL, RouteNetwork, type PeerRoute } from '../route-network.js';
 
@@ -49,16 +49,7 @@ export class HostgwNetwork implements Network {
 
   constructor(private readonly o: HostgwNetworkOptions) {
     const { logger } = o;
-    const guard = new PeerGuard({
-      own: o.lease,
-      enableIPv4: o.enableIPv4,
-      enableIPv6: o.enableIPv6,
-      ...(o.network ? { network: o.network } : {}),
-      ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
-      ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
-      ...(o.underlay ? { underlay: o.underlay } : {}),
-      log: (m) => logger.warn(m),
-    });
+    const guard = guardFor(o);
     this.loop = new LeaseLoop({ name: BACKEND_TYPE, subnetManager: o.subnetManager, logger, guard });
     this.routes = new RouteNetwork({
       kernel: o.kernel,

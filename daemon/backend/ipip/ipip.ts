@@ -23,7 +23,7 @@ import type { Lease, LeaseAttrs } from '../../lease.js';
 import type { SubnetManager } from '../../subnet/manager.js';
 import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import { LeaseLoop } from '../lease-loop.js';
-import { PeerGuard, underlayNetworks } from '../peer-guard.js';
+import { guardFor, underlayNetworks } from '../peer-guard.js';
 import { ROUTE_CHECK_INTERVAL, RouteNetwork, type PeerRoute } from '../route-network.js';
 
 export const BACKEND_TYPE = 'ipip';
@@ -162,15 +162,7 @@ export class IpipNetwork implements Network {
   readonly firstSync: Promise<void>;
 
   constructor(private readonly o: IpipNetworkOptions) {
-    const guard = new PeerGuard({
-      own: o.lease,
-      enableIPv4: true,
-      enableIPv6: false,
-      network: o.network,
-      ownAddrs: [o.lease.attrs.publicIP, ...(o.ownAddrs ?? [])],
-      ...(o.underlay ? { underlay: o.underlay } : {}),
-      log: (m) => o.logger.warn(m),
-    });
+    const guard = guardFor({ ...o, enableIPv4: true, enableIPv6: false });
     this.loop = new LeaseLoop({ name: BACKEND_TYPE, subnetManager: o.subnetManager, logger: o.logger, guard });
     this.routes = new RouteNetwork({
       kernel: o.kernel,

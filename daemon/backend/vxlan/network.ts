@@ -34,7 +34,7 @@ import type { Network } from '../backend.js';
 import type { Lease, LeaseEvent } from '../../lease.js';
 import { LeaseLoop, type LeaseHandler } from '../lease-loop.js';
 import { applyResumable, removeBestEffort } from '../op-applier.js';
-import { PeerGuard } from '../peer-guard.js';
+import { guardFor } from '../peer-guard.js';
 import { vxlanIncompat, type Neighbor, type VxlanDevice } from './device.js';
 import { describeOp, leaseNeighbor, neighborKeys, orderOps, staleOps, vtepMacClaims } from './ops.js';
 
@@ -104,17 +104,7 @@ export class VxlanNetwork implements Network, LeaseHandler {
   constructor(private readonly o: VxlanNetworkOptions) {
     const enableIPv4 = !!o.dev;
     const enableIPv6 = !!o.v6Dev;
-    const guard = new PeerGuard({
-      own: o.lease,
-      enableIPv4,
-      enableIPv6,
-      ...(o.network ? { network: o.network } : {}),
-      ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
-      ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
-      ...(o.underlay ? { underlay: o.underlay } : {}),
-      claims: (l) => vtepMacClaims(l, { v4: enableIPv4, v6: enableIPv6 }),
-      log: (m) => o.logger.warn(m),
-    });
+    const guard = guardFor({ ...o, enableIPv4, enableIPv6 }, (l) => vtepMacClaims(l, { v4: enableIPv4, v6: enableIPv6 }));
     this.loop = new LeaseLoop({
       name: 'vxlan',
       subnetManager: o.subnetManager,

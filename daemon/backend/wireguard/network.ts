@@ -20,7 +20,7 @@ import { leaseKey, type Lease, type LeaseEvent } from '../../lease.js';
 import type { SubnetManager } from '../../subnet/manager.js';
 import type { Network } from '../backend.js';
 import { LeaseLoop, type LeaseHandler } from '../lease-loop.js';
-import { PeerGuard } from '../peer-guard.js';
+import { guardFor } from '../peer-guard.js';
 import { BACKEND_TYPE, parseLeaseData, type WgMode } from './config.js';
 import type { PeerConfig } from './control.js';
 import type { WgDevice } from './device.js';
@@ -77,17 +77,7 @@ export class WireguardNetwork implements Network, LeaseHandler {
   readonly periodic = [{ everyMs: () => this.o.checkInterval ?? ROUTE_CHECK_INTERVAL, run: () => this.checkRoutes() }];
 
   constructor(private readonly o: WireguardNetworkOptions) {
-    const guard = new PeerGuard({
-      own: o.lease,
-      enableIPv4: o.enableIPv4,
-      enableIPv6: o.enableIPv6,
-      ...(o.network ? { network: o.network } : {}),
-      ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
-      ownAddrs: [o.lease.attrs.publicIP, o.lease.attrs.publicIPv6, ...(o.ownAddrs ?? [])],
-      ...(o.underlay ? { underlay: o.underlay } : {}),
-      claims: (l) => this.keyClaims(l),
-      log: (m) => o.logger.warn(m),
-    });
+    const guard = guardFor(o, (l) => this.keyClaims(l));
     this.loop = new LeaseLoop({ name: BACKEND_TYPE, subnetManager: o.subnetManager, logger: o.logger, guard });
     this.firstSync = this.loop.firstSync;
   }
