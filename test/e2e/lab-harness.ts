@@ -97,7 +97,8 @@ function pinger(netns: string, dst: string): Pinger {
   let text = '';
   p.stdout.on('data', (d: Buffer) => (text += d.toString()));
   p.stderr.on('data', (d: Buffer) => (text += d.toString()));
-  const exited = new Promise((r) => p.once('exit', r));
+  // 'close', not 'exit': the summary ping prints on SIGINT may still be in the pipe when it exits
+  const exited = new Promise((r) => p.once('close', r));
   return {
     replies: () => text.split('\n').filter((l) => l.includes('bytes from')).length,
     async stop() {
