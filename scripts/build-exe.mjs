@@ -5,8 +5,9 @@
 //   program its name says; flannel, bridge, host-local, loopback, cnitool and install-cni in dist/exe
 //   are HARD links to it. Hard, not symbolic: each name is then a regular file a runtime, `cp` or an
 //   image layer treats like the Go plugin it replaces, and /proc/self/exe names the link itself.
-// - dist/exe/flanneld: the daemon (daemon/main.ts), a separate file so a plugin start never loads the
-//   daemon's modules.
+// - dist/exe/flanneld: the node side, a separate file so a plugin start never loads the daemon's
+//   modules: the daemon, and flannelctl under that name (cmd/flanneld.ts dispatches on argv[0]);
+//   dist/exe/flannelctl is a hard link to it (no third ~100 MiB file for a small tool).
 // The native shim (shared/native: flock, netlink, setns) is compiled first and embedded: the generated
 // entry requires it statically (bun puts the .node file inside the executable and loads it from
 // there) and hands it to shared/native/load.ts before any program module is evaluated.
@@ -24,6 +25,7 @@
 // running while it is rebuilt keeps its old inode, and concurrent builds each work in their own dir.
 //
 //   node scripts/build-exe.mjs [--force] [flannel-cni] [flanneld]    (default: both)
+// (flannelctl is a name of flanneld: `build-exe.mjs flannelctl` builds flanneld)
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { build as esbuild } from 'esbuild';
@@ -45,7 +47,7 @@ const CNI_NAMES = ['flannel', 'bridge', 'host-local', 'loopback', 'cnitool', 'in
 /** executable → its program module (with `call`: the export to call with the build id) and its other names */
 const EXES = {
   'flannel-cni': { entry: 'cmd/flannel-cni.ts', call: 'main', links: CNI_NAMES },
-  flanneld: { entry: 'daemon/main.ts', links: [] },
+  flanneld: { entry: 'cmd/flanneld.ts', call: 'main', links: ['flannelctl'] },
 };
 /** What every build id covers besides the sources the executable bundles: the shim and this script. */
 const ALWAYS_HASHED = ['shared/native/shim.c', 'shared/native/build.mjs', 'shared/native/load.ts', 'scripts/build-exe.mjs'];
@@ -167,7 +169,9 @@ function compile(name, id, addon) {
 
 const args = process.argv.slice(2);
 const force = args.includes('--force');
-const asked = args.filter((a) => a !== '--force');
+/** a link's name → the executable it is a name of (flannelctl → flanneld) */
+const ownerOf = (a) => Object.keys(EXES).find((n) => n === a || EXES[n].links.includes(a)) ?? a;
+const asked = [...new Set(args.filter((a) => a !== '--force').map(ownerOf))];
 for (const a of asked) if (!(a in EXES)) {
   console.error(`usage: build-exe.mjs [--force] [${Object.keys(EXES).join('] [')}]`);
   process.exit(2);

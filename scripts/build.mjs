@@ -121,8 +121,9 @@ if (only.length === 0 || ['host-local', 'bridge', 'flannel', 'loopback', 'flanne
     if (existsSync(join(root, script))) spawnSync(process.execPath, [join(root, script), join(outDir, file)], { stdio: 'inherit' });
   }
 }
-// The self-contained executables that carry the parts asked (build-exe skips those already up to date).
-const EXE_OF = { 'host-local': 'flannel-cni', loopback: 'flannel-cni', bridge: 'flannel-cni', flannel: 'flannel-cni', cnitool: 'flannel-cni', 'install-cni': 'flannel-cni', flanneld: 'flanneld' };
+// The self-contained executables that carry the parts asked (build-exe skips those already up to date):
+// the CNI programs are names of flannel-cni, flannelctl a name of flanneld (cmd/flanneld.ts).
+const EXE_OF = { 'host-local': 'flannel-cni', loopback: 'flannel-cni', bridge: 'flannel-cni', flannel: 'flannel-cni', cnitool: 'flannel-cni', 'install-cni': 'flannel-cni', flanneld: 'flanneld', flannelctl: 'flanneld' };
 const exes = [...new Set((only.length === 0 ? Object.keys(EXE_OF) : only).map((p) => EXE_OF[p]).filter(Boolean))];
 if (!nodeOnly && exes.length > 0) {
   const r = spawnSync(process.execPath, [join(root, 'scripts/build-exe.mjs'), ...exes], { stdio: 'inherit' });

@@ -10,8 +10,8 @@ export const NODE_BIN = join(ROOT, 'dist/bin');
 /** The self-contained executables (`npm run build`, scripts/build-exe.mjs): no Node needed to run them. */
 export const EXE_BIN = join(ROOT, 'dist/exe');
 
-/** The names dist/exe has (the CNI multi-call file's links, and flanneld). */
-export const EXE_NAMES: ReadonlySet<string> = new Set(['flannel', 'bridge', 'host-local', 'loopback', 'cnitool', 'install-cni', 'flanneld']);
+/** The names dist/exe has (the CNI multi-call file's links, and flanneld with its link flannelctl). */
+export const EXE_NAMES: ReadonlySet<string> = new Set(['flannel', 'bridge', 'host-local', 'loopback', 'cnitool', 'install-cni', 'flanneld', 'flannelctl']);
 
 /**
  * Which build the integration and e2e suites exec: the self-contained executables (the default, what

@@ -1,6 +1,6 @@
-// The built dist/bin/flanneld, run inside a network namespace of our own (with its own etcd there,
+// The built flanneld (dist/exe/flanneld; FLANNEL_TEST_BUILD=node: dist/bin/flanneld), run inside a network namespace of our own (with its own etcd there,
 // since 127.0.0.1 in a netns is that namespace's loopback), with the alloc backend.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +8,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasEtcd, startEtcd, type TestEtcd } from '../../helpers/etcd.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
 import { until } from '../../helpers/until.js';
-import { hasDataDir } from './daemon-harness.js';
+import { buildFlanneld, FLANNELD, hasDataDir } from './daemon-harness.js';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
-const FLANNELD = join(ROOT, 'dist', 'bin', 'flanneld');
 const SEED_ALLOC = '{"Network":"10.0.0.0/8","SubnetLen":20,"SubnetMin":"10.10.0.0","SubnetMax":"10.99.0.0","Backend":{"Type":"alloc"}}';
 
 interface Daemon {
@@ -47,7 +45,7 @@ describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built) with the alloc backe
   };
 
   beforeAll(async () => {
-    execFileSync('node', [join(ROOT, 'scripts', 'build.mjs'), 'flanneld'], { stdio: 'pipe' });
+    buildFlanneld();
     ns = createNetns('fld');
     // a veth pair with both ends in the namespace stands in for the host's NIC (needs no dummy kernel module)
     ns.exec(['ip', 'link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'ext1']);

@@ -11,14 +11,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasEtcd, startEtcd, type TestEtcd } from '../../helpers/etcd.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { FLANNELD } from './daemon-harness.js';
+import { buildFlanneld, FLANNELD } from './daemon-harness.js';
 
-describe.skipIf(!hasEtcd || !canUseNetns || !existsSync(FLANNELD))('flanneld (built) without its backend data path', () => {
+describe.skipIf(!hasEtcd || !canUseNetns)('flanneld (built) without its backend data path', () => {
   let ns: Netns;
   let etcd: TestEtcd;
   let dir: string;
 
   beforeAll(async () => {
+    buildFlanneld();
     ns = createNetns('fwg');
     ns.exec(['ip', 'link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'ext1']);
     ns.exec(['ip', 'addr', 'add', '10.50.0.2/24', 'dev', 'ext0']);
