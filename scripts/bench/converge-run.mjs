@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
-import { launcherFlags, monitorRoutes, peerIP, peerMac, peerNet, percentile, ROOT, rssMiB, runtimeOf } from './lib.mjs';
+import { launcherFlags, monitorRoutes, peerIP, peerMac, peerNet, percentile, ROOT, rssMiB, runtimeFloors, runtimeOf } from './lib.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -196,20 +196,27 @@ for (const kernel of kernels) {
   }
 }
 etcd.close();
+// the runtimes' own share, measured now (lib.mjs runtimeFloors): node with the daemon's launcher flags
+const floors = await runtimeFloors({ nodeFlags: launcherFlags(join(ROOT, 'dist', 'bin', 'flanneld')) });
 
 const fx = (x, d = 1) => (x === undefined ? '-' : x.toFixed(d));
 console.log(`\nflanneld runtime: ${runtimeOf(o.flanneld)}`);
 if (!haveChooser && !o.kernels) console.log('note: flanneld does not choose its kernel adapter through shared/kernel/create.ts (FLANNEL_KERNEL) yet: its default (iproute2) only');
-console.log('\n| kernel | peers N | start → all N routes (ms), runs | median | one event p50 (ms) | p99 (ms) | max (ms) | deleted route back (ms) | RSS after (MiB) |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+const mem = (m) => (m ? `${fx(m.rss)} | ${fx(m.anon)} / ${fx(m.file)}` : '- | -');
+console.log(`load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+console.log('\n| runtime floor | RSS (MiB) | anon / file |');
+console.log('|---|---|---|');
+for (const f of floors) console.log(`| ${f.label} | ${f.missing ? `${f.missing} | -` : mem(f)} |`);
+console.log('\n| kernel | peers N | start → all N routes (ms), runs | median | one event p50 (ms) | p99 (ms) | max (ms) | deleted route back (ms) | RSS after (MiB) | anon / file |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const { kname, n, converge, lat, repair, rss } of rows) {
   console.log(
-    `| ${kname} | ${n} | ${converge.map((x) => x.toFixed(0)).join(', ')} | ${fx(percentile(converge, 0.5))} | ${fx(percentile(lat, 0.5))} | ${fx(percentile(lat, 0.99))} | ${fx(lat.length ? Math.max(...lat) : undefined)} | ${repair === undefined ? 'n/a (not within 5 s)' : fx(repair)} | ${rss ? fx(rss.rss) : '-'} |`,
+    `| ${kname} | ${n} | ${converge.map((x) => x.toFixed(0)).join(', ')} | ${fx(percentile(converge, 0.5))} | ${fx(percentile(lat, 0.5))} | ${fx(percentile(lat, 0.99))} | ${fx(lat.length ? Math.max(...lat) : undefined)} | ${repair === undefined ? 'n/a (not within 5 s)' : fx(repair)} | ${mem(rss)} |`,
   );
 }
 if (putRows.length > 0) {
-  console.log(`\n| kernel | ${puts} leases put while running: puts took (ms) | all routes (ms) | ratio | RSS after (MiB) |`);
-  console.log('|---|---|---|---|---|');
-  for (const p of putRows) console.log(`| ${p.kname} | ${p.puts.toFixed(0)} | ${p.all.toFixed(0)} | ${(p.all / p.puts).toFixed(2)}× | ${fx(p.rss.rss)} |`);
+  console.log(`\n| kernel | ${puts} leases put while running: puts took (ms) | all routes (ms) | ratio | RSS after (MiB) | anon / file |`);
+  console.log('|---|---|---|---|---|---|');
+  for (const p of putRows) console.log(`| ${p.kname} | ${p.puts.toFixed(0)} | ${p.all.toFixed(0)} | ${(p.all / p.puts).toFixed(2)}× | ${mem(p.rss)} |`);
 }
 console.log(`\ntargets: 5000 peers <= 1000 ms from start; one event p99 <= 5 ms; deleted route back <= 1000 ms; puts while running <= 1.2× the puts (${events} events per N)`);

@@ -2,7 +2,15 @@
 // Benchmark: flanneld start-up with many existing leases in etcd, its memory, and the delay from a
 // lease put to the daemon's event. Prints a table.
 //
-//   node scripts/bench/leases.mjs [counts...]      (default: 1000 5000; 0 is allowed; needs `etcd` and a built dist/bin/flanneld)
+//   node scripts/bench/leases.mjs [counts...]      (default: 1000 5000; 0 is allowed; needs `etcd` and `npm run build`)
+//
+// The flanneld measured is the shipped one, dist/exe/flanneld (dist/bin/flanneld, the Node-script build,
+// when there is no dist/exe). BENCH_FLANNELD="dist/exe/flanneld dist/bin/flanneld" measures each of
+// these launchers, interleaved count by count; BENCH_ROUNDS=3 repeats the whole sequence and prints
+// medians (each round's RSS listed). The table starts with the runtime floors, measured in the same
+// run (scripts/bench/lib.mjs runtimeFloors: a bare bun-compiled program, an idle node with the
+// launcher's flags), and splits every RSS into anonymous (what the process allocated) and file-backed
+// (the executable's pages: the runtime's code, and for a compiled flanneld its embedded bundle).
 //
 // BENCH_MEMORY_LIMIT_MIB=50 runs each flanneld in a memory cgroup with that hard limit (what systemd's
 // MemoryMax= sets; cgroup v2 memory.max, or v1 memory.limit_in_bytes), and reports how it ended: a
@@ -24,11 +32,15 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { b64, closeHttp, mapLimit, percentile, post, reexecInOwnNetns, ROOT, rssMiB, runtimeOf, sleep, startEtcd } from './lib.mjs';
+import { b64, closeHttp, launcherFlags, mapLimit, percentile, post, reexecInOwnNetns, ROOT, rssMiB, runtimeFloors, runtimeOf, sleep, startEtcd } from './lib.mjs';
 
 reexecInOwnNetns(import.meta.url, 'BENCH_LEASES_NETNS', 'fl-bl');
 
-const FLANNELD = join(ROOT, 'dist', 'bin', 'flanneld');
+const NODE_BUILD = join(ROOT, 'dist', 'bin', 'flanneld');
+const SHIPPED = existsSync(join(ROOT, 'dist', 'exe', 'flanneld')) ? join(ROOT, 'dist', 'exe', 'flanneld') : NODE_BUILD;
+const launchers = (process.env.BENCH_FLANNELD ?? '').split(/\s+/).filter(Boolean).map((l) => (l.startsWith('/') ? l : join(ROOT, l)));
+if (launchers.length === 0) launchers.push(SHIPPED);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 const counts = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n >= 0);
 if (counts.length === 0) counts.push(1000, 5000);
 const PUT_SAMPLES = 20;
@@ -80,8 +92,8 @@ function makeCgroup(name, limitMiB) {
 }
 const readNum = (f) => { try { return Number(readFileSync(f, 'utf8')) / 1024 / 1024; } catch { return NaN; } };
 
-async function runOne(etcd, dir, n) {
-  const prefix = `/bench${n}`;
+async function runOne(etcd, dir, n, launcher, tag) {
+  const prefix = `/bench${n}-${tag}`;
   const t0 = Date.now();
   await populate(etcd.port, prefix, n);
   const populateMs = Date.now() - t0;
@@ -91,12 +103,12 @@ async function runOne(etcd, dir, n) {
   const start = performance.now();
   // BENCH_NODE_FLAGS="--max-semi-space-size=1" runs the bundle under node with those flags instead
   const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  let [cmd, pre] = nodeFlags.length ? [process.execPath, [...nodeFlags, `${FLANNELD}.mjs`]] : [FLANNELD, []];
+  let [cmd, pre] = nodeFlags.length ? [process.execPath, [...nodeFlags, `${NODE_BUILD}.mjs`]] : [launcher, []];
   if (process.env.BENCH_COLD_NODE === '1') {
-    [cmd, pre] = [coldNode(dir), [...(nodeFlags.length ? nodeFlags : launcherFlags()), `${FLANNELD}.mjs`]];
+    [cmd, pre] = [coldNode(dir), [...(nodeFlags.length ? nodeFlags : launcherFlags(NODE_BUILD)), `${NODE_BUILD}.mjs`]];
   }
   // with a limit: a shell joins the cgroup, then execs flanneld, so every byte flanneld uses is charged
-  const cg = LIMIT_MIB > 0 ? makeCgroup(`fl-bench-${process.pid}-${n}`, LIMIT_MIB) : undefined;
+  const cg = LIMIT_MIB > 0 ? makeCgroup(`fl-bench-${process.pid}-${n}-${tag}`, LIMIT_MIB) : undefined;
   if (cg) [cmd, pre] = ['/bin/sh', ['-c', `echo $$ > ${cg.dir}/cgroup.procs && exec "$@"`, 'sh', cmd, ...pre]];
   // BENCH_FLANNELD_NODE_OPTIONS="--max-old-space-size=64": NODE_OPTIONS for flanneld only, not the bench
   const env = { ...process.env };
@@ -104,7 +116,7 @@ async function runOne(etcd, dir, n) {
   const p = spawn(
     cmd,
     [
-      ...pre,'--etcd-endpoints', `http://127.0.0.1:${etcd.port}`, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', '10.255.255.1', '--subnet-file', join(dir, `subnet-${n}.env`), '--data-dir', join(dir, 'data')],
+      ...pre,'--etcd-endpoints', `http://127.0.0.1:${etcd.port}`, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', '10.255.255.1', '--subnet-file', join(dir, `subnet-${n}-${tag}.env`), '--data-dir', join(dir, `data-${tag}`)],
     { stdio: ['ignore', 'ignore', 'pipe'], env },
   );
   p.stderr.on('data', (c) => {
@@ -122,7 +134,7 @@ async function runOne(etcd, dir, n) {
     // V8's own heap-limit line if there is one (a native stack trace follows it), else the last line
     const lines = err.trim().split('\n').filter(Boolean);
     const last = lines.find((l) => l.includes('FATAL ERROR')) ?? lines.slice(-1)[0] ?? '(nothing on stderr)';
-    const row = { n, populateMs, died: `${when}: ${signal ?? `exit ${code}`}, OOM kills ${cg.oomKills()}, stderr: ${last.slice(0, 100)}`, cgPeak: cg.peak() };
+    const row = { n, launcher, populateMs, died: `${when}: ${signal ?? `exit ${code}`}, OOM kills ${cg.oomKills()}, stderr: ${last.slice(0, 100)}`, cgPeak: cg.peak() };
     removeCgroup(cg);
     return row;
   };
@@ -161,14 +173,18 @@ async function runOne(etcd, dir, n) {
   const { code } = await exited;
   if (cg) removeCgroup(cg);
   delays.sort((a, b) => a - b);
+  // the larger of the two readings, with its own parts (anon + file of one reading add up to its RSS)
+  const m = memAfter.rss > mem.rss ? memAfter : mem;
   return {
     n,
+    launcher,
     populateMs,
     readyMs: marks.ready - start,
     startToSnapshotMs: marks.snapshot - start,
     snapshotMs: marks.snapshot - marks.ready,
-    rss: Math.max(mem.rss, memAfter.rss),
-    anon: Math.max(mem.anon, memAfter.anon),
+    rss: m.rss,
+    anon: m.anon,
+    file: m.file,
     hwm: memAfter.hwm,
     p50: delays[Math.floor(delays.length / 2)], // the upper median, as this table has always reported it
     p95: percentile(delays, 0.95),
@@ -176,9 +192,6 @@ async function runOne(etcd, dir, n) {
     cgPeak,
   };
 }
-
-/** The node flags of the daemon's launcher (its shebang line). */
-const launcherFlags = () => readFileSync(FLANNELD, 'utf8').split('\n')[0].split(' ').filter((a) => a.startsWith('--'));
 
 /** A copy of the node binary with none of its pages in the page cache (the first reader is charged them). */
 function coldNode(dir) {
@@ -206,8 +219,15 @@ if (spawnSync('etcd', ['--version']).status !== 0) {
 const dir = mkdtempSync(join(tmpdir(), 'bench-leases-'));
 const etcd = await startEtcd(dir);
 const rows = [];
+let floors;
 try {
-  for (const n of counts) rows.push(await runOne(etcd, dir, n));
+  // the floors first, on a machine as loaded as it is for flanneld
+  floors = await runtimeFloors({ nodeFlags: launcherFlags(NODE_BUILD) });
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const n of counts) {
+      for (const [i, l] of launchers.entries()) rows.push(await runOne(etcd, dir, n, l, `${round}-${i}`));
+    }
+  }
 } finally {
   await etcd.stop();
   closeHttp();
@@ -215,36 +235,46 @@ try {
   if (cgMount && spawnSync('umount', [cgMount]).status === 0) rmdirSync(cgMount);
 }
 
-/** The floor: an idle node process with the daemon's flags (the launcher's shebang), nothing loaded. */
-async function idleNode() {
-  const flags = launcherFlags();
-  const p = spawn(process.execPath, [...flags, '-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
-  await sleep(1500);
-  const m = rssMiB(p.pid);
-  p.kill('SIGTERM');
-  return { flags, ...m };
-}
-const floor = await idleNode();
-
-const f = (x, d = 0) => x.toFixed(d);
+const f = (x, d = 0) => (x === undefined || Number.isNaN(x) ? '' : x.toFixed(d));
+const median = (xs) => {
+  const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
+  return s.length === 0 ? undefined : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const limitNote = LIMIT_MIB > 0 ? `, in a memory cgroup limited to ${LIMIT_MIB} MiB` : '';
 const coldNote = process.env.BENCH_COLD_NODE === '1' ? ', node binary cold (not in the page cache)' : '';
-const runtime = process.env.BENCH_NODE_FLAGS ? `node ${process.version} ${process.env.BENCH_NODE_FLAGS}` : runtimeOf(FLANNELD);
-console.log(`flanneld (alloc backend), runtime ${runtime}, with existing leases in etcd${limitNote}${coldNote}${process.env.BENCH_FLANNELD_NODE_OPTIONS ? `, NODE_OPTIONS=${process.env.BENCH_FLANNELD_NODE_OPTIONS}` : ''}`);
-console.log('| leases | start→lease+subnet.env (ms) | snapshot processed (ms) | start→snapshot (ms) | RSS (MiB) | of which anonymous | peak RSS (MiB) | cgroup peak (MiB) | put→event p50 / p95 (ms) | exit on SIGTERM |');
-console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-console.log(`| idle node ${floor.flags.join(' ')} (floor) | | | | ${f(floor.rss, 1)} | ${f(floor.anon, 1)} | ${f(floor.hwm, 1)} | | | |`);
-for (const r of rows) {
-  if (r.died) {
-    console.log(`| ${r.n} | died ${r.died} | | | | | | ${r.cgPeak === undefined ? '' : f(r.cgPeak, 1)} | | |`);
-    continue;
-  }
-  console.log(`| ${r.n} | ${f(r.readyMs)} | ${f(r.snapshotMs)} | ${f(r.startToSnapshotMs)} | ${f(r.rss, 1)} | ${f(r.anon, 1)} | ${f(r.hwm, 1)} | ${r.cgPeak === undefined ? '' : f(r.cgPeak, 1)} | ${f(r.p50, 1)} / ${f(r.p95, 1)} | ${r.exit} |`);
+const runtimeName = (l) => (process.env.BENCH_NODE_FLAGS ? `node ${process.version} ${process.env.BENCH_NODE_FLAGS}` : runtimeOf(l));
+const loadNote = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+console.log(`flanneld (alloc backend) with existing leases in etcd${limitNote}${coldNote}${process.env.BENCH_FLANNELD_NODE_OPTIONS ? `, NODE_OPTIONS=${process.env.BENCH_FLANNELD_NODE_OPTIONS}` : ''}; ${ROUNDS > 1 ? `medians of ${ROUNDS} rounds, ` : ''}load average at the end ${loadNote}`);
+for (const l of launchers) console.log(`- ${l.replace(`${ROOT}/`, '')}: ${runtimeName(l)}`);
+console.log('\n| flanneld | leases | start→lease+subnet.env (ms) | snapshot processed (ms) | start→snapshot (ms) | RSS (MiB) | anon / file | above its runtime floor | peak RSS (MiB) | cgroup peak (MiB) | put→event p50 / p95 (ms) | exit on SIGTERM |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const fl of floors) {
+  if (fl.missing) console.log(`| ${fl.label} | | | | | ${fl.missing} | | | | | | |`);
+  else console.log(`| ${fl.label} | | | | | ${f(fl.rss, 1)} | ${f(fl.anon, 1)} / ${f(fl.file, 1)} | | ${f(fl.hwm, 1)} | | | |`);
 }
-const at5000 = rows.find((r) => r.n === 5000 && !r.died);
-const at0 = rows.find((r) => r.n === 0 && !r.died);
-if (at0) console.log(`\nidle target (issue 13): RSS ≤ 35 MiB → ${f(at0.rss, 1)} MiB ${at0.rss <= 35 ? 'ok' : 'MISSED'}`);
-if (at5000) {
-  console.log(`5000-peer target (issue 13): RSS ≤ 50 MiB → ${f(at5000.rss, 1)} MiB ${at5000.rss <= 50 ? 'ok' : 'MISSED'}`);
-  console.log(`\ntargets at 5000: peak RSS ≤ 96 MiB → ${f(at5000.hwm, 1)} MiB ${at5000.hwm <= 96 ? 'ok' : 'MISSED'}; snapshot ≤ 1000 ms → ${f(at5000.snapshotMs)} ms ${at5000.snapshotMs <= 1000 ? 'ok' : 'MISSED'}`);
+/** the floor of the runtime that runs launcher l: bun's for a compiled executable, node's for a script */
+const floorOf = (l) => floors.find((x) => !x.missing && (runtimeName(l).startsWith('self-contained') ? x.label.startsWith('bare bun') : x.label.startsWith('idle node')));
+const summary = [];
+for (const n of counts) {
+  for (const l of launchers) {
+    const rs = rows.filter((r) => r.n === n && r.launcher === l);
+    const name = l.replace(`${ROOT}/`, '');
+    for (const r of rs.filter((x) => x.died)) console.log(`| ${name} | ${n} | died ${r.died} | | | | | | | ${r.cgPeak === undefined ? '' : f(r.cgPeak, 1)} | | |`);
+    const ok = rs.filter((r) => !r.died);
+    if (ok.length === 0) continue;
+    const md = (k) => median(ok.map((r) => r[k]));
+    const rss = md('rss');
+    const floor = floorOf(l);
+    const each = ok.length > 1 ? ` (${ok.map((r) => f(r.rss, 1)).join(', ')})` : '';
+    console.log(`| ${name} | ${n} | ${f(md('readyMs'))} | ${f(md('snapshotMs'))} | ${f(md('startToSnapshotMs'))} | ${f(rss, 1)}${each} | ${f(md('anon'), 1)} / ${f(md('file'), 1)} | ${floor ? `+${f(rss - floor.rss, 1)}` : ''} | ${f(md('hwm'), 1)} | ${f(md('cgPeak'), 1)} | ${f(md('p50'), 1)} / ${f(md('p95'), 1)} | ${ok.map((r) => r.exit).join(',')} |`);
+    summary.push({ name, n, rss, hwm: md('hwm'), snapshotMs: md('snapshotMs') });
+  }
+}
+console.log('');
+for (const s of summary) {
+  if (s.n === 0) console.log(`${s.name}: idle target (issue 13): RSS ≤ 35 MiB → ${f(s.rss, 1)} MiB ${s.rss <= 35 ? 'ok' : 'MISSED'}`);
+  if (s.n === 5000) {
+    console.log(`${s.name}: 5000-peer target (issue 13): RSS ≤ 50 MiB → ${f(s.rss, 1)} MiB ${s.rss <= 50 ? 'ok' : 'MISSED'}`);
+    console.log(`${s.name}: targets at 5000: peak RSS ≤ 96 MiB → ${f(s.hwm, 1)} MiB ${s.hwm <= 96 ? 'ok' : 'MISSED'}; snapshot ≤ 1000 ms → ${f(s.snapshotMs)} ms ${s.snapshotMs <= 1000 ? 'ok' : 'MISSED'}`);
+  }
 }

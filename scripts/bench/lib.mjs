@@ -2,7 +2,8 @@
 // etcd's gateway and the API-server double, `ip monitor route` timing, RSS from /proc, percentiles and
 // the synthetic vxlan peers. Plain ESM so the scripts run with node alone (no build, no typecheck).
 import { spawn, spawnSync } from 'node:child_process';
-import { openSync, readFileSync, readSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -109,11 +110,58 @@ export async function startEtcd(dir) {
   }
 }
 
-/** A process's resident memory now, its peak, and the anonymous part of now, in MiB. */
+/**
+ * A process's resident memory now (VmRSS), its peak (VmHWM), and now's parts, in MiB: anonymous (heap,
+ * stacks, the runtime's and our allocations: what the process itself made) and file-backed (the
+ * executable's and libraries' pages it touched: shared with every other process mapping the same file).
+ */
 export function rssMiB(pid) {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k) => Number(s.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024, shmem: kb('RssShmem') / 1024 };
+}
+
+export const BUN = join(ROOT, 'node_modules', '.bin', 'bun');
+
+/**
+ * The runtime floors, measured now beside our numbers: what each runtime holds before a line of ours
+ * runs. `bun`: a program that only keeps its event loop alive, compiled into a temp dir exactly as
+ * scripts/build-exe.mjs compiles flanneld (`bun build --compile --bytecode --format=cjs --target=bun`);
+ * `node`: an idle `node <nodeFlags> -e` with the daemon's launcher flags. Each is left idle `settleMs`
+ * (as the benches leave flanneld) and read like flanneld (rssMiB). A runtime that is not there (no
+ * node_modules/.bin/bun, a failed compile) is a row saying so, not a failure. `wrap` prefixes each
+ * command (e.g. ['ip', 'netns', 'exec', ns]) so that the floor runs where flanneld runs.
+ */
+export async function runtimeFloors({ nodeFlags = [], settleMs = 1500, wrap = [] } = {}) {
+  const rows = [];
+  const idle = 'setInterval(() => {}, 1 << 30);';
+  const measure = async (label, cmd, args) => {
+    const p = spawn(wrap[0] ?? cmd, [...wrap.slice(1), ...(wrap.length ? [cmd] : []), ...args], { stdio: 'ignore' });
+    const exited = new Promise((r) => p.once('exit', r));
+    await sleep(settleMs);
+    // under `ip netns exec` the measured process is exec'd in place: same pid
+    const m = p.exitCode === null && p.signalCode === null ? rssMiB(p.pid) : undefined;
+    p.kill('SIGTERM');
+    await exited;
+    rows.push(m ? { label, ...m } : { label, missing: 'exited before it was measured' });
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'bench-floor-'));
+  try {
+    const v = spawnSync(BUN, ['--version'], { encoding: 'utf8' });
+    if (v.status === 0) {
+      writeFileSync(join(dir, 'bare.entry.ts'), `${idle}\n`);
+      const out = join(dir, 'bare');
+      const b = spawnSync(BUN, ['build', '--compile', '--bytecode', '--format=cjs', '--target=bun', join(dir, 'bare.entry.ts'), '--outfile', out], { encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } });
+      if (b.status === 0) await measure(`bare bun ${v.stdout.trim()} compiled program (floor)`, out, []);
+      else rows.push({ label: 'bare bun compiled program (floor)', missing: `bun build failed: ${(b.stderr || b.stdout).trim().split('\n').pop()}` });
+    } else {
+      rows.push({ label: 'bare bun compiled program (floor)', missing: `${BUN} does not run` });
+    }
+    await measure(`idle node ${process.version} ${nodeFlags.join(' ')} (floor)`.replace('  ', ' '), process.execPath, [...nodeFlags, '-e', idle]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
 }
 
 /** The q-quantile (0 < q ≤ 1) of xs, nearest rank; undefined for no samples. */
@@ -206,7 +254,12 @@ export function runtimeOf(launcher) {
   const n = readSync(fd, head, 0, head.length, 0);
   closeSync(fd);
   const first = head.subarray(0, n).toString('latin1').split('\n')[0];
-  if (!first.startsWith('#!')) return 'self-contained executable';
+  if (!first.startsWith('#!')) {
+    // a bun-compiled executable answers as the bun it was built with when BUN_BE_BUN is set
+    const v = spawnSync(launcher, ['--version'], { encoding: 'utf8', env: { ...process.env, BUN_BE_BUN: '1' }, timeout: 5000 });
+    const version = v.status === 0 ? v.stdout.trim() : '';
+    return /^\d+\.\d+\.\d+/.test(version) ? `self-contained executable (bun ${version} --compile --bytecode)` : 'self-contained executable';
+  }
   const words = first.slice(2).trim().split(/\s+/).filter((w) => w !== '/usr/bin/env' && w !== '-S');
   const [interp, ...flags] = words;
   const name = interp?.split('/').pop() ?? '?';
