@@ -2,20 +2,21 @@
 // (vxlan on a veth, ext0 = 10.50.0.2) against the API-server double, which runs in this process. The
 // namespace reaches the double through a two-hop relay (127.0.0.1:<port> in the namespace → a Unix
 // socket → the double on this namespace's loopback), so nothing is added to the machine's network.
-// FLANNELD_KUBE_BIN names another flanneld build to run (default dist/bin/flanneld).
+// FLANNELD_KUBE_BIN names another flanneld build to run (default the test build's: dist/exe/flanneld,
+// or dist/bin/flanneld with FLANNEL_TEST_BUILD=node, built here).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNetns, canUseNetns, type Netns } from '../../helpers/netns.js';
 import { until } from '../../helpers/until.js';
 import { FLANNEL_USER, startApiServer, type ApiServerDouble } from '../../kube-apiserver/server.js';
+import { buildFlanneld, FLANNELD } from '../daemon/daemon-harness.js';
 import { P, peerAnnotations } from './manager-harness.js';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
-const BIN = process.env.FLANNELD_KUBE_BIN || join(ROOT, 'dist', 'bin', 'flanneld');
+const BIN = process.env.FLANNELD_KUBE_BIN || FLANNELD;
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -49,6 +50,9 @@ async function relay(ns: Netns, dir: string, port: number): Promise<void> {
 }
 
 describe.skipIf(!canUseNetns)('flanneld --kube-subnet-mgr (built) against the API-server double', () => {
+  beforeAll(() => {
+    if (!process.env.FLANNELD_KUBE_BIN) buildFlanneld();
+  });
   it('in-cluster over HTTPS with RBAC: takes its podCIDR, writes subnet.env, patches its annotations and the condition, programs a peer added later', async () => {
     // as the DaemonSet runs it: in-cluster config over HTTPS, the service account's token and CA,
     // kube-flannel's ClusterRole only, the node name from the pod
