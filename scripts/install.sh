@@ -6,7 +6,7 @@
 #
 #   --prefix ROOT      install under ROOT: plugins into ROOT/opt/cni/bin, flanneld into ROOT/usr/local/bin
 #   --cni-bin-dir DIR  where the CNI plugins go (default ROOT/opt/cni/bin)
-#   --bin-dir DIR      where flanneld goes (default ROOT/usr/local/bin); --bin-dir '' skips flanneld
+#   --bin-dir DIR      where flanneld and flannelctl go (default ROOT/usr/local/bin); '' skips them
 #   --plugins LIST     comma-separated CNI names (default flannel; "all" = flannel,bridge,host-local,loopback)
 #   --from DIR         the built executables (default: dist/exe beside this script)
 #
@@ -16,6 +16,7 @@
 # temporary name and renamed over the old file. rename(2) is atomic: a runtime exec'ing /opt/cni/bin/
 # flannel meanwhile runs the old file or the new one, never half of one, and an old process keeps its
 # inode. A name that already carries the same build (size + the build line at its end) is left alone.
+# flanneld is the same kind of file for the node side: flannelctl is a hard link to it, made the same way.
 set -eu
 
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -89,5 +90,5 @@ install_names() {
 install_names "$src" "$cni_bin_dir" $(echo "$plugins" | tr ',' ' ')
 if [ -n "$bin_dir" ]; then
   [ -f "$from/flanneld" ] || { echo "install.sh: $from/flanneld not found: run npm run build first (or --bin-dir '' to skip it)" >&2; exit 1; }
-  install_names "$from/flanneld" "$bin_dir" flanneld
+  install_names "$from/flanneld" "$bin_dir" flanneld flannelctl
 fi
