@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canUseNetns, createNetns, type Netns } from '../../helpers/netns.js';
+import { hasEtcd, startEtcd } from '../../helpers/etcd.js';
 import { EXE_BIN, NODE_BIN, ROOT } from '../../helpers/paths.js';
 import { ensureBuilt, guardRootNetns, tempDir, writeSubnetEnv } from '../flannel/helpers.js';
 
@@ -43,9 +44,9 @@ interface Call {
  * One CNI call of `bin` in `host`'s netns with a bare env; with `noNode`, inside a private mount
  * namespace where Node is hidden.
  */
-function call(bin: string, host: Netns, env: Record<string, string>, stdin: string, noNode: boolean): Call {
+function call(bin: string, host: Netns, env: Record<string, string>, stdin: string, noNode: boolean, args: string[] = []): Call {
   const envArgs = Object.entries({ PATH, ...env }).map(([k, v]) => `${k}=${v}`);
-  const run = ['nsenter', `--net=${host.path}`, '--', 'env', '-i', ...envArgs, bin];
+  const run = ['nsenter', `--net=${host.path}`, '--', 'env', '-i', ...envArgs, bin, ...args];
   const r = noNode
     ? spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', [...hideNode(), 'exec "$@"'].join('\n'), 'sh', ...run], { input: stdin, encoding: 'utf8' })
     : spawnSync(run[0]!, run.slice(1), { input: stdin, encoding: 'utf8' });
@@ -112,5 +113,37 @@ describe.skipIf(!canUseNetns || !haveUnshare)('the compiled chain with Node unav
     expect(call(join(NODE_BIN, 'loopback'), host, { CNI_COMMAND: 'VERSION' }, '', false).code).toBe(0);
     expect(call(join(NODE_BIN, 'loopback'), host, { CNI_COMMAND: 'VERSION' }, '', true).code).not.toBe(0);
     expect(call(join(EXE_BIN, 'loopback'), host, { CNI_COMMAND: 'VERSION' }, '', true)).toMatchObject({ code: 0 });
+  });
+});
+
+// flannelctl is a name of the compiled flanneld (cmd/flanneld.ts dispatches on argv[0]): it needs no
+// Node either, and prints what the Node-script flannelctl prints.
+describe.skipIf(!canUseNetns || !haveUnshare || !hasEtcd)('flannelctl (a link to the compiled flanneld) with Node unavailable', () => {
+  it('--help and leases run and print what the Node-script build prints', async () => {
+    ensureBuilt('flannelctl');
+    const host = createNetns('nn-ctl');
+    const etcd = await startEtcd({ netns: host.name });
+    try {
+      etcd.ctl(['put', '/coreos.com/network/config', '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}']);
+      etcd.ctl(['put', '/coreos.com/network/subnets/10.244.7.0-24', '{"PublicIP":"10.50.0.7","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:58:0a:f4:07:00"}}']);
+      const both = (args: string[]) => ({
+        node: call(join(NODE_BIN, 'flannelctl'), host, {}, '', false, args),
+        exe: call(join(EXE_BIN, 'flannelctl'), host, {}, '', true, args),
+      });
+      const help = both(['--help']);
+      expect(help.exe.stderr + help.exe.stdout).toContain('Usage: flannelctl');
+      expect(help.exe).toEqual(help.node);
+      const leases = both(['leases', `--etcd-endpoints=${etcd.endpoint}`, '--output=json']);
+      expect(leases.exe, leases.exe.stderr).toMatchObject({ code: 0 });
+      expect(leases.exe.stdout).toContain('"10.244.7.0/24"');
+      expect(leases.exe.stdout).toContain('10.50.0.7');
+      expect(leases.exe).toEqual(leases.node);
+      // the same file under its own name is the daemon, not flannelctl
+      const daemon = call(join(EXE_BIN, 'flanneld'), host, {}, '', true, ['--version']);
+      expect(daemon).toMatchObject({ code: 0, stderr: 'v0.1.0-ts\n' });
+    } finally {
+      await etcd.stop();
+      host.delete();
+    }
   });
 });
