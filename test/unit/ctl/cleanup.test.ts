@@ -38,6 +38,9 @@ describe('cleanup: what is ours', () => {
     expect(isFlanneldArgv(['/usr/bin/node', '--max-semi-space-size=1', '--single-threaded', '/w/dist/bin/flanneld', '--iface=eth0'])).toBe(true);
     expect(isFlanneldArgv(['node', '/w/dist/bin/flanneld.mjs'])).toBe(true);
     expect(isFlanneldArgv(['/usr/bin/node', '/w/dist/bin/flannelctl', 'cleanup'])).toBe(false);
+    // the compiled multi-call file: the same inode is the daemon as flanneld and the tool as flannelctl
+    expect(isFlanneldArgv(['/usr/local/bin/flanneld', '--iface=eth0'])).toBe(true);
+    expect(isFlanneldArgv(['/usr/local/bin/flannelctl', 'cleanup'])).toBe(false);
     expect(isFlanneldArgv(['vim', 'flanneld'])).toBe(false);
     expect(isFlanneldArgv(['/usr/bin/node', '/w/x.js', 'flanneld'])).toBe(false);
     expect(isFlanneldArgv([])).toBe(false);
