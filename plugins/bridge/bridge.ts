@@ -186,6 +186,7 @@ export async function cmdAdd(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
       if (result.ips.length === 0) throw new Error('IPAM plugin returned missing IP config');
       gw = calcGateways(result, n);
     }
+    const masq = ipamResult !== undefined && n.ipMasq ? startIPMasq(deps, await formatChainName(n.name, args.containerId), n, args, result.ips ?? [], undo) : undefined;
 
     // 2. the host side in one batch: bridge, veth (container end created in the pod netns), port flags,
     //    gateway address(es) and the MAC pin
@@ -267,10 +268,8 @@ export async function cmdAdd(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
           });
         }
       }
-      if (n.ipMasq) {
-        const chain = await formatChainName(n.name, args.containerId);
-        await setupIPMasq(deps.iptables, (result.ips ?? []).map((ipc) => ipc.address), chain, formatComment(n.name, args.containerId));
-      }
+      const masqErr = await masq;
+      if (masqErr !== undefined) throw masqErr;
     }
 
     // 4. one read for the port state and the MACs of the result; poll while the port is not up
@@ -299,6 +298,32 @@ export async function cmdAdd(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
     }
     throw err;
   }
+}
+
+/**
+ * The masquerade chain and rules (upstream sets them up last), started as soon as IPAM gave the
+ * addresses: its first exec (iptables -C) is spawned before this returns and runs beside the kernel
+ * batches rather than after them (the execs are most of an ADD's wall time). Resolves to its error
+ * (it runs beside other work; ADD reports it where upstream would). The rollback of a failed ADD
+ * awaits it, then removes the rules: a failure before that point leaves none, as upstream's order does.
+ */
+function startIPMasq(deps: BridgeDeps, chain: string, n: BridgeConf, args: CmdArgs, ips: readonly { address: string }[], undo: Array<() => Promise<void>>): Promise<Error | undefined> {
+  const addresses = ips.map((ipc) => ipc.address);
+  const comment = formatComment(n.name, args.containerId);
+  const setup = settled(setupIPMasq(deps.iptables, addresses, chain, comment));
+  undo.push(async () => {
+    await setup;
+    await teardownIPMasq(deps.iptables, addresses, chain, comment);
+  });
+  return setup;
+}
+
+/** `work`'s error as a value: for work that runs beside other work and is awaited later. */
+function settled(work: Promise<void>): Promise<Error | undefined> {
+  return work.then(
+    () => undefined,
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
 }
 
 function dnsConfSet(n: BridgeConf): boolean {
@@ -372,27 +397,31 @@ export async function cmdDel(args: CmdArgs, deps: BridgeDeps): Promise<void> {
   };
   if (args.netns === '') return release();
 
-  let addresses: string[] = [];
+  // The masquerade teardown starts once the addresses are read: its exec (spawned before the link
+  // delete is sent) runs beside the link delete, the kernel's slowest step of a DEL, and IPAM DEL.
+  // Settled before DEL returns or fails.
+  let masq: Promise<Error | undefined> | undefined;
   try {
     deps.openNetns(args.netns);
     const pod = deps.kernel.inNetns(args.netns);
     if (isLayer3 && n.ipMasq) {
       const link = (await pod.inspect([args.ifName])).get(args.ifName);
-      addresses = (link?.addrs ?? []).filter((a) => a.scope === 'global').map((a) => a.cidr);
+      const addresses = (link?.addrs ?? []).filter((a) => a.scope === 'global').map((a) => a.cidr);
+      const chain = await formatChainName(n.name, args.containerId);
+      masq = settled(teardownIPMasq(deps.iptables, addresses, chain, formatComment(n.name, args.containerId)));
     }
     await pod.deleteLink(args.ifName, { missingOk: true });
   } catch (err) {
+    await masq;
     if (err instanceof NetnsNotExistError) return release();
     if (!(err instanceof KernelError) || !isNotFound(err)) throw err;
     // the netns vanished between the check and the delete: as if it never existed
     if (!netnsGone(args.netns, deps.openNetns)) throw err;
     return release();
   }
-  await release();
-  if (isLayer3 && n.ipMasq) {
-    const chain = await formatChainName(n.name, args.containerId);
-    await teardownIPMasq(deps.iptables, addresses, chain, formatComment(n.name, args.containerId));
-  }
+  await release().finally(() => masq); // an IPAM error comes first, as upstream stops there
+  const masqErr = await masq;
+  if (masqErr !== undefined) throw masqErr;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -34,22 +34,26 @@ export async function setupIPMasq(iptables: IptablesOf, addresses: readonly stri
 }
 
 /**
- * TeardownIPMasq; missing rules and chains count as success. When the container's addresses are
- * unknown (link already gone), the chain is still removed and POSTROUTING rules jumping to it are
- * found by listing (upstream leaks them in that case).
+ * TeardownIPMasq; missing rules and chains count as success. Per family, the common case (the chain
+ * and exactly the jumps setupIPMasq made) goes in one iptables-restore transaction; when that does not
+ * apply (a jump gone, a jump of an older plugin's `-s <ip>/<prefix>` form still there) nothing changed
+ * and upstream's steps run: both jump forms deleted, the chain flushed and deleted. When the
+ * container's addresses are unknown (link already gone), the chain is still removed and POSTROUTING
+ * rules jumping to it are found by listing (upstream leaks them in that case).
  */
 export async function teardownIPMasq(iptables: IptablesOf, addresses: readonly string[], chain: string, comment: string): Promise<void> {
   const c = ['-m', 'comment', '--comment', comment];
-  const families = new Set<Family>(addresses.map((a) => parseCIDR(a).ip.family));
-  for (const a of addresses) {
-    const { ip, net } = parseCIDR(a);
-    const ipt = iptables(ip.family);
-    await ipt.deleteRule('nat', 'POSTROUTING', ['-s', formatIP(ip), '-j', chain, ...c], { missingOk: true });
-    await ipt.deleteRule('nat', 'POSTROUTING', ['-s', `${formatIP(ip)}/${net.prefix}`, '-j', chain, ...c], { missingOk: true });
-  }
-  const all: Family[] = addresses.length > 0 ? [...families] : [4, 6];
+  const parsed = addresses.map((a) => parseCIDR(a));
+  const all: Family[] = addresses.length > 0 ? [...new Set(parsed.map((p) => p.ip.family))] : [4, 6];
   for (const f of all) {
     const ipt = iptables(f);
+    const mine = parsed.filter((p) => p.ip.family === f);
+    const jumps = [...new Set(mine.map((p) => formatIP(p.ip)))].map((ip) => ({ chain: 'POSTROUTING', rule: ['-s', ip, '-j', chain, ...c] }));
+    if (jumps.length > 0 && (await ipt.dropChains('nat', [chain], jumps))) continue;
+    for (const { ip, net } of mine) {
+      await ipt.deleteRule('nat', 'POSTROUTING', ['-s', formatIP(ip), '-j', chain, ...c], { missingOk: true });
+      await ipt.deleteRule('nat', 'POSTROUTING', ['-s', `${formatIP(ip)}/${net.prefix}`, '-j', chain, ...c], { missingOk: true });
+    }
     if (addresses.length === 0) {
       const rules = await ipt.listRules('nat', 'POSTROUTING').catch(() => [] as string[]);
       for (const line of rules) {

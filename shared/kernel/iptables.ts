@@ -34,6 +34,14 @@ export interface Iptables {
    * end state of ensureChain + ensureRule for a chain that holds only our rules.
    */
   fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void>;
+  /**
+   * Removes chains owned whole and the rules jumping to them in ONE `iptables-restore --noflush`
+   * transaction (each chain flushed, each jump deleted, each chain deleted): one exec where the
+   * step-by-step way takes one per -D/-F/-X. All or nothing: resolves false, changing nothing, when
+   * the transaction does not apply (a jump is not there, another rule still jumps to a chain), for
+   * the caller to fall back to the step-by-step way, which tolerates what is missing.
+   */
+  dropChains(table: string, chains: readonly string[], jumps: readonly ChainRule[]): Promise<boolean>;
   /** Whether `table` has the chain (built-in or user-defined), read from one `-S` (go-iptables ChainExists). */
   chainExists(table: string, chain: string): Promise<boolean>;
   /** Creates the chain, or flushes it when it exists (go-iptables ClearChain: `-N`, on EEXIST `-F`). */
@@ -75,6 +83,19 @@ export function fillChainsScript(table: string, own: readonly OwnedChain[], appe
   for (const c of own) lines.push(`:${c.chain} - [0:0]`);
   for (const c of own) for (const r of c.rules) lines.push(`-A ${c.chain} ${r.map(restoreArg).join(' ')}`);
   for (const a of append) lines.push(`-A ${a.chain} ${a.rule.map(restoreArg).join(' ')}`);
+  lines.push('COMMIT');
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The iptables-restore input of dropChains: each chain declared (which flushes it), each jump
+ * deleted, then each chain deleted (it must be empty and unreferenced by then).
+ */
+export function dropChainsScript(table: string, chains: readonly string[], jumps: readonly ChainRule[]): string {
+  const lines = [`*${table}`];
+  for (const c of chains) lines.push(`:${c} - [0:0]`);
+  for (const j of jumps) lines.push(`-D ${j.chain} ${j.rule.map(restoreArg).join(' ')}`);
+  for (const c of chains) lines.push(`-X ${c}`);
   lines.push('COMMIT');
   return `${lines.join('\n')}\n`;
 }

@@ -2,7 +2,7 @@
 // errno in `code` (ENOENT for a missing chain or rule), as the exec adapter reports them.
 import type { Family } from '../../net/ip.js';
 import { KernelError, type KernelErrorCode } from '../errors.js';
-import { restoreScript, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
+import { dropChainsScript, restoreScript, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
 
@@ -143,6 +143,27 @@ export class FakeIptables implements Iptables {
       this.chain(table, chain);
     }
     t.delete(chain);
+  }
+
+  /** every dropChains() call, as dropChainsScript wrote it (applied or not) */
+  readonly drops: string[] = [];
+
+  async dropChains(table: string, chains: readonly string[], jumps: readonly ChainRule[]): Promise<boolean> {
+    this.drops.push(dropChainsScript(table, chains, jumps));
+    const copy = new Map([...this.chains(table)].map(([k, v]) => [k, v.map((r) => [...r])]));
+    for (const c of chains) copy.set(c, []);
+    for (const j of jumps) {
+      const rules = copy.get(j.chain);
+      const at = rules?.findIndex((r) => r.join('\0') === j.rule.join('\0')) ?? -1;
+      if (rules === undefined || at < 0) return false;
+      rules.splice(at, 1);
+    }
+    for (const c of chains) {
+      if ([...copy.values()].some((rules) => rules.some((r) => r.includes('-j') && r[r.indexOf('-j') + 1] === c))) return false;
+      copy.delete(c);
+    }
+    this.tables.set(table, copy);
+    return true;
   }
 
   async fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void> {

@@ -3,7 +3,7 @@
 // `--version`).
 import type { Family } from '../../net/ip.js';
 import { isExists, isNotFound, KernelError } from '../errors.js';
-import { fillChainsScript, restoreScript, versionHasRandomFully, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
+import { dropChainsScript, fillChainsScript, restoreScript, versionHasRandomFully, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
 import { spawnExec, ToolRunner, type Exec } from './exec.js';
 
 /** iptables (family 4) or ip6tables (family 6), optionally inside the network namespace at `netns`. */
@@ -28,6 +28,18 @@ class ExecIptables implements Iptables {
     const append: ChainRule[] = [];
     for (const u of unique) if (!(await this.hasRule(table, u.chain, u.rule))) append.push(u);
     await this.run(['--noflush'], 'iptables-restore', fillChainsScript(table, own, append));
+  }
+
+  async dropChains(table: string, chains: readonly string[], jumps: readonly ChainRule[]): Promise<boolean> {
+    try {
+      await this.run(['--noflush'], 'iptables-restore', dropChainsScript(table, chains, jumps));
+      return true;
+    } catch {
+      // iptables-restore exits 1 (a -D found no rule) or 4 (-X of a chain still referenced) having
+      // committed nothing. Whatever failed, the step-by-step way runs next and reports a real error
+      // (no binary, no permission) itself
+      return false;
+    }
   }
 
   async ensureChain(table: string, chain: string): Promise<void> {

@@ -49,10 +49,15 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
     ...(o.args !== undefined ? { CNI_ARGS: o.args } : {}),
   });
 
-  /** `nft -j list ruleset` of the host netns, without the metainfo */
+  /**
+   * `nft -j list ruleset` of the host netns, without the metainfo, grouped by family (order within a
+   * family kept): nft lists tables in creation order, and ours creates the ip/ip6 nat tables (ipMasq,
+   * started beside the kernel work) before the bridge table where Go creates them after it.
+   */
   const ruleset = (w: World): unknown[] => {
     const doc = JSON.parse(w.host.exec(['nft', '-j', 'list', 'ruleset']).stdout) as { nftables: Array<Record<string, unknown>> };
-    return doc.nftables.filter((o) => !('metainfo' in o));
+    const family = (o: Record<string, unknown>) => String((Object.values(o)[0] as { family?: string } | undefined)?.family ?? '');
+    return doc.nftables.filter((o) => !('metainfo' in o)).sort((a, b) => family(a).localeCompare(family(b)));
   };
   /** the ruleset with the veth names, the pod MACs and the test's tag normalized */
   const normalized = (w: World, macs: Record<string, string> = {}): unknown => {

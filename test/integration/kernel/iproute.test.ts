@@ -281,4 +281,32 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
       await ipt.deleteChain('nat', 'CNI-fill');
     }
   });
+
+  it('iptables: dropChains removes chain and jump in one transaction, or refuses and changes nothing', async () => {
+    for (const family of [4, 6] as const) {
+      const ipt = createIptables(family, { netns: host.path });
+      const c = ['-m', 'comment', '--comment', 'name: "cbr0" id: "c\\1"'];
+      const [net, src] = family === 4 ? ['10.244.1.0/24', '10.244.1.3'] : ['fd00::/64', 'fd00::3'];
+      const own = [{ chain: 'CNI-drop', rules: [['-d', net, '-j', 'ACCEPT', ...c]] }];
+      const jump = { chain: 'POSTROUTING', rule: ['-s', src, '-j', 'CNI-drop', ...c] };
+      const before = await ipt.listRules('nat');
+      await ipt.fillChains('nat', own, [jump]);
+      const filled = await ipt.listRules('nat');
+
+      // a jump that is not there: refused whole, the chain and its rules untouched
+      const absent = { chain: 'POSTROUTING', rule: ['-s', family === 4 ? '10.244.1.9' : 'fd00::9', '-j', 'CNI-drop', ...c] };
+      expect(await ipt.dropChains('nat', ['CNI-drop'], [absent])).toBe(false);
+      expect(await ipt.listRules('nat')).toEqual(filled);
+      // another rule still jumping to the chain (an older plugin's <ip>/<prefix> form): refused too
+      const legacy = ['-s', `${src}/${family === 4 ? 24 : 64}`, '-j', 'CNI-drop', ...c];
+      await ipt.ensureRule('nat', 'POSTROUTING', legacy);
+      const withLegacy = await ipt.listRules('nat');
+      expect(await ipt.dropChains('nat', ['CNI-drop'], [jump])).toBe(false);
+      expect(await ipt.listRules('nat')).toEqual(withLegacy);
+      await ipt.deleteRule('nat', 'POSTROUTING', legacy);
+
+      expect(await ipt.dropChains('nat', ['CNI-drop'], [jump])).toBe(true);
+      expect(await ipt.listRules('nat')).toEqual(before);
+    }
+  });
 });

@@ -153,7 +153,30 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     await cmdDel(args(conf), deps);
     expect(ipt4.tables.get('nat')?.has(chain)).toBe(false);
     expect(await ipt4.listRules('nat', 'POSTROUTING')).toEqual(['-N POSTROUTING']);
+    // the DEL took one transaction (one iptables-restore); the second DEL, with nothing left, steps
+    expect(ipt4.drops).toHaveLength(1);
     await cmdDel(args(conf), deps);
+  });
+
+  it('ipMasq teardown: an older plugin\'s <ip>/<prefix> jump makes the one transaction fail whole; the steps remove both', async () => {
+    const { deps, args, ipt4 } = setup();
+    const conf = { isGateway: true, ipMasq: true, ipam: { type: 'host-local' } };
+    await cmdAdd(args(conf), deps);
+    const chain = await formatChainName('net', 'c1');
+    const c = ['-m', 'comment', '--comment', 'name: "net" id: "c1"'];
+    await ipt4.ensureRule('nat', 'POSTROUTING', ['-s', '10.1.2.2/24', '-j', chain, ...c]);
+    await cmdDel(args(conf), deps);
+    expect(ipt4.drops).toHaveLength(1); // tried, refused (the chain still referenced), nothing changed by it
+    expect(ipt4.tables.get('nat')?.has(chain)).toBe(false);
+    expect(await ipt4.listRules('nat', 'POSTROUTING')).toEqual(['-N POSTROUTING']);
+  });
+
+  it('ipMasq: an ADD failing after IPAM removes the masquerade rules it had started', async () => {
+    const { world, deps, args, ipt4 } = setup();
+    world.failOn('prependRoute', 'EPERM');
+    await expect(cmdAdd(args({ isDefaultGateway: true, ipMasq: true, ipam: { type: 'host-local' } }), deps)).rejects.toThrow(/^failed to add route/);
+    expect(ipt4.tables.get('nat')?.has(await formatChainName('net', 'c1'))).toBe(false);
+    expect(await ipt4.listRules('nat', 'POSTROUTING')).toEqual(['-N POSTROUTING']);
   });
 
   it('a veth name collision retries with a new name; an existing container iface is an error', async () => {
