@@ -3,12 +3,13 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../../helpers/paths.js';
+import { bin, ROOT } from '../../helpers/paths.js';
 import type { CniEnv } from '../../helpers/run-plugin.js';
 
 export { ROOT } from '../../helpers/paths.js';
 export { cniEnv, runPlugin, runPluginSync, type CniEnv, type PluginRun } from '../../helpers/run-plugin.js';
-export const OURS = { hostLocal: join(ROOT, 'dist/bin/host-local'), loopback: join(ROOT, 'dist/bin/loopback') };
+/** ours as the test build has them: dist/exe (links to the multi-call file), or dist/bin with FLANNEL_TEST_BUILD=node */
+export const OURS = { hostLocal: bin('host-local'), loopback: bin('loopback') };
 export const GO = { hostLocal: '/usr/lib/cni/host-local', loopback: '/usr/lib/cni/loopback' };
 
 /** Builds our executables once per test file. */
