@@ -14,17 +14,18 @@
 // them (EXECED: hostile inputs, 4 at a time, never with a usable pod netns; REAL: ADD+DEL one at a
 // time against a real pod netns).
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { build } from 'esbuild';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
-import { ROOT } from '../../helpers/paths.js';
+import { DIST_BIN, TEST_BUILD } from '../../helpers/paths.js';
 import { type Case, type Paths, PLUGINS, hostileCase, realCase, rng } from './gen.js';
 
-const DIST = join(ROOT, 'dist/bin');
+/** the test build's executables: dist/exe (links to the multi-call flannel-cni), or dist/bin */
+const DIST = DIST_BIN;
 const built = PLUGINS.every((p) => existsSync(join(DIST, p)));
 
 const SEED = 0x9f1a2b3c;
@@ -185,7 +186,13 @@ describe.skipIf(!canUseNetns || !built)('plugins under seeded hostile input', ()
     const root = mkdtempSync(join(tmpdir(), `ftest-${process.pid}-fuzz-`));
     const bin = join(root, 'bin');
     mkdirSync(bin);
-    for (const f of [...PLUGINS, 'flock.node', 'package.json']) if (existsSync(join(DIST, f))) copyFileSync(join(DIST, f), join(bin, f));
+    if (TEST_BUILD === 'exe') {
+      // one copy of the multi-call file, every plugin name a hard link to it, as scripts/install.sh lays it out
+      copyFileSync(join(DIST, 'flannel-cni'), join(bin, 'flannel-cni'));
+      for (const p of PLUGINS) linkSync(join(bin, 'flannel-cni'), join(bin, p));
+    } else {
+      for (const f of [...PLUGINS, 'flock.node', 'package.json']) if (existsSync(join(DIST, f))) copyFileSync(join(DIST, f), join(bin, f));
+    }
     const subnetFile = join(root, 'subnet.env');
     writeFileSync(subnetFile, 'FLANNEL_NETWORK=10.77.0.0/16\nFLANNEL_SUBNET=10.77.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
     writeFileSync(join(root, 'garbage.env'), 'FLANNEL_NETWORK=bogus\nFLANNEL_SUBNET=10.77.3.1\n\u0000\u0000=\nFLANNEL_MTU=-5\n');
