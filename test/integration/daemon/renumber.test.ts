@@ -1,6 +1,6 @@
 // The built flanneld when the network config changes (daemon/config-watch.ts, daemon/renumber.ts),
 // in a namespace of the test's own with a real etcd and the vxlan backend:
-//   Network A / VNI 1, a real pod ADD (dist/bin/flannel → bridge → host-local) puts A's gateway on cni0;
+//   Network A / VNI 1, a real pod ADD (the built flannel → bridge → host-local) puts A's gateway on cni0;
 //   config → Network B / VNI 2: a warning while running, saying what a restart will do;
 //   restart: a subnet in B, flannel.1 deleted, flannel.2 up, cni0 without A's gateway, a new pod ADD works;
 //   config back to A, restart: the A subnet again.
