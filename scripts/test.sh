@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole suite: build the executables (integration and e2e tests exec dist/bin/*), then every vitest
-# project (unit, integration, e2e). Ends with one plain "N passed, N failed, N skipped" line.
+# The whole suite: build the executables (integration and e2e tests exec dist/exe/*, or dist/bin/* with
+# FLANNEL_TEST_BUILD=node), then every vitest project (unit, integration, e2e). Ends with one plain
+# "N passed, N failed, N skipped" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 node scripts/build.mjs || exit 1
