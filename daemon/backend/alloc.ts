@@ -5,6 +5,7 @@ import { formatNet } from '../../shared/net/ip.js';
 import type { Lease, LeaseAttrs } from '../lease.js';
 import type { Backend, BackendDeps, BackendNetworkConfig, Network } from './backend.js';
 import type { Logger } from '../../shared/log.js';
+import { idleCollector } from '../memory/idle-collect.js';
 
 /** Batches larger than this are logged as a count, not lease by lease. */
 const LOG_EACH_UP_TO = 10;
@@ -49,6 +50,8 @@ class AllocNetwork implements Network {
         const added = batch.filter((e) => e.type === 'added').length;
         this.log.info(`Lease batch: ${added} added, ${batch.length - added} removed`);
       }
+      // the listing and parsing behind a large batch leave garbage bun keeps while idle (idle-collect.ts)
+      idleCollector.idle();
     }
   }
 }

@@ -19,6 +19,8 @@
 //   it is startup, not an event.
 // - Retries with back-off for leases the kernel refused (`scheduleRetry`), doubled up to 30 s; a new
 //   event for the lease cancels its retry.
+// - Memory: every serial job is reported to the idle collector (../memory/idle-collect.ts), which runs
+//   bun's full GC once the loop is idle after a burst that grew the heap (never on one lease event).
 import { errorMessage, type Logger } from '../../shared/log.js';
 import { lastEventPerLease, type Lease, type LeaseEvent } from '../lease.js';
 import { sleep } from '../sleep.js';
@@ -26,6 +28,7 @@ import type { PeerGuard } from './peer-guard.js';
 import { recordLeaseProgrammed } from '../metrics/metrics.js';
 import { ECHO_WINDOW, EventTrigger, type ReconcileSpec } from './reconcile.js';
 import type { SubnetManager } from '../subnet/manager.js';
+import { idleCollector, type IdleCollector } from '../memory/idle-collect.js';
 
 /** What one backend does with accepted peer lease events. */
 export interface LeaseHandler {
@@ -53,6 +56,8 @@ export interface LeaseLoopOptions {
   guard: PeerGuard;
   /** first retry delay (ms), re-read at each schedule */
   retryDelay?: () => number;
+  /** told when each serial job starts and ends, to collect garbage after bursts (default: the daemon's) */
+  collector?: Pick<IdleCollector, 'busy' | 'idle'>;
 }
 
 const MAX_RETRY_DELAY = 30_000;
@@ -128,8 +133,10 @@ export class LeaseLoop {
 
   /** Runs f after everything queued before it; never rejects (a throw is logged at error level). */
   serial(f: () => Promise<void>): Promise<void> {
+    const collector = this.o.collector ?? idleCollector;
     const guarded = async (): Promise<void> => {
       this.writing++;
+      collector.busy();
       try {
         await f();
       } catch (err) {
@@ -137,6 +144,8 @@ export class LeaseLoop {
       } finally {
         this.writing--;
         this.lastWriteEnd = performance.now();
+        // a snapshot, a big batch or a full reconcile leaves garbage bun would keep while idle (idle-collect.ts)
+        collector.idle();
       }
     };
     const next = this.tail.then(guarded, guarded);
