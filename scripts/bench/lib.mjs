@@ -123,10 +123,14 @@ export function rssMiB(pid) {
 
 export const BUN = join(ROOT, 'node_modules', '.bin', 'bun');
 
+/** The node: modules daemon/, shared/ and cmd/ import (grep "from 'node:"), for the floor that imports them. */
+const FLANNELD_NODE_MODULES = ['path', 'fs', 'fs/promises', 'child_process', 'http', 'https', 'crypto', 'string_decoder', 'os', 'net', 'dgram'];
+
 /**
  * The runtime floors, measured now beside our numbers: what each runtime holds before a line of ours
  * runs. `bun`: a program that only keeps its event loop alive, compiled into a temp dir exactly as
- * scripts/build-exe.mjs compiles flanneld (`bun build --compile --bytecode --format=cjs --target=bun`);
+ * scripts/build-exe.mjs compiles flanneld (`bun build --compile --bytecode --format=cjs --target=bun`),
+ * and the same program importing the node: modules flanneld imports (bun's code for them);
  * `node`: an idle `node <nodeFlags> -e` with the daemon's launcher flags. Each is left idle `settleMs`
  * (as the benches leave flanneld) and read like flanneld (rssMiB). A runtime that is not there (no
  * node_modules/.bin/bun, a failed compile) is a row saying so, not a failure. `wrap` prefixes each
@@ -154,6 +158,13 @@ export async function runtimeFloors({ nodeFlags = [], settleMs = 1500, wrap = []
       const b = spawnSync(BUN, ['build', '--compile', '--bytecode', '--format=cjs', '--target=bun', join(dir, 'bare.entry.ts'), '--outfile', out], { encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } });
       if (b.status === 0) await measure(`bare bun ${v.stdout.trim()} compiled program (floor)`, out, []);
       else rows.push({ label: 'bare bun compiled program (floor)', missing: `bun build failed: ${(b.stderr || b.stdout).trim().split('\n').pop()}` });
+      // the same program importing the node: modules flanneld imports: bun implements them in its own
+      // executable, so their code pages (RssFile) are the runtime's, paid by whoever imports them
+      const imports = FLANNELD_NODE_MODULES.map((m, i) => `import * as m${i} from 'node:${m}';`).join('\n');
+      writeFileSync(join(dir, 'imports.entry.ts'), `${imports}\n(globalThis as { keep?: unknown }).keep = [${FLANNELD_NODE_MODULES.map((_, i) => `m${i}`).join(', ')}];\n${idle}\n`);
+      const out2 = join(dir, 'imports');
+      const b2 = spawnSync(BUN, ['build', '--compile', '--bytecode', '--format=cjs', '--target=bun', join(dir, 'imports.entry.ts'), '--outfile', out2], { encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } });
+      if (b2.status === 0) await measure(`bun ${v.stdout.trim()} compiled program importing flanneld's node: modules (floor)`, out2, []);
     } else {
       rows.push({ label: 'bare bun compiled program (floor)', missing: `${BUN} does not run` });
     }
