@@ -186,7 +186,7 @@ export async function cmdAdd(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
       if (result.ips.length === 0) throw new Error('IPAM plugin returned missing IP config');
       gw = calcGateways(result, n);
     }
-    const masq = ipamResult !== undefined && n.ipMasq ? startIPMasq(deps, await formatChainName(n.name, args.containerId), n, args, result.ips ?? [], undo) : undefined;
+    const masq = ipamResult !== undefined && n.ipMasq ? startIPMasq(deps, formatChainName(n.name, args.containerId), n, args, result.ips ?? [], undo) : undefined;
 
     // 2. the host side in one batch: bridge, veth (container end created in the pod netns), port flags,
     //    gateway address(es) and the MAC pin
@@ -407,7 +407,7 @@ export async function cmdDel(args: CmdArgs, deps: BridgeDeps): Promise<void> {
     if (isLayer3 && n.ipMasq) {
       const link = (await pod.inspect([args.ifName])).get(args.ifName);
       const addresses = (link?.addrs ?? []).filter((a) => a.scope === 'global').map((a) => a.cidr);
-      const chain = await formatChainName(n.name, args.containerId);
+      const chain = formatChainName(n.name, args.containerId);
       masq = settled(teardownIPMasq(deps.iptables, addresses, chain, formatComment(n.name, args.containerId)));
     }
     await pod.deleteLink(args.ifName, { missingOk: true });

@@ -30,6 +30,7 @@ import { errorMessage } from '../log.js';
 import { CniError, CniErrorCode } from './errors.js';
 import { isObject, parseJson } from '../go/json.js';
 import { parseResult } from './version.js';
+import { runProcess } from '../proc/run.js';
 import type { Result } from './types.js';
 import type { PluginIo } from './skel.js';
 
@@ -81,26 +82,11 @@ export async function execPlugin(pluginPath: string, stdin: Buffer | string, env
   }
 }
 
-function execOnce(pluginPath: string, stdin: Buffer | string, env: Record<string, string | undefined>): Promise<ExecOutput> {
-  return new Promise((resolve, reject) => {
-    // node:child_process is loaded here, at the first exec: an in-process chain never loads it
-    const child = process.getBuiltinModule('node:child_process').spawn(pluginPath, [], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const errOut: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => errOut.push(b));
-    child.on('error', reject);
-    child.stdin.on('error', () => {
-      // the plugin may exit without reading stdin; its exit status tells what happened
-    });
-    child.on('close', (code, signal) => {
-      const stdout = Buffer.concat(out);
-      const stderr = Buffer.concat(errOut);
-      if (code === 0) return resolve({ stdout, stderr });
-      reject(pluginError(stdout, stderr, signal ? `signal: ${signal}` : `exit status ${code ?? -1}`));
-    });
-    child.stdin.end(stdin);
-  });
+async function execOnce(pluginPath: string, stdin: Buffer | string, env: Record<string, string | undefined>): Promise<ExecOutput> {
+  // a start failure (ENOENT, ETXTBSY, ...) rejects with its code
+  const { code, signal, stdout, stderr } = await runProcess([pluginPath], { input: stdin, env });
+  if (code === 0) return { stdout, stderr };
+  throw pluginError(stdout, stderr, signal ? `signal: ${signal}` : `exit status ${code ?? -1}`);
 }
 
 /** libcni's pluginErr. */

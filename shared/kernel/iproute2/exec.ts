@@ -4,11 +4,12 @@
 // - Node cannot setns() in-process, so a namespace is a property of the runner: `toolArgv(path, …)` runs
 //   `nsenter --net=<path> <tool> …`. (`ip -n` takes a name under /var/run/netns, not a path; CNI hands
 //   us paths like /proc/<pid>/ns/net.)
-// - Only node:child_process (spawn), loaded at the first exec (synchronously: the spawn happens before
-//   spawnExec returns): a plugin start that execs nothing does not pay for it (~1.7 ms under bun).
+// - Processes are started through shared/proc/run.ts (Bun.spawn in the compiled executables,
+//   node:child_process under Node); the child is started before spawnExec returns.
 // - Binaries are looked up on PATH and then in /usr/sbin, /sbin, /usr/bin, /bin: runtimes exec plugins
 //   with minimal environments.
 import { existsSync } from 'node:fs';
+import { runProcess } from '../../proc/run.js';
 import { KernelError } from '../errors.js';
 import { codeFromStderr } from './errno.js';
 
@@ -40,26 +41,18 @@ export function resolveBin(name: string): string {
   return p;
 }
 
-export const spawnExec: Exec = (argv, input) =>
-  new Promise((resolve, reject) => {
-    const child = process.getBuiltinModule('node:child_process').spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    let spawnError: Error | undefined;
-    child.on('error', (e) => (spawnError = e));
-    child.on('close', (code) => {
-      const stderr = Buffer.concat(err).toString();
-      if (spawnError !== undefined || code !== 0) {
-        reject(kernelErrorFrom(argv, code, stderr || (spawnError?.message ?? ''), { input, cause: spawnError, stdout: Buffer.concat(out).toString() }));
-      } else {
-        resolve(Buffer.concat(out).toString());
-      }
-    });
-    child.stdin.on('error', () => {}); // EPIPE when the tool died early: 'close' reports it
-    child.stdin.end(input ?? '');
-  });
+export const spawnExec: Exec = async (argv, input) => {
+  let r;
+  try {
+    r = await runProcess(argv, { input: input ?? '' });
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    throw kernelErrorFrom(argv, null, e.message, { input, cause: e });
+  }
+  const stdout = r.stdout.toString();
+  if (r.code !== 0) throw kernelErrorFrom(argv, r.code, r.stderr.toString(), { input, stdout });
+  return stdout;
+};
 
 
 /** What an adapter has done so far (one counter per Kernel tree: `inNetns` views share it). */

@@ -219,7 +219,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
     fresh(2);
     const c = conf(w, { isGateway: true, ipMasq: true });
     ok(run('ADD', c, { id: 'masq-1' }));
-    const chain = await formatChainName('testnet', 'masq-1');
+    const chain = formatChainName('testnet', 'masq-1');
     expect(chain).toMatch(/^CNI-[0-9a-f]{24}$/);
     const nat = w.host.exec(['iptables', '-t', 'nat', '-S']).stdout;
     const comment = '"name: \\"testnet\\" id: \\"masq-1\\""';
@@ -234,7 +234,7 @@ describe.skipIf(!canUseNetns || !haveOurs)('bridge plugin (built) in netns hosts
     ok(run('ADD', c, { id: 'masq-2', pod: 1 }));
     w.pod(1).exec(['ip', 'link', 'del', 'eth0']);
     ok(run('DEL', c, { id: 'masq-2', pod: 1 }));
-    expect(w.host.exec(['iptables', '-t', 'nat', '-S']).stdout).not.toContain(await formatChainName('testnet', 'masq-2'));
+    expect(w.host.exec(['iptables', '-t', 'nat', '-S']).stdout).not.toContain(formatChainName('testnet', 'masq-2'));
     expect(ipamFiles(w)).toEqual([]);
   });
 

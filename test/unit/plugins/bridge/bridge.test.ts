@@ -51,7 +51,7 @@ describe('parseBridgeConf', () => {
 
 describe('helpers', () => {
   it('chain name and comment as captured from the Go plugin', async () => {
-    expect(await formatChainName('cbr0', 'cnitool-77ee49a1b71f9963fd31')).toBe('CNI-dde01ccd4b7f286ae7ed43ff');
+    expect(formatChainName('cbr0', 'cnitool-77ee49a1b71f9963fd31')).toBe('CNI-dde01ccd4b7f286ae7ed43ff');
     expect(formatComment('cbr0', 'cnitool-77ee49a1b71f9963fd31')).toBe('name: "cbr0" id: "cnitool-77ee49a1b71f9963fd31"');
   });
 
@@ -146,7 +146,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const { deps, args, ipt4 } = setup();
     const conf = { isGateway: true, ipMasq: true, ipam: { type: 'host-local' } };
     await cmdAdd(args(conf), deps);
-    const chain = await formatChainName('net', 'c1');
+    const chain = formatChainName('net', 'c1');
     const c = ['-m', 'comment', '--comment', 'name: "net" id: "c1"'];
     expect(await ipt4.listRules('nat', chain)).toEqual([`-N ${chain}`, `-A ${chain} ${['-d', '10.1.2.0/24', '-j', 'ACCEPT', ...c].join(' ')}`, `-A ${chain} ${['!', '-d', '224.0.0.0/4', '-j', 'MASQUERADE', ...c].join(' ')}`]);
     expect(await ipt4.hasRule('nat', 'POSTROUTING', ['-s', '10.1.2.2', '-j', chain, ...c])).toBe(true);
@@ -162,7 +162,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const { deps, args, ipt4 } = setup();
     const conf = { isGateway: true, ipMasq: true, ipam: { type: 'host-local' } };
     await cmdAdd(args(conf), deps);
-    const chain = await formatChainName('net', 'c1');
+    const chain = formatChainName('net', 'c1');
     const c = ['-m', 'comment', '--comment', 'name: "net" id: "c1"'];
     await ipt4.ensureRule('nat', 'POSTROUTING', ['-s', '10.1.2.2/24', '-j', chain, ...c]);
     await cmdDel(args(conf), deps);
@@ -175,7 +175,7 @@ describe('cmdAdd/cmdDel/cmdCheck on FakeKernel', () => {
     const { world, deps, args, ipt4 } = setup();
     world.failOn('prependRoute', 'EPERM');
     await expect(cmdAdd(args({ isDefaultGateway: true, ipMasq: true, ipam: { type: 'host-local' } }), deps)).rejects.toThrow(/^failed to add route/);
-    expect(ipt4.tables.get('nat')?.has(await formatChainName('net', 'c1'))).toBe(false);
+    expect(ipt4.tables.get('nat')?.has(formatChainName('net', 'c1'))).toBe(false);
     expect(await ipt4.listRules('nat', 'POSTROUTING')).toEqual(['-N POSTROUTING']);
   });
 
