@@ -29,9 +29,12 @@ export interface Iptables {
   listRules(table: string, chain?: string): Promise<string[]>;
   /**
    * Chains owned whole (e.g. a container's masquerade chain): each is created, or flushed, and
-   * filled with exactly `rules`; then each `unique` rule is appended unless present. Two execs
-   * (`-C` per unique rule, one `iptables-restore --noflush`) instead of one per -N/-C/-A, with the
-   * end state of ensureChain + ensureRule for a chain that holds only our rules.
+   * filled with exactly `rules`; then each `unique` rule is appended unless present. The end state of
+   * ensureChain + ensureRule for a chain that holds only our rules. When every unique rule jumps to
+   * an owned chain and none of those exists yet (a new container), ONE `iptables-restore`: no rule
+   * can jump to a chain that does not exist, so there is nothing to check (its `-N` lines fail the
+   * whole transaction, changing nothing, when a chain does exist). Otherwise two execs: `-C` per
+   * unique rule, one `iptables-restore --noflush`.
    */
   fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void>;
   /**
@@ -75,6 +78,25 @@ export interface ChainRule {
 /** One argument in iptables-restore's line syntax: double-quoted (with \\ and \" escapes) when needed. */
 function restoreArg(a: string): string {
   return /^[^\s"'\\]+$/.test(a) ? a : `"${a.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * fillChains' one-transaction input for chains that do not exist yet: each created (`-N`, which
+ * fails the transaction when it exists), filled, then the unique rules appended.
+ */
+export function createChainsScript(table: string, own: readonly OwnedChain[], append: readonly ChainRule[]): string {
+  const lines = [`*${table}`];
+  for (const c of own) lines.push(`-N ${c.chain}`);
+  for (const c of own) for (const r of c.rules) lines.push(`-A ${c.chain} ${r.map(restoreArg).join(' ')}`);
+  for (const a of append) lines.push(`-A ${a.chain} ${a.rule.map(restoreArg).join(' ')}`);
+  lines.push('COMMIT');
+  return `${lines.join('\n')}\n`;
+}
+
+/** Whether `rule` jumps (-j) to one of `chains`. */
+export function jumpsTo(rule: readonly string[], chains: readonly string[]): boolean {
+  const j = rule.indexOf('-j');
+  return j >= 0 && chains.includes(rule[j + 1] ?? '');
 }
 
 /** The iptables-restore input of fillChains. */

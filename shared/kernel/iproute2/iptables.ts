@@ -3,7 +3,7 @@
 // `--version`).
 import type { Family } from '../../net/ip.js';
 import { isExists, isNotFound, KernelError } from '../errors.js';
-import { dropChainsScript, fillChainsScript, restoreScript, versionHasRandomFully, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
+import { createChainsScript, dropChainsScript, fillChainsScript, jumpsTo, restoreScript, versionHasRandomFully, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
 import { spawnExec, ToolRunner, type Exec } from './exec.js';
 
 /** iptables (family 4) or ip6tables (family 6), optionally inside the network namespace at `netns`. */
@@ -25,6 +25,15 @@ class ExecIptables implements Iptables {
   }
 
   async fillChains(table: string, own: readonly OwnedChain[], unique: readonly ChainRule[]): Promise<void> {
+    const chains = own.map((c) => c.chain);
+    if (unique.every((u) => jumpsTo(u.rule, chains))) {
+      try {
+        await this.run(['--noflush'], 'iptables-restore', createChainsScript(table, own, unique));
+        return;
+      } catch {
+        // a chain exists already (a repeated ADD), or anything else: the checked way below says what
+      }
+    }
     const append: ChainRule[] = [];
     for (const u of unique) if (!(await this.hasRule(table, u.chain, u.rule))) append.push(u);
     await this.run(['--noflush'], 'iptables-restore', fillChainsScript(table, own, append));

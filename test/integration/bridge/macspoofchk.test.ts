@@ -51,13 +51,22 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
 
   /**
    * `nft -j list ruleset` of the host netns, without the metainfo, grouped by family (order within a
-   * family kept): nft lists tables in creation order, and ours creates the ip/ip6 nat tables (ipMasq,
-   * started beside the kernel work) before the bridge table where Go creates them after it.
+   * family kept) and without the tables' handles: nft lists and numbers tables in creation order, and
+   * ours creates the ip/ip6 nat tables (ipMasq, started beside the kernel work) before the bridge table
+   * where Go creates them after it.
    */
   const ruleset = (w: World): unknown[] => {
     const doc = JSON.parse(w.host.exec(['nft', '-j', 'list', 'ruleset']).stdout) as { nftables: Array<Record<string, unknown>> };
     const family = (o: Record<string, unknown>) => String((Object.values(o)[0] as { family?: string } | undefined)?.family ?? '');
-    return doc.nftables.filter((o) => !('metainfo' in o)).sort((a, b) => family(a).localeCompare(family(b)));
+    const unnumbered = (o: Record<string, unknown>) => {
+      if (!('table' in o)) return o;
+      const { handle: _handle, ...table } = o.table as Record<string, unknown>;
+      return { table };
+    };
+    return doc.nftables
+      .filter((o) => !('metainfo' in o))
+      .sort((a, b) => family(a).localeCompare(family(b)))
+      .map(unnumbered);
   };
   /** the ruleset with the veth names, the pod MACs and the test's tag normalized */
   const normalized = (w: World, macs: Record<string, string> = {}): unknown => {
@@ -81,7 +90,7 @@ describe.skipIf(!canUseNetns || !haveOurs || !haveGo || !haveNft)('bridge macspo
     };
   };
   const EMPTY_NAT = [
-    { table: { family: 'bridge', name: 'nat', handle: 1 } },
+    { table: { family: 'bridge', name: 'nat' } },
     { chain: { family: 'bridge', table: 'nat', name: 'PREROUTING', handle: 1, type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } },
   ];
   const ping = (w: World, dst: string, pod = 0): boolean => w.pod(pod).exec(['ping', '-c', '1', '-W', '1', dst], { allowFail: true }).status === 0;

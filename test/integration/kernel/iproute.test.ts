@@ -3,6 +3,7 @@ import { createKernel } from '../../../shared/kernel/iproute2/kernel.js';
 import { isExists, isNotFound, KernelError } from '../../../shared/kernel/errors.js';
 import type { Kernel } from '../../../shared/kernel/kernel.js';
 import { createIptables } from '../../../shared/kernel/iproute2/iptables.js';
+import { countingExec, spawnExec } from '../../../shared/kernel/iproute2/exec.js';
 import { canUseNetns, cleanupNetns, createNetns, type Netns } from '../../helpers/netns.js';
 
 describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
@@ -261,8 +262,13 @@ describe.skipIf(!canUseNetns)('iproute kernel in a netns', () => {
       const [net, src, mc] = family === 4 ? ['10.244.1.0/24', '10.244.1.3/32', '224.0.0.0/4'] : ['fd00::/64', 'fd00::3/128', 'ff00::/8'];
       const own = [{ chain: 'CNI-fill', rules: [['-d', net, '-j', 'ACCEPT', ...c], ['!', '-d', mc, '-j', 'MASQUERADE', ...c]] }];
       const jump = { chain: 'POSTROUTING', rule: ['-s', src, '-j', 'CNI-fill', ...c] };
-      await ipt.fillChains('nat', own, [jump]);
-      await ipt.fillChains('nat', own, [jump]);
+      // a new chain: one iptables-restore; again (the chain exists): that one refused, then -C + restore
+      const stats = { execs: 0 };
+      const counted = createIptables(family, { netns: host.path, exec: countingExec(spawnExec, stats) });
+      await counted.fillChains('nat', own, [jump]);
+      expect(stats.execs).toBe(1);
+      await counted.fillChains('nat', own, [jump]);
+      expect(stats.execs).toBe(4);
       const filled = await ipt.listRules('nat');
       for (const r of [...own[0]!.rules.map((rule) => ({ chain: 'CNI-fill', rule })), jump]) {
         expect(await ipt.hasRule('nat', r.chain, r.rule)).toBe(true);
