@@ -302,8 +302,9 @@ export async function cmdAdd(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
 
 /**
  * The masquerade chain and rules (upstream sets them up last), started as soon as IPAM gave the
- * addresses: its first exec (iptables -C) is spawned before this returns and runs beside the kernel
- * batches rather than after them (the execs are most of an ADD's wall time). Resolves to its error
+ * addresses: its exec (one iptables-restore for a new container's chain) is spawned before this
+ * returns and runs beside the kernel batches rather than after them (it took most of an ADD's wall
+ * time). Resolves to its error
  * (it runs beside other work; ADD reports it where upstream would). The rollback of a failed ADD
  * awaits it, then removes the rules: a failure before that point leaves none, as upstream's order does.
  */
