@@ -80,29 +80,20 @@ function restoreArg(a: string): string {
   return /^[^\s"'\\]+$/.test(a) ? a : `"${a.replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }
 
-/**
- * fillChains' one-transaction input for chains that do not exist yet: each created (`-N`, which
- * fails the transaction when it exists), filled, then the unique rules appended.
- */
-export function createChainsScript(table: string, own: readonly OwnedChain[], append: readonly ChainRule[]): string {
-  const lines = [`*${table}`];
-  for (const c of own) lines.push(`-N ${c.chain}`);
-  for (const c of own) for (const r of c.rules) lines.push(`-A ${c.chain} ${r.map(restoreArg).join(' ')}`);
-  for (const a of append) lines.push(`-A ${a.chain} ${a.rule.map(restoreArg).join(' ')}`);
-  lines.push('COMMIT');
-  return `${lines.join('\n')}\n`;
-}
-
 /** Whether `rule` jumps (-j) to one of `chains`. */
 export function jumpsTo(rule: readonly string[], chains: readonly string[]): boolean {
   const j = rule.indexOf('-j');
   return j >= 0 && chains.includes(rule[j + 1] ?? '');
 }
 
-/** The iptables-restore input of fillChains. */
-export function fillChainsScript(table: string, own: readonly OwnedChain[], append: readonly ChainRule[]): string {
+/**
+ * The iptables-restore input of fillChains: each owned chain declared (`:c`, which creates or
+ * flushes it) or, with `create`, created (`-N c`, which fails the whole transaction when it exists);
+ * then filled, then the `append` rules appended.
+ */
+export function fillChainsScript(table: string, own: readonly OwnedChain[], append: readonly ChainRule[], o: { create?: boolean } = {}): string {
   const lines = [`*${table}`];
-  for (const c of own) lines.push(`:${c.chain} - [0:0]`);
+  for (const c of own) lines.push(o.create ? `-N ${c.chain}` : `:${c.chain} - [0:0]`);
   for (const c of own) for (const r of c.rules) lines.push(`-A ${c.chain} ${r.map(restoreArg).join(' ')}`);
   for (const a of append) lines.push(`-A ${a.chain} ${a.rule.map(restoreArg).join(' ')}`);
   lines.push('COMMIT');

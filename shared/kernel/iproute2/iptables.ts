@@ -3,7 +3,7 @@
 // `--version`).
 import type { Family } from '../../net/ip.js';
 import { isExists, isNotFound, KernelError } from '../errors.js';
-import { createChainsScript, dropChainsScript, fillChainsScript, jumpsTo, restoreScript, versionHasRandomFully, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
+import { dropChainsScript, fillChainsScript, jumpsTo, restoreScript, versionHasRandomFully, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
 import { spawnExec, ToolRunner, type Exec } from './exec.js';
 
 /** iptables (family 4) or ip6tables (family 6), optionally inside the network namespace at `netns`. */
@@ -28,7 +28,7 @@ class ExecIptables implements Iptables {
     const chains = own.map((c) => c.chain);
     if (unique.every((u) => jumpsTo(u.rule, chains))) {
       try {
-        await this.run(['--noflush'], 'iptables-restore', createChainsScript(table, own, unique));
+        await this.run(['--noflush'], 'iptables-restore', fillChainsScript(table, own, unique, { create: true }));
         return;
       } catch {
         // a chain exists already (a repeated ADD), or anything else: the checked way below says what

@@ -121,10 +121,8 @@ const underlay = (): KernelOp[] => [
 describe.skipIf(!canUseNetns || nativeAddon() === undefined)('differential: iproute2 vs netlink adapters', { timeout: 240_000 }, () => {
   afterAll(cleanupNetns);
 
-  it('links: bridge, veth into a second namespace, vxlan with every attribute, ports, up/mtu/mac/promisc/master', async () => {
-    const t = twins();
-    try {
-      await same(t, () => underlay());
+  it('links: bridge, veth into a second namespace, vxlan with every attribute, ports, up/mtu/mac/promisc/master', () =>
+    twinCase(async (t) => {
       await same(t, (s) => [
         { op: 'addBridge', name: 'cni0', mtu: 1400 },
         { op: 'setLink', dev: 'cni0', mac: MAC(4) },
@@ -138,15 +136,10 @@ describe.skipIf(!canUseNetns || nativeAddon() === undefined)('differential: ipro
       ]);
       await same(t, (s) => [{ op: 'addVeth', name: 'veth2', peer: 'eth1', peerNetns: s.peer.path, mtu: 9000 }, { op: 'deleteLink', dev: 'veth2' }, { op: 'deleteLink', dev: 'veth1' }]);
       await readsAgree(t);
-    } finally {
-      t.done();
-    }
-  });
+    }));
 
-  it('addresses and routes of every kind: via, onlink, dev-only, prepend, table, metrics, src, proto, scope, blackhole/unreachable/prohibit, IPv6', async () => {
-    const t = twins();
-    try {
-      await same(t, () => underlay());
+  it('addresses and routes of every kind: via, onlink, dev-only, prepend, table, metrics, src, proto, scope, blackhole/unreachable/prohibit, IPv6', () =>
+    twinCase(async (t) => {
       await same(t, () => [
         { op: 'addAddr', dev: 'ul0', cidr: '10.1.0.1/24' },
         { op: 'replaceAddr', dev: 'ul0', cidr: '10.1.0.1/24' },
@@ -184,15 +177,10 @@ describe.skipIf(!canUseNetns || nativeAddon() === undefined)('differential: ipro
         { op: 'replaceRoute', route: { dst: '10.244.2.0/24', via: '10.244.2.0', dev: 'vx0', onlink: true, metric: 5 } },
       ]);
       await readsAgree(t);
-    } finally {
-      t.done();
-    }
-  });
+    }));
 
-  it('neighbours and FDB entries: replace, append, delete (IPv4 and IPv6)', async () => {
-    const t = twins();
-    try {
-      await same(t, () => underlay());
+  it('neighbours and FDB entries: replace, append, delete (IPv4 and IPv6)', () =>
+    twinCase(async (t) => {
       await same(t, () => [
         { op: 'replaceNeigh', dev: 'vx0', ip: '10.244.2.0', mac: MAC(0x21) },
         { op: 'replaceNeigh', dev: 'vx0', ip: '10.244.2.0', mac: MAC(0x22) },
@@ -209,15 +197,10 @@ describe.skipIf(!canUseNetns || nativeAddon() === undefined)('differential: ipro
         { op: 'deleteFdb', dev: 'vx0', mac: MAC(0x22) },
       ]);
       await readsAgree(t);
-    } finally {
-      t.done();
-    }
-  });
+    }));
 
-  it('failures: the same op index and errno code, and the same state left behind', async () => {
-    const t = twins();
-    try {
-      await same(t, () => underlay());
+  it('failures: the same op index and errno code, and the same state left behind', () =>
+    twinCase(async (t) => {
       const once = { compare: false }; // single failed ops leave nothing: the state is compared once, below
       await same(t, () => [{ op: 'setLinkUp', dev: 'ul0' }, { op: 'addBridge', name: 'ul0' }], 'failed at 1 with EEXIST');
       await same(t, () => [{ op: 'addVeth', name: 'vx0', peer: 'p0' }], 'failed at 0 with EEXIST', once);
@@ -239,15 +222,10 @@ describe.skipIf(!canUseNetns || nativeAddon() === undefined)('differential: ipro
       expect(await t.b.kernel.readSysctl('net.ipv4.conf.b1.forwarding')).toBe('1');
       for (const s of [t.a, t.b]) expect(await s.kernel.readSysctl('net/ipv4/conf/ul0/forwarding')).toBe('0');
       await readsAgree(t);
-    } finally {
-      t.done();
-    }
-  });
+    }));
 
-  it('where iproute2 prints words that hide the errno, netlink reports the kernel\'s errno (known differences)', async () => {
-    const t = twins();
-    try {
-      await same(t, () => underlay());
+  it('where iproute2 prints words that hide the errno, netlink reports the kernel\'s errno (known differences)', () =>
+    twinCase(async (t) => {
       const cases: Array<[KernelOp, string, string]> = [
         // [op, iproute2 adapter's code (from stderr words), the kernel's errno]
         [{ op: 'addRoute', route: { dst: '10.60.0.0/16', via: '192.168.9.9', dev: 'ul0' } }, 'EINVAL', 'ENETUNREACH'], // "Nexthop has invalid gateway."
@@ -258,11 +236,19 @@ describe.skipIf(!canUseNetns || nativeAddon() === undefined)('differential: ipro
         expect(await outcome(t.b.kernel, [op])).toBe(`failed at 0 with ${nlCode}`);
       }
       expect(dump(t.b.ns)).toEqual(dump(t.a.ns));
-    } finally {
-      t.done();
-    }
-  });
+    }));
 });
+
+/** One case: twin namespaces with the same underlay laid by both adapters, `body`, then the twins removed. */
+async function twinCase(body: (t: Twins) => Promise<void>): Promise<void> {
+  const t = twins();
+  try {
+    await same(t, () => underlay());
+    await body(t);
+  } finally {
+    t.done();
+  }
+}
 
 /** Both adapters reading the same namespace (each twin's) give the same answers. */
 async function readsAgree(t: Twins): Promise<void> {
