@@ -16,7 +16,7 @@
 import { existsSync } from 'node:fs';
 import { createIptables } from '../shared/kernel/iproute2/iptables.js';
 import { createKernel, kernelBackend } from '../shared/kernel/create.js';
-import { reconcileIntervalFromEnv } from './backend/reconcile.js';
+import { parseReconcileInterval } from './backend/reconcile.js';
 import { DatastoreHealth, leaseOverdue, probeDatastore } from './health-checks.js';
 import { heartbeats } from './metrics/heartbeat.js';
 import { instrumentSubnetManager, timedKernel } from './metrics/instrument.js';
@@ -182,9 +182,9 @@ async function main(): Promise<number> {
   if (!factory) die(`Error fetching backend: unknown backend type: ${config.backendType}`);
   let reconcileInterval: number | undefined;
   try {
-    reconcileInterval = reconcileIntervalFromEnv({ FLANNELD_RECONCILE_INTERVAL: o.reconcileInterval });
+    reconcileInterval = parseReconcileInterval(o.reconcileInterval, '--reconcile-interval');
   } catch (err) {
-    die(errorMessage(err).replace('FLANNELD_RECONCILE_INTERVAL', '--reconcile-interval'));
+    die(errorMessage(err));
   }
   const backend = factory({ subnetManager: sm, extIface, kernel, stateDir: o.dataDir, logger: log, ...(reconcileInterval !== undefined ? { reconcileInterval } : {}) });
   let network;

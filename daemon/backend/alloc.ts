@@ -39,6 +39,7 @@ class AllocNetwork implements Network {
   async run(signal: AbortSignal): Promise<void> {
     let first = true;
     for await (const batch of this.deps.subnetManager.watchLeases(signal)) {
+      idleCollector.busy();
       // the first batch is the snapshot of every lease at start (scripts/bench/leases.mjs times it)
       if (first) this.log.info(`Lease snapshot: ${batch.length} peers`);
       first = false;

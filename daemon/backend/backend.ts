@@ -7,7 +7,6 @@ import type { Kernel } from '../../shared/kernel/kernel.js';
 import type { Lease, LeaseAttrs } from '../lease.js';
 import type { Logger } from '../../shared/log.js';
 import type { SubnetManager } from '../subnet/manager.js';
-import { reconcileIntervalFromEnv } from './reconcile.js';
 
 /** The host's underlay interface and addresses (pkg/ipmatch LookupExtIface). */
 export interface ExternalInterface {
@@ -55,16 +54,8 @@ export interface BackendDeps {
   stateDir: string;
   /** leveled: a lease that fails to program is an error, a refused or skipped one a warning, progress info */
   logger: Logger;
-  /**
-   * The periodic full reconcile of the data path in ms (reconcile.ts; default 60 s, 0: off). Unset: the
-   * backends read FLANNELD_RECONCILE_INTERVAL, else the default.
-   */
+  /** The periodic full reconcile of the data path in ms (reconcile.ts; unset: the default 60 s; 0: off). */
   reconcileInterval?: number;
-}
-
-/** The reconcile interval a backend's network gets: the daemon's, else the environment's, else the default. */
-export function reconcileIntervalOf(deps: Pick<BackendDeps, 'reconcileInterval'>): number | undefined {
-  return deps.reconcileInterval ?? reconcileIntervalFromEnv();
 }
 
 export type BackendFactory = (deps: BackendDeps) => Backend;

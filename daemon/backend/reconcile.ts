@@ -20,21 +20,26 @@ import { recordRepair, type RepairKind } from '../metrics/metrics.js';
 
 /** The periodic full reconcile (issue 11: "a periodic full reconcile (default 60 s) catches what events miss"). */
 export const DEFAULT_RECONCILE_INTERVAL = 60_000;
-/** The environment variable that sets the reconcile interval until the daemon has a flag for it. */
-export const RECONCILE_INTERVAL_ENV = 'FLANNELD_RECONCILE_INTERVAL';
+/** The environment variable of `--reconcile-interval` (daemon/options.ts fills every flag from its variable). */
+const RECONCILE_INTERVAL_ENV = 'FLANNELD_RECONCILE_INTERVAL';
 
 /**
- * The reconcile interval in ms from `FLANNELD_RECONCILE_INTERVAL` (`500ms`, `2s`, `1m`, or plain
- * milliseconds; `0` turns the periodic round off); undefined when unset. A value that cannot be read is
- * an error: a typo must not silently leave the default in place.
+ * A reconcile interval in ms (`500ms`, `2s`, `1m`, or plain milliseconds; `0` turns the periodic round
+ * off); undefined when unset or empty. A value that cannot be read is an error naming `what` (the flag
+ * or variable it came from): a typo must not silently leave the default in place.
  */
-export function reconcileIntervalFromEnv(env: Record<string, string | undefined> = process.env): number | undefined {
-  const raw = env[RECONCILE_INTERVAL_ENV]?.trim();
-  if (raw === undefined || raw === '') return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw);
-  if (!m) throw new Error(`${RECONCILE_INTERVAL_ENV}=${raw}: expected a duration such as 500ms, 2s or 1m`);
+export function parseReconcileInterval(raw: string | undefined, what: string): number | undefined {
+  const v = raw?.trim();
+  if (v === undefined || v === '') return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v);
+  if (!m) throw new Error(`${what}=${v}: expected a duration such as 500ms, 2s or 1m`);
   const n = Number(m[1]);
   return Math.round(m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n);
+}
+
+/** The reconcile interval from `FLANNELD_RECONCILE_INTERVAL` in `env` (parseReconcileInterval). */
+export function reconcileIntervalFromEnv(env: Record<string, string | undefined> = process.env): number | undefined {
+  return parseReconcileInterval(env[RECONCILE_INTERVAL_ENV], RECONCILE_INTERVAL_ENV);
 }
 
 /** How long events are gathered before one reconcile (a batch of our own writes echoes back within it). */

@@ -26,11 +26,6 @@ export function kernelBackend(env: Record<string, string | undefined> = process.
   return { name: 'iproute2', reason: `native shim not available (${nativeAddonProblem()})` };
 }
 
-/** The name of the adapter createKernel() gives (for the daemon's start-up log). */
-export function kernelBackendName(): KernelBackendName {
-  return kernelBackend().name;
-}
-
 /** The Kernel of this process's namespace (or, with `netns`, of the one at that path), on the chosen adapter. */
 export function createKernel(o?: { netns?: string }): Kernel {
   return kernelBackend().name === 'netlink' ? createNetlinkKernel(o) : createIproute2Kernel(o);

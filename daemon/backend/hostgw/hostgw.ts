@@ -29,7 +29,7 @@
 // - An existing route to the same destination in the main table with another metric is left alone
 //   (upstream deletes the first route it lists for the destination, whatever its metric).
 import { ipEqual, type IP } from '../../../shared/net/ip.js';
-import { acquireLeaseFor, reconcileIntervalOf, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
+import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { LeaseAttrs } from '../../lease.js';
 import { BACKEND_TYPE, HostgwNetwork } from './network.js';
 import { underlayNetworks } from '../peer-guard.js';
@@ -50,7 +50,7 @@ export class HostgwBackend implements Backend {
     const { extIface, kernel, subnetManager } = this.deps;
     const logger = this.deps.logger;
     if (!sameIP(extIface.extAddr, extIface.ifaceAddr)) throw new Error(NAT_ERROR);
-    const interval = reconcileIntervalOf(this.deps);
+    const interval = this.deps.reconcileInterval;
     if (config.enableIPv6 && !sameIP(extIface.extV6Addr, extIface.ifaceV6Addr)) {
       // upstream checks IPv4 only; peers' routes via a v6 address that is not ours will not work
       logger.warn(`the public IPv6 differs from the address of ${extIface.iface.name}; host-gw routes need the interface's own address`);

@@ -596,7 +596,7 @@ function peerDiff(dev: VxlanDevice, n: Neighbor, have: Indexed): Array<[KernelOp
   const name = dev.attrs.name;
   const out: Array<[KernelOp, Repair]> = [];
   const { dst, gw, pub } = neighborKeys(n);
-  const same = (a: string | undefined, b: string) => a === b || (a !== undefined && sameIP(a, b));
+  const same = (a: string | undefined, b: string) => a !== undefined && sameIP(a, b);
   const ops = () => dev.addPeerOps(n); // [neighbour, fdb, route], built only for a repair
 
   const routes = have.routes(dst);
@@ -635,6 +635,7 @@ function staleRepair(op: KernelOp): Repair {
 }
 
 function sameIP(a: string, b: string): boolean {
+  if (a === b) return true;
   const x = tryParseIP(a);
   const y = tryParseIP(b);
   return !!x && !!y && x.family === y.family && x.value === y.value;

@@ -33,7 +33,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { field, GoStruct } from '../../../shared/go/json.js';
 import { formatIP, formatNet, ipEqual, type IP } from '../../../shared/net/ip.js';
-import { acquireLeaseFor, reconcileIntervalOf, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
+import { acquireLeaseFor, type Backend, type BackendDeps, type BackendNetworkConfig, type Network } from '../backend.js';
 import type { Lease, LeaseAttrs } from '../../lease.js';
 import type { Logger } from '../../../shared/log.js';
 import { normalizeMac, randomMac } from '../../../shared/net/mac.js';
@@ -171,7 +171,7 @@ export class VxlanBackend implements Backend {
     const { extIface, kernel, stateDir, subnetManager } = this.deps;
     const log = this.log;
     const cfg = parseVxlanConfig(config.backend, extIface.iface.mtu);
-    const interval = reconcileIntervalOf(this.deps);
+    const interval = this.deps.reconcileInterval;
     log(`VXLAN config: VNI=${cfg.vni} Port=${cfg.port} GBP=${cfg.gbp} Learning=${cfg.learning} DirectRouting=${cfg.directRouting}`);
 
     const devAttrs = (family: 4 | 6, addr: IP): VxlanDeviceAttrs => ({
