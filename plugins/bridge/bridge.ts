@@ -186,7 +186,7 @@ export async function cmdAdd(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
       if (result.ips.length === 0) throw new Error('IPAM plugin returned missing IP config');
       gw = calcGateways(result, n);
     }
-    const masq = ipamResult !== undefined && n.ipMasq ? startIPMasq(deps, formatChainName(n.name, args.containerId), n, args, result.ips ?? [], undo) : undefined;
+    const masq = ipamResult !== undefined && n.ipMasq ? startIPMasq(deps, masqNames(n, args), (result.ips ?? []).map((ipc) => ipc.address), undo) : undefined;
 
     // 2. the host side in one batch: bridge, veth (container end created in the pod netns), port flags,
     //    gateway address(es) and the MAC pin
@@ -304,19 +304,27 @@ export async function cmdAdd(args: CmdArgs, deps: BridgeDeps): Promise<Result> {
  * The masquerade chain and rules (upstream sets them up last), started as soon as IPAM gave the
  * addresses: its exec (one iptables-restore for a new container's chain) is spawned before this
  * returns and runs beside the kernel batches rather than after them (it took most of an ADD's wall
- * time). Resolves to its error
- * (it runs beside other work; ADD reports it where upstream would). The rollback of a failed ADD
- * awaits it, then removes the rules: a failure before that point leaves none, as upstream's order does.
+ * time). Resolves to its error (it runs beside other work; ADD reports it where upstream would). The
+ * rollback of a failed ADD awaits it, then removes the rules: a failure before that point leaves none,
+ * as upstream's order does.
  */
-function startIPMasq(deps: BridgeDeps, chain: string, n: BridgeConf, args: CmdArgs, ips: readonly { address: string }[], undo: Array<() => Promise<void>>): Promise<Error | undefined> {
-  const addresses = ips.map((ipc) => ipc.address);
-  const comment = formatComment(n.name, args.containerId);
+function startIPMasq(deps: BridgeDeps, { chain, comment }: MasqNames, addresses: readonly string[], undo: Array<() => Promise<void>>): Promise<Error | undefined> {
   const setup = settled(setupIPMasq(deps.iptables, addresses, chain, comment));
   undo.push(async () => {
     await setup;
     await teardownIPMasq(deps.iptables, addresses, chain, comment);
   });
   return setup;
+}
+
+interface MasqNames {
+  chain: string;
+  comment: string;
+}
+
+/** The container's masquerade chain and the comment on its rules (upstream's utils.FormatChainName / FormatComment). */
+function masqNames(n: BridgeConf, args: CmdArgs): MasqNames {
+  return { chain: formatChainName(n.name, args.containerId), comment: formatComment(n.name, args.containerId) };
 }
 
 /** `work`'s error as a value: for work that runs beside other work and is awaited later. */
@@ -352,13 +360,9 @@ function spoofCheckRefID(args: CmdArgs): string {
  */
 async function setupSpoofCheck(deps: BridgeDeps, refID: string, hostVeth: string, mac: string, undo: Array<() => Promise<void>>): Promise<Error | undefined> {
   const sc = new SpoofChecker(deps.nft, refID);
-  try {
-    await sc.setup(hostVeth, mac);
-  } catch (err) {
-    return err instanceof Error ? err : new Error(String(err));
-  }
-  undo.push(() => sc.teardown());
-  return undefined;
+  const err = await settled(sc.setup(hostVeth, mac));
+  if (err === undefined) undo.push(() => sc.teardown());
+  return err;
 }
 
 /** Awaits `work` and the spoof-check setup started before it; the setup's error comes first. */
@@ -408,8 +412,8 @@ export async function cmdDel(args: CmdArgs, deps: BridgeDeps): Promise<void> {
     if (isLayer3 && n.ipMasq) {
       const link = (await pod.inspect([args.ifName])).get(args.ifName);
       const addresses = (link?.addrs ?? []).filter((a) => a.scope === 'global').map((a) => a.cidr);
-      const chain = formatChainName(n.name, args.containerId);
-      masq = settled(teardownIPMasq(deps.iptables, addresses, chain, formatComment(n.name, args.containerId)));
+      const { chain, comment } = masqNames(n, args);
+      masq = settled(teardownIPMasq(deps.iptables, addresses, chain, comment));
     }
     await pod.deleteLink(args.ifName, { missingOk: true });
   } catch (err) {

@@ -2,7 +2,7 @@
 // errno in `code` (ENOENT for a missing chain or rule), as the exec adapter reports them.
 import type { Family } from '../../net/ip.js';
 import { KernelError, type KernelErrorCode } from '../errors.js';
-import { dropChainsScript, restoreScript, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
+import { dropChainsScript, jumpsTo, restoreScript, type ChainRule, type Iptables, type OwnedChain, type RestoreRule } from '../iptables.js';
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
 
@@ -159,7 +159,7 @@ export class FakeIptables implements Iptables {
       rules.splice(at, 1);
     }
     for (const c of chains) {
-      if ([...copy.values()].some((rules) => rules.some((r) => r.includes('-j') && r[r.indexOf('-j') + 1] === c))) return false;
+      if ([...copy.values()].some((rules) => rules.some((r) => jumpsTo(r, [c])))) return false;
       copy.delete(c);
     }
     this.tables.set(table, copy);
