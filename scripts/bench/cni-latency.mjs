@@ -16,6 +16,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUN, compileBunProgram } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const exeDir = join(root, 'dist', 'exe');
@@ -160,18 +161,15 @@ function chainSuite() {
 }
 
 /**
- * The runtime's own floor: an empty program (`process.exitCode = 0`) compiled exactly as
- * scripts/build-exe.mjs compiles ours (bun build --compile --bytecode), into a temp dir. What its start
- * costs here no code of ours can go below. Undefined when bun is not installed.
+ * The runtime's own floor: an empty program (`process.exitCode = 0`) compiled exactly as ours are
+ * (lib.mjs compileBunProgram), into a temp dir. What its start costs here no code of ours can go
+ * below. Undefined when bun is not installed or the compile fails.
  */
 function compileEmptyBun() {
-  const bun = join(root, 'node_modules', '.bin', 'bun');
-  if (!existsSync(bun)) return undefined;
+  if (!existsSync(BUN)) return undefined;
   const dir = mkdtempSync(join(tmpdir(), 'cni-latency-bun-'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'empty.ts'), 'process.exitCode = 0;\n');
-  const r = spawnSync(bun, ['build', '--compile', '--bytecode', join(dir, 'empty.ts'), '--outfile', join(dir, 'empty')], { encoding: 'utf8' });
-  return r.status === 0 ? join(dir, 'empty') : undefined;
+  return compileBunProgram(dir, 'empty', 'process.exitCode = 0;\n').file;
 }
 
 /** Process-start floors: what any exec costs here, and the bare start of each executable (VERSION). */

@@ -6,7 +6,7 @@
 //   - leases put while running: flanneld starts with 0 peers, then PUTS leases are put as fast as the
 //     client goes; the time the puts take vs the time until all PUTS routes are programmed.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
@@ -90,10 +90,6 @@ function run(cmd, args) {
   });
 }
 
-/** whether some daemon source imports the kernel chooser (shared/kernel/create.ts) */
-function usesChooser(dir) {
-  return readdirSync(dir, { recursive: true }).some((f) => f.endsWith('.ts') && readFileSync(join(dir, f), 'utf8').includes('kernel/create.js'));
-}
 const tail = (log) => log.split('\n').filter(Boolean).slice(-15).join('\n');
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
@@ -107,10 +103,8 @@ async function waitReady(f, dir, ms = 30_000) {
   }
 }
 
-// the kernel adapters to compare: both once flanneld picks one through shared/kernel/create.ts
-// (FLANNEL_KERNEL); until then its default (iproute2) only
-const haveChooser = existsSync(join(ROOT, 'shared/kernel/create.ts')) && usesChooser(join(ROOT, 'daemon'));
-const kernels = o.kernels ? o.kernels.split(/[ ,]+/) : haveChooser ? ['iproute2', 'netlink'] : [''];
+// the kernel adapters to compare (flanneld picks one through FLANNEL_KERNEL, shared/kernel/create.ts)
+const kernels = o.kernels ? o.kernels.split(/[ ,]+/) : ['iproute2', 'netlink'];
 const events = Number(o.events);
 const puts = Number(o.puts);
 const rows = [];
@@ -201,7 +195,6 @@ const floors = await runtimeFloors({ nodeFlags: launcherFlags(join(ROOT, 'dist',
 
 const fx = (x, d = 1) => (x === undefined ? '-' : x.toFixed(d));
 console.log(`\nflanneld runtime: ${runtimeOf(o.flanneld)}`);
-if (!haveChooser && !o.kernels) console.log('note: flanneld does not choose its kernel adapter through shared/kernel/create.ts (FLANNEL_KERNEL) yet: its default (iproute2) only');
 const mem = (m) => (m ? `${fx(m.rss)} | ${fx(m.anon)} / ${fx(m.file)}` : '- | -');
 console.log(`load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
 console.log('\n| runtime floor | RSS (MiB) | anon / file |');

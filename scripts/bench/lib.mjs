@@ -123,6 +123,19 @@ export function rssMiB(pid) {
 
 export const BUN = join(ROOT, 'node_modules', '.bin', 'bun');
 
+/**
+ * Compiles `source` into `<dir>/<name>` exactly as scripts/build-exe.mjs compiles ours (`bun build
+ * --compile --bytecode --format=cjs --target=bun`, no transpiler cache): a runtime floor measured as
+ * what ships is measured. Returns the executable, or `{ error }` with bun's last line.
+ */
+export function compileBunProgram(dir, name, source) {
+  const entry = join(dir, `${name}.entry.ts`);
+  const out = join(dir, name);
+  writeFileSync(entry, source);
+  const b = spawnSync(BUN, ['build', '--compile', '--bytecode', '--format=cjs', '--target=bun', entry, '--outfile', out], { encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } });
+  return b.status === 0 ? { file: out } : { error: `bun build failed: ${(b.stderr || b.stdout).trim().split('\n').pop()}` };
+}
+
 /** The node: modules daemon/, shared/ and cmd/ import (grep "from 'node:"), for the floor that imports them. */
 const FLANNELD_NODE_MODULES = ['path', 'fs', 'fs/promises', 'child_process', 'http', 'https', 'crypto', 'string_decoder', 'os', 'net', 'dgram'];
 
@@ -153,18 +166,14 @@ export async function runtimeFloors({ nodeFlags = [], settleMs = 1500, wrap = []
   try {
     const v = spawnSync(BUN, ['--version'], { encoding: 'utf8' });
     if (v.status === 0) {
-      writeFileSync(join(dir, 'bare.entry.ts'), `${idle}\n`);
-      const out = join(dir, 'bare');
-      const b = spawnSync(BUN, ['build', '--compile', '--bytecode', '--format=cjs', '--target=bun', join(dir, 'bare.entry.ts'), '--outfile', out], { encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } });
-      if (b.status === 0) await measure(`bare bun ${v.stdout.trim()} compiled program (floor)`, out, []);
-      else rows.push({ label: 'bare bun compiled program (floor)', missing: `bun build failed: ${(b.stderr || b.stdout).trim().split('\n').pop()}` });
+      const bare = compileBunProgram(dir, 'bare', `${idle}\n`);
+      if (bare.file) await measure(`bare bun ${v.stdout.trim()} compiled program (floor)`, bare.file, []);
+      else rows.push({ label: 'bare bun compiled program (floor)', missing: bare.error });
       // the same program importing the node: modules flanneld imports: bun implements them in its own
       // executable, so their code pages (RssFile) are the runtime's, paid by whoever imports them
       const imports = FLANNELD_NODE_MODULES.map((m, i) => `import * as m${i} from 'node:${m}';`).join('\n');
-      writeFileSync(join(dir, 'imports.entry.ts'), `${imports}\n(globalThis as { keep?: unknown }).keep = [${FLANNELD_NODE_MODULES.map((_, i) => `m${i}`).join(', ')}];\n${idle}\n`);
-      const out2 = join(dir, 'imports');
-      const b2 = spawnSync(BUN, ['build', '--compile', '--bytecode', '--format=cjs', '--target=bun', join(dir, 'imports.entry.ts'), '--outfile', out2], { encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } });
-      if (b2.status === 0) await measure(`bun ${v.stdout.trim()} compiled program importing flanneld's node: modules (floor)`, out2, []);
+      const withImports = compileBunProgram(dir, 'imports', `${imports}\n(globalThis as { keep?: unknown }).keep = [${FLANNELD_NODE_MODULES.map((_, i) => `m${i}`).join(', ')}];\n${idle}\n`);
+      if (withImports.file) await measure(`bun ${v.stdout.trim()} compiled program importing flanneld's node: modules (floor)`, withImports.file, []);
     } else {
       rows.push({ label: 'bare bun compiled program (floor)', missing: `${BUN} does not run` });
     }

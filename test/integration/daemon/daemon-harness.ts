@@ -9,10 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, type Netns } from '../../helpers/netns.js';
-import { bin, TEST_BUILD } from '../../helpers/paths.js';
+import { bin, ROOT, TEST_BUILD } from '../../helpers/paths.js';
 import { until } from '../../helpers/until.js';
 
-export const ROOT = join(import.meta.dirname, '..', '..', '..');
 export const FLANNELD = bin('flanneld');
 /** /20 leases between 10.10.0.0 and 10.99.0.0, no data plane (the alloc backend) */
 export const SEED_ALLOC =

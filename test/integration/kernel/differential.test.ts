@@ -96,11 +96,15 @@ async function same(t: Twins, ops: (s: Side) => KernelOp[], expected: string | n
   if (expected !== null) expect(ra).toBe(expected); // null: whatever this kernel does, as long as both agree
   if (o.compare === false) return;
   // the kernel settles link state after carrier changes asynchronously (linkwatch, up to 1 s later):
-  // wait for the twins to agree, then compare once more so that a lasting difference shows field by field
-  const agree = () => isDeepStrictEqual(dump(t.b.ns), dump(t.a.ns)) && isDeepStrictEqual(dump(t.b.peer), dump(t.a.peer));
+  // wait for the twins to agree, then compare the last dumps so that a lasting difference shows field by field
+  let last = { a: {}, b: {}, aPeer: {}, bPeer: {} };
+  const agree = () => {
+    last = { a: dump(t.a.ns), b: dump(t.b.ns), aPeer: dump(t.a.peer), bPeer: dump(t.b.peer) };
+    return isDeepStrictEqual(last.b, last.a) && isDeepStrictEqual(last.bPeer, last.aPeer);
+  };
   await until(agree, 'the twins to agree', { ms: 5000, every: 100 }).catch(() => undefined);
-  expect(dump(t.b.ns)).toEqual(dump(t.a.ns));
-  expect(dump(t.b.peer)).toEqual(dump(t.a.peer));
+  expect(last.b).toEqual(last.a);
+  expect(last.bPeer).toEqual(last.aPeer);
 }
 
 const MAC = (n: number) => `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`;

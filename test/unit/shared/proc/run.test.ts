@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runProcess } from '../../../../shared/proc/run.js';
+import { ROOT } from '../../../helpers/paths.js';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 const BUN = join(ROOT, 'node_modules', '.bin', 'bun');
 /** a file without the execute bit */
 const PLAIN = join(mkdtempSync(join(tmpdir(), 'run-test-')), 'plain');
