@@ -2,7 +2,7 @@
 // (-x and --x, -x=v or -x v, booleans take no separate value). The datastore flags and their defaults
 // are flanneld's (daemon/options.ts), so an operator copies them from the daemon's unit or DaemonSet;
 // FLANNELD_* environment variables fill the ones not given, as for flanneld.
-import { type FlagDef as GoFlagDef, type FlagKind, flagDefaults, flagEnvName, flagUsageLines, scanFlags, setFlagValue } from '../shared/go/flag.js';
+import { type FlagDef as GoFlagDef, type FlagKind, fillFlagsFromEnv, flagDefaults, flagUsageLines, scanFlags } from '../shared/go/flag.js';
 import { DEFAULT_ETCD_PREFIX } from '../daemon/subnet/etcd/registry.js';
 import { DEFAULT_SUBNET_FILE } from '../daemon/subnet/subnet-file.js';
 
@@ -99,13 +99,8 @@ export function parseCtlArgs(argv: readonly string[], env: Record<string, string
   if (scan.kind === 'error') return bad(scan.msg);
   if (scan.stop < rest.length) return bad(`unexpected argument ${JSON.stringify(rest[scan.stop])}`);
   const { seen } = scan;
-  for (const f of CTL_FLAGS) {
-    if (!f.env || seen.has(f.name)) continue;
-    const v = env[flagEnvName(f.name)];
-    if (v === undefined || v === '') continue;
-    const err = setFlagValue(o, f, v);
-    if (err) return bad(err);
-  }
+  const err = fillFlagsFromEnv(CTL_FLAGS, o, seen, env, (f) => f.env === true);
+  if (err) return bad(err);
   const opts = o as unknown as CtlOptions;
   if (!opts.nodeName && env.NODE_NAME) opts.nodeName = env.NODE_NAME;
   if (opts.output !== 'table' && opts.output !== 'json') return bad(`-o must be table or json, not ${JSON.stringify(opts.output)}`);

@@ -14,7 +14,7 @@
 // fails (default 120; daemon/metrics/heartbeat.ts). --reconcile-interval / FLANNELD_RECONCILE_INTERVAL:
 // the periodic full reconcile of the data path (a duration: 500ms, 2s, 1m; default 60s, 0 = off;
 // daemon/backend/reconcile.ts); kernel events trigger one sooner on the netlink adapter.
-import { type FlagDef as GoFlagDef, type FlagKind, flagDefaults, flagEnvName, flagUsageLines, scanFlags, setFlagValue } from '../shared/go/flag.js';
+import { type FlagDef as GoFlagDef, type FlagKind, fillFlagsFromEnv, flagDefaults, flagUsageLines, scanFlags } from '../shared/go/flag.js';
 import { DEFAULT_ETCD_PREFIX } from './subnet/etcd/registry.js';
 import { DEFAULT_SUBNET_FILE } from './subnet/subnet-file.js';
 
@@ -115,13 +115,8 @@ export function parseOptions(argv: readonly string[], env: Record<string, string
   const opts = o as unknown as Options;
   if (opts.version) return { kind: 'exit', code: 0, stderr: `${version}\n` };
 
-  for (const f of FLAGS) {
-    if (seen.has(f.name) || f.name === 'version') continue;
-    const v = env[flagEnvName(f.name)];
-    if (v === undefined || v === '') continue;
-    const err = setFlagValue(o, f, v);
-    if (err) return { kind: 'exit', code: 1, stderr: `${err}\n` };
-  }
+  const err = fillFlagsFromEnv(FLAGS, o, seen, env, (f) => f.name !== 'version');
+  if (err) return { kind: 'exit', code: 1, stderr: `${err}\n` };
   return { kind: 'run', options: opts };
 }
 

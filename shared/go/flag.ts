@@ -90,6 +90,28 @@ export function flagEnvName(name: string): string {
   return `FLANNELD_${name.toUpperCase().replace(/-/g, '_')}`;
 }
 
+/**
+ * Fills each flag of `defs` that `fill` accepts and the command line did not set (`seen`) from its
+ * FLANNELD_<NAME> variable, as Go flanneld's flagsFromEnv; empty variables are skipped. The first
+ * value that cannot be set is returned as its error.
+ */
+export function fillFlagsFromEnv<D extends FlagDef>(
+  defs: readonly D[],
+  o: Record<string, unknown>,
+  seen: ReadonlySet<string>,
+  env: Record<string, string | undefined>,
+  fill: (f: D) => boolean,
+): string | undefined {
+  for (const f of defs) {
+    if (seen.has(f.name) || !fill(f)) continue;
+    const v = env[flagEnvName(f.name)];
+    if (v === undefined || v === '') continue;
+    const err = setFlagValue(o, f, v);
+    if (err) return err;
+  }
+  return undefined;
+}
+
 /** flag.PrintDefaults' two lines per flag. */
 export function flagUsageLines(defs: readonly FlagDef[]): string[] {
   const lines: string[] = [];
