@@ -60,9 +60,12 @@ export function protoNumber(proto: string): number {
 
 const SCOPES: Readonly<Record<NonNullable<RouteSpec['scope']>, number>> = { global: RT_SCOPE_UNIVERSE, link: RT_SCOPE_LINK, host: RT_SCOPE_HOST };
 
-/** The family of a route: its dst's, else its gateway's or source's (`default` alone is IPv4). */
-export function routeFamily(r: RouteSpec): Family {
-  if (r.dst !== 'default') return dstOf(r).bytes.length === 16 ? 6 : 4;
+/**
+ * The family of a route: its dst's, else its gateway's or source's (`default` alone is IPv4). `dst`:
+ * dstOf(r) when the caller has it already.
+ */
+export function routeFamily(r: RouteSpec, dst?: { bytes: number[] }): Family {
+  if (r.dst !== 'default') return (dst ?? dstOf(r)).bytes.length === 16 ? 6 : 4;
   if (r.via !== undefined) return familyOfIP(r.via);
   if (r.src !== undefined) return familyOfIP(r.src);
   return 4;
@@ -87,9 +90,9 @@ const VERB_FLAGS: Readonly<Record<RouteVerb, number>> = {
 
 /** `ip route <verb> <route>`; `oif` is the index of `route.dev` (resolved by the caller). */
 export function routeMsg(verb: RouteVerb, r: RouteSpec, oif?: number): NlRequest {
-  const family = routeFamily(r);
-  const del = verb === 'del';
   const dst = dstOf(r);
+  const family = routeFamily(r, dst);
+  const del = verb === 'del';
   const type = r.type !== undefined ? TYPES[r.type] : del ? RTN_UNSPEC : RTN_UNICAST;
   const table = r.table ?? RT_TABLE_MAIN;
   let scope: number;
